@@ -1,1 +1,144 @@
-fn main() {}
+//! `rosterd`: runs the directory server, or one of its offline commands.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use roster_server::config::{Overrides, Settings};
+use roster_server::directory::Directory;
+use roster_server::{net, offline};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "rosterd", version, about = "The Roster directory server")]
+struct Cli {
+    /// The configuration file (TOML); without it, built-in defaults are used.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Address of the LDAP listener, overriding server.listen (port 0 picks a free port).
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// The data directory, overriding server.data_dir.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load entries from an LDIF file into the store (offline, like slapadd).
+    Load {
+        /// The LDIF file, or - for standard input.
+        ldif: PathBuf,
+        /// Do not show a progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Write every entry as LDIF (offline, like slapcat).
+    Dump {
+        /// Output file; standard output when absent.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Check every index against the entries and report differences.
+    Verify,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rosterd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let overrides = Overrides { listen: cli.listen.clone(), data_dir: cli.data_dir.clone() };
+    let settings = Settings::load(cli.config.as_deref(), &overrides)?;
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log_level))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    match cli.command {
+        None => serve(settings),
+        Some(Command::Load { ldif, quiet }) => {
+            let dir = Directory::open(settings)?;
+            let result = offline::load(&dir, &ldif, !quiet);
+            let close = dir.store.close();
+            let summary = result?;
+            close.context("close entry store")?;
+            let rate = summary.entries as f64 / summary.seconds.max(1e-9);
+            eprintln!("loaded {} entries in {:.2} s ({:.0} entries/s)", summary.entries, summary.seconds, rate);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(Command::Dump { output }) => {
+            let dir = Directory::open(settings)?;
+            let n = match &output {
+                Some(path) => {
+                    let f = std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+                    let mut w = std::io::BufWriter::new(f);
+                    offline::dump(&dir, &mut w)?
+                }
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut w = std::io::BufWriter::new(stdout.lock());
+                    offline::dump(&dir, &mut w)?
+                }
+            };
+            dir.store.close().context("close entry store")?;
+            eprintln!("dumped {n} entries");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(Command::Verify) => {
+            let dir = Directory::open(settings)?;
+            let report = dir.store.verify()?;
+            dir.store.close().context("close entry store")?;
+            println!("{report}");
+            Ok(if report.is_clean() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(2) })
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start runtime")?;
+    runtime.block_on(async move {
+        if settings.root_password.as_deref() == Some("admin") {
+            tracing::warn!("the root DN's password is still \"admin\": change directory.root_password");
+        }
+        let listen = settings.listen;
+        let dir = Arc::new(Directory::open(settings)?);
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listen on {listen}"))?;
+        let local = listener.local_addr().context("read listener address")?;
+        tracing::info!(address = %local, "listening for LDAP");
+        // Tests and scripts read this line to learn the port when it was chosen by the system.
+        println!("listening ldap://{local}");
+        let _ = std::io::stdout().flush();
+        net::run(listener, dir.clone(), shutdown_signal()).await;
+        match Arc::try_unwrap(dir) {
+            Ok(dir) => dir.store.close().context("close entry store")?,
+            Err(_) => tracing::warn!("operations still hold the directory; the store is closed on exit"),
+        }
+        tracing::info!("stopped");
+        Ok(std::process::ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

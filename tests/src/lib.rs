@@ -1,1 +1,237 @@
-//! shared helpers for end-to-end tests
+//! Shared helpers for the end-to-end tests: start the real `rosterd` (and a stock OpenLDAP
+//! `slapd` for differential tests) on loopback, with their own data in a temporary directory,
+//! and stop them when the handle is dropped.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The suffix every test directory lives under.
+pub const SUFFIX: &str = "dc=example,dc=com";
+pub const ROOT_DN: &str = "cn=admin,dc=example,dc=com";
+pub const ROOT_PW: &str = "secret";
+
+/// Path of a binary built from this workspace: `ROSTERD_BIN`-style override, else next to the
+/// test executable's `deps` directory.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let var = format!("{}_BIN", name.to_ascii_uppercase());
+    if let Ok(p) = std::env::var(&var) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let bin = profile_dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} not found; build it first (cargo build -p roster-server) or set {var}",
+        bin.display()
+    );
+    bin
+}
+
+/// A running rosterd with its own data directory.
+pub struct Rosterd {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    child: Child,
+}
+
+/// The config every test server starts from; `extra` is appended (TOML).
+pub fn rosterd_config(extra: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[directory]\nsuffixes = [\"{SUFFIX}\"]\nroot_dn = \"{ROOT_DN}\"\nroot_password = \"{ROOT_PW}\"\n\n[storage]\ndurability = \"buffer\"\n{extra}\n"
+    )
+}
+
+impl Rosterd {
+    /// Loads `ldif` (if any) with `rosterd load`, then starts the daemon on a free port.
+    pub fn start(ldif: Option<&str>, extra_config: &str) -> Rosterd {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("rosterd.toml");
+        std::fs::write(&config, rosterd_config(extra_config)).expect("write config");
+        if let Some(ldif) = ldif {
+            let path = dir.path().join("load.ldif");
+            std::fs::write(&path, ldif).expect("write ldif");
+            let out = rosterd_cmd(&config).args(["load", "--quiet"]).arg(&path).output().expect("run rosterd load");
+            assert!(out.status.success(), "rosterd load failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Rosterd::spawn(dir, config)
+    }
+
+    /// Starts the daemon on an existing data directory and config.
+    pub fn spawn(dir: tempfile::TempDir, config: PathBuf) -> Rosterd {
+        let mut child = rosterd_cmd(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .spawn()
+            .expect("spawn rosterd");
+        let stdout = child.stdout.take().expect("rosterd stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().expect("rosterd exited before listening").expect("read rosterd stdout");
+        let addr = first
+            .strip_prefix("listening ldap://")
+            .unwrap_or_else(|| panic!("unexpected first line from rosterd: {first}"))
+            .parse()
+            .expect("listen address");
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Rosterd { addr, dir, config, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ldap://{}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it; returns the data directory for reuse.
+    pub fn stop(mut self) -> (tempfile::TempDir, PathBuf, std::process::ExitStatus) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let status = wait_with_deadline(&mut self.child, Duration::from_secs(30));
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        (dir, self.config.clone(), status)
+    }
+}
+
+fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().expect("wait for child") {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait().expect("wait for killed child");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for Rosterd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `rosterd --config FILE` ready for more arguments.
+pub fn rosterd_cmd(config: &Path) -> Command {
+    let mut c = Command::new(workspace_bin("rosterd"));
+    c.arg("--config").arg(config);
+    c
+}
+
+/// A port that was free a moment ago, for servers that cannot be told to pick one (slapd).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Waits until something accepts connections on `addr`, for at most `limit`.
+pub fn wait_for_port(addr: SocketAddr, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+/// A stock OpenLDAP slapd (back-mdb) on loopback, loaded with the same LDIF: the reference.
+pub struct Slapd {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+fn find_slapd() -> PathBuf {
+    for p in ["/usr/sbin/slapd", "/usr/local/libexec/slapd"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("slapd not found: run scripts/install-test-deps.sh (the README's test command does)");
+}
+
+impl Slapd {
+    /// `extra` is appended to slapd.conf inside the database section (indexes, overlays).
+    pub fn start(ldif: &str, extra: &str) -> Slapd {
+        let slapd = find_slapd();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("db");
+        std::fs::create_dir_all(&db).expect("create db dir");
+        let conf = dir.path().join("slapd.conf");
+        let schema = "/etc/ldap/schema";
+        let text = format!(
+            "include {schema}/core.schema\ninclude {schema}/cosine.schema\ninclude {schema}/inetorgperson.schema\n\
+             include {schema}/nis.schema\ninclude {schema}/misc.schema\npidfile {pid}\nloglevel 0\n\
+             moduleload back_mdb\nthreads 4\ndatabase mdb\nsuffix \"{SUFFIX}\"\nrootdn \"{ROOT_DN}\"\nrootpw {ROOT_PW}\n\
+             directory {db}\nmaxsize 1073741824\nindex objectClass eq\nindex uid,mail,cn eq,sub\nindex member eq\n{extra}\n\
+             access to attrs=userPassword by self write by anonymous auth by * none\naccess to * by * read\n",
+            pid = dir.path().join("slapd.pid").display(),
+            db = db.display(),
+        );
+        std::fs::write(&conf, text).expect("write slapd.conf");
+        let ldif_path = dir.path().join("data.ldif");
+        std::fs::write(&ldif_path, ldif).expect("write ldif");
+        let slapadd = slapd.with_file_name("slapadd");
+        let out = Command::new(if slapadd.exists() { slapadd } else { PathBuf::from("slapadd") })
+            .args(["-q", "-f"])
+            .arg(&conf)
+            .arg("-l")
+            .arg(&ldif_path)
+            .output()
+            .expect("run slapadd");
+        assert!(out.status.success(), "slapadd failed: {}", String::from_utf8_lossy(&out.stderr));
+        let port = free_port();
+        let child = Command::new(&slapd)
+            .args(["-d", "0", "-f"])
+            .arg(&conf)
+            .arg("-h")
+            .arg(format!("ldap://127.0.0.1:{port}/"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn slapd");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        assert!(wait_for_port(addr, Duration::from_secs(20)), "slapd did not start listening on {addr}");
+        Slapd { addr, dir, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ldap://{}", self.addr)
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs an OpenLDAP command-line tool and returns (exit code, stdout, stderr).
+pub fn run_tool(tool: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes `text` to a file in `dir` and returns its path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    let mut f = std::fs::File::create(&p).expect("create file");
+    f.write_all(text.as_bytes()).expect("write file");
+    p
+}

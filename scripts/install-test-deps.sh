@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end tests run against: OpenLDAP's slapd (the reference server of the
+# differential tests) and its command-line tools, and ldclt (from 389-ds-base) for benchmarks.
+# Services are kept from starting on their own; the tests start their own on loopback.
+set -euo pipefail
+need=()
+command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v ldapsearch >/dev/null 2>&1 || need+=(ldap-utils)
+command -v ldclt >/dev/null 2>&1 || need+=(389-ds-base)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-test-deps: need root to install: ${need[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Keep packaged services from starting: the tests run their own instances on loopback.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,331 @@
+//! Configuration: one typed struct built from defaults, then the TOML file, then command-line
+//! overrides. Unknown keys are an error at start, not a surprise later. The raw file form
+//! (`ConfigFile`) and the validated runtime settings (`Settings`) are two different types.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The configuration file as written, every section optional.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub directory: DirectorySection,
+    #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address of the plain LDAP listener.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The data directory; relative paths are relative to the config file's directory.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Connections served at once; further connections wait in the accept queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Largest LDAP message a client may send, in bytes.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Deepest BER nesting accepted (bounds filter nesting).
+    #[serde(default = "default_max_ber_depth")]
+    pub max_ber_depth: usize,
+    /// Seconds a connection may stay idle before it is closed; 0 keeps idle connections open.
+    #[serde(default)]
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            max_connections: default_max_connections(),
+            max_message_bytes: default_max_message_bytes(),
+            max_ber_depth: default_max_ber_depth(),
+            idle_timeout_secs: 0,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySection {
+    /// Naming contexts served; each is the root of a tree and may be added without a parent.
+    #[serde(default = "default_suffixes")]
+    pub suffixes: Vec<String>,
+    /// The administrator DN; it need not exist as an entry.
+    #[serde(default)]
+    pub root_dn: Option<String>,
+    /// The administrator password, in clear or as a `{SCHEME}` hash.
+    #[serde(default)]
+    pub root_password: Option<String>,
+    /// Extra schema files (`.schema` or `cn=schema` `.ldif`), relative to the config file.
+    #[serde(default)]
+    pub schema_files: Vec<PathBuf>,
+    /// Entries returned by one search at most, unless the client asks for fewer; 0 is unlimited.
+    /// The root DN is not limited.
+    #[serde(default = "default_size_limit")]
+    pub size_limit: u32,
+    /// Seconds one search may run at most, unless the client asks for less; 0 is unlimited.
+    #[serde(default = "default_time_limit")]
+    pub time_limit_secs: u32,
+}
+
+impl Default for DirectorySection {
+    fn default() -> Self {
+        DirectorySection {
+            suffixes: default_suffixes(),
+            root_dn: None,
+            root_password: None,
+            schema_files: Vec::new(),
+            size_limit: default_size_limit(),
+            time_limit_secs: default_time_limit(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// `sync`: a write is acknowledged once it is on disk; `buffer`: once the OS has it.
+    #[serde(default = "default_durability")]
+    pub durability: String,
+    /// Index kinds per attribute: any of `eq`, `pres`, `sub`.
+    #[serde(default = "default_indexes")]
+    pub indexes: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection { durability: default_durability(), indexes: default_indexes() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// A tracing filter such as `info` or `rosterd=debug,info`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { level: default_log_level() }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:3389".into()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_max_message_bytes() -> usize {
+    8 * 1024 * 1024
+}
+fn default_max_ber_depth() -> usize {
+    64
+}
+fn default_suffixes() -> Vec<String> {
+    vec!["dc=example,dc=com".into()]
+}
+fn default_size_limit() -> u32 {
+    500
+}
+fn default_time_limit() -> u32 {
+    3600
+}
+fn default_durability() -> String {
+    "sync".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_indexes() -> BTreeMap<String, Vec<String>> {
+    let mut m = BTreeMap::new();
+    m.insert("objectClass".into(), vec!["eq".into()]);
+    for a in ["uid", "mail", "cn"] {
+        m.insert(a.into(), vec!["eq".into(), "sub".into()]);
+    }
+    for a in ["member", "mailLocalAddress", "entryUUID"] {
+        m.insert(a.into(), vec!["eq".into()]);
+    }
+    m
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// Command-line values that take precedence over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Validated runtime settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_connections: usize,
+    pub max_message_bytes: usize,
+    pub max_ber_depth: usize,
+    pub idle_timeout: Option<Duration>,
+    pub suffixes: Vec<String>,
+    pub root_dn: Option<String>,
+    pub root_password: Option<String>,
+    pub schema_files: Vec<PathBuf>,
+    pub size_limit: Option<u32>,
+    pub time_limit: Option<Duration>,
+    pub sync_writes: bool,
+    pub indexes: Vec<roster_storage::IndexSpec>,
+    pub log_level: String,
+}
+
+impl Settings {
+    /// Reads `path` (or only defaults when `None`) and applies `overrides`.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, ConfigError> {
+        let (file, base) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
+                let file: ConfigFile = toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: p.to_path_buf(), message: e.to_string() })?;
+                let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                (file, base)
+            }
+            None => (ConfigFile::default(), PathBuf::new()),
+        };
+        Settings::from_file(file, &base, overrides)
+    }
+
+    pub fn from_file(file: ConfigFile, base: &Path, overrides: &Overrides) -> Result<Settings, ConfigError> {
+        let listen_str = overrides.listen.clone().unwrap_or(file.server.listen);
+        let listen: SocketAddr = listen_str
+            .parse()
+            .map_err(|e| ConfigError::Invalid(format!("server.listen {listen_str:?}: {e}")))?;
+        let data_dir = match &overrides.data_dir {
+            Some(d) => d.clone(),
+            None => base.join(&file.server.data_dir),
+        };
+        if file.directory.suffixes.is_empty() {
+            return Err(ConfigError::Invalid("directory.suffixes must name at least one naming context".into()));
+        }
+        if file.directory.root_dn.is_some() != file.directory.root_password.is_some() {
+            return Err(ConfigError::Invalid(
+                "directory.root_dn and directory.root_password must be given together".into(),
+            ));
+        }
+        let sync_writes = match file.storage.durability.as_str() {
+            "sync" => true,
+            "buffer" => false,
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "storage.durability must be \"sync\" or \"buffer\", not {other:?}"
+                )))
+            }
+        };
+        let mut indexes = Vec::new();
+        for (attr, kinds) in &file.storage.indexes {
+            let mut spec = roster_storage::IndexSpec {
+                attr: attr.clone(),
+                equality: false,
+                presence: false,
+                substring: false,
+            };
+            for k in kinds {
+                match k.as_str() {
+                    "eq" => spec.equality = true,
+                    "pres" => spec.presence = true,
+                    "sub" => spec.substring = true,
+                    other => {
+                        return Err(ConfigError::Invalid(format!(
+                            "storage.indexes.{attr}: unknown index kind {other:?} (use eq, pres or sub)"
+                        )))
+                    }
+                }
+            }
+            indexes.push(spec);
+        }
+        if file.server.max_message_bytes < 1024 {
+            return Err(ConfigError::Invalid("server.max_message_bytes must be at least 1024".into()));
+        }
+        Ok(Settings {
+            listen,
+            data_dir,
+            max_connections: file.server.max_connections.max(1),
+            max_message_bytes: file.server.max_message_bytes,
+            max_ber_depth: file.server.max_ber_depth.max(8),
+            idle_timeout: (file.server.idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(file.server.idle_timeout_secs)),
+            suffixes: file.directory.suffixes,
+            root_dn: file.directory.root_dn,
+            root_password: file.directory.root_password,
+            schema_files: file.directory.schema_files.iter().map(|p| base.join(p)).collect(),
+            size_limit: (file.directory.size_limit > 0).then_some(file.directory.size_limit),
+            time_limit: (file.directory.time_limit_secs > 0)
+                .then(|| Duration::from_secs(u64::from(file.directory.time_limit_secs))),
+            sync_writes,
+            indexes,
+            log_level: file.log.level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = toml::from_str::<ConfigFile>("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n");
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn overrides_win_over_file() {
+        let file: ConfigFile = toml::from_str("[server]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+        let o = Overrides { listen: Some("127.0.0.1:2".into()), data_dir: Some("/tmp/x".into()) };
+        let s = Settings::from_file(file, Path::new("/etc"), &o).unwrap();
+        assert_eq!(s.listen.port(), 2);
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn bad_index_kind_is_named() {
+        let file: ConfigFile = toml::from_str("[storage.indexes]\nmail = [\"eq\", \"subs\"]\n").unwrap();
+        let e = Settings::from_file(file, Path::new(""), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("storage.indexes.mail"), "{e}");
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../config.example.toml");
+        let file: ConfigFile = toml::from_str(text).unwrap();
+        Settings::from_file(file, Path::new(""), &Overrides::default()).unwrap();
+    }
+}

@@ -1,0 +1,95 @@
+//! The directory as operations see it: the schema, the entry store, the naming contexts and the
+//! administrator, opened once at start and shared by every connection.
+
+use crate::config::Settings;
+use roster_schema::{Dn, NormDn, Schema};
+use roster_storage::{Durability, Store, StoreConfig};
+use std::sync::Arc;
+
+/// Why the directory could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("read schema file {path}: {source}")]
+    SchemaRead { path: String, source: std::io::Error },
+    #[error("schema file {path}: {source}")]
+    Schema { path: String, source: roster_schema::SchemaError },
+    #[error("directory.{field} {value:?}: {source}")]
+    Dn { field: &'static str, value: String, source: roster_schema::DnError },
+    #[error("open entry store in {path}: {source}")]
+    Store { path: String, source: roster_storage::StoreError },
+}
+
+/// Everything an operation needs besides its session.
+pub struct Directory {
+    pub schema: Arc<Schema>,
+    pub store: Store,
+    pub settings: Settings,
+    /// Normalized naming contexts, in the order configured.
+    pub suffixes: Vec<NormDn>,
+    /// Naming contexts as configured, for the root DSE.
+    pub suffix_names: Vec<String>,
+    pub root_ndn: Option<NormDn>,
+    pub subschema_ndn: NormDn,
+    /// Time the directory was opened, as a generalizedTime value (for the subschema entry).
+    pub started: String,
+}
+
+/// The schema of the server: built-in definitions plus the configured schema files.
+pub fn load_schema(settings: &Settings) -> Result<Schema, OpenError> {
+    let mut schema = Schema::builtin();
+    for path in &settings.schema_files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| OpenError::SchemaRead { path: path.display().to_string(), source })?;
+        let is_ldif = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ldif"));
+        let res = if is_ldif { schema.add_ldif_schema(&text) } else { schema.add_schema_file(&text) };
+        res.map_err(|source| OpenError::Schema { path: path.display().to_string(), source })?;
+    }
+    Ok(schema)
+}
+
+impl Directory {
+    /// Loads the schema and opens the entry store in the data directory.
+    pub fn open(settings: Settings) -> Result<Directory, OpenError> {
+        let schema = Arc::new(load_schema(&settings)?);
+        let norm = |field: &'static str, value: &str| -> Result<NormDn, OpenError> {
+            Dn::parse(value)
+                .and_then(|dn| dn.normalize(&schema))
+                .map_err(|source| OpenError::Dn { field, value: value.to_string(), source })
+        };
+        let mut suffixes = Vec::new();
+        for s in &settings.suffixes {
+            suffixes.push(norm("suffixes", s)?);
+        }
+        let root_ndn = match &settings.root_dn {
+            Some(r) => Some(norm("root_dn", r)?),
+            None => None,
+        };
+        let subschema_ndn = norm("subschema", "cn=Subschema")?;
+        let store_config = StoreConfig {
+            path: settings.data_dir.clone(),
+            indexes: settings.indexes.clone(),
+            durability: if settings.sync_writes { Durability::SyncData } else { Durability::Buffer },
+        };
+        let store = Store::open(&store_config, schema.clone())
+            .map_err(|source| OpenError::Store { path: settings.data_dir.display().to_string(), source })?;
+        Ok(Directory {
+            schema,
+            store,
+            suffix_names: settings.suffixes.clone(),
+            settings,
+            suffixes,
+            root_ndn,
+            subschema_ndn,
+            started: crate::time::generalized_now(),
+        })
+    }
+
+    /// The naming context holding `ndn`, if any.
+    pub fn suffix_of(&self, ndn: &NormDn) -> Option<&NormDn> {
+        self.suffixes.iter().filter(|s| ndn.is_within(s)).max_by_key(|s| s.rdns.len())
+    }
+
+    pub fn is_root_dn(&self, ndn: &NormDn) -> bool {
+        self.root_ndn.as_ref() == Some(ndn)
+    }
+}

@@ -1,0 +1,15 @@
+//! rosterd: the Roster directory server. The binary in `main.rs` is glue; the pieces live here:
+//! `config` (settings), `directory` (schema + store), `net` (accepting), `session` (one
+//! connection), `ops` (the LDAP operations), `error` (result codes), `ldif` and `offline`
+//! (load, dump, verify), `password` (hash schemes).
+
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod ldif;
+pub mod net;
+pub mod offline;
+pub mod ops;
+pub mod password;
+pub mod session;
+pub mod time;

@@ -1,0 +1,63 @@
+//! Accepting connections: a bound listener, a cap on connections served at once, and a clean
+//! shutdown that tells every client and waits for every connection to finish.
+
+use crate::directory::Directory;
+use crate::session;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+/// Serves `listener` until `shutdown` completes, then waits for the connections to close.
+pub async fn run(listener: TcpListener, dir: Arc<Directory>, shutdown: impl Future<Output = ()>) {
+    let limit = Arc::new(Semaphore::new(dir.settings.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    let mut next_id: u64 = 0;
+    tokio::pin!(shutdown);
+    loop {
+        // Wait for a free slot first, so that excess clients wait in the kernel's accept queue.
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut shutdown => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                next_id += 1;
+                let _ = stream.set_nodelay(true);
+                let dir = dir.clone();
+                let stop = stop_rx.clone();
+                conns.spawn(async move {
+                    session::serve(stream, dir, next_id, peer.to_string(), stop).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and similar: back off briefly rather than spin.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        while let Some(done) = conns.try_join_next() {
+            if let Err(e) = done {
+                error!(error = %e, "connection task failed");
+            }
+        }
+    }
+    info!(connections = conns.len(), "shutting down: closing connections");
+    let _ = stop_tx.send(true);
+    while let Some(done) = conns.join_next().await {
+        if let Err(e) = done {
+            error!(error = %e, "connection task failed");
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The offline commands, run with the daemon stopped (the store allows one process at a time):
+//! `load` (LDIF into the store, like slapadd), `dump` (the store as LDIF, like slapcat) and
+//! `verify` (every index checked against the entries).
+
+use crate::directory::Directory;
+use crate::ldif::{self, LdifError, LdifReader};
+use indicatif::{ProgressBar, ProgressStyle};
+use roster_schema::{AttrDesc, Attribute, Dn, Entry, ObjectClassKind, Schema};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error("open {path}: {source}")]
+    Open { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Ldif(#[from] LdifError),
+    #[error("line {line}: entry {dn:?}: {message}")]
+    Entry { line: usize, dn: String, message: String },
+    #[error("entry store: {0}")]
+    Store(#[from] roster_storage::StoreError),
+    #[error("write LDIF: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// What a load did.
+#[derive(Debug)]
+pub struct LoadSummary {
+    pub entries: u64,
+    pub seconds: f64,
+}
+
+/// Loads LDIF from `path` (`-` for standard input). Stops at the first bad entry and names its
+/// line; the entries before it stay loaded.
+pub fn load(dir: &Directory, path: &Path, progress: bool) -> Result<LoadSummary, OfflineError> {
+    let (input, total): (Box<dyn Read>, u64) = if path.as_os_str() == "-" {
+        (Box::new(std::io::stdin()), 0)
+    } else {
+        let f = std::fs::File::open(path)
+            .map_err(|source| OfflineError::Open { path: path.display().to_string(), source })?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(f), len)
+    };
+    let bar = if progress && total > 0 {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} [{elapsed_precise}, eta {eta}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let counted = CountingReader { inner: input, bar: bar.clone() };
+    let mut reader = LdifReader::new(BufReader::with_capacity(1 << 20, counted));
+    let started = Instant::now();
+    let stamp = crate::time::generalized_now();
+    let creator = dir.settings.root_dn.clone();
+    let mut loader = dir.store.bulk_loader();
+    let mut entries = 0u64;
+    while let Some(rec) = reader.next_record()? {
+        let line = rec.line;
+        let dn_text = rec.dn.clone();
+        let fail = |message: String| OfflineError::Entry { line, dn: dn_text.clone(), message };
+        let entry = build_entry(dir, rec, &stamp, creator.as_deref()).map_err(&fail)?;
+        loader.add(entry).map_err(|e| fail(e.to_string()))?;
+        entries += 1;
+        if entries % 4096 == 0 {
+            bar.set_message(format!("{entries} entries"));
+        }
+    }
+    loader.finish()?;
+    bar.finish_and_clear();
+    Ok(LoadSummary { entries, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Counts bytes read for the progress bar.
+struct CountingReader<R> {
+    inner: R,
+    bar: ProgressBar,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// Turns an LDIF record into a schema-checked entry with the operational attributes a new
+/// entry gets (as slapadd adds them): structuralObjectClass, entryUUID, creator and times.
+pub fn build_entry(
+    dir: &Directory,
+    rec: ldif::LdifRecord,
+    stamp: &str,
+    creator: Option<&str>,
+) -> Result<Entry, String> {
+    let schema = &dir.schema;
+    let dn = Dn::parse(&rec.dn).map_err(|e| e.to_string())?;
+    let ndn = dn.normalize(schema).map_err(|e| e.to_string())?;
+    if dir.suffix_of(&ndn).is_none() {
+        return Err(format!("not within any naming context (suffixes: {})", dir.suffix_names.join("; ")));
+    }
+    let mut grouped: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+    for (name, value) in rec.attrs {
+        match grouped.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            Some((_, vals)) => vals.push(value),
+            None => grouped.push((name, vec![value])),
+        }
+    }
+    let mut entry = Entry::from_parts(schema, &rec.dn, grouped).map_err(|e| e.to_string())?;
+    let mut add_if_missing = |name: &str, value: Vec<u8>| {
+        if let Some(desc) = AttrDesc::parse(schema, name) {
+            if entry.values_of(desc.id).next().is_none() {
+                entry.attrs.push(Attribute { desc, values: vec![value] });
+            }
+        }
+    };
+    if let Some(soc) = structural_class(schema, &entry) {
+        add_if_missing("structuralObjectClass", soc.into_bytes());
+    }
+    add_if_missing("entryUUID", uuid::Uuid::new_v4().hyphenated().to_string().into_bytes());
+    if let Some(c) = creator {
+        add_if_missing("creatorsName", c.as_bytes().to_vec());
+        add_if_missing("modifiersName", c.as_bytes().to_vec());
+    }
+    add_if_missing("createTimestamp", stamp.as_bytes().to_vec());
+    add_if_missing("modifyTimestamp", stamp.as_bytes().to_vec());
+    schema.check_entry(&entry).map_err(|e| e.to_string())?;
+    Ok(entry)
+}
+
+/// The most specific structural object class of the entry, by name as the schema spells it.
+pub fn structural_class(schema: &Schema, entry: &Entry) -> Option<String> {
+    let oc = schema.attr_id("objectClass")?;
+    let structural: Vec<_> = entry
+        .values_of(oc)
+        .filter_map(|v| schema.object_class(std::str::from_utf8(v).ok()?))
+        .filter(|c| c.kind == ObjectClassKind::Structural)
+        .collect();
+    // The one that is not a superclass of another listed structural class.
+    structural
+        .iter()
+        .find(|c| !structural.iter().any(|other| other.oid != c.oid && is_superclass(schema, &c.oid, other)))
+        .map(|c| c.name().to_string())
+}
+
+fn is_superclass(schema: &Schema, sup_oid: &str, class: &roster_schema::ObjectClass) -> bool {
+    let mut stack: Vec<&str> = class.sup.iter().map(String::as_str).collect();
+    let mut seen = 0;
+    while let Some(name) = stack.pop() {
+        seen += 1;
+        if seen > 64 {
+            return false;
+        }
+        if let Some(c) = schema.object_class(name) {
+            if c.oid == sup_oid {
+                return true;
+            }
+            stack.extend(c.sup.iter().map(String::as_str));
+        }
+    }
+    false
+}
+
+/// Writes every entry as LDIF, each parent before its children.
+pub fn dump(dir: &Directory, out: &mut dyn Write) -> Result<u64, OfflineError> {
+    let mut n = 0u64;
+    writeln!(out, "version: 1")?;
+    writeln!(out)?;
+    for item in dir.store.dump_iter()? {
+        let entry = item?;
+        write_entry(&dir.schema, &entry, out)?;
+        n += 1;
+    }
+    out.flush()?;
+    Ok(n)
+}
+
+pub fn write_entry(schema: &Schema, entry: &Entry, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(512);
+    ldif::write_line(&mut buf, "dn", entry.dn.to_string().as_bytes())?;
+    for a in &entry.attrs {
+        let name = a.desc.to_string(schema);
+        for v in &a.values {
+            ldif::write_line(&mut buf, &name, v)?;
+        }
+    }
+    buf.push(b'\n');
+    out.write_all(&buf)
+}
+
+/// Reads a whole LDIF input into records (used by tests and small tools).
+pub fn read_records(input: impl BufRead) -> Result<Vec<ldif::LdifRecord>, LdifError> {
+    LdifReader::new(input).collect()
+}

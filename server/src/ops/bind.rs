@@ -1,0 +1,67 @@
+//! Simple bind (RFC 4511 section 4.2, RFC 4513 section 5.1): anonymous, the configured root DN,
+//! and any entry with a `userPassword`. A failed bind leaves the connection anonymous.
+
+use super::Identity;
+use crate::directory::Directory;
+use crate::error::{ldap_result, success, OpError};
+use crate::password;
+use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult};
+use roster_schema::Dn;
+
+/// Runs a bind and returns its result and the connection's identity afterwards.
+pub fn bind(dir: &Directory, req: &LdapBindRequest) -> (LdapResult, Identity) {
+    match authenticate(dir, req) {
+        Ok(who) => (success(), who),
+        Err(e) => {
+            if let OpError::Store(inner) = &e {
+                tracing::error!(error = %inner, "bind failed in the entry store");
+            }
+            (ldap_result(&e), Identity::Anonymous)
+        }
+    }
+}
+
+fn authenticate(dir: &Directory, req: &LdapBindRequest) -> Result<Identity, OpError> {
+    if req.version != 3 {
+        return Err(OpError::Protocol(format!("LDAP version {} is not supported; use version 3", req.version)));
+    }
+    let password = match &req.cred {
+        LdapBindCred::Simple(p) => p.as_bytes(),
+        LdapBindCred::SASL(s) => {
+            return Err(OpError::AuthMethodNotSupported(format!("SASL mechanism {} is not supported", s.mechanism)))
+        }
+        LdapBindCred::Unsupported => {
+            return Err(OpError::AuthMethodNotSupported("authentication method not supported".into()))
+        }
+    };
+    if req.dn.is_empty() {
+        if password.is_empty() {
+            return Ok(Identity::Anonymous);
+        }
+        return Err(OpError::UnwillingToPerform("anonymous bind with a password is not allowed".into()));
+    }
+    if password.is_empty() {
+        // RFC 4513 section 5.1.2: an unauthenticated bind must never grant anything.
+        return Err(OpError::UnwillingToPerform("unauthenticated bind (DN with no password) disallowed".into()));
+    }
+    let ndn = Dn::parse(&req.dn)?.normalize(&dir.schema)?;
+    if dir.is_root_dn(&ndn) {
+        let ok = dir.settings.root_password.as_deref().is_some_and(|stored| password::verify(stored.as_bytes(), password));
+        return if ok { Ok(Identity::Root { dn: req.dn.clone() }) } else { Err(OpError::InvalidCredentials) };
+    }
+    if dir.suffix_of(&ndn).is_none() {
+        return Err(OpError::InvalidCredentials);
+    }
+    let reader = dir.store.reader();
+    let Some((_, entry)) = reader.entry_by_dn(&ndn)? else {
+        return Err(OpError::InvalidCredentials);
+    };
+    let Some(pw_attr) = dir.schema.attr_id("userPassword") else {
+        return Err(OpError::InvalidCredentials);
+    };
+    if entry.values_of(pw_attr).any(|stored| password::verify(stored, password)) {
+        Ok(Identity::Entry { dn: req.dn.clone(), ndn })
+    } else {
+        Err(OpError::InvalidCredentials)
+    }
+}

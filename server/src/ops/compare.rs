@@ -1,0 +1,61 @@
+//! Compare (RFC 4511 section 4.10): does an entry hold a value, by the attribute's equality rule.
+
+use crate::directory::Directory;
+use crate::error::{ldap_result, result, OpError};
+use ldap3_proto::proto::{LdapCompareRequest, LdapResult, LdapResultCode};
+use roster_schema::{AttrDesc, Dn};
+
+pub fn compare(dir: &Directory, req: &LdapCompareRequest) -> LdapResult {
+    match run(dir, req) {
+        Ok(true) => result(LdapResultCode::CompareTrue, ""),
+        Ok(false) => result(LdapResultCode::CompareFalse, ""),
+        Err(e) => {
+            if let OpError::Store(inner) = &e {
+                tracing::error!(error = %inner, "compare failed in the entry store");
+            }
+            ldap_result(&e)
+        }
+    }
+}
+
+fn run(dir: &Directory, req: &LdapCompareRequest) -> Result<bool, OpError> {
+    let schema = &dir.schema;
+    let ndn = Dn::parse(&req.dn)?.normalize(schema)?;
+    let Some(desc) = AttrDesc::parse(schema, &req.atype) else {
+        return Err(OpError::UndefinedAttributeType(format!("{}: attribute type undefined", req.atype)));
+    };
+    let assertion = match schema.normalize_eq(desc.id, &req.val) {
+        Ok(Some(k)) => k,
+        Ok(None) => {
+            return Err(OpError::InappropriateMatching(format!("{}: no equality matching rule", req.atype)))
+        }
+        Err(e) => return Err(OpError::InvalidAttributeSyntax(format!("{}: value invalid: {e}", req.atype))),
+    };
+    if dir.suffix_of(&ndn).is_none() {
+        return Err(OpError::NoSuchObject { matched: None });
+    }
+    let reader = dir.store.reader();
+    let Some((_, entry)) = reader.entry_by_dn(&ndn)? else {
+        let matched = reader.matched_dn(&ndn)?.map(|d| d.to_string());
+        return Err(OpError::NoSuchObject { matched });
+    };
+    let mut seen = false;
+    for a in &entry.attrs {
+        if !schema.is_subtype_of(a.desc.id, desc.id)
+            || !desc.options.iter().all(|o| a.desc.options.iter().any(|h| h.eq_ignore_ascii_case(o)))
+        {
+            continue;
+        }
+        seen = true;
+        for v in &a.values {
+            if schema.normalize_eq(a.desc.id, v).ok().flatten().as_deref() == Some(assertion.as_slice()) {
+                return Ok(true);
+            }
+        }
+    }
+    if seen {
+        Ok(false)
+    } else {
+        Err(OpError::NoSuchAttribute(String::new()))
+    }
+}

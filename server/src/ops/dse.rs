@@ -1,0 +1,74 @@
+//! The two entries the server makes up rather than stores: the root DSE (RFC 4512 section 5.1),
+//! which tells clients what the server supports, and `cn=Subschema` (section 4.2), which
+//! publishes the schema in RFC 4512 form.
+
+use crate::directory::Directory;
+use roster_schema::{AttrDesc, Attribute, Dn, Entry, NormDn, Schema};
+
+/// Controls the server understands.
+pub const SUPPORTED_CONTROLS: &[&str] = &[
+    "1.2.840.113556.1.4.319", // simple paged results (RFC 2696)
+    "2.16.840.1.113730.3.4.2", // manageDsaIT (RFC 3296): accepted; there are no referral entries
+];
+
+/// Extended operations the server understands.
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[
+    "1.3.6.1.4.1.4203.1.11.3", // Who am I? (RFC 4532)
+];
+
+/// Protocol features (RFC 4512 section 5.1 supportedFeatures).
+pub const SUPPORTED_FEATURES: &[&str] = &[
+    "1.3.6.1.4.1.4203.1.5.1", // all operational attributes: "+" (RFC 3673)
+];
+
+fn push(schema: &Schema, attrs: &mut Vec<Attribute>, name: &str, values: Vec<Vec<u8>>) {
+    if values.is_empty() {
+        return;
+    }
+    if let Some(desc) = AttrDesc::parse(schema, name) {
+        attrs.push(Attribute { desc, values });
+    }
+}
+
+fn strs<'a>(v: impl IntoIterator<Item = &'a str>) -> Vec<Vec<u8>> {
+    v.into_iter().map(|s| s.as_bytes().to_vec()).collect()
+}
+
+/// The root DSE: the entry with the empty DN.
+pub fn root_dse(dir: &Directory) -> Entry {
+    let schema = &dir.schema;
+    let mut attrs = Vec::new();
+    push(schema, &mut attrs, "objectClass", strs(["top", "extensibleObject"]));
+    push(schema, &mut attrs, "structuralObjectClass", strs(["extensibleObject"]));
+    push(schema, &mut attrs, "namingContexts", strs(dir.suffix_names.iter().map(String::as_str)));
+    push(schema, &mut attrs, "subschemaSubentry", strs(["cn=Subschema"]));
+    push(schema, &mut attrs, "supportedLDAPVersion", strs(["3"]));
+    push(schema, &mut attrs, "supportedControl", strs(SUPPORTED_CONTROLS.iter().copied()));
+    push(schema, &mut attrs, "supportedExtension", strs(SUPPORTED_EXTENSIONS.iter().copied()));
+    push(schema, &mut attrs, "supportedFeatures", strs(SUPPORTED_FEATURES.iter().copied()));
+    push(schema, &mut attrs, "vendorName", strs(["Roster"]));
+    push(schema, &mut attrs, "vendorVersion", strs([concat!("rosterd ", env!("CARGO_PKG_VERSION"))]));
+    push(schema, &mut attrs, "entryDN", vec![Vec::new()]);
+    Entry { dn: Dn::default(), ndn: NormDn::default(), attrs }
+}
+
+/// The subschema subentry `cn=Subschema`.
+pub fn subschema(dir: &Directory) -> Entry {
+    let schema = &dir.schema;
+    let mut attrs = Vec::new();
+    push(schema, &mut attrs, "objectClass", strs(["top", "subentry", "subschema", "extensibleObject"]));
+    push(schema, &mut attrs, "cn", strs(["Subschema"]));
+    push(schema, &mut attrs, "structuralObjectClass", strs(["subentry"]));
+    push(schema, &mut attrs, "createTimestamp", strs([dir.started.as_str()]));
+    push(schema, &mut attrs, "modifyTimestamp", strs([dir.started.as_str()]));
+    push(schema, &mut attrs, "entryDN", strs(["cn=Subschema"]));
+    push(schema, &mut attrs, "subschemaSubentry", strs(["cn=Subschema"]));
+    let enc = |v: Vec<String>| v.into_iter().map(String::into_bytes).collect::<Vec<_>>();
+    push(schema, &mut attrs, "ldapSyntaxes", enc(schema.syntaxes().map(|s| s.to_description()).collect()));
+    push(schema, &mut attrs, "matchingRules", enc(schema.matching_rules().map(|m| m.to_description()).collect()));
+    push(schema, &mut attrs, "matchingRuleUse", enc(schema.matching_rule_uses()));
+    push(schema, &mut attrs, "attributeTypes", enc(schema.attribute_types().map(|(_, a)| a.to_description()).collect()));
+    push(schema, &mut attrs, "objectClasses", enc(schema.object_classes().map(|o| o.to_description()).collect()));
+    let dn = Dn::parse("cn=Subschema").unwrap_or_default();
+    Entry { dn, ndn: dir.subschema_ndn.clone(), attrs }
+}

@@ -1,0 +1,305 @@
+//! The search operation (RFC 4511 section 4.5): base resolution, scope, filter, attribute
+//! selection, size and time limits, and simple paged results (RFC 2696).
+
+use super::attrs::{self, AttrSelection};
+use super::{dse, filter, Identity};
+use crate::directory::Directory;
+use crate::error::{ldap_result, success, OpError};
+use ldap3_proto::proto::{LdapPartialAttribute, LdapResult, LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope};
+use roster_schema::{AttrId, Dn, Entry, NormDn, TriState};
+use roster_storage::{EntryId, Scope};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A paged-results request (RFC 2696) attached to a search.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub size: usize,
+    pub cookie: Vec<u8>,
+}
+
+/// Where a paged search stopped, kept per connection between pages.
+#[derive(Debug, Clone)]
+struct PageState {
+    /// The request the cookie belongs to; a different request with this cookie is refused.
+    fingerprint: String,
+    /// The first entry id of the next page.
+    resume_from: EntryId,
+    returned: usize,
+}
+
+/// The paged searches of one connection, keyed by cookie.
+#[derive(Debug, Default)]
+pub struct PagedSearches {
+    next_cookie: Mutex<(u64, HashMap<Vec<u8>, PageState>)>,
+}
+
+/// Most paged searches one connection may hold open; the oldest is dropped beyond it.
+const MAX_OPEN_PAGED_SEARCHES: usize = 64;
+
+impl PagedSearches {
+    fn take(&self, cookie: &[u8]) -> Option<PageState> {
+        self.next_cookie.lock().ok().and_then(|mut g| g.1.remove(cookie))
+    }
+
+    fn put(&self, state: PageState) -> Vec<u8> {
+        let Ok(mut g) = self.next_cookie.lock() else { return Vec::new() };
+        g.0 += 1;
+        let cookie = g.0.to_be_bytes().to_vec();
+        if g.1.len() >= MAX_OPEN_PAGED_SEARCHES {
+            if let Some(oldest) = g.1.keys().min().cloned() {
+                g.1.remove(&oldest);
+            }
+        }
+        g.1.insert(cookie.clone(), state);
+        cookie
+    }
+}
+
+/// What a finished search tells the client besides its entries.
+#[derive(Debug)]
+pub struct SearchDone {
+    pub result: LdapResult,
+    /// The cookie of the paged-results response control, when the request was paged.
+    pub page_cookie: Option<Vec<u8>>,
+}
+
+/// Why the consumer of results stopped taking them.
+#[derive(Debug)]
+pub struct ClientGone;
+
+/// Runs one search, handing each result entry to `emit`.
+pub fn search(
+    dir: &Directory,
+    who: &Identity,
+    req: &LdapSearchRequest,
+    page: Option<PageRequest>,
+    paged: &PagedSearches,
+    abandoned: &AtomicBool,
+    emit: &mut dyn FnMut(LdapSearchResultEntry) -> Result<(), ClientGone>,
+) -> Result<SearchDone, ClientGone> {
+    let paged_request = page.is_some();
+    let mut cookie_out = None;
+    let outcome = run(dir, who, req, page, paged, abandoned, emit, &mut cookie_out)?;
+    let result = match outcome {
+        Ok(()) => success(),
+        Err(e) => {
+            if let OpError::Store(inner) = &e {
+                tracing::error!(error = %inner, "search failed in the entry store");
+            }
+            ldap_result(&e)
+        }
+    };
+    Ok(SearchDone { result, page_cookie: paged_request.then(|| cookie_out.unwrap_or_default()) })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    dir: &Directory,
+    who: &Identity,
+    req: &LdapSearchRequest,
+    page: Option<PageRequest>,
+    paged: &PagedSearches,
+    abandoned: &AtomicBool,
+    emit: &mut dyn FnMut(LdapSearchResultEntry) -> Result<(), ClientGone>,
+    cookie_out: &mut Option<Vec<u8>>,
+) -> Result<Result<(), OpError>, ClientGone> {
+    let schema = &dir.schema;
+    let base = match Dn::parse(&req.base).and_then(|d| d.normalize(schema)) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    let filter = filter::from_wire(&req.filter).compile(schema);
+    let sel = AttrSelection::parse(schema, &req.attrs);
+    let hidden = hidden_attributes(dir, who);
+    let started = Instant::now();
+    let deadline = time_limit(dir, who, req).map(|d| started + d);
+    let limit = size_limit(dir, who, req);
+
+    // The two entries that are not stored answer base-scope searches only.
+    if base.is_root() || base == dir.subschema_ndn {
+        if req.scope != LdapSearchScope::Base {
+            return Ok(Err(OpError::NoSuchObject { matched: None }));
+        }
+        let entry = if base.is_root() { dse::root_dse(dir) } else { dse::subschema(dir) };
+        if filter.evaluate(schema, &entry) == TriState::True {
+            emit(to_result(dir, &entry, &sel, req.typesonly, &hidden, None))?;
+        }
+        return Ok(Ok(()));
+    }
+    if dir.suffix_of(&base).is_none() {
+        return Ok(Err(OpError::NoSuchObject { matched: None }));
+    }
+
+    let (resume, fingerprint) = match &page {
+        Some(p) => {
+            let fp = fingerprint(req);
+            if p.cookie.is_empty() {
+                (None, fp)
+            } else {
+                match paged.take(&p.cookie) {
+                    Some(st) if st.fingerprint == fp => {
+                        if p.size == 0 {
+                            // A page size of 0 with a cookie abandons the paged search.
+                            *cookie_out = Some(Vec::new());
+                            return Ok(Ok(()));
+                        }
+                        (Some(st), fp)
+                    }
+                    _ => {
+                        return Ok(Err(OpError::UnwillingToPerform(
+                            "paged results cookie is invalid or belongs to another search".into(),
+                        )))
+                    }
+                }
+            }
+        }
+        None => (None, String::new()),
+    };
+    if let Some(p) = &page {
+        if p.size == 0 && p.cookie.is_empty() {
+            *cookie_out = Some(Vec::new());
+            return Ok(Ok(()));
+        }
+    }
+
+    let reader = dir.store.reader();
+    let scope = match req.scope {
+        LdapSearchScope::Base => Scope::Base,
+        LdapSearchScope::OneLevel => Scope::One,
+        LdapSearchScope::Subtree => Scope::Subtree,
+        LdapSearchScope::Children => Scope::Children,
+    };
+    let iter = match reader.search(&base, scope, &filter) {
+        Ok(it) => it,
+        Err(e) => return Ok(Err(store_error(&reader, &base, e))),
+    };
+    let resume_from = resume.as_ref().map(|s| s.resume_from);
+    let mut returned_total = resume.as_ref().map_or(0, |s| s.returned);
+    let mut in_page = 0usize;
+    let needs_children = sel.wants_any_computed(dir);
+    for item in iter {
+        if abandoned.load(Ordering::Relaxed) {
+            return Err(ClientGone);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(Err(OpError::TimeLimitExceeded));
+        }
+        let (id, entry) = match item {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(OpError::Store(e))),
+        };
+        if resume_from.is_some_and(|first| id < first) {
+            continue;
+        }
+        if let Some(p) = &page {
+            if in_page == p.size {
+                let cookie = paged.put(PageState { fingerprint, resume_from: id, returned: returned_total });
+                *cookie_out = Some(cookie);
+                return Ok(Ok(()));
+            }
+        }
+        if limit.is_some_and(|l| returned_total >= l) {
+            return Ok(Err(OpError::SizeLimitExceeded));
+        }
+        let children = if needs_children {
+            match reader.has_children(id) {
+                Ok(c) => Some(c),
+                Err(e) => return Ok(Err(OpError::Store(e))),
+            }
+        } else {
+            None
+        };
+        emit(to_result(dir, &entry, &sel, req.typesonly, &hidden, children))?;
+        returned_total += 1;
+        in_page += 1;
+    }
+    if page.is_some() {
+        *cookie_out = Some(Vec::new());
+    }
+    Ok(Ok(()))
+}
+
+/// Maps a store failure at the start of a search; a missing base carries the matched DN.
+fn store_error(reader: &roster_storage::Reader, base: &NormDn, e: roster_storage::StoreError) -> OpError {
+    if matches!(e, roster_storage::StoreError::NoSuchObject { .. }) {
+        let matched = reader.matched_dn(base).ok().flatten().map(|d| d.to_string());
+        return OpError::NoSuchObject { matched };
+    }
+    OpError::Store(e)
+}
+
+/// Identifies a search for its paged-results cookie (RFC 2696: the same request every page).
+fn fingerprint(req: &LdapSearchRequest) -> String {
+    format!("{}|{:?}|{:?}|{:?}|{}", req.base, req.scope, req.filter, req.attrs, req.typesonly)
+}
+
+fn size_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Option<usize> {
+    let client = usize::try_from(req.sizelimit).ok().filter(|&n| n > 0);
+    let server = if who.is_root() { None } else { dir.settings.size_limit.map(|n| n as usize) };
+    match (client, server) {
+        (Some(c), Some(s)) => Some(c.min(s)),
+        (c, s) => c.or(s),
+    }
+}
+
+fn time_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Option<Duration> {
+    let client = u64::try_from(req.timelimit).ok().filter(|&n| n > 0).map(Duration::from_secs);
+    let server = if who.is_root() { None } else { dir.settings.time_limit };
+    match (client, server) {
+        (Some(c), Some(s)) => Some(c.min(s)),
+        (c, s) => c.or(s),
+    }
+}
+
+/// Attributes never returned to this identity. Until access control lands, password hashes
+/// are shown to the administrator only.
+fn hidden_attributes(dir: &Directory, who: &Identity) -> Vec<AttrId> {
+    if who.is_root() {
+        return Vec::new();
+    }
+    dir.schema.attr_id("userPassword").into_iter().collect()
+}
+
+impl AttrSelection {
+    /// True if any attribute computed from the tree (hasSubordinates) is requested.
+    fn wants_any_computed(&self, dir: &Directory) -> bool {
+        dir.schema.attr_id("hasSubordinates").is_some_and(|id| self.wants(&dir.schema, id))
+    }
+}
+
+/// Builds the search result entry: stored attributes, then the computed operational ones.
+fn to_result(
+    dir: &Directory,
+    entry: &Entry,
+    sel: &AttrSelection,
+    types_only: bool,
+    hidden: &[AttrId],
+    has_children: Option<bool>,
+) -> LdapSearchResultEntry {
+    let schema = &dir.schema;
+    let mut list = attrs::select(schema, entry, sel, types_only, hidden);
+    let mut computed = |name: &str, value: Vec<u8>| {
+        if let Some(id) = schema.attr_id(name) {
+            if sel.wants(schema, id) && entry.values_of(id).next().is_none() {
+                let vals = if types_only { Vec::new() } else { vec![value] };
+                let display = schema.attr(id).map(|a| a.name().to_string()).unwrap_or_else(|| name.to_string());
+                list.push((display, vals));
+            }
+        }
+    };
+    if !entry.ndn.is_root() && entry.ndn != dir.subschema_ndn {
+        computed("entryDN", entry.dn.to_string().into_bytes());
+        computed("subschemaSubentry", b"cn=Subschema".to_vec());
+        if let Some(c) = has_children {
+            computed("hasSubordinates", if c { b"TRUE".to_vec() } else { b"FALSE".to_vec() });
+        }
+    }
+    LdapSearchResultEntry {
+        dn: entry.dn.to_string(),
+        attributes: list.into_iter().map(|(atype, vals)| LdapPartialAttribute { atype, vals }).collect(),
+    }
+}
+

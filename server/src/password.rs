@@ -1,0 +1,181 @@
+//! Checking a simple-bind password against stored `userPassword` values in the schemes other
+//! directory servers write (`{SSHA}`, `{CRYPT}`, `{ARGON2}`, ...), so that hashes imported from
+//! OpenLDAP or 389-ds keep working. A value without a scheme is compared as clear text, as slapd
+//! does.
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use base64::engine::general_purpose::{STANDARD as B64, STANDARD_NO_PAD as B64_NO_PAD};
+use base64::Engine as _;
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha384, Sha512};
+
+/// True if `password` matches the stored value `stored` (`{SCHEME}data` or clear text).
+pub fn verify(stored: &[u8], password: &[u8]) -> bool {
+    let Some((scheme, data)) = split_scheme(stored) else {
+        return constant_time_eq(stored, password);
+    };
+    match scheme.to_ascii_uppercase().as_str() {
+        "SHA" => unsalted::<Sha1>(data, password),
+        "SHA256" => unsalted::<Sha256>(data, password),
+        "SHA384" => unsalted::<Sha384>(data, password),
+        "SHA512" => unsalted::<Sha512>(data, password),
+        "SSHA" => salted::<Sha1>(data, password),
+        "SSHA256" => salted::<Sha256>(data, password),
+        "SSHA384" => salted::<Sha384>(data, password),
+        "SSHA512" => salted::<Sha512>(data, password),
+        "CRYPT" => crypt(data, password),
+        "ARGON2" => argon2_phc(data, password),
+        "PBKDF2-SHA256" => pbkdf2_sha256(data, password),
+        "CLEARTEXT" => constant_time_eq(data, password),
+        _ => false,
+    }
+}
+
+/// Splits `{SCHEME}rest`; `None` when the value carries no scheme.
+pub fn split_scheme(stored: &[u8]) -> Option<(String, &[u8])> {
+    if stored.first() != Some(&b'{') {
+        return None;
+    }
+    let close = stored.iter().position(|&b| b == b'}')?;
+    let scheme = std::str::from_utf8(stored.get(1..close)?).ok()?;
+    if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return None;
+    }
+    Some((scheme.to_string(), stored.get(close + 1..)?))
+}
+
+fn unsalted<D: Digest>(data: &[u8], password: &[u8]) -> bool {
+    let Ok(expected) = B64.decode(data.trim_ascii()) else { return false };
+    constant_time_eq(&D::digest(password), &expected)
+}
+
+fn salted<D: Digest>(data: &[u8], password: &[u8]) -> bool {
+    let Ok(raw) = B64.decode(data.trim_ascii()) else { return false };
+    let n = <D as Digest>::output_size();
+    if raw.len() <= n {
+        return false;
+    }
+    let (hash, salt) = raw.split_at(n);
+    let mut d = D::new();
+    d.update(password);
+    d.update(salt);
+    constant_time_eq(&d.finalize(), hash)
+}
+
+fn crypt(data: &[u8], password: &[u8]) -> bool {
+    let Ok(hash) = std::str::from_utf8(data) else { return false };
+    // Traditional DES crypt is refused: it silently truncates passwords to eight characters.
+    if !hash.starts_with('$') {
+        return false;
+    }
+    pwhash::unix::verify(password, hash)
+}
+
+fn argon2_phc(data: &[u8], password: &[u8]) -> bool {
+    let Ok(phc) = std::str::from_utf8(data) else { return false };
+    let Ok(parsed) = PasswordHash::new(phc) else { return false };
+    argon2::Argon2::default().verify_password(password, &parsed).is_ok()
+}
+
+/// `{PBKDF2-SHA256}<iterations>$<salt>$<key>` with OpenLDAP's adapted base64 (`.` for `+`).
+fn pbkdf2_sha256(data: &[u8], password: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else { return false };
+    let mut parts = text.split('$');
+    let (Some(iter), Some(salt), Some(key), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(iterations) = iter.parse::<u32>() else { return false };
+    if iterations == 0 || iterations > 10_000_000 {
+        return false;
+    }
+    let decode = |s: &str| B64_NO_PAD.decode(s.replace('.', "+").trim_end_matches('='));
+    let (Ok(salt), Ok(expected)) = (decode(salt), decode(key)) else { return false };
+    if expected.is_empty() || expected.len() > 64 {
+        return false;
+    }
+    let mut out = vec![0u8; expected.len()];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password, &salt, iterations, &mut out);
+    constant_time_eq(&out, &expected)
+}
+
+/// Compares without an early exit, so the time taken does not tell how much matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ssha<D: Digest>(scheme: &str, pw: &[u8], salt: &[u8]) -> Vec<u8> {
+        let mut d = D::new();
+        d.update(pw);
+        d.update(salt);
+        let mut raw = d.finalize().to_vec();
+        raw.extend_from_slice(salt);
+        format!("{{{scheme}}}{}", B64.encode(raw)).into_bytes()
+    }
+
+    #[test]
+    fn salted_and_unsalted_sha() {
+        let v = ssha::<Sha1>("SSHA", b"secret", b"saltsalt");
+        assert!(verify(&v, b"secret"));
+        assert!(!verify(&v, b"Secret"));
+        assert!(verify(&ssha::<Sha256>("SSHA256", b"pw", b"12345678"), b"pw"));
+        assert!(verify(&ssha::<Sha512>("ssha512", b"pw", b"12345678"), b"pw"));
+        // slappasswd -h {SHA} -s secret
+        assert!(verify(b"{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", b"secret"));
+        assert!(!verify(b"{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", b"secreT"));
+    }
+
+    #[test]
+    fn generated_directory_hash() {
+        // The form written by shared/bench/gen_ldif.py for user 0: salt = sha1("0")[..8].
+        let salt = &Sha1::digest(b"0")[..8];
+        assert!(verify(&ssha::<Sha1>("SSHA", b"pw0000000", salt), b"pw0000000"));
+    }
+
+    #[test]
+    fn crypt_variants() {
+        for h in [
+            pwhash::md5_crypt::hash("pw").unwrap(),
+            pwhash::sha256_crypt::hash("pw").unwrap(),
+            pwhash::sha512_crypt::hash("pw").unwrap(),
+            pwhash::bcrypt::hash("pw").unwrap(),
+        ] {
+            let stored = format!("{{CRYPT}}{h}");
+            assert!(verify(stored.as_bytes(), b"pw"), "{h}");
+            assert!(!verify(stored.as_bytes(), b"px"), "{h}");
+        }
+        let y = pwhash::bcrypt::hash("pw").unwrap().replacen("$2b$", "$2y$", 1);
+        assert!(verify(format!("{{CRYPT}}{y}").as_bytes(), b"pw"));
+    }
+
+    #[test]
+    fn argon2_and_pbkdf2() {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let phc = argon2::Argon2::default().hash_password(b"pw", &salt).unwrap().to_string();
+        assert!(verify(format!("{{ARGON2}}{phc}").as_bytes(), b"pw"));
+        assert!(!verify(format!("{{ARGON2}}{phc}").as_bytes(), b"px"));
+
+        let mut key = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(b"pw", b"saltsalt", 1000, &mut key);
+        let enc = |b: &[u8]| B64_NO_PAD.encode(b).replace('+', ".");
+        let stored = format!("{{PBKDF2-SHA256}}1000${}${}", enc(b"saltsalt"), enc(&key));
+        assert!(verify(stored.as_bytes(), b"pw"));
+        assert!(!verify(stored.as_bytes(), b"px"));
+    }
+
+    #[test]
+    fn clear_text_and_garbage() {
+        assert!(verify(b"plain", b"plain"));
+        assert!(!verify(b"plain", b"plai"));
+        assert!(!verify(b"{SSHA}not base64!", b"x"));
+        assert!(!verify(b"{UNKNOWN}x", b"x"));
+        assert!(!verify(b"{CRYPT}abJnggxhB/yWI", b"x"));
+    }
+}
