@@ -1,6 +1,9 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Shared helpers for the end-to-end tests: start the real `rosterd` (and a stock OpenLDAP
 //! `slapd` for differential tests) on loopback, with their own data in a temporary directory,
 //! and stop them when the handle is dropped.
+
+pub mod data;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

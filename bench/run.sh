@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of rosterd and a stock OpenLDAP slapd on the same generated directory.
+#
+#   bash bench/run.sh [N]          # N users (default 100000); results appended to bench/RESULTS.md
+#   LOAD_ONLY=1 bash bench/run.sh 1000000   # only the bulk-load comparison
+#
+# Load: `rosterd load` vs `slapadd -q`, same LDIF, same indexes. Load generator: ldclt (389-ds-base),
+# 4 threads, alternating rounds against each server; we report medians and ratios, since shared
+# machines are noisy. Server CPU per operation comes from /proc/PID/stat (utime+stime).
+set -euo pipefail
+N=${1:-100000}
+ROUNDS=${ROUNDS:-2}
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/.." && pwd)
+SHARED=${SHARED:-$TOP/../shared}
+W=${BENCH_DIR:-/tmp/roster-bench}
+mkdir -p "$W"
+bash "$TOP/scripts/install-test-deps.sh"
+cargo build --release --locked -p roster-server --bin rosterd >/dev/null 2>&1 || cargo build --release -p roster-server --bin rosterd
+ROSTERD=$TOP/target/release/rosterd
+LDIF=$W/dit-$N.ldif
+[ -s "$LDIF" ] || python3 "$SHARED/bench/gen_ldif.py" "$N" > "$LDIF"
+ENTRIES=$(grep -c '^dn: ' "$LDIF")
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+now() { date +%s.%N; }
+
+# --- bulk load -------------------------------------------------------------------------------
+cat > "$W/rosterd.toml" <<CONF
+[server]
+listen = "127.0.0.1:0"
+data_dir = "$W/rosterd-data"
+[directory]
+suffixes = ["dc=example,dc=com"]
+root_dn = "cn=admin,dc=example,dc=com"
+root_password = "secret"
+size_limit = 500
+[storage]
+durability = "sync"
+[storage.indexes]
+objectClass = ["eq"]
+uid = ["eq", "sub"]
+mail = ["eq", "sub"]
+cn = ["eq", "sub"]
+member = ["eq"]
+[log]
+level = "warn"
+CONF
+rm -rf "$W/rosterd-data" "$W/slapd"
+t0=$(now); "$ROSTERD" --config "$W/rosterd.toml" load --quiet "$LDIF"; t1=$(now)
+ROSTER_LOAD=$(echo "$t1 - $t0" | bc -l)
+SLAPD_PORT=$(free_port)
+SLAPD_PID=$(bash "$SHARED/bench/slapd_up.sh" "$LDIF" "$SLAPD_PORT" "$W/slapd")
+# slapd_up.sh includes slapd's start; time slapadd alone (same config) for the ratio.
+rm -rf "$W/slapadd-only"; mkdir -p "$W/slapadd-only/db"
+sed "s#directory .*#directory $W/slapadd-only/db#; s#pidfile .*#pidfile $W/slapadd-only/pid#" "$W/slapd/slapd.conf" > "$W/slapadd-only/slapd.conf"
+t0=$(now); slapadd -q -f "$W/slapadd-only/slapd.conf" -l "$LDIF" >/dev/null 2>&1; t1=$(now)
+SLAPADD=$(echo "$t1 - $t0" | bc -l)
+rm -rf "$W/slapadd-only"
+printf 'load %s entries: rosterd %.2f s, slapadd -q %.2f s, ratio slapadd/rosterd %.2fx\n' "$ENTRIES" "$ROSTER_LOAD" "$SLAPADD" "$(echo "$SLAPADD / $ROSTER_LOAD" | bc -l)"
+if [ -n "${LOAD_ONLY:-}" ]; then
+  kill "$SLAPD_PID"
+  {
+    echo; echo "## $(date -u +%F) load of $ENTRIES entries ($(nproc) cores)"; echo
+    printf -- '- rosterd load: %.2f s; slapadd -q: %.2f s; slapadd/rosterd: %.2fx\n' "$ROSTER_LOAD" "$SLAPADD" "$(echo "$SLAPADD / $ROSTER_LOAD" | bc -l)"
+  } >> "$HERE/RESULTS.md"
+  exit 0
+fi
+
+# --- servers ---------------------------------------------------------------------------------
+"$ROSTERD" --config "$W/rosterd.toml" > "$W/rosterd.out" 2> "$W/rosterd.err" &
+ROSTER_PID=$!
+trap 'kill $ROSTER_PID $SLAPD_PID 2>/dev/null || true' EXIT
+for _ in $(seq 200); do grep -q '^listening' "$W/rosterd.out" 2>/dev/null && break; sleep 0.05; done
+ROSTER_PORT=$(sed -n 's/^listening ldap:\/\/127.0.0.1://p' "$W/rosterd.out")
+for port in "$ROSTER_PORT" "$SLAPD_PORT"; do
+  n=$(ldapsearch -x -LLL -H "ldap://127.0.0.1:$port" -D cn=admin,dc=example,dc=com -w secret -b ou=people,dc=example,dc=com "(mail=user0000042@example.com)" 1.1 | grep -c '^dn:')
+  [ "$n" = 1 ] || { echo "server on port $port does not find user0000042 by mail" >&2; exit 1; }
+done
+
+# ldclt prints "Global average rate: X/thr (Y/sec)"; we read the per-second figure.
+ldclt_rate() { grep -o 'Global average rate: [0-9.]*/thr ([0-9.]*/sec)' | tail -1 | sed 's/.*(\([0-9.]*\)\/sec)/\1/'; }
+search_round() { # port pid -> "rate cpu_us_per_op"
+  local c0 c1 out rate
+  c0=$(cpu_ticks "$2")
+  out=$(ldclt -h 127.0.0.1 -p "$1" -D cn=admin,dc=example,dc=com -w secret -b ou=people,dc=example,dc=com \
+    -f mail=userXXXXXXX@example.com -e esearch,random -r0 -R$((N - 1)) -n 4 -N 2 -q 2>&1 || true)
+  c1=$(cpu_ticks "$2")
+  rate=$(echo "$out" | ldclt_rate)
+  echo "$rate $(echo "($c1 - $c0) * 10000 / ($rate * 20)" | bc -l)"
+}
+bind_round() {
+  local c0 c1 out rate
+  c0=$(cpu_ticks "$2")
+  out=$(ldclt -h 127.0.0.1 -p "$1" -e bindeach,bindonly,randombinddn,randombinddnlow=0,randombinddnhigh=$((N - 1)) \
+    -D uid=userXXXXXXX,ou=people,dc=example,dc=com -w pwXXXXXXX -n 4 -N 2 -q 2>&1 || true)
+  c1=$(cpu_ticks "$2")
+  rate=$(echo "$out" | ldclt_rate)
+  echo "$rate $(echo "($c1 - $c0) * 10000 / ($rate * 20)" | bc -l)"
+}
+: > "$W/search.txt"; : > "$W/bind.txt"
+for r in $(seq "$ROUNDS"); do
+  echo "roster $(search_round "$ROSTER_PORT" "$ROSTER_PID")" >> "$W/search.txt"
+  echo "slapd $(search_round "$SLAPD_PORT" "$SLAPD_PID")" >> "$W/search.txt"
+  echo "roster $(bind_round "$ROSTER_PORT" "$ROSTER_PID")" >> "$W/bind.txt"
+  echo "slapd $(bind_round "$SLAPD_PORT" "$SLAPD_PID")" >> "$W/bind.txt"
+done
+med() { awk -v who="$1" -v col="$2" '$1 == who {print $col}' "$3" | median; }
+S_R=$(med roster 2 "$W/search.txt"); S_S=$(med slapd 2 "$W/search.txt")
+C_R=$(med roster 3 "$W/search.txt"); C_S=$(med slapd 3 "$W/search.txt")
+B_R=$(med roster 2 "$W/bind.txt"); B_S=$(med slapd 2 "$W/bind.txt")
+RSS_R=$(rss_kb "$ROSTER_PID"); RSS_S=$(rss_kb "$SLAPD_PID")
+ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
+REPORT=$(cat <<TXT
+
+## $(date -u +%F): $ENTRIES entries ($N users), $(nproc) cores, $ROUNDS alternating rounds, medians
+
+| measure | rosterd | slapd | ratio rosterd/slapd |
+|---|---|---|---|
+| exact search by mail, ldclt 4 threads (ops/s) | $(printf %.0f "$S_R") | $(printf %.0f "$S_S") | $(ratio "$S_R" "$S_S") |
+| server CPU per search (µs) | $(printf %.1f "$C_R") | $(printf %.1f "$C_S") | $(ratio "$C_R" "$C_S") |
+| new connection + simple bind, ldclt 4 threads (ops/s) | $(printf %.0f "$B_R") | $(printf %.0f "$B_S") | $(ratio "$B_R" "$B_S") |
+| bulk load (s; lower is better) | $(printf %.2f "$ROSTER_LOAD") | $(printf %.2f "$SLAPADD") (slapadd -q) | $(ratio "$SLAPADD" "$ROSTER_LOAD")x faster |
+| resident memory after the run (MiB) | $(( RSS_R / 1024 )) | $(( RSS_S / 1024 )) | $(ratio "$RSS_R" "$RSS_S") |
+
+Command: \`bash bench/run.sh $N\` (raw rounds: search $(tr '\n' ';' < "$W/search.txt") bind $(tr '\n' ';' < "$W/bind.txt")).
+TXT
+)
+echo "$REPORT"
+echo "$REPORT" >> "$HERE/RESULTS.md"

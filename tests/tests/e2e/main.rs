@@ -1,0 +1,7 @@
+//! End-to-end tests: the real rosterd binary on loopback, driven by real clients (the ldap3
+//! crate and OpenLDAP's command-line tools), compared with a stock slapd where correctness is
+//! in doubt. One test binary for the whole crate keeps linking cheap.
+
+mod basic;
+mod differential;
+mod offline;

@@ -1,0 +1,63 @@
+//! The offline commands: load, dump and verify, with the errors an administrator needs.
+
+use roster_tests::{data, rosterd_cmd, rosterd_config, write_file};
+use std::path::Path;
+
+fn setup(extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(dir.path(), "rosterd.toml", &rosterd_config(extra));
+    (dir, cfg)
+}
+
+fn run(cfg: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = rosterd_cmd(cfg).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn load_dump_load_gives_an_identical_dump() {
+    let d = data::directory(80, 3);
+    let (dir, cfg) = setup("");
+    let src = write_file(dir.path(), "in.ldif", &d.ldif);
+    let (ok, _, err) = run(&cfg, &["load", "--quiet", src.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(err.contains(&format!("loaded {} entries", d.dns.len())), "{err}");
+    let first = dir.path().join("first.ldif");
+    let (ok, _, err) = run(&cfg, &["dump", "-o", first.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let first_text = std::fs::read_to_string(&first).unwrap();
+    assert_eq!(first_text.matches("\ndn: ").count() + usize::from(first_text.starts_with("dn: ")), d.dns.len());
+
+    // Load the dump into a second data directory (--data-dir on every subcommand).
+    let other = dir.path().join("other-data");
+    let other_s = other.to_str().unwrap();
+    let (ok, _, err) = run(&cfg, &["--data-dir", other_s, "load", "--quiet", first.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, second_text, err) = run(&cfg, &["dump", "--data-dir", other_s]);
+    assert!(ok, "{err}");
+    assert_eq!(first_text, second_text);
+
+    let (ok, out, err) = run(&cfg, &["verify"]);
+    assert!(ok, "verify failed: {out} {err}");
+}
+
+#[test]
+fn bad_entries_are_reported_by_line() {
+    let (dir, cfg) = setup("");
+    let cases = [
+        ("dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: x\n\ndn: uid=a,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: a\ncn: a\n", "line 7", "sn"),
+        ("dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: x\n\ndn: cn=b,ou=missing,dc=example,dc=com\nobjectClass: person\ncn: b\nsn: b\n", "line 7", "ou=missing"),
+        ("dn: dc=other,dc=org\nobjectClass: dcObject\nobjectClass: organization\ndc: other\no: x\n", "line 1", "naming context"),
+        ("dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: x\nnoSuchAttr: 1\n", "line 1", "noSuchAttr"),
+        ("dn: dc=example,dc=com\nobjectClass dcObject\n", "line 2", "attribute: value"),
+        ("dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: x\n\ndn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: x\n", "line 7", "exists"),
+    ];
+    for (i, (text, line, what)) in cases.iter().enumerate() {
+        let data_dir = dir.path().join(format!("d{i}"));
+        let f = write_file(dir.path(), &format!("bad{i}.ldif"), text);
+        let (ok, _, err) = run(&cfg, &["--data-dir", data_dir.to_str().unwrap(), "load", "--quiet", f.to_str().unwrap()]);
+        assert!(!ok, "case {i} loaded");
+        assert!(err.contains(line), "case {i}: {err}");
+        assert!(err.to_lowercase().contains(&what.to_lowercase()), "case {i}: {err}");
+    }
+}
