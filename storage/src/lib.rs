@@ -1,1 +1,33 @@
-//! placeholder
+//! The embedded entry store of Roster: LDAP entries, the DN tree and attribute indexes kept in
+//! a fjall LSM database.
+//!
+//! What it is: synchronous storage with one consistent snapshot per [`Reader`], single-entry
+//! writes in one transaction each, an offline [`BulkLoader`], index-planned searches that
+//! return exact results lazily in entry-id order, and [`Store::verify`].
+//!
+//! What it is not: it knows the schema crate (to normalize values and evaluate filters) but
+//! nothing of BER, the LDAP wire protocol, sockets or async runtimes. Calls may block on I/O
+//! or on a write stall inside fjall: async callers run them on blocking threads. Errors for
+//! which [`StoreError::is_fatal`] is true mean the store cannot go on; log them and exit.
+//!
+//! The on-disk layout (keyspaces and key formats) is described in `README.md` and in the
+//! `keys`, `codec` and `index` modules.
+
+mod bulk;
+mod codec;
+mod config;
+mod error;
+mod index;
+mod keys;
+mod reader;
+mod search;
+mod store;
+mod verify;
+
+pub use bulk::{BulkLoader, LoadStats};
+pub use config::{Durability, IndexSpec, StoreConfig};
+pub use error::{Result, StoreError};
+pub use reader::{Reader, WalkIter};
+pub use search::{CandidateSource, IndexUse, Scope, SearchIter, SearchPlan, MAX_IDS};
+pub use store::{EntryId, Store, FORMAT_VERSION};
+pub use verify::{KeyspaceCheck, VerifyReport};

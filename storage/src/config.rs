@@ -1,0 +1,42 @@
+//! How a store is opened: where it lives, which attribute indexes it keeps, and how durable
+//! each commit is.
+
+use std::path::PathBuf;
+
+/// The configuration of an entry store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The directory holding the fjall database; created if missing.
+    pub path: PathBuf,
+    /// The attribute indexes to keep. A change from the last open rebuilds the affected indexes.
+    pub indexes: Vec<IndexSpec>,
+    /// What a commit waits for.
+    pub durability: Durability,
+}
+
+/// The indexes kept for one attribute type. Indexes are per type: a filter on a supertype
+/// (`name`) uses the union of its subtypes' indexes and falls back to the scope when one of them
+/// lacks the index.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexSpec {
+    /// The attribute type's name or OID, as configured.
+    pub attr: String,
+    /// Keys by normalized value: `(attr=value)`.
+    pub equality: bool,
+    /// Keys by entry: `(attr=*)`.
+    pub presence: bool,
+    /// Keys by value start, value end and three-byte grams: `(attr=ab*)`, `(attr=*yz)`,
+    /// `(attr=*mid*)`.
+    pub substring: bool,
+}
+
+/// What a commit waits for before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// The change is handed to the operating system: it survives a crash of the process, not a
+    /// power loss.
+    #[default]
+    Buffer,
+    /// Each commit is written through to the disk (fsync of the journal's data).
+    SyncData,
+}

@@ -1,0 +1,533 @@
+//! Search: planning with the indexes, then a lazy scan of the candidates in ascending id order.
+//!
+//! The plan only narrows: each index lookup yields a superset of the entries that can match its
+//! part of the filter (AND intersects, OR unites, NOT and unindexed parts mean "every entry in
+//! scope"), and every candidate is checked against the scope and the whole filter before it is
+//! returned. So results are exact whatever the indexes, and come in id order whatever the plan,
+//! which is the order slapd's back-mdb returns them in (a size limit lets the same entries
+//! through).
+//!
+//! Like back-mdb's ID lists, which turn into a range past 2^16 ids, an index list longer than
+//! [`MAX_IDS`] stops narrowing: reading and merging it would cost more than it saves.
+
+use crate::codec;
+use crate::error::{Context, Result, StoreError};
+use crate::index::piece_grams;
+use crate::keys;
+use crate::reader::Reader;
+use crate::store::EntryId;
+use fjall::{Readable, SingleWriterTxKeyspace};
+use roster_schema::dn::NormDn;
+use roster_schema::{AttrId, CompiledFilter, Entry, SubstringPieces, TriState};
+use std::fmt;
+
+/// The longest id list an index lookup may produce before it is treated as "every entry".
+pub const MAX_IDS: usize = 1 << 17;
+
+/// Once an AND has narrowed the candidates to this many, reading more indexes costs more than
+/// checking the candidates themselves.
+const FEW_IDS: usize = 16;
+
+/// The scope of a search (RFC 4511 section 4.5.1.2, plus the subordinate-subtree scope of
+/// draft-sermersheim-ldap-subordinate-scope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The base entry only.
+    Base,
+    /// The base's immediate children.
+    One,
+    /// The base and everything below it.
+    Subtree,
+    /// Everything below the base, without the base.
+    Children,
+}
+
+/// How the indexes narrowed one part of the filter (for tests and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexUse {
+    /// No index narrows this part: every entry in scope is a candidate.
+    All,
+    /// This part can match no entry.
+    Empty,
+    Equality { attr: String, ids: usize },
+    Presence { attr: String, ids: usize },
+    Substrings { attr: String, ids: usize },
+    /// An index lookup passed [`MAX_IDS`] ids and was dropped.
+    TooMany { attr: String },
+    And(Vec<IndexUse>),
+    Or(Vec<IndexUse>),
+}
+
+/// Where the candidates of a search come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CandidateSource {
+    /// The base entry alone (base scope).
+    Base,
+    /// The ids the indexes produced.
+    Index { ids: usize },
+    /// The base's children, from the parent index.
+    Children { ids: usize },
+    /// The subtree's entries, from the DN index.
+    Subtree { ids: usize },
+    /// Every entry, in id order, checked against the scope.
+    FullScan,
+}
+
+/// A search plan: how candidates are found. Made by [`Reader::plan`], run by [`Reader::run`].
+#[derive(Clone)]
+pub struct SearchPlan {
+    pub base: EntryId,
+    pub scope: Scope,
+    pub index: IndexUse,
+    pub source: CandidateSource,
+    candidates: Candidates,
+    base_key: Vec<u8>,
+}
+
+impl fmt::Debug for SearchPlan {
+    // The candidate ids are left out: there may be a million of them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SearchPlan")
+            .field("base", &self.base)
+            .field("scope", &self.scope)
+            .field("index", &self.index)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+enum Candidates {
+    Ids(Vec<u64>),
+    Scan,
+}
+
+/// An id set: sorted, deduplicated ids, or every entry.
+enum IdSet {
+    All,
+    Ids(Vec<u64>),
+}
+
+impl Reader {
+    /// Plans a search. Fails with [`StoreError::NoSuchObject`] when the base does not exist.
+    pub fn plan(&self, base: &NormDn, scope: Scope, filter: &CompiledFilter) -> Result<SearchPlan> {
+        let base_key = keys::dn_key(base);
+        let base_id = match base.is_root() {
+            true => None,
+            false => self.lookup_key(&base_key)?,
+        };
+        let Some(base_id) = base_id else { return Err(StoreError::NoSuchObject { dn: base.to_string() }) };
+        let (index, source, candidates) = if scope == Scope::Base {
+            (IndexUse::All, CandidateSource::Base, Candidates::Ids(vec![base_id.0]))
+        } else {
+            let (set, index) = self.filter_ids(filter, MAX_IDS)?;
+            match set {
+                IdSet::Ids(ids) => (index, CandidateSource::Index { ids: ids.len() }, Candidates::Ids(ids)),
+                IdSet::All if scope == Scope::One => {
+                    let ids = self.child_ids(base_id.0)?;
+                    (index, CandidateSource::Children { ids: ids.len() }, Candidates::Ids(ids))
+                }
+                IdSet::All => match self.subtree_ids(&base_key, MAX_IDS)? {
+                    Some(ids) => (index, CandidateSource::Subtree { ids: ids.len() }, Candidates::Ids(ids)),
+                    None => (index, CandidateSource::FullScan, Candidates::Scan),
+                },
+            }
+        };
+        Ok(SearchPlan { base: base_id, scope, index, source, candidates, base_key })
+    }
+
+    /// Searches: the entries in scope for which `filter` is True, lazily, in ascending id order.
+    pub fn search(&self, base: &NormDn, scope: Scope, filter: &CompiledFilter) -> Result<SearchIter> {
+        let plan = self.plan(base, scope, filter)?;
+        Ok(self.run(plan, filter))
+    }
+
+    /// Runs a plan made by [`Reader::plan`] on this reader.
+    pub fn run(&self, plan: SearchPlan, filter: &CompiledFilter) -> SearchIter {
+        let scope = match plan.scope {
+            Scope::Base => ScopeCheck::Base(plan.base.0),
+            Scope::One => ScopeCheck::One(plan.base.0),
+            Scope::Subtree => ScopeCheck::Subtree(plan.base_key),
+            Scope::Children => ScopeCheck::Children(plan.base_key, plan.base.0),
+        };
+        let source = match plan.candidates {
+            Candidates::Ids(ids) => Source::Ids(ids.into_iter()),
+            Candidates::Scan => Source::Scan(self.snapshot.iter(&self.inner.id2entry)),
+        };
+        SearchIter { reader: self.clone(), source, scope, filter: filter.clone(), failed: false }
+    }
+
+    /// The ids of a subtree from the DN index, or `None` past `cap`.
+    fn subtree_ids(&self, base_key: &[u8], cap: usize) -> Result<Option<Vec<u64>>> {
+        let mut ids = Vec::new();
+        for guard in self.snapshot.prefix(&self.inner.dn2id, base_key) {
+            if ids.len() >= cap {
+                return Ok(None);
+            }
+            let (_, v) = guard.into_inner().context("scan dn index")?;
+            ids.push(keys::id_from_value(&v)?);
+        }
+        ids.sort_unstable();
+        Ok(Some(ids))
+    }
+
+    fn filter_ids(&self, filter: &CompiledFilter, cap: usize) -> Result<(IdSet, IndexUse)> {
+        match filter {
+            CompiledFilter::And(parts) => self.and_ids(parts, cap),
+            CompiledFilter::Or(parts) => self.or_ids(parts, cap),
+            CompiledFilter::Undefined => Ok((IdSet::Ids(Vec::new()), IndexUse::Empty)),
+            CompiledFilter::Equality { attr, key, .. } => self.value_ids(*attr, key, cap),
+            CompiledFilter::Present { attr, .. } => self.presence_ids(*attr, cap),
+            CompiledFilter::Substrings { attr, pieces, .. } => self.substring_ids(*attr, pieces, cap),
+            _ => Ok((IdSet::All, IndexUse::All)),
+        }
+    }
+
+    /// Lower ranks are read first in an AND: likely selective and cheap.
+    fn rank(&self, filter: &CompiledFilter) -> u8 {
+        match filter {
+            CompiledFilter::Undefined => 0,
+            CompiledFilter::Equality { attr, .. } if Some(*attr) == self.inner.object_class => 5,
+            CompiledFilter::Equality { .. } => 1,
+            CompiledFilter::Substrings { pieces, .. } if pieces.initial.is_some() => 2,
+            CompiledFilter::Substrings { .. } => 3,
+            CompiledFilter::And(_) | CompiledFilter::Or(_) => 4,
+            CompiledFilter::Present { .. } => 6,
+            _ => 7,
+        }
+    }
+
+    fn and_ids(&self, parts: &[CompiledFilter], cap: usize) -> Result<(IdSet, IndexUse)> {
+        let mut order: Vec<&CompiledFilter> = parts.iter().collect();
+        order.sort_by_key(|f| self.rank(f));
+        let mut acc = IdSet::All;
+        let mut uses = Vec::new();
+        for part in order {
+            let part_cap = match &acc {
+                IdSet::All => cap,
+                IdSet::Ids(ids) if ids.len() <= FEW_IDS => break,
+                IdSet::Ids(ids) => cap.min(ids.len().saturating_mul(64).saturating_add(1024)),
+            };
+            let (set, used) = self.filter_ids(part, part_cap)?;
+            uses.push(used);
+            acc = match (acc, set) {
+                (IdSet::All, s) => s,
+                (a, IdSet::All) => a,
+                (IdSet::Ids(a), IdSet::Ids(b)) => IdSet::Ids(intersect(&a, &b)),
+            };
+        }
+        Ok((acc, IndexUse::And(uses)))
+    }
+
+    fn or_ids(&self, parts: &[CompiledFilter], cap: usize) -> Result<(IdSet, IndexUse)> {
+        let mut acc = Vec::new();
+        let mut uses = Vec::new();
+        for part in parts {
+            let (set, used) = self.filter_ids(part, cap)?;
+            uses.push(used);
+            match set {
+                IdSet::All => return Ok((IdSet::All, IndexUse::Or(uses))),
+                IdSet::Ids(ids) => acc = union(&acc, &ids),
+            }
+            if acc.len() > cap {
+                return Ok((IdSet::All, IndexUse::Or(uses)));
+            }
+        }
+        Ok((IdSet::Ids(acc), IndexUse::Or(uses)))
+    }
+
+    /// The attribute and its subtypes: a filter on `name` matches `cn` values.
+    fn types(&self, attr: AttrId) -> Vec<AttrId> {
+        let subtypes = self.inner.schema.subtypes(attr);
+        if subtypes.is_empty() {
+            vec![attr]
+        } else {
+            subtypes.to_vec()
+        }
+    }
+
+    fn attr_name(&self, attr: AttrId) -> String {
+        self.inner.schema.attr(attr).map(|a| a.name().to_string()).unwrap_or_default()
+    }
+
+    fn value_ids(&self, attr: AttrId, key: &[u8], cap: usize) -> Result<(IdSet, IndexUse)> {
+        let mut acc = Vec::new();
+        for t in self.types(attr) {
+            let Some(ix) = self.inner.indexes.get(t).filter(|ix| ix.flags.equality()) else {
+                return Ok((IdSet::All, IndexUse::All));
+            };
+            // A subtype normally shares its supertype's equality rule; normalizing the assertion
+            // again keeps the key right if it does not.
+            let norm = if t == attr {
+                key.to_vec()
+            } else {
+                match self.inner.schema.normalize_eq(t, key) {
+                    Ok(Some(n)) => n,
+                    _ => continue,
+                }
+            };
+            match self.read_ids(&ix.keyspace, &keys::value_prefix(keys::EQUALITY, &norm), cap, true)? {
+                Some(ids) => acc = union(&acc, &ids),
+                None => return Ok((IdSet::All, IndexUse::TooMany { attr: ix.name.clone() })),
+            }
+        }
+        let used = IndexUse::Equality { attr: self.attr_name(attr), ids: acc.len() };
+        Ok((IdSet::Ids(acc), used))
+    }
+
+    fn presence_ids(&self, attr: AttrId, cap: usize) -> Result<(IdSet, IndexUse)> {
+        // Every entry has an object class: the index would list them all.
+        if Some(attr) == self.inner.object_class {
+            return Ok((IdSet::All, IndexUse::All));
+        }
+        let mut acc = Vec::new();
+        for t in self.types(attr) {
+            let Some(ix) = self.inner.indexes.get(t).filter(|ix| ix.flags.presence()) else {
+                return Ok((IdSet::All, IndexUse::All));
+            };
+            match self.read_ids(&ix.keyspace, &[keys::PRESENCE], cap, true)? {
+                Some(ids) => acc = union(&acc, &ids),
+                None => return Ok((IdSet::All, IndexUse::TooMany { attr: ix.name.clone() })),
+            }
+        }
+        let used = IndexUse::Presence { attr: self.attr_name(attr), ids: acc.len() };
+        Ok((IdSet::Ids(acc), used))
+    }
+
+    fn substring_ids(&self, attr: AttrId, pieces: &SubstringPieces, cap: usize) -> Result<(IdSet, IndexUse)> {
+        let mut acc = Vec::new();
+        for t in self.types(attr) {
+            let Some(ix) = self.inner.indexes.get(t).filter(|ix| ix.flags.substring()) else {
+                return Ok((IdSet::All, IndexUse::All));
+            };
+            match self.pieces_ids(&ix.keyspace, pieces, cap)? {
+                Some(ids) => acc = union(&acc, &ids),
+                None => return Ok((IdSet::All, IndexUse::TooMany { attr: ix.name.clone() })),
+            }
+        }
+        let used = IndexUse::Substrings { attr: self.attr_name(attr), ids: acc.len() };
+        Ok((IdSet::Ids(acc), used))
+    }
+
+    /// Candidates for substring pieces in one attribute's index: the values starting with the
+    /// initial (a range of the initial keys), those ending with the final (a range of the
+    /// reversed-value keys), and for each `*any*` piece the entries having all its grams.
+    /// `None` when nothing narrows.
+    fn pieces_ids(&self, keyspace: &SingleWriterTxKeyspace, pieces: &SubstringPieces, cap: usize) -> Result<Option<Vec<u64>>> {
+        let mut acc: Option<Vec<u64>> = None;
+        let narrowed_cap = |acc: &Option<Vec<u64>>| match acc {
+            Some(ids) => cap.min(ids.len().saturating_mul(64).saturating_add(1024)),
+            None => cap,
+        };
+        let mut ranges = Vec::new();
+        if let Some(initial) = pieces.initial.as_ref().filter(|p| !p.is_empty()) {
+            ranges.push(keys::piece_prefix(keys::INITIAL, initial));
+        }
+        if let Some(final_) = pieces.final_.as_ref().filter(|p| !p.is_empty()) {
+            ranges.push(keys::piece_prefix(keys::FINAL, &keys::reversed(final_)));
+        }
+        for prefix in ranges {
+            if let Some(ids) = self.read_ids(keyspace, &prefix, narrowed_cap(&acc), false)? {
+                acc = Some(match acc {
+                    Some(a) => intersect(&a, &ids),
+                    None => ids,
+                });
+            }
+        }
+        for piece in &pieces.any {
+            for gram in piece_grams(piece) {
+                if acc.as_ref().is_some_and(|a| a.len() <= FEW_IDS) {
+                    return Ok(acc);
+                }
+                if let Some(ids) = self.read_ids(keyspace, &keys::gram_prefix(&gram), narrowed_cap(&acc), true)? {
+                    acc = Some(match acc {
+                        Some(a) => intersect(&a, &ids),
+                        None => ids,
+                    });
+                }
+            }
+        }
+        Ok(acc)
+    }
+
+    /// The ids at the end of the keys under `prefix`, ascending; `None` past `cap` keys.
+    /// `sorted` says the keys already come in id order (one value's keys).
+    fn read_ids(&self, keyspace: &SingleWriterTxKeyspace, prefix: &[u8], cap: usize, sorted: bool) -> Result<Option<Vec<u64>>> {
+        let mut ids = Vec::new();
+        for guard in self.snapshot.prefix(keyspace, prefix) {
+            if ids.len() >= cap {
+                return Ok(None);
+            }
+            let key = guard.key().context("scan index")?;
+            ids.push(keys::id_from_suffix(&key)?);
+        }
+        if !sorted {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        Ok(Some(ids))
+    }
+}
+
+/// Sorted intersection of two sorted id lists.
+pub(crate) fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let mut out = Vec::with_capacity(small.len());
+    // A list much shorter than the other is probed by binary search instead of merged.
+    if small.len().saturating_mul(16) < large.len() {
+        for id in small {
+            if large.binary_search(id).is_ok() {
+                out.push(*id);
+            }
+        }
+        return out;
+    }
+    let (mut i, mut j) = (0, 0);
+    while let (Some(x), Some(y)) = (small.get(i), large.get(j)) {
+        match x.cmp(y) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(*x);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Sorted union of two sorted id lists.
+pub(crate) fn union(a: &[u64], b: &[u64]) -> Vec<u64> {
+    if a.is_empty() {
+        return b.to_vec();
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => match x.cmp(y) {
+                std::cmp::Ordering::Less => {
+                    out.push(*x);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(*y);
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    out.push(*x);
+                    i += 1;
+                    j += 1;
+                }
+            },
+            (Some(x), None) => {
+                out.push(*x);
+                i += 1;
+            }
+            (None, Some(y)) => {
+                out.push(*y);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+enum Source {
+    Ids(std::vec::IntoIter<u64>),
+    Scan(fjall::Iter),
+}
+
+enum ScopeCheck {
+    Base(u64),
+    One(u64),
+    Subtree(Vec<u8>),
+    Children(Vec<u8>, u64),
+}
+
+impl ScopeCheck {
+    fn accepts(&self, id: u64, header: &codec::RecordHeader<'_>) -> bool {
+        match self {
+            ScopeCheck::Base(base) => id == *base,
+            ScopeCheck::One(base) => header.parent == *base,
+            ScopeCheck::Subtree(key) => header.dn_key.starts_with(key),
+            ScopeCheck::Children(key, base) => id != *base && header.dn_key.starts_with(key),
+        }
+    }
+}
+
+/// The entries a search returns, lazily, in ascending id order. Owns its snapshot, so it can
+/// be moved to another thread and outlive the [`Reader`] that made it.
+pub struct SearchIter {
+    reader: Reader,
+    source: Source,
+    scope: ScopeCheck,
+    filter: CompiledFilter,
+    failed: bool,
+}
+
+impl SearchIter {
+    fn step(&mut self) -> Result<Option<(EntryId, Entry)>> {
+        let inner = &*self.reader.inner;
+        loop {
+            let (id, record) = match &mut self.source {
+                Source::Ids(ids) => {
+                    let Some(id) = ids.next() else { return Ok(None) };
+                    match self.reader.snapshot.get(&inner.id2entry, keys::id_bytes(id)).context("read entry")? {
+                        Some(record) => (id, record),
+                        // An index names an entry this snapshot does not have.
+                        None => return Err(StoreError::corrupt("index", format!("names missing entry {id}"))),
+                    }
+                }
+                Source::Scan(iter) => {
+                    let Some(guard) = iter.next() else { return Ok(None) };
+                    let (k, v) = guard.into_inner().context("scan entries")?;
+                    (keys::id_from_value(&k)?, v)
+                }
+            };
+            if !self.scope.accepts(id, &codec::header(id, &record)?) {
+                continue;
+            }
+            let entry = inner.codec.decode(id, &record)?;
+            if self.filter.evaluate(&inner.schema, &entry) == TriState::True {
+                return Ok(Some((EntryId(id), entry)));
+            }
+        }
+    }
+}
+
+impl Iterator for SearchIter {
+    type Item = Result<(EntryId, Entry)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.step() {
+            Ok(item) => item.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges() {
+        assert_eq!(intersect(&[1, 3, 5, 7], &[3, 4, 5, 8]), vec![3, 5]);
+        let big: Vec<u64> = (0..1000).collect();
+        assert_eq!(intersect(&[5, 500, 2000], &big), vec![5, 500]);
+        assert_eq!(union(&[1, 3, 5], &[2, 3, 9]), vec![1, 2, 3, 5, 9]);
+        assert_eq!(union(&[], &[2]), vec![2]);
+        assert_eq!(union(&[2], &[]), vec![2]);
+    }
+}

@@ -1,0 +1,382 @@
+//! The entry store: opening (format check, id seeding, index reconciliation), single-entry
+//! writes, and clean shutdown.
+//!
+//! Keyspaces (see `README.md` for the byte layouts):
+//! - `meta`: the on-disk format version and the index configuration by OID;
+//! - `id2entry`: entry id → encoded entry (`codec`);
+//! - `dn2id`: DN key (reversed, escaped, normalized) → entry id;
+//! - `children`: parent id + escaped normalized RDN → entry id;
+//! - `ix:<oid>`: one keyspace per indexed attribute type (`index`).
+//!
+//! Writers are serialized by one lock (fjall's single-writer transactions take another inside):
+//! an add's existence checks, id allocation and writes happen in one transaction, so they
+//! cannot interleave with another writer's.
+
+use crate::bulk::{BulkLoader, KvBuffer};
+use crate::codec::{self, EntryCodec};
+use crate::config::{Durability, StoreConfig};
+use crate::error::{Context, Result, StoreError};
+use crate::index::{self, AttrIndex, IndexFlags, Indexes, KeyBuilder};
+use crate::keys;
+use crate::reader::{Reader, WalkIter};
+use crate::verify::{self, VerifyReport};
+use fjall::config::FilterPolicy;
+use fjall::{KeyspaceCreateOptions, PersistMode, Readable, SingleWriterTxDatabase, SingleWriterTxKeyspace};
+use roster_schema::{AttrId, Entry, Schema};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// The on-disk format this build writes and reads (the `format` key of `meta`).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The journal size after which fjall flushes memtables, so that recovery after a crash
+/// replays at most this much (fjall's default is 512 MiB).
+const MAX_JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
+
+const META_FORMAT: &[u8] = b"format";
+const META_INDEX_PREFIX: &str = "index:";
+/// Stored in place of an index's flags while it is being rebuilt: an interrupted rebuild then
+/// never matches any configuration, so the next open rebuilds again.
+const INDEX_PENDING: u8 = 0xff;
+
+/// The id of a stored entry. Ids are allocated in ascending order, so bulk-loaded entries get
+/// ids in LDIF order, and search results come in id order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryId(pub u64);
+
+impl EntryId {
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The embedded entry store. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: SingleWriterTxDatabase,
+    pub(crate) meta: SingleWriterTxKeyspace,
+    pub(crate) id2entry: SingleWriterTxKeyspace,
+    pub(crate) dn2id: SingleWriterTxKeyspace,
+    pub(crate) children: SingleWriterTxKeyspace,
+    pub(crate) indexes: Indexes,
+    pub(crate) schema: Arc<Schema>,
+    pub(crate) codec: EntryCodec,
+    /// The next entry id. Seeded from the highest stored id at open and only advanced in
+    /// memory: a shared counter key would be a hot key every writer rewrites.
+    pub(crate) next_id: AtomicU64,
+    pub(crate) durability: Durability,
+    /// Serializes writers, including a bulk load, which bypasses transactions.
+    pub(crate) write_lock: Mutex<()>,
+    /// `objectClass`, whose equality index is the least selective: the planner reads it last.
+    pub(crate) object_class: Option<AttrId>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("next_id", &self.inner.next_id.load(Ordering::Relaxed))
+            .field("indexes", &self.inner.indexes.list.iter().map(|i| &i.name).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn data_options() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default()
+}
+
+/// Index keyspaces are only ever scanned by prefix, never probed by whole key: a bloom filter
+/// would cost memory and build time for nothing.
+fn scan_only_options() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default().filter_policy(FilterPolicy::disabled())
+}
+
+impl Store {
+    /// Opens (or creates) the store at `config.path`. Rebuilds the indexes whose configuration
+    /// changed since the last open and drops those no longer configured.
+    pub fn open(config: &StoreConfig, schema: Arc<Schema>) -> Result<Store> {
+        std::fs::create_dir_all(&config.path)
+            .map_err(|source| StoreError::Io { context: "create entry store directory", source })?;
+        let db = SingleWriterTxDatabase::builder(&config.path)
+            .max_journaling_size(MAX_JOURNAL_BYTES)
+            .open()
+            .context("open entry store")?;
+        let meta = db.keyspace("meta", data_options).context("open meta keyspace")?;
+        let id2entry = db.keyspace("id2entry", data_options).context("open id2entry keyspace")?;
+        let dn2id = db.keyspace("dn2id", data_options).context("open dn2id keyspace")?;
+        let children = db.keyspace("children", scan_only_options).context("open children keyspace")?;
+
+        check_format(&meta, &id2entry)?;
+        let next_id = match id2entry.last_key_value() {
+            Some(guard) => keys::id_from_value(&guard.key().context("read last entry id")?)? + 1,
+            None => 1,
+        };
+
+        let wanted = resolve_indexes(config, &schema)?;
+        let stored = stored_indexes(&meta)?;
+        let mut list = Vec::new();
+        let mut rebuild = Vec::new();
+        for (oid, (attr, flags)) in &wanted {
+            let name = index::keyspace_name(oid);
+            if name.len() > 255 {
+                return Err(StoreError::UnknownIndexAttribute { attr: oid.clone() });
+            }
+            let keyspace = db.keyspace(&name, scan_only_options).context("open index keyspace")?;
+            if stored.get(oid) != Some(flags) {
+                rebuild.push(list.len());
+            }
+            let type_name = schema.attr(*attr).map(|a| a.name().to_string()).unwrap_or_else(|| oid.clone());
+            list.push(AttrIndex { attr: *attr, oid: oid.clone(), name: type_name, flags: *flags, keyspace });
+        }
+        for oid in stored.keys().filter(|oid| !wanted.contains_key(*oid)) {
+            let name = index::keyspace_name(oid);
+            tracing::info!(attr = %oid, "dropping index no longer configured");
+            if db.keyspace_exists(&name) {
+                let keyspace = db.keyspace(&name, scan_only_options).context("open index keyspace")?;
+                db.inner().delete_keyspace(keyspace.inner().clone()).context("drop index keyspace")?;
+            }
+            meta.remove(meta_index_key(oid)).context("drop index configuration")?;
+        }
+
+        let object_class = schema.attr_id("objectClass");
+        let inner = Inner {
+            codec: EntryCodec::new(&schema),
+            db,
+            meta,
+            id2entry,
+            dn2id,
+            children,
+            indexes: Indexes::new(list),
+            schema,
+            next_id: AtomicU64::new(next_id),
+            durability: config.durability,
+            write_lock: Mutex::new(()),
+            object_class,
+        };
+        let store = Store { inner: Arc::new(inner) };
+        if !rebuild.is_empty() {
+            store.rebuild_indexes(&rebuild)?;
+        }
+        Ok(store)
+    }
+
+    /// Flushes every memtable and syncs the journal, so that the next open replays nothing and
+    /// takes milliseconds (dropping a store without closing it leaves the journal to replay).
+    pub fn close(self) -> Result<()> {
+        let inner = &self.inner;
+        let mut keyspaces = vec![&inner.meta, &inner.id2entry, &inner.dn2id, &inner.children];
+        keyspaces.extend(inner.indexes.list.iter().map(|i| &i.keyspace));
+        for ks in keyspaces {
+            AsRef::<fjall::Keyspace>::as_ref(ks).rotate_memtable_and_wait().context("flush memtable")?;
+        }
+        inner.db.persist(PersistMode::SyncAll).context("sync journal")?;
+        Ok(())
+    }
+
+    /// A consistent snapshot of the whole store for reads.
+    pub fn reader(&self) -> Reader {
+        Reader::new(self.inner.clone())
+    }
+
+    /// Every entry, each parent before its children (for `rosterd dump`).
+    pub fn dump_iter(&self) -> Result<WalkIter> {
+        self.reader().walk()
+    }
+
+    /// The schema the store was opened with.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.inner.schema
+    }
+
+    /// Adds an entry whose parent must exist.
+    pub fn add(&self, entry: Entry) -> Result<EntryId> {
+        self.insert(entry, false)
+    }
+
+    /// Adds an entry that may be a root of the tree (a naming context): its parent is linked
+    /// when it exists and not required otherwise. The server decides which DNs may be roots.
+    pub fn add_root(&self, entry: Entry) -> Result<EntryId> {
+        self.insert(entry, true)
+    }
+
+    /// A loader for many entries at once (offline, like `slapadd`); see [`BulkLoader`].
+    pub fn bulk_loader(&self) -> Result<BulkLoader<'_>> {
+        BulkLoader::new(self)
+    }
+
+    /// Recomputes every DN, parent and index key from the entries and compares them with what
+    /// is stored.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        verify::verify(self)
+    }
+
+    pub(crate) fn lock_writers(&self) -> Result<MutexGuard<'_, ()>> {
+        self.inner.write_lock.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    fn insert(&self, entry: Entry, may_be_root: bool) -> Result<EntryId> {
+        let inner = &*self.inner;
+        if entry.ndn.is_root() {
+            return Err(StoreError::InvalidEntry { dn: String::new(), reason: "the root DSE is not stored".into() });
+        }
+        // Encoding and key computation run before the write lock is taken.
+        let dn_key = keys::dn_key(&entry.ndn);
+        let mut record = inner.codec.encode(&inner.schema, &entry, 0, &dn_key)?;
+        let mut index_keys: Vec<(usize, Vec<u8>)> = Vec::new();
+        KeyBuilder::default().entry_keys(&inner.schema, &inner.indexes, None, &entry, &mut |slot, key| {
+            index_keys.push((slot, key.to_vec()));
+        });
+
+        let _writer = self.lock_writers()?;
+        let mut tx = inner.db.write_tx();
+        if inner.durability == Durability::SyncData {
+            tx = tx.durability(Some(PersistMode::SyncData));
+        }
+        if tx.contains_key(&inner.dn2id, &dn_key).context("look up dn")? {
+            return Err(StoreError::AlreadyExists { dn: entry.dn.to_string() });
+        }
+        let parent = match keys::ancestor_key_lens(&dn_key).next().and_then(|l| dn_key.get(..l)) {
+            Some(parent_key) => match tx.get(&inner.dn2id, parent_key).context("look up parent")? {
+                Some(v) => keys::id_from_value(&v)?,
+                None if may_be_root => 0,
+                None => return Err(StoreError::NoSuchParent { dn: entry.dn.to_string() }),
+            },
+            None if may_be_root => 0,
+            None => return Err(StoreError::NoSuchParent { dn: entry.dn.to_string() }),
+        };
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        codec::set_parent(&mut record, parent);
+        let id_key = keys::id_bytes(id);
+        tx.insert(&inner.id2entry, id_key, record);
+        tx.insert(&inner.dn2id, dn_key.as_slice(), id_key);
+        tx.insert(&inner.children, keys::child_key(parent, &dn_key), id_key);
+        for (slot, mut key) in index_keys {
+            if let Some(ix) = inner.indexes.list.get(slot) {
+                key.extend_from_slice(&id_key);
+                tx.insert(&ix.keyspace, key, []);
+            }
+        }
+        tx.commit().context("commit entry")?;
+        Ok(EntryId(id))
+    }
+
+    /// Clears and rebuilds the indexes in `slots` from the entries.
+    fn rebuild_indexes(&self, slots: &[usize]) -> Result<()> {
+        let inner = &*self.inner;
+        let started = Instant::now();
+        for &slot in slots {
+            let Some(ix) = inner.indexes.list.get(slot) else { continue };
+            tracing::info!(attr = %ix.name, oid = %ix.oid, kinds = %ix.flags.describe(), "rebuilding index");
+            inner.meta.insert(meta_index_key(&ix.oid), [INDEX_PENDING]).context("mark index rebuild")?;
+            inner.db.persist(PersistMode::SyncAll).context("mark index rebuild")?;
+            AsRef::<fjall::Keyspace>::as_ref(&ix.keyspace).clear().context("clear index")?;
+        }
+        let snapshot = inner.db.read_tx();
+        let mut buffers: Vec<KvBuffer> = slots.iter().map(|_| KvBuffer::default()).collect();
+        let mut builder = KeyBuilder::default();
+        let mut entries = 0u64;
+        for guard in snapshot.iter(&inner.id2entry) {
+            let (k, v) = guard.into_inner().context("scan entries")?;
+            let id = keys::id_from_value(&k)?;
+            let entry = inner.codec.decode(id, &v)?;
+            let id_key = keys::id_bytes(id);
+            for (buffer, &slot) in buffers.iter_mut().zip(slots) {
+                builder.entry_keys(&inner.schema, &inner.indexes, Some(slot), &entry, &mut |_, key| {
+                    buffer.push_key_with_id(key, &id_key);
+                });
+            }
+            entries += 1;
+            for (buffer, &slot) in buffers.iter_mut().zip(slots) {
+                if buffer.bytes() > crate::bulk::RUN_BYTES {
+                    if let Some(ix) = inner.indexes.list.get(slot) {
+                        std::mem::take(buffer).ingest(&ix.keyspace)?;
+                    }
+                }
+            }
+        }
+        for (buffer, &slot) in buffers.into_iter().zip(slots) {
+            let Some(ix) = inner.indexes.list.get(slot) else { continue };
+            buffer.ingest(&ix.keyspace)?;
+            inner.meta.insert(meta_index_key(&ix.oid), [ix.flags.0]).context("record index configuration")?;
+        }
+        inner.db.persist(PersistMode::SyncAll).context("record index configuration")?;
+        tracing::info!(entries, indexes = slots.len(), elapsed_ms = started.elapsed().as_millis() as u64, "indexes rebuilt");
+        Ok(())
+    }
+}
+
+fn meta_index_key(oid: &str) -> Vec<u8> {
+    format!("{META_INDEX_PREFIX}{oid}").into_bytes()
+}
+
+fn check_format(meta: &SingleWriterTxKeyspace, id2entry: &SingleWriterTxKeyspace) -> Result<()> {
+    match meta.get(META_FORMAT).context("read format version")? {
+        Some(v) => {
+            let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::corrupt("format version", keys::render(&v)))?;
+            let found = u32::from_be_bytes(bytes);
+            if found != FORMAT_VERSION {
+                return Err(StoreError::UnsupportedFormat { found, supported: FORMAT_VERSION });
+            }
+        }
+        None => {
+            if id2entry.first_key_value().is_some() {
+                return Err(StoreError::corrupt("meta keyspace", "entries stored without a format version"));
+            }
+            meta.insert(META_FORMAT, FORMAT_VERSION.to_be_bytes()).context("write format version")?;
+        }
+    }
+    Ok(())
+}
+
+/// The configured indexes by OID; the same type configured twice (by name and by OID) gets the
+/// union of the kinds.
+fn resolve_indexes(config: &StoreConfig, schema: &Schema) -> Result<BTreeMap<String, (AttrId, IndexFlags)>> {
+    let mut wanted: BTreeMap<String, (AttrId, IndexFlags)> = BTreeMap::new();
+    for spec in &config.indexes {
+        let unknown = || StoreError::UnknownIndexAttribute { attr: spec.attr.clone() };
+        let id = schema.attr_id(&spec.attr).ok_or_else(unknown)?;
+        let oid = schema.attr(id).ok_or_else(unknown)?.oid.clone();
+        let mut flags = 0;
+        if spec.equality {
+            flags |= IndexFlags::EQUALITY;
+        }
+        if spec.presence {
+            flags |= IndexFlags::PRESENCE;
+        }
+        if spec.substring {
+            flags |= IndexFlags::SUBSTRING;
+        }
+        if flags == 0 {
+            continue;
+        }
+        let slot = wanted.entry(oid).or_insert((id, IndexFlags(0)));
+        slot.1 = IndexFlags(slot.1 .0 | flags);
+    }
+    Ok(wanted)
+}
+
+fn stored_indexes(meta: &SingleWriterTxKeyspace) -> Result<BTreeMap<String, IndexFlags>> {
+    let mut stored = BTreeMap::new();
+    for guard in meta.inner().prefix(META_INDEX_PREFIX) {
+        let (k, v) = guard.into_inner().context("read index configuration")?;
+        let oid = k
+            .get(META_INDEX_PREFIX.len()..)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .ok_or_else(|| StoreError::corrupt("index configuration", keys::render(&k)))?;
+        let flags = v.first().copied().unwrap_or(INDEX_PENDING);
+        stored.insert(oid.to_string(), IndexFlags(flags));
+    }
+    Ok(stored)
+}
