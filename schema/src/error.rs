@@ -33,3 +33,57 @@ pub enum ValueError {
     #[error("{0}")]
     Invalid(String),
 }
+
+/// An entry breaks the schema (RFC 4512 section 3.3 and 4.1). The messages follow slapd's
+/// wording where slapd has one, so that administrators see the familiar text; the LDAP result
+/// code each maps to is given by [`EntryError::result_code`].
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntryError {
+    #[error("no objectClass attribute")]
+    NoObjectClass,
+    #[error("invalid DN: {0}")]
+    Dn(#[from] DnError),
+    #[error("{0}: attribute type undefined")]
+    UndefinedAttribute(String),
+    #[error("{attr}: attribute description is malformed")]
+    MalformedDescription { attr: String },
+    #[error("unrecognized objectClass '{0}'")]
+    UnknownObjectClass(String),
+    #[error("no structural object class provided")]
+    NoStructuralClass,
+    #[error("invalid structural object class chain ({first}/{second})")]
+    MultipleStructuralClasses { first: String, second: String },
+    #[error("structural object class modification from '{from}' to '{to}' not allowed")]
+    StructuralClassChange { from: String, to: String },
+    #[error("instantiation of abstract objectClass '{0}' not allowed")]
+    AbstractClass(String),
+    #[error("object class '{class}' requires attribute '{attr}'")]
+    MissingRequired { class: String, attr: String },
+    #[error("attribute '{attr}' not allowed")]
+    NotAllowed { attr: String },
+    #[error("attribute '{attr}' cannot have multiple values")]
+    SingleValued { attr: String },
+    #[error("{attr}: value #{index} provided more than once")]
+    DuplicateValue { attr: String, index: usize },
+    #[error("{attr}: no values given")]
+    NoValues { attr: String },
+    #[error("{attr}: value #{index} invalid per syntax: {message}")]
+    InvalidValue { attr: String, index: usize, message: String },
+    #[error("naming attribute '{attr}' is not present in entry")]
+    NamingAttributeMissing { attr: String },
+}
+
+impl EntryError {
+    /// The LDAP result code slapd answers with for this error (RFC 4511 appendix A).
+    pub fn result_code(&self) -> u32 {
+        match self {
+            EntryError::Dn(_) => 34,
+            EntryError::UndefinedAttribute(_) | EntryError::MalformedDescription { .. } => 17,
+            EntryError::DuplicateValue { .. } => 20,
+            EntryError::InvalidValue { .. } => 21,
+            EntryError::NamingAttributeMissing { .. } => 64,
+            _ => 65,
+        }
+    }
+}

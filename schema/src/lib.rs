@@ -3,18 +3,25 @@
 //! filters with their evaluation against an entry.
 //!
 //! Everything that decides whether two values are "the same" for LDAP lives here, so that the
-//! storage indexes, the search evaluator and the DN index all agree by construction.
+//! storage indexes, the search evaluator and the DN index all agree by construction. The
+//! behaviour follows a stock OpenLDAP 2.5 slapd wherever the two could differ; the crate README
+//! lists the deliberate differences.
 
+mod approx;
+mod check;
 pub mod dn;
 pub mod entry;
 pub mod error;
 pub mod filter;
 pub mod model;
+mod parse;
 pub mod registry;
+mod render;
+mod rules;
 
-pub use dn::{Ava, Dn, Rdn};
+pub use dn::{Ava, Dn, NormDn, Rdn};
 pub use entry::{AttrDesc, Attribute, Entry};
-pub use error::{DnError, SchemaError, ValueError};
+pub use error::{DnError, EntryError, SchemaError, ValueError};
 pub use filter::{CompiledFilter, Filter, SubstringPieces, TriState};
 pub use model::{AttributeType, MatchingRule, ObjectClass, ObjectClassKind, Syntax, Usage};
-pub use registry::{AttrId, Schema};
+pub use registry::{AttrId, ClassId, Schema, SubstrPiece};

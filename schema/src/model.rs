@@ -16,6 +16,16 @@ impl Usage {
     pub fn is_operational(self) -> bool {
         !matches!(self, Usage::UserApplications)
     }
+
+    /// The keyword as slapd publishes it (`dSAOperation`, not the RFC's `dsaOperation`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Usage::UserApplications => "userApplications",
+            Usage::DirectoryOperation => "directoryOperation",
+            Usage::DistributedOperation => "distributedOperation",
+            Usage::DsaOperation => "dSAOperation",
+        }
+    }
 }
 
 /// RFC 4512 section 4.1.1 object class kind.
@@ -25,6 +35,16 @@ pub enum ObjectClassKind {
     #[default]
     Structural,
     Auxiliary,
+}
+
+impl ObjectClassKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ObjectClassKind::Abstract => "ABSTRACT",
+            ObjectClassKind::Structural => "STRUCTURAL",
+            ObjectClassKind::Auxiliary => "AUXILIARY",
+        }
+    }
 }
 
 /// An attribute type definition (RFC 4512 section 4.1.2).
@@ -75,7 +95,7 @@ impl ObjectClass {
     }
 }
 
-/// A matching rule (RFC 4512 section 4.1.3). The behaviour is chosen by OID in `crate::registry`.
+/// A matching rule (RFC 4512 section 4.1.3). The behaviour is chosen by OID in `crate::rules`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MatchingRule {
     pub oid: String,
@@ -98,4 +118,18 @@ pub struct Syntax {
     pub desc: Option<String>,
     /// `X-NOT-HUMAN-READABLE 'TRUE'`: values are binary (RFC 2252 usage kept by OpenLDAP).
     pub not_human_readable: bool,
+    /// Every `X-` extension as defined (including `X-NOT-HUMAN-READABLE` and
+    /// `X-BINARY-TRANSFER-REQUIRED`), in order, so the published description matches slapd's.
+    pub extensions: Vec<(String, Vec<String>)>,
+}
+
+impl Syntax {
+    /// True when values must be transferred with the `;binary` option
+    /// (`X-BINARY-TRANSFER-REQUIRED 'TRUE'`, certificates and the like).
+    pub fn binary_transfer_required(&self) -> bool {
+        self.extensions.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("X-BINARY-TRANSFER-REQUIRED")
+                && v.first().is_some_and(|x| x.eq_ignore_ascii_case("TRUE"))
+        })
+    }
 }
