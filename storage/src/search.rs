@@ -471,6 +471,19 @@ pub struct SearchIter {
 }
 
 impl SearchIter {
+    /// Skips the candidates below `first` without reading them: resuming a paged search at the
+    /// first id of its next page.
+    pub fn starting_at(mut self, first: EntryId) -> SearchIter {
+        self.source = match self.source {
+            Source::Ids(ids) => {
+                let rest: Vec<u64> = ids.filter(|id| *id >= first.0).collect();
+                Source::Ids(rest.into_iter())
+            }
+            Source::Scan(_) => Source::Scan(self.reader.snapshot.range(&self.reader.inner.id2entry, keys::id_bytes(first.0)..)),
+        };
+        self
+    }
+
     fn step(&mut self) -> Result<Option<(EntryId, Entry)>> {
         let inner = &*self.reader.inner;
         loop {

@@ -1,0 +1,148 @@
+//! Loads an LDIF made by `shared/bench/gen_ldif.py` with the bulk loader and times it, then
+//! times reopening and a few kinds of searches.
+//!
+//! ```text
+//! python3 ../shared/bench/gen_ldif.py 100000 > /tmp/100k.ldif
+//! cargo run --release -p roster-storage --example load_bench -- /tmp/100k.ldif /tmp/bench-store
+//! ```
+//!
+//! The LDIF reader here only knows the plain form that script writes (no base64, no folding).
+
+use roster_schema::{AttrDesc, Attribute, Dn, Entry, Filter, Schema};
+use roster_storage::{Durability, IndexSpec, Scope, Store, StoreConfig};
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Error = Box<dyn std::error::Error>;
+
+fn index(attr: &str, equality: bool, substring: bool) -> IndexSpec {
+    IndexSpec { attr: attr.into(), equality, presence: false, substring }
+}
+
+fn entry(schema: &Schema, lines: &[(String, String)]) -> Result<Entry, Error> {
+    let mut it = lines.iter();
+    let (_, dn) = it.next().ok_or("empty record")?;
+    let dn = Dn::parse(dn)?;
+    let ndn = dn.normalize(schema)?;
+    let mut attrs: Vec<Attribute> = Vec::new();
+    for (name, value) in it {
+        let desc = AttrDesc::parse(schema, name).ok_or_else(|| format!("unknown attribute {name}"))?;
+        match attrs.iter_mut().find(|a| a.desc == desc) {
+            Some(a) => a.values.push(value.clone().into_bytes()),
+            None => attrs.push(Attribute { desc, values: vec![value.clone().into_bytes()] }),
+        }
+    }
+    Ok(Entry { dn, ndn, attrs })
+}
+
+fn main() -> Result<(), Error> {
+    let mut args = std::env::args().skip(1);
+    let ldif = args.next().ok_or("usage: load_bench FILE.ldif [STORE_DIR]")?;
+    let dir = args.next().unwrap_or_else(|| "/tmp/roster-load-bench".into());
+    let _ = std::fs::remove_dir_all(&dir);
+    let schema = Arc::new(Schema::builtin());
+    let config = StoreConfig {
+        path: dir.clone().into(),
+        indexes: vec![
+            index("objectClass", true, false),
+            index("uid", true, true),
+            index("mail", true, true),
+            index("cn", true, true),
+            index("member", true, false),
+        ],
+        durability: Durability::Buffer,
+    };
+
+    let started = Instant::now();
+    let store = Store::open(&config, schema.clone())?;
+    let mut loader = store.bulk_loader()?;
+    let file = BufReader::with_capacity(1 << 20, std::fs::File::open(&ldif)?);
+    let mut record: Vec<(String, String)> = Vec::new();
+    let mut first = true;
+    let mut flush = |record: &mut Vec<(String, String)>| -> Result<(), Error> {
+        if record.is_empty() {
+            return Ok(());
+        }
+        let e = entry(&schema, record)?;
+        record.clear();
+        if std::mem::take(&mut first) {
+            loader.add_root(e)?;
+        } else {
+            loader.add(e)?;
+        }
+        Ok(())
+    };
+    for line in file.lines() {
+        let line = line?;
+        if line.is_empty() {
+            flush(&mut record)?;
+            continue;
+        }
+        let (name, value) = line.split_once(": ").ok_or_else(|| format!("bad line {line}"))?;
+        record.push((name.to_string(), value.to_string()));
+    }
+    flush(&mut record)?;
+    let stats = loader.finish()?;
+    let loaded = started.elapsed();
+    println!(
+        "load: {} entries, {} keys, {} runs in {:.2} s ({:.0} entries/s)",
+        stats.entries,
+        stats.index_keys,
+        stats.runs,
+        loaded.as_secs_f64(),
+        stats.entries as f64 / loaded.as_secs_f64()
+    );
+
+    let t = Instant::now();
+    store.close()?;
+    println!("close: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    let t = Instant::now();
+    let store = Store::open(&config, schema.clone())?;
+    println!("reopen: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+
+    let users = stats.entries.saturating_sub(3) * 50 / 51;
+    let base = Dn::parse("dc=example,dc=com")?.normalize(&schema)?;
+    let time = |label: &str, filters: &[String]| -> Result<(), Error> {
+        let mut found = 0usize;
+        let mut total = Duration::ZERO;
+        for f in filters {
+            let compiled = Filter::parse(f)?.compile(&schema);
+            let t = Instant::now();
+            let reader = store.reader();
+            for item in reader.search(&base, Scope::Subtree, &compiled)? {
+                item?;
+                found += 1;
+            }
+            total += t.elapsed();
+        }
+        let n = filters.len().max(1);
+        println!(
+            "{label}: {} searches, {:.1} µs each, {:.1} entries each",
+            filters.len(),
+            total.as_secs_f64() * 1e6 / n as f64,
+            found as f64 / n as f64
+        );
+        Ok(())
+    };
+    let pick = |i: u64| (i.wrapping_mul(2_654_435_761) % users.max(1)) as u64;
+    let exact: Vec<String> = (0..10_000).map(|i| format!("(mail=user{:07}@example.com)", pick(i))).collect();
+    time("(mail=userN@example.com)", &exact)?;
+    let and: Vec<String> =
+        (0..10_000).map(|i| format!("(&(objectClass=inetOrgPerson)(mail=a.user{:07}@example.com))", pick(i))).collect();
+    time("(&(objectClass=inetOrgPerson)(mail=a.userN@...))", &and)?;
+    let member: Vec<String> =
+        (0..10_000).map(|i| format!("(member=uid=user{:07},ou=people,dc=example,dc=com)", pick(i))).collect();
+    time("(member=<dn>)", &member)?;
+    let initial: Vec<String> = (0..1_000).map(|i| format!("(mail=user{:06}*)", pick(i) / 10)).collect();
+    time("(mail=userNNNNNN*)", &initial)?;
+    let any: Vec<String> = (0..200).map(|i| format!("(cn=*r {}*)", pick(i) + 1000)).collect();
+    time("(cn=*r NNNN*)", &any)?;
+    time("(mail=*@example.com)", &["(mail=*@example.com)".to_string()])?;
+    time("(objectClass=groupOfNames)", &["(objectClass=groupOfNames)".to_string()])?;
+    let t = Instant::now();
+    let report = store.verify()?;
+    println!("verify: clean={} in {:.2} s", report.is_clean(), t.elapsed().as_secs_f64());
+    store.close()?;
+    Ok(())
+}

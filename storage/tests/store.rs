@@ -1,0 +1,479 @@
+//! The entry store end to end: layout on disk, adds and lookups, searches in every scope and
+//! their plans, bulk loading, reopening, reindexing and verify.
+
+use roster_schema::{AttrDesc, Attribute, Dn, Entry, Filter, Schema};
+use roster_storage::{
+    CandidateSource, Durability, EntryId, IndexSpec, IndexUse, Scope, Store, StoreConfig, StoreError,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+fn schema() -> Arc<Schema> {
+    Arc::new(Schema::builtin())
+}
+
+fn spec(attr: &str, eq: bool, pres: bool, sub: bool) -> IndexSpec {
+    IndexSpec { attr: attr.into(), equality: eq, presence: pres, substring: sub }
+}
+
+fn default_indexes() -> Vec<IndexSpec> {
+    vec![
+        spec("objectClass", true, false, false),
+        spec("uid", true, false, true),
+        spec("mail", true, true, true),
+        spec("cn", true, false, true),
+        spec("member", true, false, false),
+    ]
+}
+
+fn config(path: &Path, indexes: Vec<IndexSpec>) -> StoreConfig {
+    StoreConfig { path: path.to_path_buf(), indexes, durability: Durability::Buffer }
+}
+
+fn ndn(schema: &Schema, dn: &str) -> roster_schema::dn::NormDn {
+    Dn::parse(dn).unwrap().normalize(schema).unwrap()
+}
+
+fn entry(schema: &Schema, dn: &str, attrs: &[(&str, &str)]) -> Entry {
+    let dn = Dn::parse(dn).unwrap();
+    let ndn = dn.normalize(schema).unwrap();
+    let mut out: Vec<Attribute> = Vec::new();
+    for (name, value) in attrs {
+        let desc = AttrDesc::parse(schema, name).unwrap_or_else(|| panic!("unknown attribute {name}"));
+        match out.iter_mut().find(|a| a.desc == desc) {
+            Some(a) => a.values.push(value.as_bytes().to_vec()),
+            None => out.push(Attribute { desc, values: vec![value.as_bytes().to_vec()] }),
+        }
+    }
+    Entry { dn, ndn, attrs: out }
+}
+
+fn user(schema: &Schema, i: u32) -> Entry {
+    let uid = format!("user{i:04}");
+    let dn = format!("uid={uid},ou=people,dc=example,dc=com");
+    let mail = format!("{uid}@example.com");
+    let alias = format!("a.{uid}@example.com");
+    let cn = format!("User {i} Smith{}", i % 7);
+    let sn = format!("Smith{}", i % 7);
+    entry(
+        schema,
+        &dn,
+        &[
+            ("objectClass", "top"),
+            ("objectClass", "person"),
+            ("objectClass", "organizationalPerson"),
+            ("objectClass", "inetOrgPerson"),
+            ("uid", &uid),
+            ("cn", &cn),
+            ("sn", &sn),
+            ("mail", &mail),
+            ("mail", &alias),
+        ],
+    )
+}
+
+fn group(schema: &Schema, g: u32, members: std::ops::Range<u32>) -> Entry {
+    let dn = format!("cn=group{g},ou=groups,dc=example,dc=com");
+    let cn = format!("group{g}");
+    let mail = format!("group{g}@example.com");
+    let member_dns: Vec<String> = members.map(|i| format!("uid=user{i:04},ou=people,dc=example,dc=com")).collect();
+    let mut attrs: Vec<(&str, &str)> =
+        vec![("objectClass", "top"), ("objectClass", "groupOfNames"), ("cn", &cn), ("mail", &mail)];
+    for m in &member_dns {
+        attrs.push(("member", m));
+    }
+    entry(schema, &dn, &attrs)
+}
+
+fn skeleton(schema: &Schema) -> Vec<Entry> {
+    vec![
+        entry(
+            schema,
+            "dc=example,dc=com",
+            &[("objectClass", "top"), ("objectClass", "dcObject"), ("objectClass", "organization"), ("dc", "example"), ("o", "Example")],
+        ),
+        entry(schema, "ou=people,dc=example,dc=com", &[("objectClass", "organizationalUnit"), ("ou", "people")]),
+        entry(schema, "ou=groups,dc=example,dc=com", &[("objectClass", "organizationalUnit"), ("ou", "groups")]),
+    ]
+}
+
+/// A store with the skeleton, `users` users and a group of the first ten users, added one by one.
+fn populated(path: &Path, indexes: Vec<IndexSpec>, users: u32) -> Store {
+    let schema = schema();
+    let store = Store::open(&config(path, indexes), schema.clone()).unwrap();
+    let mut sk = skeleton(&schema).into_iter();
+    store.add_root(sk.next().unwrap()).unwrap();
+    for e in sk {
+        store.add(e).unwrap();
+    }
+    for i in 0..users {
+        store.add(user(&schema, i)).unwrap();
+    }
+    store.add(group(&schema, 0, 0..10.min(users))).unwrap();
+    store
+}
+
+fn search_dns(store: &Store, base: &str, scope: Scope, filter: &str) -> Vec<String> {
+    let schema = store.schema().clone();
+    let f = Filter::parse(filter).unwrap().compile(&schema);
+    let reader = store.reader();
+    let mut ids = Vec::new();
+    let mut out = Vec::new();
+    for item in reader.search(&ndn(&schema, base), scope, &f).unwrap() {
+        let (id, e) = item.unwrap();
+        ids.push(id);
+        out.push(e.ndn.to_string());
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "results come in id order");
+    out
+}
+
+fn plan(store: &Store, base: &str, scope: Scope, filter: &str) -> roster_storage::SearchPlan {
+    let schema = store.schema().clone();
+    let f = Filter::parse(filter).unwrap().compile(&schema);
+    store.reader().plan(&ndn(&schema, base), scope, &f).unwrap()
+}
+
+#[test]
+fn add_lookup_and_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = populated(dir.path(), default_indexes(), 20);
+    let schema = store.schema().clone();
+    let reader = store.reader();
+
+    let people = reader.lookup(&ndn(&schema, "OU=People,DC=Example,DC=COM")).unwrap().unwrap();
+    let (id, e) = reader.entry_by_dn(&ndn(&schema, "uid=user0003,ou=people,dc=example,dc=com")).unwrap().unwrap();
+    assert_eq!(e, user(&schema, 3));
+    assert_eq!(reader.get(id).unwrap().unwrap(), e);
+    assert!(reader.get(EntryId(9999)).unwrap().is_none());
+    assert!(reader.has_children(people).unwrap());
+    assert!(!reader.has_children(id).unwrap());
+    assert_eq!(reader.count_children(people).unwrap(), 20);
+
+    let missing = ndn(&schema, "uid=x,ou=nothing,ou=people,dc=example,dc=com");
+    assert!(reader.lookup(&missing).unwrap().is_none());
+    let matched = reader.matched_dn(&missing).unwrap().unwrap();
+    assert_eq!(matched.to_string(), "ou=people,dc=example,dc=com");
+    assert!(reader.matched_dn(&ndn(&schema, "dc=other")).unwrap().is_none());
+
+    // Errors an add can meet.
+    assert!(matches!(store.add(user(&schema, 3)), Err(StoreError::AlreadyExists { .. })));
+    let orphan = entry(&schema, "uid=x,ou=nowhere,dc=example,dc=com", &[("objectClass", "account"), ("uid", "x")]);
+    match store.add(orphan) {
+        Err(e @ StoreError::NoSuchParent { .. }) => assert!(e.to_string().contains("uid=x,ou=nowhere")),
+        other => panic!("expected NoSuchParent, got {other:?}"),
+    }
+    assert!(!StoreError::NoSuchParent { dn: String::new() }.is_fatal());
+    // A second root is allowed when the caller says so.
+    store.add_root(entry(&schema, "dc=org", &[("objectClass", "domain"), ("dc", "org")])).unwrap();
+    let walked: Vec<String> = store.dump_iter().unwrap().map(|r| r.unwrap().1.ndn.to_string()).collect();
+    assert_eq!(walked.len(), 3 + 20 + 1 + 1);
+    // Each parent comes before its children.
+    for (i, dn) in walked.iter().enumerate() {
+        if let Some((_, parent)) = dn.split_once(',') {
+            if parent != "dc=com" && dn != "dc=org" {
+                assert!(walked[..i].contains(&parent.to_string()), "{dn} before its parent");
+            }
+        }
+    }
+    // The snapshot taken before the last add does not see it.
+    assert!(reader.lookup(&ndn(&schema, "dc=org")).unwrap().is_none());
+    assert!(store.reader().lookup(&ndn(&schema, "dc=org")).unwrap().is_some());
+}
+
+#[test]
+fn search_in_every_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = populated(dir.path(), default_indexes(), 30);
+    let all = "(objectClass=*)";
+    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Base, all), vec!["dc=example,dc=com"]);
+    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::One, all).len(), 2);
+    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, all).len(), 3 + 30 + 1);
+    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Children, all).len(), 2 + 30 + 1);
+    assert_eq!(search_dns(&store, "ou=people,dc=example,dc=com", Scope::One, all).len(), 30);
+    assert!(search_dns(&store, "ou=groups,dc=example,dc=com", Scope::Base, "(mail=user0001@example.com)").is_empty());
+
+    let one = search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(mail=USER0007@example.com)");
+    assert_eq!(one, vec!["uid=user0007,ou=people,dc=example,dc=com"]);
+    // In scope is checked for index candidates too.
+    assert!(search_dns(&store, "ou=groups,dc=example,dc=com", Scope::Subtree, "(mail=user0007@example.com)").is_empty());
+    assert_eq!(search_dns(&store, "ou=groups,dc=example,dc=com", Scope::One, "(mail=group0@example.com)").len(), 1);
+    let members = search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(member=UID=user0004,ou=people,dc=example,dc=com)");
+    assert_eq!(members, vec!["cn=group0,ou=groups,dc=example,dc=com"]);
+
+    let schema = store.schema().clone();
+    let f = Filter::parse(all).unwrap().compile(&schema);
+    match store.reader().search(&ndn(&schema, "ou=nothing,dc=example,dc=com"), Scope::Subtree, &f) {
+        Err(StoreError::NoSuchObject { dn }) => assert_eq!(dn, "ou=nothing,dc=example,dc=com"),
+        other => panic!("expected NoSuchObject, got {:?}", other.map(|_| ())),
+    }
+
+    // Resuming a paged search skips the earlier ids.
+    let reader = store.reader();
+    let base = ndn(&schema, "ou=people,dc=example,dc=com");
+    let ids: Vec<EntryId> = reader.search(&base, Scope::One, &f).unwrap().map(|r| r.unwrap().0).collect();
+    let rest: Vec<EntryId> =
+        reader.search(&base, Scope::One, &f).unwrap().starting_at(ids[10]).map(|r| r.unwrap().0).collect();
+    assert_eq!(rest, ids[10..].to_vec());
+}
+
+/// The same searches on a store without indexes give the same answers: indexes only narrow.
+#[test]
+fn indexed_and_unindexed_answers_agree() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let indexed = populated(a.path(), default_indexes(), 60);
+    let plain = populated(b.path(), Vec::new(), 60);
+    let filters = [
+        "(mail=user0042@example.com)",
+        "(mail=*)",
+        "(uid=user00*)",
+        "(mail=*0@example.com)",
+        "(cn=*smith3*)",
+        "(cn=user 1*smith*)",
+        "(&(objectClass=person)(cn=*smith2))",
+        "(|(uid=user0001)(mail=a.user0002@example.com)(cn=group0))",
+        "(!(uid=user0001))",
+        "(&(objectClass=inetOrgPerson)(!(mail=user0003@example.com)))",
+        "(name=user 5 smith5)",
+        "(sn=smith4)",
+        "(member=uid=user0009,ou=people,dc=example,dc=com)",
+        "(objectClass=groupOfNames)",
+        "(uid=nobody)",
+        "(&(mail=user0001@example.com)(uid=user0002))",
+    ];
+    for f in filters {
+        for scope in [Scope::Subtree, Scope::One, Scope::Children] {
+            for base in ["dc=example,dc=com", "ou=people,dc=example,dc=com"] {
+                let want = search_dns(&plain, base, scope, f);
+                let got = search_dns(&indexed, base, scope, f);
+                assert_eq!(got, want, "{f} under {base} {scope:?}");
+            }
+        }
+    }
+    assert_eq!(search_dns(&indexed, "dc=example,dc=com", Scope::Subtree, "(cn=*smith3*)").len(), 8);
+}
+
+#[test]
+fn plans_use_the_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = populated(dir.path(), default_indexes(), 40);
+    let base = "dc=example,dc=com";
+
+    let p = plan(&store, base, Scope::Subtree, "(mail=user0007@example.com)");
+    assert_eq!(p.source, CandidateSource::Index { ids: 1 });
+    assert!(matches!(&p.index, IndexUse::Equality { attr, ids: 1 } if attr == "mail"));
+
+    // The selective part is read first, and objectClass is not read once few remain.
+    let p = plan(&store, base, Scope::Subtree, "(&(objectClass=inetOrgPerson)(mail=user0007@example.com))");
+    assert_eq!(p.source, CandidateSource::Index { ids: 1 });
+    assert!(matches!(&p.index, IndexUse::And(parts) if parts.len() == 1));
+
+    let p = plan(&store, base, Scope::Subtree, "(description=x)");
+    assert_eq!(p.index, IndexUse::All);
+    assert_eq!(p.source, CandidateSource::Subtree { ids: 3 + 40 + 1 });
+    let p = plan(&store, "ou=people,dc=example,dc=com", Scope::One, "(!(mail=x))");
+    assert_eq!(p.source, CandidateSource::Children { ids: 40 });
+    let p = plan(&store, base, Scope::Base, "(mail=x)");
+    assert_eq!(p.source, CandidateSource::Base);
+
+    let p = plan(&store, base, Scope::Subtree, "(uid=user001*)");
+    assert!(matches!(&p.index, IndexUse::Substrings { ids: 10, .. }), "{p:?}");
+    let p = plan(&store, base, Scope::Subtree, "(mail=*7@example.com)");
+    assert!(matches!(&p.index, IndexUse::Substrings { ids: 4, .. }), "{p:?}");
+    let p = plan(&store, base, Scope::Subtree, "(cn=*er 12 smi*)");
+    assert!(matches!(&p.index, IndexUse::Substrings { ids: 1, .. }), "{p:?}");
+    let p = plan(&store, base, Scope::Subtree, "(mail=*)");
+    assert!(matches!(&p.index, IndexUse::Presence { ids: 81, .. }), "{p:?}");
+
+    let p = plan(&store, base, Scope::Subtree, "(|(uid=user0001)(uid=user0002))");
+    assert_eq!(p.source, CandidateSource::Index { ids: 2 });
+    // One unindexed branch makes an OR read the whole scope.
+    let p = plan(&store, base, Scope::Subtree, "(|(uid=user0001)(description=x))");
+    assert_eq!(p.source, CandidateSource::Subtree { ids: 44 });
+    // `name` has subtypes that are not indexed (sn): no narrowing.
+    let p = plan(&store, base, Scope::Subtree, "(name=group0)");
+    assert_eq!(p.index, IndexUse::All);
+    // An undefined attribute can match nothing.
+    let p = plan(&store, base, Scope::Subtree, "(&(noSuchAttribute=1)(mail=*))");
+    assert_eq!(p.source, CandidateSource::Index { ids: 0 });
+    assert!(format!("{p:?}").contains("SearchPlan"));
+}
+
+#[test]
+fn reopen_after_close_and_after_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let store = populated(dir.path(), default_indexes(), 5);
+    let last = store.reader().lookup(&ndn(&schema, "cn=group0,ou=groups,dc=example,dc=com")).unwrap().unwrap();
+    store.close().unwrap();
+
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(objectClass=*)").len(), 9);
+    // Ids continue after the highest stored one.
+    let id = store.add(user(&schema, 100)).unwrap();
+    assert!(id > last);
+    drop(store);
+
+    // Dropped without close: the journal is replayed.
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    assert_eq!(store.reader().lookup(&ndn(&schema, "uid=user0100,ou=people,dc=example,dc=com")).unwrap(), Some(id));
+    assert!(store.verify().unwrap().is_clean());
+    store.close().unwrap();
+}
+
+#[test]
+fn reindex_on_configuration_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let before = vec![spec("mail", true, false, false), spec("objectClass", true, false, false)];
+    let store = populated(dir.path(), before, 30);
+    store.close().unwrap();
+
+    // Substrings on cn added (by OID), mail dropped.
+    let after = vec![spec("2.5.4.3", true, false, true), spec("objectClass", true, false, false)];
+    let store = Store::open(&config(dir.path(), after.clone()), schema.clone()).unwrap();
+    let p = plan(&store, "dc=example,dc=com", Scope::Subtree, "(cn=*smith2*)");
+    assert!(matches!(&p.index, IndexUse::Substrings { .. }), "{p:?}");
+    let p = plan(&store, "dc=example,dc=com", Scope::Subtree, "(mail=user0001@example.com)");
+    assert_eq!(p.index, IndexUse::All);
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.keyspaces.len(), 4);
+    store.close().unwrap();
+
+    // The same configuration again: nothing to rebuild, still clean.
+    let store = Store::open(&config(dir.path(), after), schema.clone()).unwrap();
+    assert!(store.verify().unwrap().is_clean());
+    store.close().unwrap();
+
+    let unknown = vec![spec("noSuchAttribute", true, false, false)];
+    assert!(matches!(
+        Store::open(&config(dir.path(), unknown), schema),
+        Err(StoreError::UnknownIndexAttribute { .. })
+    ));
+}
+
+#[test]
+fn verify_finds_a_broken_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let store = populated(dir.path(), default_indexes(), 10);
+    assert!(store.verify().unwrap().is_clean());
+    let target = store.reader().lookup(&ndn(&schema, "uid=user0004,ou=people,dc=example,dc=com")).unwrap().unwrap();
+    store.close().unwrap();
+
+    // Remove one equality key of mail and add a key for an entry that does not exist.
+    {
+        let db = fjall::SingleWriterTxDatabase::builder(dir.path()).open().unwrap();
+        let mail_oid = schema.attribute("mail").unwrap().oid.clone();
+        let ix = db.keyspace(&format!("ix:{mail_oid}"), fjall::KeyspaceCreateOptions::default).unwrap();
+        let mut gone = b"euser0004@example.com\0".to_vec();
+        gone.extend_from_slice(&target.get().to_be_bytes());
+        assert!(ix.get(&gone).unwrap().is_some(), "layout changed: equality key not found");
+        ix.remove(gone).unwrap();
+        let mut extra = b"eghost@example.com\0".to_vec();
+        extra.extend_from_slice(&999u64.to_be_bytes());
+        ix.insert(extra, []).unwrap();
+    }
+
+    let store = Store::open(&config(dir.path(), default_indexes()), schema).unwrap();
+    let report = store.verify().unwrap();
+    assert!(!report.is_clean());
+    let mail = report.keyspaces.iter().find(|k| k.name.starts_with("index mail")).unwrap();
+    assert_eq!((mail.missing, mail.extra), (1, 1), "{report}");
+    assert!(mail.missing_examples[0].contains("user0004@example.com"), "{report}");
+    assert!(mail.extra_examples[0].contains("ghost@example.com"), "{report}");
+    assert!(report.keyspaces.iter().filter(|k| !k.name.starts_with("index mail")).all(|k| k.missing == 0 && k.extra == 0));
+    // The broken key makes the indexed search miss the entry: that is what verify is for.
+    assert!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(mail=user0004@example.com)").is_empty());
+}
+
+#[test]
+fn unknown_format_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open(&config(dir.path(), Vec::new()), schema()).unwrap().close().unwrap();
+    {
+        let db = fjall::SingleWriterTxDatabase::builder(dir.path()).open().unwrap();
+        let meta = db.keyspace("meta", fjall::KeyspaceCreateOptions::default).unwrap();
+        assert_eq!(meta.get("format").unwrap().unwrap().as_ref(), &1u32.to_be_bytes());
+        meta.insert("format", 99u32.to_be_bytes()).unwrap();
+    }
+    match Store::open(&config(dir.path(), Vec::new()), schema()) {
+        Err(e @ StoreError::UnsupportedFormat { found: 99, .. }) => assert!(e.is_fatal()),
+        other => panic!("expected UnsupportedFormat, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn bulk_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    let mut loader = store.bulk_loader().unwrap();
+    let mut sk = skeleton(&schema).into_iter();
+    loader.add_root(sk.next().unwrap()).unwrap();
+    for e in sk {
+        loader.add(e).unwrap();
+    }
+    let mut ids = Vec::new();
+    for i in 0..500 {
+        ids.push(loader.add(user(&schema, i)).unwrap());
+    }
+    for g in 0..10 {
+        loader.add(group(&schema, g, g * 50..g * 50 + 50)).unwrap();
+    }
+    // Failures name the entry and leave the loader usable.
+    let orphan = entry(&schema, "uid=x,ou=nowhere,dc=example,dc=com", &[("objectClass", "account"), ("uid", "x")]);
+    match loader.add(orphan) {
+        Err(e @ StoreError::NoSuchParent { .. }) => assert!(e.to_string().contains("ou=nowhere")),
+        other => panic!("expected NoSuchParent, got {other:?}"),
+    }
+    assert!(matches!(loader.add(user(&schema, 7)), Err(StoreError::AlreadyExists { .. })));
+    let stats = loader.finish().unwrap();
+    assert_eq!(stats.entries, 3 + 500 + 10);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in load order");
+
+    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(mail=user0321@example.com)").len(), 1);
+    assert_eq!(search_dns(&store, "ou=people,dc=example,dc=com", Scope::One, "(objectClass=*)").len(), 500);
+    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(member=uid=user0321,ou=people,dc=example,dc=com)").len(), 1);
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.entries, 513);
+
+    // A second load into a non-empty store, then single adds, all consistent.
+    let mut loader = store.bulk_loader().unwrap();
+    for i in 500..600 {
+        loader.add(user(&schema, i)).unwrap();
+    }
+    assert!(matches!(loader.add(user(&schema, 1)), Err(StoreError::AlreadyExists { .. })));
+    loader.finish().unwrap();
+    let id = store.add(user(&schema, 600)).unwrap();
+    assert!(id > *ids.last().unwrap());
+    assert!(store.verify().unwrap().is_clean());
+    let dumped: Vec<EntryId> = store.dump_iter().unwrap().map(|r| r.unwrap().0).collect();
+    assert_eq!(dumped.len(), 3 + 601 + 10);
+    store.close().unwrap();
+    let store = Store::open(&config(dir.path(), default_indexes()), schema).unwrap();
+    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(uid=user0599)").len(), 1);
+}
+
+/// DN values holding 0x00 and 0x01 bytes keep the subtree prefix property.
+#[test]
+fn awkward_dn_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    store.add_root(entry(&schema, "dc=com", &[("objectClass", "domain"), ("dc", "com")])).unwrap();
+    store.add(entry(&schema, "ou=a\\00b,dc=com", &[("objectClass", "organizationalUnit"), ("ou", "a\u{0}b")])).unwrap();
+    store.add(entry(&schema, "ou=a,dc=com", &[("objectClass", "organizationalUnit"), ("ou", "a")])).unwrap();
+    store.add(entry(&schema, "cn=x,ou=a\\00b,dc=com", &[("objectClass", "device"), ("cn", "x")])).unwrap();
+    store.add(entry(&schema, "cn=y,ou=a,dc=com", &[("objectClass", "device"), ("cn", "y")])).unwrap();
+    let under_a = search_dns(&store, "ou=a,dc=com", Scope::Subtree, "(objectClass=*)");
+    assert_eq!(under_a.len(), 2, "{under_a:?}");
+    let under_nul = search_dns(&store, "ou=a\\00b,dc=com", Scope::Subtree, "(objectClass=*)");
+    assert_eq!(under_nul.len(), 2, "{under_nul:?}");
+    assert!(store.verify().unwrap().is_clean());
+}
