@@ -204,23 +204,26 @@ pub(crate) struct KvBuffer {
     items: Vec<Item>,
 }
 
-/// One pair in a [`KvBuffer`]: the first eight key bytes as a big-endian integer (so most
-/// comparisons while sorting are one integer compare, without touching the arena), and where
-/// the key and value are.
+/// One pair in a [`KvBuffer`]: the first sixteen key bytes as a big-endian integer, and where
+/// the key and value are. Sixteen bytes cover a whole gram key and the distinguishing part of
+/// most values, so nearly every comparison while sorting is one integer compare that does not
+/// touch the arena (with eight, comparing keys in the arena took a third of the load time).
 #[derive(Clone, Copy)]
 struct Item {
-    head: u64,
+    head: u128,
     at: usize,
     key_len: u32,
     value_len: u32,
 }
 
-fn head(key: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
+/// The first sixteen bytes, zero-padded: ordering by it never contradicts the byte order of
+/// the keys, and equal heads fall back to comparing the keys.
+fn head(key: &[u8]) -> u128 {
+    let mut b = [0u8; 16];
     for (d, s) in b.iter_mut().zip(key) {
         *d = *s;
     }
-    u64::from_be_bytes(b)
+    u128::from_be_bytes(b)
 }
 
 impl KvBuffer {
