@@ -64,7 +64,13 @@ pub(crate) struct AttrIndex {
 pub(crate) struct Indexes {
     pub(crate) list: Vec<AttrIndex>,
     by_attr: FxHashMap<AttrId, usize>,
+    /// `objectClass` and `structuralObjectClass`, whose values are indexed under their class and
+    /// every superclass, so that `(objectClass=person)` finds an `inetOrgPerson`.
+    class_valued: Vec<AttrId>,
 }
+
+/// The OIDs of `objectClass` and `structuralObjectClass`.
+const CLASS_VALUED: [&str; 2] = ["2.5.4.0", "2.5.21.9"];
 
 /// The keyspace name of an attribute's index.
 pub(crate) fn keyspace_name(oid: &str) -> String {
@@ -72,9 +78,10 @@ pub(crate) fn keyspace_name(oid: &str) -> String {
 }
 
 impl Indexes {
-    pub(crate) fn new(list: Vec<AttrIndex>) -> Indexes {
+    pub(crate) fn new(schema: &Schema, list: Vec<AttrIndex>) -> Indexes {
         let by_attr = list.iter().enumerate().map(|(i, ix)| (ix.attr, i)).collect();
-        Indexes { list, by_attr }
+        let class_valued = CLASS_VALUED.iter().filter_map(|oid| schema.attr_id(oid)).collect();
+        Indexes { list, by_attr, class_valued }
     }
 
     /// The slot of an attribute's index.
@@ -123,7 +130,15 @@ impl KeyBuilder {
             for value in &attr.values {
                 // A value that does not normalize can never match an assertion, so it needs no
                 // key: the candidates stay a superset of the matches.
-                if ix.flags.equality() {
+                if ix.flags.equality() && indexes.class_valued.contains(&id) {
+                    for norm in schema.object_class_keys(value).unwrap_or_default() {
+                        self.key.clear();
+                        self.key.push(keys::EQUALITY);
+                        keys::escape_into(&mut self.key, &norm);
+                        self.key.push(0);
+                        sink(slot, &self.key);
+                    }
+                } else if ix.flags.equality() {
                     if let Ok(Some(norm)) = schema.normalize_eq(id, value) {
                         self.key.clear();
                         self.key.push(keys::EQUALITY);

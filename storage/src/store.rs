@@ -158,7 +158,7 @@ impl Store {
             id2entry,
             dn2id,
             children,
-            indexes: Indexes::new(list),
+            indexes: Indexes::new(&schema, list),
             schema,
             next_id: AtomicU64::new(next_id),
             durability: config.durability,
