@@ -48,6 +48,15 @@ impl AttrDesc {
         }
         options.sort_by_key(|o| o.to_ascii_lowercase());
         let id = schema.attr_id(ty).ok_or_else(|| EntryError::UndefinedAttribute(ty.to_string()))?;
+        // slapd knows language tags and, on syntaxes that require it, `binary`; any other
+        // option makes the whole description undefined.
+        let binary_ok = schema.attr_syntax(id).is_some_and(|s| s.binary_transfer_required());
+        for o in &options {
+            let lower = o.to_ascii_lowercase();
+            if !(lower.starts_with("lang-") || (lower == "binary" && binary_ok)) {
+                return Err(EntryError::UndefinedAttribute(desc.to_string()));
+            }
+        }
         Ok(AttrDesc { id, options })
     }
 
@@ -158,11 +167,11 @@ mod tests {
     #[test]
     fn attr_desc_options() {
         let s = Schema::builtin();
-        let d = AttrDesc::parse(&s, "CN;Lang-DE;binary").unwrap();
+        let d = AttrDesc::parse(&s, "CN;Lang-DE;lang-EN").unwrap();
         assert_eq!(d.id, s.attr_id("cn").unwrap());
-        assert_eq!(d.options, vec!["binary", "Lang-DE"]);
-        assert_eq!(d.to_string(&s), "cn;binary;Lang-DE");
-        let e = AttrDesc::parse(&s, "commonName;lang-de;binary").unwrap();
+        assert_eq!(d.options, vec!["Lang-DE", "lang-EN"]);
+        assert_eq!(d.to_string(&s), "cn;Lang-DE;lang-EN");
+        let e = AttrDesc::parse(&s, "commonName;lang-en;lang-de").unwrap();
         assert!(d.same_as(&e));
         assert_eq!(AttrDesc::parse(&s, "2.5.4.3").unwrap().id, d.id);
         assert!(AttrDesc::parse(&s, "cn;").is_none());
@@ -170,7 +179,11 @@ mod tests {
         assert!(AttrDesc::parse(&s, "1cn").is_none());
         assert!(AttrDesc::parse(&s, "nosuch").is_none());
         assert_eq!(AttrDesc::parse_checked(&s, "nosuch;x"), Err(EntryError::UndefinedAttribute("nosuch".into())));
-        assert_eq!(AttrDesc::parse(&s, "cn;x;X").unwrap().options.len(), 1);
+        assert_eq!(AttrDesc::parse(&s, "cn;lang-x;LANG-X").unwrap().options.len(), 1);
+        // Only language tags, and binary on binary-transfer syntaxes, are options slapd knows.
+        assert!(AttrDesc::parse(&s, "cn;x-foo").is_none());
+        assert!(AttrDesc::parse(&s, "cn;binary").is_none());
+        assert!(AttrDesc::parse(&s, "userCertificate;binary").is_some());
     }
 
     #[test]
