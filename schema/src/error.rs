@@ -62,13 +62,16 @@ pub enum EntryError {
     MissingRequired { class: String, attr: String },
     #[error("attribute '{attr}' not allowed")]
     NotAllowed { attr: String },
-    #[error("attribute '{attr}' cannot have multiple values")]
+    #[error("{attr}: multiple values provided")]
     SingleValued { attr: String },
+    #[error("attribute '{attr}' provided more than once")]
+    DuplicateAttribute { attr: String },
     #[error("{attr}: value #{index} provided more than once")]
     DuplicateValue { attr: String, index: usize },
     #[error("{attr}: no values given")]
     NoValues { attr: String },
-    #[error("{attr}: value #{index} invalid per syntax: {message}")]
+    /// `message` says why the value is invalid; the display keeps slapd's exact text.
+    #[error("{attr}: value #{index} invalid per syntax")]
     InvalidValue { attr: String, index: usize, message: String },
     #[error("naming attribute '{attr}' is not present in entry")]
     NamingAttributeMissing { attr: String },
@@ -80,7 +83,8 @@ impl EntryError {
         match self {
             EntryError::Dn(_) => 34,
             EntryError::UndefinedAttribute(_) | EntryError::MalformedDescription { .. } => 17,
-            EntryError::DuplicateValue { .. } => 20,
+            EntryError::DuplicateValue { .. } | EntryError::DuplicateAttribute { .. } => 20,
+            EntryError::SingleValued { .. } => 19,
             EntryError::InvalidValue { .. } => 21,
             EntryError::NamingAttributeMissing { .. } => 64,
             _ => 65,
