@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! python3 ../shared/bench/gen_ldif.py 100000 > /tmp/100k.ldif
-//! cargo run --release -p roster-storage --example load_bench -- /tmp/100k.ldif /tmp/bench-store
+//! cargo run --release -p roster-storage --example load_bench -- /tmp/100k.ldif /tmp/bench-store [nosub]
 //! ```
 //!
 //! The LDIF reader here only knows the plain form that script writes (no base64, no folding).
@@ -40,15 +40,17 @@ fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let ldif = args.next().ok_or("usage: load_bench FILE.ldif [STORE_DIR]")?;
     let dir = args.next().unwrap_or_else(|| "/tmp/roster-load-bench".into());
+    // `nosub` as third argument drops the substring indexes, to measure what they cost.
+    let substring = args.next().as_deref() != Some("nosub");
     let _ = std::fs::remove_dir_all(&dir);
     let schema = Arc::new(Schema::builtin());
     let config = StoreConfig {
         path: dir.clone().into(),
         indexes: vec![
             index("objectClass", true, false),
-            index("uid", true, true),
-            index("mail", true, true),
-            index("cn", true, true),
+            index("uid", true, substring),
+            index("mail", true, substring),
+            index("cn", true, substring),
             index("member", true, false),
         ],
         durability: Durability::Buffer,

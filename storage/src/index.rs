@@ -1,8 +1,10 @@
 //! Attribute indexes: the configured set resolved against the schema, and the keys an entry
 //! contributes to them.
 //!
-//! Each indexed attribute type has its own keyspace (`ix:<oid>`), so that dropping or
-//! rebuilding one index touches nothing else. Every key names one (kind, normalized value,
+//! Each indexed attribute type has its own keyspace (`ix:<oid>:<generation>`), so that
+//! dropping or rebuilding one index touches nothing else. A rebuild fills a keyspace of the next
+//! generation and switches to it in the meta keyspace; fjall's `clear` is never used, because
+//! fjall 3.1 replays a journaled clear at recovery over tables written after it. Every key names one (kind, normalized value,
 //! entry id): writes are blind inserts, removals are plain tombstones, and a prefix scan yields
 //! the ids of one value in ascending order. See `keys` for the byte layouts.
 
@@ -72,9 +74,12 @@ pub(crate) struct Indexes {
 /// The OIDs of `objectClass` and `structuralObjectClass`.
 const CLASS_VALUED: [&str; 2] = ["2.5.4.0", "2.5.21.9"];
 
-/// The keyspace name of an attribute's index.
-pub(crate) fn keyspace_name(oid: &str) -> String {
-    format!("ix:{oid}")
+/// The prefix of every index keyspace's name.
+pub(crate) const KEYSPACE_PREFIX: &str = "ix:";
+
+/// The keyspace name of one generation of an attribute's index.
+pub(crate) fn keyspace_name(oid: &str, generation: u32) -> String {
+    format!("{KEYSPACE_PREFIX}{oid}:{generation}")
 }
 
 impl Indexes {

@@ -37,10 +37,9 @@ pub const FORMAT_VERSION: u32 = 1;
 const MAX_JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
 
 const META_FORMAT: &[u8] = b"format";
+/// `index:<oid>` → the index kinds (one byte, `IndexFlags`) and the generation of its
+/// keyspace (u32, big-endian).
 const META_INDEX_PREFIX: &str = "index:";
-/// Stored in place of an index's flags while it is being rebuilt: an interrupted rebuild then
-/// never matches any configuration, so the next open rebuilds again.
-const INDEX_PENDING: u8 = 0xff;
 
 /// The id of a stored entry. Ids are allocated in ascending order, so bulk-loaded entries get
 /// ids in LDIF order, and search results come in id order.
@@ -127,26 +126,29 @@ impl Store {
         let wanted = resolve_indexes(config, &schema)?;
         let stored = stored_indexes(&meta)?;
         let mut list = Vec::new();
+        // (slot, generation) of each index to build; the keyspaces they replace are deleted
+        // once the meta keyspace names the new ones.
         let mut rebuild = Vec::new();
         for (oid, (attr, flags)) in &wanted {
-            let name = index::keyspace_name(oid);
+            let current = stored.get(oid).copied();
+            let (generation, build) = match current {
+                Some((f, g)) if f == *flags && db.keyspace_exists(&index::keyspace_name(oid, g)) => (g, false),
+                Some((_, g)) => (g.wrapping_add(1), true),
+                None => (0, true),
+            };
+            let name = index::keyspace_name(oid, generation);
             if name.len() > 255 {
                 return Err(StoreError::UnknownIndexAttribute { attr: oid.clone() });
             }
-            let keyspace = db.keyspace(&name, scan_only_options).context("open index keyspace")?;
-            if stored.get(oid) != Some(flags) {
-                rebuild.push(list.len());
+            if build {
+                rebuild.push((list.len(), generation));
             }
+            let keyspace = db.keyspace(&name, scan_only_options).context("open index keyspace")?;
             let type_name = schema.attr(*attr).map(|a| a.name().to_string()).unwrap_or_else(|| oid.clone());
             list.push(AttrIndex { attr: *attr, oid: oid.clone(), name: type_name, flags: *flags, keyspace });
         }
         for oid in stored.keys().filter(|oid| !wanted.contains_key(*oid)) {
-            let name = index::keyspace_name(oid);
             tracing::info!(attr = %oid, "dropping index no longer configured");
-            if db.keyspace_exists(&name) {
-                let keyspace = db.keyspace(&name, scan_only_options).context("open index keyspace")?;
-                db.inner().delete_keyspace(keyspace.inner().clone()).context("drop index keyspace")?;
-            }
             meta.remove(meta_index_key(oid)).context("drop index configuration")?;
         }
 
@@ -169,6 +171,7 @@ impl Store {
         if !rebuild.is_empty() {
             store.rebuild_indexes(&rebuild)?;
         }
+        store.drop_unused_index_keyspaces()?;
         Ok(store)
     }
 
@@ -272,16 +275,17 @@ impl Store {
         Ok(EntryId(id))
     }
 
-    /// Clears and rebuilds the indexes in `slots` from the entries.
-    fn rebuild_indexes(&self, slots: &[usize]) -> Result<()> {
+    /// Fills the (new, empty) keyspaces of the indexes in `slots` from the entries, then
+    /// records each index's kinds and generation in the meta keyspace. Until then the meta
+    /// keyspace names the previous generation, so an interrupted rebuild starts over at the
+    /// next open.
+    fn rebuild_indexes(&self, slots: &[(usize, u32)]) -> Result<()> {
         let inner = &*self.inner;
         let started = Instant::now();
-        for &slot in slots {
-            let Some(ix) = inner.indexes.list.get(slot) else { continue };
-            tracing::info!(attr = %ix.name, oid = %ix.oid, kinds = %ix.flags.describe(), "rebuilding index");
-            inner.meta.insert(meta_index_key(&ix.oid), [INDEX_PENDING]).context("mark index rebuild")?;
-            inner.db.persist(PersistMode::SyncAll).context("mark index rebuild")?;
-            AsRef::<fjall::Keyspace>::as_ref(&ix.keyspace).clear().context("clear index")?;
+        for &(slot, _) in slots {
+            if let Some(ix) = inner.indexes.list.get(slot) {
+                tracing::info!(attr = %ix.name, oid = %ix.oid, kinds = %ix.flags.describe(), "building index");
+            }
         }
         let snapshot = inner.db.read_tx();
         let mut buffers: Vec<KvBuffer> = slots.iter().map(|_| KvBuffer::default()).collect();
@@ -292,27 +296,49 @@ impl Store {
             let id = keys::id_from_value(&k)?;
             let entry = inner.codec.decode(id, &v)?;
             let id_key = keys::id_bytes(id);
-            for (buffer, &slot) in buffers.iter_mut().zip(slots) {
+            for (buffer, &(slot, _)) in buffers.iter_mut().zip(slots) {
                 builder.entry_keys(&inner.schema, &inner.indexes, Some(slot), &entry, &mut |_, key| {
                     buffer.push_key_with_id(key, &id_key);
                 });
-            }
-            entries += 1;
-            for (buffer, &slot) in buffers.iter_mut().zip(slots) {
                 if buffer.bytes() > crate::bulk::RUN_BYTES {
                     if let Some(ix) = inner.indexes.list.get(slot) {
                         std::mem::take(buffer).ingest(&ix.keyspace)?;
                     }
                 }
             }
+            entries += 1;
         }
-        for (buffer, &slot) in buffers.into_iter().zip(slots) {
+        for (buffer, &(slot, generation)) in buffers.into_iter().zip(slots) {
             let Some(ix) = inner.indexes.list.get(slot) else { continue };
             buffer.ingest(&ix.keyspace)?;
-            inner.meta.insert(meta_index_key(&ix.oid), [ix.flags.0]).context("record index configuration")?;
+            let mut value = vec![ix.flags.0];
+            value.extend_from_slice(&generation.to_be_bytes());
+            inner.meta.insert(meta_index_key(&ix.oid), value).context("record index configuration")?;
         }
         inner.db.persist(PersistMode::SyncAll).context("record index configuration")?;
-        tracing::info!(entries, indexes = slots.len(), elapsed_ms = started.elapsed().as_millis() as u64, "indexes rebuilt");
+        tracing::info!(entries, indexes = slots.len(), elapsed_ms = started.elapsed().as_millis() as u64, "indexes built");
+        Ok(())
+    }
+
+    /// Deletes index keyspaces the meta keyspace does not name: indexes no longer configured,
+    /// generations replaced by a rebuild, and rebuilds interrupted by a crash.
+    fn drop_unused_index_keyspaces(&self) -> Result<()> {
+        let inner = &*self.inner;
+        let in_use: Vec<String> = inner
+            .indexes
+            .list
+            .iter()
+            .map(|ix| AsRef::<fjall::Keyspace>::as_ref(&ix.keyspace).name().to_string())
+            .collect();
+        for name in inner.db.list_keyspace_names() {
+            let name = name.to_string();
+            if !name.starts_with(index::KEYSPACE_PREFIX) || in_use.contains(&name) {
+                continue;
+            }
+            let keyspace = inner.db.keyspace(&name, scan_only_options).context("open index keyspace")?;
+            inner.db.inner().delete_keyspace(keyspace.inner().clone()).context("delete index keyspace")?;
+            tracing::info!(keyspace = %name, "deleted unused index keyspace");
+        }
         Ok(())
     }
 }
@@ -367,16 +393,15 @@ fn resolve_indexes(config: &StoreConfig, schema: &Schema) -> Result<BTreeMap<Str
     Ok(wanted)
 }
 
-fn stored_indexes(meta: &SingleWriterTxKeyspace) -> Result<BTreeMap<String, IndexFlags>> {
+fn stored_indexes(meta: &SingleWriterTxKeyspace) -> Result<BTreeMap<String, (IndexFlags, u32)>> {
     let mut stored = BTreeMap::new();
     for guard in meta.inner().prefix(META_INDEX_PREFIX) {
         let (k, v) = guard.into_inner().context("read index configuration")?;
-        let oid = k
-            .get(META_INDEX_PREFIX.len()..)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .ok_or_else(|| StoreError::corrupt("index configuration", keys::render(&k)))?;
-        let flags = v.first().copied().unwrap_or(INDEX_PENDING);
-        stored.insert(oid.to_string(), IndexFlags(flags));
+        let corrupt = || StoreError::corrupt("index configuration", keys::render(&k));
+        let oid = k.get(META_INDEX_PREFIX.len()..).and_then(|b| std::str::from_utf8(b).ok()).ok_or_else(corrupt)?;
+        let (flags, generation) = v.split_first().ok_or_else(corrupt)?;
+        let generation: [u8; 4] = generation.try_into().map_err(|_| corrupt())?;
+        stored.insert(oid.to_string(), (IndexFlags(*flags), u32::from_be_bytes(generation)));
     }
     Ok(stored)
 }
