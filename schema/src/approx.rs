@@ -130,27 +130,32 @@ pub(crate) fn metaphone(word: &str) -> String {
     let at = |i: usize| buf.get(i).copied().unwrap_or(0);
     let mut n = PAD;
     let mut b2 = buf.clone();
+    let mut set = |i: usize, v: u8| {
+        if let Some(slot) = b2.get_mut(i) {
+            *slot = v;
+        }
+    };
     // Initial letter pairs: PN, KN, GN, AE become their second letter; WR becomes R;
     // WH becomes W; X becomes S.
     match at(n) {
         b'P' | b'K' | b'G' if at(n + 1) == b'N' => {
-            b2[n] = 0;
+            set(n, 0);
             n += 1;
         }
         b'A' if at(n + 1) == b'E' => {
-            b2[n] = 0;
+            set(n, 0);
             n += 1;
         }
         b'W' if at(n + 1) == b'R' => {
-            b2[n] = 0;
+            set(n, 0);
             n += 1;
         }
         b'W' if at(n + 1) == b'H' => {
-            b2[n + 1] = b'W';
-            b2[n] = 0;
+            set(n + 1, b'W');
+            set(n, 0);
             n += 1;
         }
-        b'X' => b2[n] = b'S',
+        b'X' => set(n, b'S'),
         _ => {}
     }
     let buf = b2;
@@ -178,13 +183,12 @@ pub(crate) fn metaphone(word: &str) -> String {
             code.push(char::from(c));
         } else {
             match c {
-                b'B' => {
-                    if n == end - 1 && prev != b'M' {
+                b'B'
+                    if n == end - 1 && prev != b'M' => {
                         code.push('B');
                     }
-                }
-                b'C' => {
-                    if prev != b'S' || !frontv(next) {
+                b'C'
+                    if (prev != b'S' || !frontv(next)) => {
                         if next == b'I' && next2 == b'A' {
                             code.push('X');
                         } else if frontv(next) {
@@ -195,7 +199,6 @@ pub(crate) fn metaphone(word: &str) -> String {
                             code.push('K');
                         }
                     }
-                }
                 b'D' => code.push(if next == b'G' && frontv(next2) { 'J' } else { 'T' }),
                 b'G' => {
                     if (next != b'J' || vowel(next2))
@@ -207,16 +210,14 @@ pub(crate) fn metaphone(word: &str) -> String {
                         code.push('F');
                     }
                 }
-                b'H' => {
-                    if !varson(prev) && (!vowel(prev) || vowel(next)) {
+                b'H'
+                    if !varson(prev) && (!vowel(prev) || vowel(next)) => {
                         code.push('H');
                     }
-                }
-                b'K' => {
-                    if prev != b'C' {
+                b'K'
+                    if prev != b'C' => {
                         code.push('K');
                     }
-                }
                 b'P' => code.push(if next == b'H' { 'F' } else { 'P' }),
                 b'Q' => code.push('K'),
                 b'S' => code.push(if next == b'H' || (next == b'I' && (next2 == b'O' || next2 == b'A')) { 'X' } else { 'S' }),
@@ -230,11 +231,10 @@ pub(crate) fn metaphone(word: &str) -> String {
                     }
                 }
                 b'V' => code.push('F'),
-                b'W' | b'Y' => {
-                    if vowel(next) {
+                b'W' | b'Y'
+                    if vowel(next) => {
                         code.push(char::from(c));
                     }
-                }
                 b'X' => {
                     if n == start {
                         code.push('S');

@@ -222,7 +222,8 @@ mod tests {
         // Each expectation is what slapd 2.5 answered to ldapadd of the same entry.
         let s = Schema::builtin();
         let dn = "uid=t,ou=users,dc=example,dc=com";
-        let cases: &[(&[(&str, &[&str])], &str)] = &[
+        type Attrs<'a> = &'a [(&'a str, &'a [&'a str])];
+        let cases: &[(Attrs, &str)] = &[
             (&[("objectClass", &["inetOrgPerson"]), ("uid", &["t"]), ("cn", &["T"])], "object class 'inetOrgPerson' requires attribute 'sn' (65)"),
             (&[("objectClass", &["INETORGPERSON"]), ("uid", &["t"]), ("cn", &["T"])], "object class 'inetOrgPerson' requires attribute 'sn' (65)"),
             (&[("objectClass", &["person"]), ("uid", &["t"]), ("cn", &["T"]), ("sn", &["S"])], "attribute 'uid' not allowed (65)"),

@@ -206,8 +206,7 @@ pub(crate) fn escape_value(v: &[u8], out: &mut String) {
         if esc {
             flush(plain_start, i, out);
             out.push('\\');
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(c >> 4)]));
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(c & 15)]));
+            out.push_str(&format!("{c:02X}"));
             plain_start = i + 1;
         }
     }

@@ -16,7 +16,7 @@ pub mod filter;
 pub mod model;
 mod parse;
 pub mod registry;
-mod render;
+pub mod render;
 mod rules;
 
 pub use dn::{Ava, Dn, NormDn, Rdn};
@@ -25,3 +25,4 @@ pub use error::{DnError, EntryError, SchemaError, ValueError};
 pub use filter::{CompiledFilter, Filter, SubstringPieces, TriState};
 pub use model::{AttributeType, MatchingRule, ObjectClass, ObjectClassKind, Syntax, Usage};
 pub use registry::{AttrId, ClassId, Schema, SubstrPiece};
+pub use render::SubschemaValues;

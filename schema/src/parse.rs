@@ -77,10 +77,6 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn peek(&self) -> Option<&Token> {
-        self.toks.get(self.pos)
-    }
-
     fn next(&mut self) -> Option<Token> {
         let t = self.toks.get(self.pos).cloned();
         self.pos += 1;

@@ -718,17 +718,22 @@ impl Schema {
             return false;
         };
         let at_syntax = info.syntax.and_then(|s| self.syntaxes.get(s)).map(|s| s.oid.as_str()).unwrap_or_default();
-        if spec.ext && (def.syntax == at_syntax || info.equality == Some(rule) || info.approx == Some(rule)) {
+        // slapd's published matchingRuleUse leaves out objectClass (matched by its own
+        // objectSubClassMatch) and the subschema description attributes (attributeTypes, ...).
+        const DESCRIPTION_SYNTAXES: &[&str] = &["3", "16", "17", "30", "31", "35", "37"];
+        if info.class_valued || at_syntax.strip_prefix("1.3.6.1.4.1.1466.115.121.1.").is_some_and(|n| DESCRIPTION_SYNTAXES.contains(&n)) {
+            return false;
+        }
+        let same_syntax = def.syntax == at_syntax || rules::syntax_sups(at_syntax).contains(&def.syntax.as_str());
+        if spec.ext && (same_syntax || info.equality == Some(rule) || info.approx == Some(rule)) {
             return true;
         }
-        if spec.compat.contains(&at_syntax) {
-            return true;
-        }
-        // slapd makes a rule compatible with the syntax of every attribute type that uses it.
-        self.attr_info.iter().any(|i| {
-            (i.equality == Some(rule) || i.ordering == Some(rule) || i.substr == Some(rule))
-                && i.syntax.and_then(|s| self.syntaxes.get(s)).is_some_and(|s| s.oid == at_syntax)
-        })
+        spec.compat.contains(&at_syntax)
+    }
+
+    /// True if the rule applies to syntaxes other than its own.
+    pub(crate) fn rule_has_compat(&self, rule: usize) -> bool {
+        self.rule_spec(rule).is_some_and(|r| !r.compat.is_empty())
     }
 
     /// The approximate rule's implementation for an attribute, if `~=` has one there.

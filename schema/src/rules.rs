@@ -87,16 +87,9 @@ const DIRECTORY_STRING_SYNTAXES: &[&str] = &[
     "1.3.6.1.4.1.1466.115.121.1.44",
     "1.3.6.1.4.1.1466.115.121.1.50",
 ];
-const OID_FIRST_COMPONENT_SYNTAXES: &[&str] = &[
-    "1.3.6.1.4.1.1466.115.121.1.38",
-    "1.3.6.1.4.1.1466.115.121.1.3",
-    "1.3.6.1.4.1.1466.115.121.1.16",
-    "1.3.6.1.4.1.1466.115.121.1.54",
-    "1.3.6.1.4.1.1466.115.121.1.30",
-    "1.3.6.1.4.1.1466.115.121.1.31",
-    "1.3.6.1.4.1.1466.115.121.1.35",
-    "1.3.6.1.4.1.1466.115.121.1.37",
-];
+/// slapd declares more description syntaxes here, but its published matchingRuleUse shows the
+/// rule applying only to OIDs and `ldapSyntaxes`; we follow what it publishes.
+const OID_FIRST_COMPONENT_SYNTAXES: &[&str] = &["1.3.6.1.4.1.1466.115.121.1.38", "1.3.6.1.4.1.1466.115.121.1.54"];
 const INT_FIRST_COMPONENT_SYNTAXES: &[&str] = &["1.3.6.1.4.1.1466.115.121.1.27", "1.3.6.1.4.1.1466.115.121.1.17"];
 const DIR_APPROX: &str = "1.3.6.1.4.1.4203.666.4.4";
 const IA5_APPROX: &str = "1.3.6.1.4.1.4203.666.4.5";
@@ -155,6 +148,15 @@ pub(crate) fn spec(oid: &str) -> Option<RuleSpec> {
         IA5_APPROX => s(I::Approx, K::Approx, true),
         _ => return None,
     })
+}
+
+/// Syntaxes a syntax is a special case of (slapd's `ssyn_sups`): rules for those syntaxes
+/// also apply to it. Only Country String has any: it is a Directory, IA5 and Printable String.
+pub(crate) fn syntax_sups(oid: &str) -> &'static [&'static str] {
+    match oid {
+        "1.3.6.1.4.1.1466.115.121.1.11" => &["1.3.6.1.4.1.1466.115.121.1.15", "1.3.6.1.4.1.1466.115.121.1.26", "1.3.6.1.4.1.1466.115.121.1.44"],
+        _ => &[],
+    }
 }
 
 /// Syntax-specific value checks, chosen by syntax OID (slapd's `ssyn_validate`).
@@ -521,6 +523,13 @@ pub(crate) fn generalized_time(v: &[u8]) -> Result<Vec<u8>, String> {
         [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31],
         [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31],
     ];
+    let ceiling = |i: usize| CEILING.get(i).copied().unwrap_or(0);
+    let get = |parts: &[i32; 9], i: usize| parts.get(i).copied().unwrap_or(0);
+    let set = |parts: &mut [i32; 9], i: usize, v: i32| {
+        if let Some(slot) = parts.get_mut(i) {
+            *slot = v;
+        }
+    };
     let bad = || "a generalized time looks like YYYYMMDDHH[MM[SS]][.fraction](Z|+HHMM|-HHMM)".to_string();
     let mut parts = [0i32; 9];
     let mut p = 0usize;
@@ -539,13 +548,10 @@ pub(crate) fn generalized_time(v: &[u8]) -> Result<Vec<u8>, String> {
                 return Err(bad());
             }
         }
-        let ceil = CEILING.get(part).copied().unwrap_or(0);
-        if c >= ceil && !(c == 60 && part == 6) {
+        if c >= ceiling(part) && !(c == 60 && part == 6) {
             return Err(bad());
         }
-        if let Some(slot) = parts.get_mut(part) {
-            *slot = c;
-        }
+        set(&mut parts, part, c);
         part += 1;
     }
     if part < 5 {
@@ -554,6 +560,18 @@ pub(crate) fn generalized_time(v: &[u8]) -> Result<Vec<u8>, String> {
     let leap_ref = if parts[1] == 0 { parts[0] } else { parts[1] };
     let leap = usize::from(leap_ref % 4 == 0);
     let mdays = |m: i32| MDAYS.get(leap).and_then(|r| r.get(usize::try_from(m).unwrap_or(0))).copied().unwrap_or(31);
+    // The size of field `i` when carrying: days depend on the month (the previous month when
+    // borrowing eastwards).
+    let limit = |parts: &[i32; 9], i: usize, carry: bool| -> i32 {
+        if i != 3 {
+            return ceiling(i);
+        }
+        if carry {
+            mdays(parts[2])
+        } else {
+            mdays((parts[2] - 1 + 12) % 12)
+        }
+    };
     if parts[3] >= mdays(parts[2]) {
         return Err(bad());
     }
@@ -587,51 +605,37 @@ pub(crate) fn generalized_time(v: &[u8]) -> Result<Vec<u8>, String> {
                 let c2 = at(p).filter(u8::is_ascii_digit).ok_or_else(bad)?;
                 p += 1;
                 let n = i32::from(c1 - b'0') * 10 + i32::from(c2 - b'0');
-                if n >= CEILING[part] {
+                if n >= ceiling(part) {
                     return Err(bad());
                 }
-                parts[part] = n;
+                set(&mut parts, part, n);
                 part += 1;
             }
             if part < 8 {
                 return Err(bad());
             }
-            if tz == b'-' {
-                // West of Greenwich: add the offset, carrying upwards.
-                parts[4] += parts[7];
-                parts[5] += parts[8];
-                let mut i = 6usize;
-                while i > 0 {
-                    i -= 1;
-                    let c = if i != 3 { CEILING[i] } else { mdays(parts[2]) };
-                    if parts[i] >= c {
-                        if i == 0 {
-                            return Err(bad());
-                        }
-                        parts[i] -= c;
-                        parts[i - 1] += 1;
-                        continue;
-                    } else if i != 5 {
-                        break;
+            // Apply the offset to hours and minutes, then carry (west of Greenwich) or borrow
+            // (east) through the larger fields, as slapd does.
+            let west = tz == b'-';
+            let sign = if west { 1 } else { -1 };
+            parts[4] += sign * parts[7];
+            parts[5] += sign * parts[8];
+            let mut i = 6usize;
+            while i > 0 {
+                i -= 1;
+                let cur = get(&parts, i);
+                let out_of_range = if west { cur >= limit(&parts, i, true) } else { cur < 0 };
+                if out_of_range {
+                    if i == 0 {
+                        return Err(bad());
                     }
-                }
-            } else {
-                parts[4] -= parts[7];
-                parts[5] -= parts[8];
-                let mut i = 6usize;
-                while i > 0 {
-                    i -= 1;
-                    if parts[i] < 0 {
-                        if i == 0 {
-                            return Err(bad());
-                        }
-                        let c = if i != 3 { CEILING[i] } else { mdays((parts[2] - 1 + 12) % 12) };
-                        parts[i] += c;
-                        parts[i - 1] -= 1;
-                        continue;
-                    } else if i != 5 {
-                        break;
-                    }
+                    let c = limit(&parts, i, west);
+                    set(&mut parts, i, cur - sign * c);
+                    let above = get(&parts, i - 1) + sign;
+                    set(&mut parts, i - 1, above);
+                    continue;
+                } else if i != 5 {
+                    break;
                 }
             }
         }
