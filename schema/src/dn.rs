@@ -366,6 +366,49 @@ fn normalize_ava_value(schema: &Schema, id: crate::AttrId, name: &str, value: &[
     Ok(v)
 }
 
+/// Compares a DN value as stored with a normalized DN key without allocating, for the common
+/// case of plain ASCII DNs whose naming attributes use string rules (`uid=jdoe,ou=users,...`).
+/// `None` when the value has anything that needs the full parser (escapes, quotes, multi-valued
+/// RDNs, other rules); the caller then normalizes.
+pub(crate) fn fast_dn_eq(schema: &Schema, raw: &[u8], key: &[u8]) -> Option<bool> {
+    if !raw.is_ascii() || raw.iter().any(|c| matches!(c, b'\\' | b'"' | b'+' | b'#' | b';' | b'<' | b'>' | 0)) {
+        return None;
+    }
+    let mut k = key;
+    for (i, rdn) in raw.split(|c| *c == b',').enumerate() {
+        if i > 0 {
+            match k.strip_prefix(b",") {
+                Some(rest) => k = rest,
+                None => return Some(false),
+            }
+        }
+        let eq = rdn.iter().position(|c| *c == b'=')?;
+        let ty = std::str::from_utf8(rdn.get(..eq)?).ok()?.trim_matches(' ');
+        let val = rdn.get(eq + 1..)?;
+        if val.contains(&b'=') || val.iter().all(|c| *c == b' ') {
+            return None;
+        }
+        let id = schema.attr_id(ty)?;
+        let info = schema.attr_info(id)?;
+        let imp = info.equality.and_then(|r| schema.rule_spec(r)).map(|s| s.imp)?;
+        if info.class_valued || !matches!(imp, RuleImpl::DirString { .. } | RuleImpl::Ia5 { .. }) {
+            return None;
+        }
+        let name = schema.attr_name(id).as_bytes();
+        match k.strip_prefix(name).and_then(|r| r.strip_prefix(b"=")) {
+            Some(rest) => k = rest,
+            None => return Some(false),
+        }
+        let end = k.iter().position(|c| *c == b',').unwrap_or(k.len());
+        let (kval, rest) = k.split_at(end);
+        if !rules::fast_eq(imp, val, kval)? {
+            return Some(false);
+        }
+        k = rest;
+    }
+    Some(k.is_empty())
+}
+
 impl fmt::Display for Dn {
     /// RFC 4514 string form, escaping only what must be escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -559,6 +602,28 @@ mod tests {
         for (i, o) in cases {
             assert_eq!(pretty(&s, i), o, "{i}");
         }
+    }
+
+    #[test]
+    fn fast_dn_comparison_agrees_with_normalization() {
+        let s = Schema::builtin();
+        let key = norm(&s, "uid=jdoe,ou=users,dc=example,dc=com");
+        for raw in [
+            "uid=jdoe,ou=users,dc=example,dc=com",
+            "UID=JDoe, OU=Users ,DC=Example,DC=COM",
+            "userid=jdoe,ou=users,dc=example,dc=com",
+            "uid=jdoe2,ou=users,dc=example,dc=com",
+            "uid=jdoe,ou=users,dc=example",
+            "uid=jdoe,ou=users,dc=example,dc=com,dc=x",
+            "cn=jdoe,ou=users,dc=example,dc=com",
+            "uid=j doe,ou=users,dc=example,dc=com",
+        ] {
+            let fast = fast_dn_eq(&s, raw.as_bytes(), key.as_bytes());
+            let slow = norm(&s, raw) == key;
+            assert_eq!(fast, Some(slow), "{raw}");
+        }
+        assert_eq!(fast_dn_eq(&s, br"cn=a\,b,dc=x", b"cn=a\\2cb,dc=x"), None);
+        assert_eq!(fast_dn_eq(&s, b"uidNumber=5,dc=x", b"uidNumber=5,dc=x"), None);
     }
 
     #[test]

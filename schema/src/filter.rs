@@ -15,7 +15,7 @@
 use crate::approx;
 use crate::entry::{options_cover, AttrDesc, Attribute, Entry};
 use crate::error::ValueError;
-use crate::registry::{oids, AttrId, Schema};
+use crate::registry::{AttrId, Schema};
 use crate::rules::{self, RuleImpl, RuleKind, Use};
 use std::fmt;
 
@@ -524,7 +524,7 @@ fn compile_substrings(schema: &Schema, attr: &str, initial: &Option<Vec<u8>>, an
 
 fn compile_ordering(schema: &Schema, attr: &str, value: &[u8], ge: bool) -> CompiledFilter {
     let Some(d) = resolve(schema, attr) else { return CompiledFilter::Undefined };
-    if schema.attr(d.id).is_some_and(|a| a.oid == oids::ENTRY_DN) {
+    if is_entry_dn(schema, d.id) {
         return CompiledFilter::Undefined;
     }
     let Some(rule) = schema.attr_info(d.id).and_then(|i| i.ordering) else { return CompiledFilter::Undefined };
@@ -596,8 +596,8 @@ fn selected<'e>(schema: &'e Schema, entry: &'e Entry, attr: AttrId, options: &'e
     entry.attrs.iter().filter(move |a| subs.contains(&a.desc.id) && options_cover(&a.desc.options, options))
 }
 
-fn is_oid(schema: &Schema, id: AttrId, oid: &str) -> bool {
-    schema.attr(id).is_some_and(|a| a.oid == oid)
+fn is_entry_dn(schema: &Schema, id: AttrId) -> bool {
+    schema.special.entry_dn == Some(id)
 }
 
 impl CompiledFilter {
@@ -635,7 +635,8 @@ impl CompiledFilter {
             },
             CompiledFilter::Undefined => TriState::Undefined,
             CompiledFilter::Present { attr, options } => {
-                if is_oid(schema, *attr, oids::ENTRY_DN) || is_oid(schema, *attr, oids::SUBSCHEMA_SUBENTRY) || is_oid(schema, *attr, oids::HAS_SUBORDINATES) {
+                let sp = &schema.special;
+                if [sp.entry_dn, sp.subschema_subentry, sp.has_subordinates].contains(&Some(*attr)) {
                     return TriState::True;
                 }
                 if selected(schema, entry, *attr, options).next().is_some() {
@@ -668,7 +669,7 @@ impl CompiledFilter {
 }
 
 fn eval_equality(schema: &Schema, entry: &Entry, attr: AttrId, key: &[u8], options: &[String]) -> TriState {
-    if is_oid(schema, attr, oids::ENTRY_DN) {
+    if is_entry_dn(schema, attr) {
         return if entry.ndn.to_string().as_bytes() == key { TriState::True } else { TriState::False };
     }
     let class_valued = schema.attr_info(attr).is_some_and(|i| i.class_valued);
@@ -691,7 +692,11 @@ fn eval_equality(schema: &Schema, entry: &Entry, attr: AttrId, key: &[u8], optio
             continue;
         };
         for v in &a.values {
-            match rules::fast_eq(imp, v, key) {
+            let fast = match imp {
+                RuleImpl::DistinguishedName => crate::dn::fast_dn_eq(schema, v, key),
+                _ => rules::fast_eq(imp, v, key),
+            };
+            match fast {
                 Some(true) => return TriState::True,
                 Some(false) => continue,
                 None => {}
@@ -809,7 +814,7 @@ fn eval_extensible(
     let norm_value = |v: &[u8]| rules::normalize(schema, spec.imp, Use::Value, v).ok();
     match attr {
         Some(id) => {
-            if is_oid(schema, id, oids::ENTRY_DN) {
+            if is_entry_dn(schema, id) {
                 let ndn = entry.ndn.to_string();
                 return match norm_value(ndn.as_bytes()) {
                     Some(nv) if ext_match(spec.imp, spec.kind, &nv, value) => TriState::True,
@@ -1143,5 +1148,50 @@ mod tests {
         }
         let deep = format!("{}(a=1){}", "(!".repeat(500), ")".repeat(500));
         assert!(Filter::parse(&deep).is_err());
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// Rough cost of evaluating typical mail-server filters against one entry; run with
+    /// `cargo test --release -p roster-schema eval_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn eval_speed() {
+        let s = Schema::builtin();
+        let mut parts: Vec<(String, Vec<Vec<u8>>)> = vec![
+            ("objectClass".into(), vec![b"inetOrgPerson".to_vec(), b"inetLocalMailRecipient".to_vec()]),
+            ("uid".into(), vec![b"user0012345".to_vec()]),
+            ("cn".into(), vec![b"User 0012345".to_vec()]),
+            ("sn".into(), vec![b"Number 0012345".to_vec()]),
+            ("mail".into(), vec![b"user0012345@example.com".to_vec()]),
+            ("mailLocalAddress".into(), (0..5).map(|i| format!("alias{i}@example.com").into_bytes()).collect()),
+        ];
+        parts.push(("description".into(), vec![b"a user".to_vec()]));
+        let e = Entry::from_parts(&s, "uid=user0012345,ou=people,dc=example,dc=com", parts).unwrap();
+        let members: Vec<Vec<u8>> = (0..1000).map(|i| format!("uid=user{i:07},ou=people,dc=example,dc=com").into_bytes()).collect();
+        let g = Entry::from_parts(
+            &s,
+            "cn=g,ou=groups,dc=example,dc=com",
+            vec![("objectClass".into(), vec![b"groupOfNames".to_vec()]), ("cn".into(), vec![b"g".to_vec()]), ("member".into(), members)],
+        )
+        .unwrap();
+        for (f, entry) in [
+            ("(&(objectClass=inetOrgPerson)(|(mail=alias4@example.com)(mailLocalAddress=alias4@example.com)))", &e),
+            ("(mail=user0012345@example.com)", &e),
+            ("(cn=user*345)", &e),
+            ("(member=uid=user0000999,ou=people,dc=example,dc=com)", &g),
+        ] {
+            let c = Filter::parse(f).unwrap().compile(&s);
+            assert_eq!(c.evaluate(&s, entry), TriState::True, "{f}");
+            let n = 100_000;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(c.evaluate(&s, entry));
+            }
+            println!("{f}: {:?} per evaluation", t.elapsed() / n);
+        }
     }
 }

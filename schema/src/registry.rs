@@ -88,6 +88,16 @@ pub struct Schema {
     syntax_index: HashMap<String, usize>,
     /// `objectidentifier` macros: lowercased name to numeric OID.
     macros: HashMap<String, String>,
+    /// Attribute types that filter evaluation treats specially, found once by OID.
+    pub(crate) special: SpecialAttrs,
+}
+
+/// Ids of the operational attributes slapd computes rather than stores.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SpecialAttrs {
+    pub entry_dn: Option<AttrId>,
+    pub subschema_subentry: Option<AttrId>,
+    pub has_subordinates: Option<AttrId>,
 }
 
 const BUILTIN_FILES: &[(&str, &str, bool)] = &[
@@ -342,6 +352,12 @@ impl Schema {
         }
         for k in std::iter::once(&at.oid).chain(at.names.iter()) {
             self.attr_index.insert(key(k), id);
+        }
+        match at.oid.as_str() {
+            oids::ENTRY_DN => self.special.entry_dn = Some(id),
+            oids::SUBSCHEMA_SUBENTRY => self.special.subschema_subentry = Some(id),
+            oids::HAS_SUBORDINATES => self.special.has_subordinates = Some(id),
+            _ => {}
         }
         self.attrs.push(at);
         self.attr_info.push(info);
