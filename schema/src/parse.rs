@@ -360,6 +360,10 @@ pub(crate) fn syntax(s: &str) -> Result<Syntax, String> {
             Some(Token::Close) => break,
             Some(Token::Word(kw)) => match kw.to_ascii_uppercase().as_str() {
                 "DESC" => once(&mut desc, c.qdstring("DESC")?, "DESC")?,
+                // OpenLDAP lets a syntax have a NAME; it is not published, so it is dropped.
+                "NAME" => {
+                    c.qdescrs("NAME")?;
+                }
                 k if k.starts_with("X-") => {
                     let (k, v) = c.extension(kw)?;
                     if k.eq_ignore_ascii_case("X-NOT-HUMAN-READABLE") {
@@ -396,8 +400,11 @@ fn err(line: usize, message: impl Into<String>) -> SchemaError {
 /// `ldapsyntax ...`, `matchingrule ...`).
 fn directive(keyword: &str, rest: &str, line: usize) -> Result<Option<Item>, SchemaError> {
     let kw = keyword.to_ascii_lowercase();
+    // slapd matches `attribute` as a prefix (so `attributetype`, `attributetypes` and even the
+    // misspelt `attributeype` in OpenLDAP's own dsee.schema are attribute type definitions).
+    let kw = if kw.starts_with("attribute") && kw != "attributeoptions" { "attributetype".to_string() } else { kw };
     let item = match kw.as_str() {
-        "attributetype" | "attributetypes" => {
+        "attributetype" => {
             Item::Attr(attribute_type(rest).map_err(|m| err(line, format!("attribute type: {m}")))?)
         }
         "objectclass" | "objectclasses" => {

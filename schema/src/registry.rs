@@ -241,7 +241,13 @@ impl Schema {
         if self.syntax_index.contains_key(&key(&s.oid)) {
             return Err(format!("duplicate ldap syntax {}", s.oid));
         }
-        let imp = rules::syntax_impl(&s.oid);
+        // `X-SUBST` names a known syntax whose checks stand in for this one (OpenLDAP's way of
+        // declaring syntaxes it has no code for, as pmi.schema does).
+        let subst = s.extensions.iter().find(|(k, _)| k.eq_ignore_ascii_case("X-SUBST")).and_then(|(_, v)| v.first().cloned());
+        let imp = match subst {
+            Some(sub) => self.syntax_index.get(&key(&sub)).and_then(|i| self.syntax_info.get(*i)).map(|i| i.imp).ok_or_else(|| format!("ldap syntax {}: unknown X-SUBST syntax {sub}", s.oid))?,
+            None => rules::syntax_impl(&s.oid),
+        };
         self.syntax_index.insert(key(&s.oid), self.syntaxes.len());
         self.syntaxes.push(s);
         self.syntax_info.push(SyntaxInfo { imp, hidden });
@@ -900,6 +906,21 @@ mod tests {
         assert_eq!(s.equality_rule(alias).unwrap().name(), "caseIgnoreIA5Match");
         assert!(s.subtypes(s.attr_id("mail").unwrap()).contains(&alias));
         assert_eq!(s.object_class("rosterUser").unwrap().oid, "2.25.1234.2.1");
+    }
+
+    #[test]
+    fn openldap_leniencies() {
+        // Forms found in OpenLDAP's own schema files: a syntax with NAME and X-SUBST
+        // (pmi.schema), the misspelt `attributeype` (dsee.schema), authzMatch (dyngroup.schema).
+        let mut s = Schema::builtin();
+        let text = "ldapsyntax ( 1.3.6.1.4.1.99999.7.1\n\tNAME 'PathSyntax'\n\tDESC 'a path'\n\tX-SUBST '1.3.6.1.4.1.1466.115.121.1.15' )\nattributeype ( 1.3.6.1.4.1.99999.7.2 NAME 'rosterPath' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.99999.7.1 )\nattributetype ( 1.3.6.1.4.1.99999.7.3 NAME 'rosterAuthz' EQUALITY authzMatch SYNTAX 1.3.6.1.4.1.4203.666.2.7 )\n";
+        s.add_schema_file(text).unwrap();
+        let id = s.attr_id("rosterPath").unwrap();
+        assert!(s.validate(id, b"a/b").is_ok());
+        assert!(s.validate(id, b"").is_err());
+        assert!(s.attr_id("rosterAuthz").is_some());
+        let e = s.add_schema_file("ldapsyntax ( 1.3.6.1.4.1.99999.7.9 X-SUBST '9.9' )\n").unwrap_err();
+        assert!(e.to_string().contains("unknown X-SUBST syntax 9.9"), "{e}");
     }
 
     #[test]

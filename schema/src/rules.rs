@@ -144,6 +144,10 @@ pub(crate) fn spec(oid: &str) -> Option<RuleSpec> {
         "1.3.6.1.4.1.4203.666.11.2.2" => s(I::Csn, K::Equality, false),
         "1.3.6.1.4.1.4203.666.11.2.3" => s(I::Csn, K::Ordering, true),
         "1.3.6.1.4.1.4203.666.4.13" => s(I::OctetString, K::Equality, false),
+        // authzMatch (authzTo/authzFrom, dyngroup's dgAuthz): slapd compares normalized authz
+        // rules octet by octet; we compare them as written.
+        "1.3.6.1.4.1.4203.666.4.12" => s(I::OctetString, K::Equality, false),
+        "2.5.13.45" => RuleSpec { compat: &["1.3.6.1.4.1.4203.666.11.10.2.1"], ..s(I::Der, K::Equality, true) },
         DIR_APPROX => s(I::Approx, K::Approx, true),
         IA5_APPROX => s(I::Approx, K::Approx, true),
         _ => return None,
@@ -215,7 +219,7 @@ pub(crate) fn syntax_impl(oid: &str) -> SyntaxImpl {
             "1.3.6.1.1.1.0.0" => S::NisNetgroupTriple,
             "1.3.6.1.1.1.0.1" => S::BootParameter,
             "1.3.6.1.4.1.4203.666.11.2.1" => S::Csn,
-            "1.3.6.1.1.15.1" | "1.3.6.1.1.15.5" | "1.2.840.113549.1.8.1.1" | "1.3.6.1.4.1.4203.666.11.10.2.1" => S::Any,
+            "1.3.6.1.4.1.4203.666.2.7" => S::DirectoryString,
             _ => S::Any,
         },
     }
