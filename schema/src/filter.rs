@@ -1052,6 +1052,46 @@ mod tests {
     }
 
     #[test]
+    fn integers_bits_and_approx_words_match_slapd() {
+        // posixGroup entries with gidNumber -5, 10, 100 and 0, searched on slapd 2.5.
+        let s = Schema::builtin();
+        let dir: Vec<(&'static str, Entry)> = ["-5", "10", "100", "0"]
+            .iter()
+            .map(|n| {
+                let e = entry(&s, &format!("cn=n{n},ou=users,dc=example,dc=com"), &[
+                    ("objectClass", &["posixGroup"]),
+                    ("cn", &[&format!("n{n}")]),
+                    ("gidNumber", &[n]),
+                    ("description", &["Jean-Luc Picard the Third"]),
+                ]);
+                (*n, e)
+            })
+            .collect();
+        let all = "-5,10,100,0";
+        let cases: &[(&str, &str)] = &[
+            ("(gidNumber>=9)", "10,100"),
+            ("(gidNumber<=-1)", "-5"),
+            ("(gidNumber<=0)", "-5,0"),
+            ("(gidNumber>=-10)", all),
+            ("(gidNumber:integerOrderingMatch:=10)", "-5,0"),
+            ("(gidNumber:integerBitAndMatch:=2)", "-5,10"),
+            ("(gidNumber:integerBitOrMatch:=3)", "-5,10"),
+            ("(gidNumber=-0)", ""),
+            ("(!(gidNumber=-0))", ""),
+            ("(description~=jean luc)", ""),
+            ("(description~=jeanluc)", ""),
+            ("(description~=pikard third)", all),
+            ("(description~=third picard)", ""),
+            ("(description~=J)", ""),
+            ("(description~=the)", all),
+            ("(description~=Jean-Luc)", all),
+        ];
+        for (f, want) in cases {
+            assert_eq!(matches(&s, &dir, f), *want, "{f}");
+        }
+    }
+
+    #[test]
     fn three_valued_logic() {
         let s = Schema::builtin();
         let dir = directory(&s);
