@@ -108,7 +108,10 @@ pub struct StorageSection {
 
 impl Default for StorageSection {
     fn default() -> Self {
-        StorageSection { durability: default_durability(), indexes: default_indexes() }
+        StorageSection {
+            durability: default_durability(),
+            indexes: default_indexes(),
+        }
     }
 }
 
@@ -122,7 +125,9 @@ pub struct LogSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        LogSection { level: default_log_level() }
+        LogSection {
+            level: default_log_level(),
+        }
     }
 }
 
@@ -154,7 +159,7 @@ fn default_durability() -> String {
     "sync".into()
 }
 fn default_log_level() -> String {
-    "info".into()
+    "info,fjall=warn,lsm_tree=warn".into()
 }
 fn default_indexes() -> BTreeMap<String, Vec<String>> {
     let mut m = BTreeMap::new();
@@ -172,7 +177,10 @@ fn default_indexes() -> BTreeMap<String, Vec<String>> {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config: {0}")]
@@ -211,10 +219,14 @@ impl Settings {
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Settings, ConfigError> {
         let (file, base) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
-                let file: ConfigFile = toml::from_str(&text)
-                    .map_err(|e| ConfigError::Parse { path: p.to_path_buf(), message: e.to_string() })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.to_path_buf(),
+                    message: e.to_string(),
+                })?;
                 let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
                 (file, base)
             }
@@ -223,7 +235,11 @@ impl Settings {
         Settings::from_file(file, &base, overrides)
     }
 
-    pub fn from_file(file: ConfigFile, base: &Path, overrides: &Overrides) -> Result<Settings, ConfigError> {
+    pub fn from_file(
+        file: ConfigFile,
+        base: &Path,
+        overrides: &Overrides,
+    ) -> Result<Settings, ConfigError> {
         let listen_str = overrides.listen.clone().unwrap_or(file.server.listen);
         let listen: SocketAddr = listen_str
             .parse()
@@ -233,7 +249,9 @@ impl Settings {
             None => base.join(&file.server.data_dir),
         };
         if file.directory.suffixes.is_empty() {
-            return Err(ConfigError::Invalid("directory.suffixes must name at least one naming context".into()));
+            return Err(ConfigError::Invalid(
+                "directory.suffixes must name at least one naming context".into(),
+            ));
         }
         if file.directory.root_dn.is_some() != file.directory.root_password.is_some() {
             return Err(ConfigError::Invalid(
@@ -272,7 +290,9 @@ impl Settings {
             indexes.push(spec);
         }
         if file.server.max_message_bytes < 1024 {
-            return Err(ConfigError::Invalid("server.max_message_bytes must be at least 1024".into()));
+            return Err(ConfigError::Invalid(
+                "server.max_message_bytes must be at least 1024".into(),
+            ));
         }
         Ok(Settings {
             listen,
@@ -285,7 +305,12 @@ impl Settings {
             suffixes: file.directory.suffixes,
             root_dn: file.directory.root_dn,
             root_password: file.directory.root_password,
-            schema_files: file.directory.schema_files.iter().map(|p| base.join(p)).collect(),
+            schema_files: file
+                .directory
+                .schema_files
+                .iter()
+                .map(|p| base.join(p))
+                .collect(),
             size_limit: (file.directory.size_limit > 0).then_some(file.directory.size_limit),
             time_limit: (file.directory.time_limit_secs > 0)
                 .then(|| Duration::from_secs(u64::from(file.directory.time_limit_secs))),
@@ -309,7 +334,10 @@ mod tests {
     #[test]
     fn overrides_win_over_file() {
         let file: ConfigFile = toml::from_str("[server]\nlisten = \"127.0.0.1:1\"\n").unwrap();
-        let o = Overrides { listen: Some("127.0.0.1:2".into()), data_dir: Some("/tmp/x".into()) };
+        let o = Overrides {
+            listen: Some("127.0.0.1:2".into()),
+            data_dir: Some("/tmp/x".into()),
+        };
         let s = Settings::from_file(file, Path::new("/etc"), &o).unwrap();
         assert_eq!(s.listen.port(), 2);
         assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
@@ -317,7 +345,8 @@ mod tests {
 
     #[test]
     fn bad_index_kind_is_named() {
-        let file: ConfigFile = toml::from_str("[storage.indexes]\nmail = [\"eq\", \"subs\"]\n").unwrap();
+        let file: ConfigFile =
+            toml::from_str("[storage.indexes]\nmail = [\"eq\", \"subs\"]\n").unwrap();
         let e = Settings::from_file(file, Path::new(""), &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("storage.indexes.mail"), "{e}");
     }

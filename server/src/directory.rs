@@ -2,7 +2,7 @@
 //! administrator, opened once at start and shared by every connection.
 
 use crate::config::Settings;
-use roster_schema::{Dn, NormDn, Schema};
+use roster_schema::{Dn, Entry, NormDn, Schema};
 use roster_storage::{Durability, Store, StoreConfig};
 use std::sync::Arc;
 
@@ -10,13 +10,26 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("read schema file {path}: {source}")]
-    SchemaRead { path: String, source: std::io::Error },
+    SchemaRead {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("schema file {path}: {source}")]
-    Schema { path: String, source: roster_schema::SchemaError },
+    Schema {
+        path: String,
+        source: roster_schema::SchemaError,
+    },
     #[error("directory.{field} {value:?}: {source}")]
-    Dn { field: &'static str, value: String, source: roster_schema::DnError },
+    Dn {
+        field: &'static str,
+        value: String,
+        source: roster_schema::DnError,
+    },
     #[error("open entry store in {path}: {source}")]
-    Store { path: String, source: roster_storage::StoreError },
+    Store {
+        path: String,
+        source: roster_storage::StoreError,
+    },
 }
 
 /// Everything an operation needs besides its session.
@@ -30,19 +43,31 @@ pub struct Directory {
     pub suffix_names: Vec<String>,
     pub root_ndn: Option<NormDn>,
     pub subschema_ndn: NormDn,
-    /// Time the directory was opened, as a generalizedTime value (for the subschema entry).
-    pub started: String,
+    /// The root DSE and the subschema entry, built once: they change only with the config.
+    pub root_dse: Entry,
+    pub subschema: Entry,
 }
 
 /// The schema of the server: built-in definitions plus the configured schema files.
 pub fn load_schema(settings: &Settings) -> Result<Schema, OpenError> {
     let mut schema = Schema::builtin();
     for path in &settings.schema_files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| OpenError::SchemaRead { path: path.display().to_string(), source })?;
-        let is_ldif = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ldif"));
-        let res = if is_ldif { schema.add_ldif_schema(&text) } else { schema.add_schema_file(&text) };
-        res.map_err(|source| OpenError::Schema { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| OpenError::SchemaRead {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let is_ldif = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("ldif"));
+        let res = if is_ldif {
+            schema.add_ldif_schema(&text)
+        } else {
+            schema.add_schema_file(&text)
+        };
+        res.map_err(|source| OpenError::Schema {
+            path: path.display().to_string(),
+            source,
+        })?;
     }
     Ok(schema)
 }
@@ -54,7 +79,11 @@ impl Directory {
         let norm = |field: &'static str, value: &str| -> Result<NormDn, OpenError> {
             Dn::parse(value)
                 .and_then(|dn| dn.normalize(&schema))
-                .map_err(|source| OpenError::Dn { field, value: value.to_string(), source })
+                .map_err(|source| OpenError::Dn {
+                    field,
+                    value: value.to_string(),
+                    source,
+                })
         };
         let mut suffixes = Vec::new();
         for s in &settings.suffixes {
@@ -68,11 +97,26 @@ impl Directory {
         let store_config = StoreConfig {
             path: settings.data_dir.clone(),
             indexes: settings.indexes.clone(),
-            durability: if settings.sync_writes { Durability::SyncData } else { Durability::Buffer },
+            durability: if settings.sync_writes {
+                Durability::SyncData
+            } else {
+                Durability::Buffer
+            },
         };
-        let store = Store::open(&store_config, schema.clone())
-            .map_err(|source| OpenError::Store { path: settings.data_dir.display().to_string(), source })?;
+        let store =
+            Store::open(&store_config, schema.clone()).map_err(|source| OpenError::Store {
+                path: settings.data_dir.display().to_string(),
+                source,
+            })?;
+        let root_dse = crate::ops::dse::root_dse(&schema, &settings.suffixes);
+        let subschema = crate::ops::dse::subschema(
+            &schema,
+            subschema_ndn.clone(),
+            &crate::time::generalized_now(),
+        );
         Ok(Directory {
+            root_dse,
+            subschema,
             schema,
             store,
             suffix_names: settings.suffixes.clone(),
@@ -80,13 +124,15 @@ impl Directory {
             suffixes,
             root_ndn,
             subschema_ndn,
-            started: crate::time::generalized_now(),
         })
     }
 
     /// The naming context holding `ndn`, if any.
     pub fn suffix_of(&self, ndn: &NormDn) -> Option<&NormDn> {
-        self.suffixes.iter().filter(|s| ndn.is_within(s)).max_by_key(|s| s.rdns.len())
+        self.suffixes
+            .iter()
+            .filter(|s| ndn.is_within(s))
+            .max_by_key(|s| s.rdns.len())
     }
 
     pub fn is_root_dn(&self, ndn: &NormDn) -> bool {

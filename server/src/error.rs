@@ -59,9 +59,11 @@ pub fn ldap_result(err: &OpError) -> LdapResult {
         OpError::InvalidCredentials => (C::InvalidCredentials, String::new(), None),
         OpError::UnwillingToPerform(m) => (C::UnwillingToPerform, m.clone(), None),
         OpError::Protocol(m) => (C::ProtocolError, m.clone(), None),
-        OpError::UnavailableCriticalExtension(oid) => {
-            (C::UnavailableCriticalExtension, format!("critical control {oid} is not supported"), None)
-        }
+        OpError::UnavailableCriticalExtension(oid) => (
+            C::UnavailableCriticalExtension,
+            format!("critical control {oid} is not supported"),
+            None,
+        ),
         OpError::AuthMethodNotSupported(m) => (C::AuthMethodNotSupported, m.clone(), None),
         OpError::UndefinedAttributeType(m) => (C::UndefinedAttributeType, m.clone(), None),
         OpError::InappropriateMatching(m) => (C::InappropriateMatching, m.clone(), None),
@@ -71,18 +73,37 @@ pub fn ldap_result(err: &OpError) -> LdapResult {
         OpError::SizeLimitExceeded => (C::SizeLimitExceeded, String::new(), None),
         OpError::TimeLimitExceeded => (C::TimeLimitExceeded, String::new(), None),
         OpError::AdminLimitExceeded(m) => (C::AdminLimitExceeded, m.clone(), None),
-        OpError::Store(_) => (C::Other, "internal error in the entry store".to_string(), None),
+        OpError::Store(_) => (
+            C::Other,
+            "internal error in the entry store".to_string(),
+            None,
+        ),
         OpError::Internal(_) => (C::Other, "internal error".to_string(), None),
     };
-    LdapResult { code, matcheddn: matched.unwrap_or_default(), message, referral: Vec::new() }
+    LdapResult {
+        code,
+        matcheddn: matched.unwrap_or_default(),
+        message,
+        referral: Vec::new(),
+    }
 }
 
 /// A successful result with no message.
 pub fn success() -> LdapResult {
-    LdapResult { code: LdapResultCode::Success, matcheddn: String::new(), message: String::new(), referral: Vec::new() }
+    LdapResult {
+        code: LdapResultCode::Success,
+        matcheddn: String::new(),
+        message: String::new(),
+        referral: Vec::new(),
+    }
 }
 
 /// A result with a code and message that is not a failure of the operation (compareTrue, ...).
 pub fn result(code: LdapResultCode, message: impl Into<String>) -> LdapResult {
-    LdapResult { code, matcheddn: String::new(), message: message.into(), referral: Vec::new() }
+    LdapResult {
+        code,
+        matcheddn: String::new(),
+        message: message.into(),
+        referral: Vec::new(),
+    }
 }

@@ -24,7 +24,10 @@ pub enum LdifError {
 }
 
 fn syntax(line: usize, message: impl Into<String>) -> LdifError {
-    LdifError::Syntax { line, message: message.into() }
+    LdifError::Syntax {
+        line,
+        message: message.into(),
+    }
 }
 
 /// Reads LDIF content records one at a time from any buffered reader.
@@ -39,7 +42,12 @@ pub struct LdifReader<R> {
 
 impl<R: BufRead> LdifReader<R> {
     pub fn new(input: R) -> Self {
-        LdifReader { input, line_no: 0, pending: None, seen_record: false }
+        LdifReader {
+            input,
+            line_no: 0,
+            pending: None,
+            seen_record: false,
+        }
     }
 
     fn physical_line(&mut self) -> Result<Option<(usize, String)>, LdifError> {
@@ -58,7 +66,8 @@ impl<R: BufRead> LdifReader<R> {
         if buf.last() == Some(&b'\r') {
             buf.pop();
         }
-        let text = String::from_utf8(buf).map_err(|_| syntax(self.line_no, "line is not valid UTF-8"))?;
+        let text =
+            String::from_utf8(buf).map_err(|_| syntax(self.line_no, "line is not valid UTF-8"))?;
         Ok(Some((self.line_no, text)))
     }
 
@@ -131,17 +140,25 @@ impl<R: BufRead> LdifReader<R> {
                 }
             }
         }
-        let Some((dn_line, first)) = iter.next() else { return Ok(None) };
+        let Some((dn_line, first)) = iter.next() else {
+            return Ok(None);
+        };
         let (name, value) = parse_line(dn_line, &first)?;
         if !name.eq_ignore_ascii_case("dn") {
-            return Err(syntax(dn_line, format!("record must start with \"dn:\", found \"{name}:\"")));
+            return Err(syntax(
+                dn_line,
+                format!("record must start with \"dn:\", found \"{name}:\""),
+            ));
         }
         let dn = String::from_utf8(value).map_err(|_| syntax(dn_line, "DN is not valid UTF-8"))?;
         let mut attrs = Vec::new();
         let mut first_attr = true;
         for (no, l) in iter {
             if l == "-" {
-                return Err(syntax(no, "\"-\" belongs to a modify record; only entries can be loaded"));
+                return Err(syntax(
+                    no,
+                    "\"-\" belongs to a modify record; only entries can be loaded",
+                ));
             }
             let (name, value) = parse_line(no, &l)?;
             if first_attr && name.eq_ignore_ascii_case("changetype") {
@@ -163,7 +180,11 @@ impl<R: BufRead> LdifReader<R> {
             first_attr = false;
             attrs.push((name, value));
         }
-        Ok(Some(LdifRecord { line: dn_line, dn, attrs }))
+        Ok(Some(LdifRecord {
+            line: dn_line,
+            dn,
+            attrs,
+        }))
     }
 }
 
@@ -177,23 +198,36 @@ impl<R: BufRead> Iterator for LdifReader<R> {
 /// Splits `name: value`, `name:: base64` or `name:< file://path`.
 fn parse_line(no: usize, line: &str) -> Result<(String, Vec<u8>), LdifError> {
     let Some(colon) = line.find(':') else {
-        return Err(syntax(no, format!("expected \"attribute: value\", found {line:?}")));
+        return Err(syntax(
+            no,
+            format!("expected \"attribute: value\", found {line:?}"),
+        ));
     };
     let name = line.get(..colon).unwrap_or("").trim_end();
     if name.is_empty() {
         return Err(syntax(no, "missing attribute name before \":\""));
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';' || c == '.') {
-        return Err(syntax(no, format!("invalid attribute description {name:?}")));
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';' || c == '.')
+    {
+        return Err(syntax(
+            no,
+            format!("invalid attribute description {name:?}"),
+        ));
     }
     let rest = line.get(colon + 1..).unwrap_or("");
     let value = if let Some(b) = rest.strip_prefix(':') {
         let b = b.trim();
-        B64.decode(b).map_err(|e| syntax(no, format!("invalid base64 value for {name}: {e}")))?
+        B64.decode(b)
+            .map_err(|e| syntax(no, format!("invalid base64 value for {name}: {e}")))?
     } else if let Some(url) = rest.strip_prefix('<') {
         let url = url.trim();
         let Some(path) = url.strip_prefix("file://") else {
-            return Err(syntax(no, format!("only file:// URLs are supported, found {url:?}")));
+            return Err(syntax(
+                no,
+                format!("only file:// URLs are supported, found {url:?}"),
+            ));
         };
         std::fs::read(path).map_err(|e| syntax(no, format!("read {path} for {name}: {e}")))?
     } else {
@@ -212,7 +246,9 @@ fn is_safe(value: &[u8]) -> bool {
     if value.last() == Some(&b' ') {
         return false;
     }
-    value.iter().all(|&b| b != 0 && b != b'\n' && b != b'\r' && b < 0x80)
+    value
+        .iter()
+        .all(|&b| b != 0 && b != b'\n' && b != b'\r' && b < 0x80)
 }
 
 /// Writes one attribute line, base64-encoding unsafe values and folding at 76 columns.
@@ -272,7 +308,10 @@ mod tests {
         assert_eq!(recs[0].dn, "cn=a b,dc=example");
         assert_eq!(recs[0].line, 5);
         assert_eq!(recs[0].attrs[0], ("cn".to_string(), b"a b".to_vec()));
-        assert_eq!(recs[0].attrs[1], ("description".to_string(), b"x y".to_vec()));
+        assert_eq!(
+            recs[0].attrs[1],
+            ("description".to_string(), b"x y".to_vec())
+        );
         assert_eq!(recs[1].attrs, vec![("dc".to_string(), b"x".to_vec())]);
         assert_eq!(recs[1].line, 12);
     }
@@ -280,11 +319,17 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let e = read_all("dn: dc=x\ndc x\n").unwrap_err();
-        assert_eq!(e.to_string(), "line 2: expected \"attribute: value\", found \"dc x\"");
+        assert_eq!(
+            e.to_string(),
+            "line 2: expected \"attribute: value\", found \"dc x\""
+        );
         let e = read_all("dn: dc=x\ncn:: ***\n").unwrap_err();
         assert!(e.to_string().starts_with("line 2: invalid base64"), "{e}");
         let e = read_all("cn: x\n").unwrap_err();
-        assert!(e.to_string().starts_with("line 1: record must start"), "{e}");
+        assert!(
+            e.to_string().starts_with("line 1: record must start"),
+            "{e}"
+        );
         let e = read_all("dn: dc=x\nchangetype: modify\n").unwrap_err();
         assert!(e.to_string().contains("changetype modify"), "{e}");
     }

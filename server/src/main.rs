@@ -58,10 +58,17 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
-    let overrides = Overrides { listen: cli.listen.clone(), data_dir: cli.data_dir.clone() };
+    let overrides = Overrides {
+        listen: cli.listen.clone(),
+        data_dir: cli.data_dir.clone(),
+    };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
-    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log_level))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log_level))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     match cli.command {
         None => serve(settings),
@@ -72,14 +79,18 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let summary = result?;
             close.context("close entry store")?;
             let rate = summary.entries as f64 / summary.seconds.max(1e-9);
-            eprintln!("loaded {} entries in {:.2} s ({:.0} entries/s)", summary.entries, summary.seconds, rate);
+            eprintln!(
+                "loaded {} entries in {:.2} s ({:.0} entries/s)",
+                summary.entries, summary.seconds, rate
+            );
             Ok(std::process::ExitCode::SUCCESS)
         }
         Some(Command::Dump { output }) => {
             let dir = Directory::open(settings)?;
             let n = match &output {
                 Some(path) => {
-                    let f = std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+                    let f = std::fs::File::create(path)
+                        .with_context(|| format!("create {}", path.display()))?;
                     let mut w = std::io::BufWriter::new(f);
                     offline::dump(&dir, &mut w)?
                 }
@@ -98,20 +109,31 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let report = dir.store.verify()?;
             dir.store.close().context("close entry store")?;
             println!("{report}");
-            Ok(if report.is_clean() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(2) })
+            Ok(if report.is_clean() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(2)
+            })
         }
     }
 }
 
 fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start runtime")?;
     runtime.block_on(async move {
         if settings.root_password.as_deref() == Some("admin") {
-            tracing::warn!("the root DN's password is still \"admin\": change directory.root_password");
+            tracing::warn!(
+                "the root DN's password is still \"admin\": change directory.root_password"
+            );
         }
         let listen = settings.listen;
         let dir = Arc::new(Directory::open(settings)?);
-        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listen on {listen}"))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listen on {listen}"))?;
         let local = listener.local_addr().context("read listener address")?;
         tracing::info!(address = %local, "listening for LDAP");
         // Tests and scripts read this line to learn the port when it was chosen by the system.
@@ -120,7 +142,9 @@ fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
         net::run(listener, dir.clone(), shutdown_signal()).await;
         match Arc::try_unwrap(dir) {
             Ok(dir) => dir.store.close().context("close entry store")?,
-            Err(_) => tracing::warn!("operations still hold the directory; the store is closed on exit"),
+            Err(_) => {
+                tracing::warn!("operations still hold the directory; the store is closed on exit")
+            }
         }
         tracing::info!("stopped");
         Ok(std::process::ExitCode::SUCCESS)

@@ -53,7 +53,10 @@ pub async fn run(listener: TcpListener, dir: Arc<Directory>, shutdown: impl Futu
             }
         }
     }
-    info!(connections = conns.len(), "shutting down: closing connections");
+    info!(
+        connections = conns.len(),
+        "shutting down: closing connections"
+    );
     let _ = stop_tx.send(true);
     while let Some(done) = conns.join_next().await {
         if let Err(e) = done {

@@ -5,19 +5,26 @@
 use crate::directory::Directory;
 use crate::ldif::{self, LdifError, LdifReader};
 use indicatif::{ProgressBar, ProgressStyle};
-use roster_schema::{AttrDesc, Attribute, Dn, Entry, ObjectClassKind, Schema};
-use std::io::{BufRead, BufReader, Read, Write};
+use roster_schema::{AttrDesc, Attribute, Dn, Entry, Schema};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
     #[error("open {path}: {source}")]
-    Open { path: String, source: std::io::Error },
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Ldif(#[from] LdifError),
     #[error("line {line}: entry {dn:?}: {message}")]
-    Entry { line: usize, dn: String, message: String },
+    Entry {
+        line: usize,
+        dn: String,
+        message: String,
+    },
     #[error("entry store: {0}")]
     Store(#[from] roster_storage::StoreError),
     #[error("write LDIF: {0}")]
@@ -37,34 +44,51 @@ pub fn load(dir: &Directory, path: &Path, progress: bool) -> Result<LoadSummary,
     let (input, total): (Box<dyn Read>, u64) = if path.as_os_str() == "-" {
         (Box::new(std::io::stdin()), 0)
     } else {
-        let f = std::fs::File::open(path)
-            .map_err(|source| OfflineError::Open { path: path.display().to_string(), source })?;
+        let f = std::fs::File::open(path).map_err(|source| OfflineError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         (Box::new(f), len)
     };
     let bar = if progress && total > 0 {
         let b = ProgressBar::new(total);
         b.set_style(
-            ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} [{elapsed_precise}, eta {eta}]")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{bar:40} {percent:>3}% {msg} [{elapsed_precise}, eta {eta}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         b
     } else {
         ProgressBar::hidden()
     };
-    let counted = CountingReader { inner: input, bar: bar.clone() };
+    let counted = CountingReader {
+        inner: input,
+        bar: bar.clone(),
+    };
     let mut reader = LdifReader::new(BufReader::with_capacity(1 << 20, counted));
     let started = Instant::now();
     let stamp = crate::time::generalized_now();
     let creator = dir.settings.root_dn.clone();
-    let mut loader = dir.store.bulk_loader();
+    let mut loader = dir.store.bulk_loader()?;
     let mut entries = 0u64;
     while let Some(rec) = reader.next_record()? {
         let line = rec.line;
         let dn_text = rec.dn.clone();
-        let fail = |message: String| OfflineError::Entry { line, dn: dn_text.clone(), message };
+        let fail = |message: String| OfflineError::Entry {
+            line,
+            dn: dn_text.clone(),
+            message,
+        };
         let entry = build_entry(dir, rec, &stamp, creator.as_deref()).map_err(&fail)?;
-        loader.add(entry).map_err(|e| fail(e.to_string()))?;
+        // A naming context's own entry is the root of its tree and has no parent to check.
+        let added = if dir.suffixes.contains(&entry.ndn) {
+            loader.add_root(entry)
+        } else {
+            loader.add(entry)
+        };
+        added.map_err(|e| fail(e.to_string()))?;
         entries += 1;
         if entries % 4096 == 0 {
             bar.set_message(format!("{entries} entries"));
@@ -72,7 +96,10 @@ pub fn load(dir: &Directory, path: &Path, progress: bool) -> Result<LoadSummary,
     }
     loader.finish()?;
     bar.finish_and_clear();
-    Ok(LoadSummary { entries, seconds: started.elapsed().as_secs_f64() })
+    Ok(LoadSummary {
+        entries,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Counts bytes read for the progress bar.
@@ -101,68 +128,52 @@ pub fn build_entry(
     let dn = Dn::parse(&rec.dn).map_err(|e| e.to_string())?;
     let ndn = dn.normalize(schema).map_err(|e| e.to_string())?;
     if dir.suffix_of(&ndn).is_none() {
-        return Err(format!("not within any naming context (suffixes: {})", dir.suffix_names.join("; ")));
+        return Err(format!(
+            "not within any naming context (suffixes: {})",
+            dir.suffix_names.join("; ")
+        ));
     }
     let mut grouped: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     for (name, value) in rec.attrs {
-        match grouped.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+        match grouped
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+        {
             Some((_, vals)) => vals.push(value),
             None => grouped.push((name, vec![value])),
         }
     }
     let mut entry = Entry::from_parts(schema, &rec.dn, grouped).map_err(|e| e.to_string())?;
-    let mut add_if_missing = |name: &str, value: Vec<u8>| {
+    let mut extra: Vec<(&str, Vec<u8>)> = Vec::new();
+    if let Some(soc) = schema
+        .structural_class(&entry)
+        .ok()
+        .and_then(|id| schema.class(id))
+    {
+        extra.push(("structuralObjectClass", soc.name().as_bytes().to_vec()));
+    }
+    extra.push((
+        "entryUUID",
+        uuid::Uuid::new_v4().hyphenated().to_string().into_bytes(),
+    ));
+    if let Some(c) = creator {
+        extra.push(("creatorsName", c.as_bytes().to_vec()));
+        extra.push(("modifiersName", c.as_bytes().to_vec()));
+    }
+    extra.push(("createTimestamp", stamp.as_bytes().to_vec()));
+    extra.push(("modifyTimestamp", stamp.as_bytes().to_vec()));
+    for (name, value) in extra {
         if let Some(desc) = AttrDesc::parse(schema, name) {
             if entry.values_of(desc.id).next().is_none() {
-                entry.attrs.push(Attribute { desc, values: vec![value] });
+                entry.attrs.push(Attribute {
+                    desc,
+                    values: vec![value],
+                });
             }
         }
-    };
-    if let Some(soc) = structural_class(schema, &entry) {
-        add_if_missing("structuralObjectClass", soc.into_bytes());
     }
-    add_if_missing("entryUUID", uuid::Uuid::new_v4().hyphenated().to_string().into_bytes());
-    if let Some(c) = creator {
-        add_if_missing("creatorsName", c.as_bytes().to_vec());
-        add_if_missing("modifiersName", c.as_bytes().to_vec());
-    }
-    add_if_missing("createTimestamp", stamp.as_bytes().to_vec());
-    add_if_missing("modifyTimestamp", stamp.as_bytes().to_vec());
     schema.check_entry(&entry).map_err(|e| e.to_string())?;
     Ok(entry)
-}
-
-/// The most specific structural object class of the entry, by name as the schema spells it.
-pub fn structural_class(schema: &Schema, entry: &Entry) -> Option<String> {
-    let oc = schema.attr_id("objectClass")?;
-    let structural: Vec<_> = entry
-        .values_of(oc)
-        .filter_map(|v| schema.object_class(std::str::from_utf8(v).ok()?))
-        .filter(|c| c.kind == ObjectClassKind::Structural)
-        .collect();
-    // The one that is not a superclass of another listed structural class.
-    structural
-        .iter()
-        .find(|c| !structural.iter().any(|other| other.oid != c.oid && is_superclass(schema, &c.oid, other)))
-        .map(|c| c.name().to_string())
-}
-
-fn is_superclass(schema: &Schema, sup_oid: &str, class: &roster_schema::ObjectClass) -> bool {
-    let mut stack: Vec<&str> = class.sup.iter().map(String::as_str).collect();
-    let mut seen = 0;
-    while let Some(name) = stack.pop() {
-        seen += 1;
-        if seen > 64 {
-            return false;
-        }
-        if let Some(c) = schema.object_class(name) {
-            if c.oid == sup_oid {
-                return true;
-            }
-            stack.extend(c.sup.iter().map(String::as_str));
-        }
-    }
-    false
 }
 
 /// Writes every entry as LDIF, each parent before its children.
@@ -171,7 +182,7 @@ pub fn dump(dir: &Directory, out: &mut dyn Write) -> Result<u64, OfflineError> {
     writeln!(out, "version: 1")?;
     writeln!(out)?;
     for item in dir.store.dump_iter()? {
-        let entry = item?;
+        let (_, entry) = item?;
         write_entry(&dir.schema, &entry, out)?;
         n += 1;
     }
@@ -190,9 +201,4 @@ pub fn write_entry(schema: &Schema, entry: &Entry, out: &mut dyn Write) -> std::
     }
     buf.push(b'\n');
     out.write_all(&buf)
-}
-
-/// Reads a whole LDIF input into records (used by tests and small tools).
-pub fn read_records(input: impl BufRead) -> Result<Vec<ldif::LdifRecord>, LdifError> {
-    LdifReader::new(input).collect()
 }

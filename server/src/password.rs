@@ -38,19 +38,27 @@ pub fn split_scheme(stored: &[u8]) -> Option<(String, &[u8])> {
     }
     let close = stored.iter().position(|&b| b == b'}')?;
     let scheme = std::str::from_utf8(stored.get(1..close)?).ok()?;
-    if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return None;
     }
     Some((scheme.to_string(), stored.get(close + 1..)?))
 }
 
 fn unsalted<D: Digest>(data: &[u8], password: &[u8]) -> bool {
-    let Ok(expected) = B64.decode(data.trim_ascii()) else { return false };
+    let Ok(expected) = B64.decode(data.trim_ascii()) else {
+        return false;
+    };
     constant_time_eq(&D::digest(password), &expected)
 }
 
 fn salted<D: Digest>(data: &[u8], password: &[u8]) -> bool {
-    let Ok(raw) = B64.decode(data.trim_ascii()) else { return false };
+    let Ok(raw) = B64.decode(data.trim_ascii()) else {
+        return false;
+    };
     let n = <D as Digest>::output_size();
     if raw.len() <= n {
         return false;
@@ -63,7 +71,9 @@ fn salted<D: Digest>(data: &[u8], password: &[u8]) -> bool {
 }
 
 fn crypt(data: &[u8], password: &[u8]) -> bool {
-    let Ok(hash) = std::str::from_utf8(data) else { return false };
+    let Ok(hash) = std::str::from_utf8(data) else {
+        return false;
+    };
     // Traditional DES crypt is refused: it silently truncates passwords to eight characters.
     if !hash.starts_with('$') {
         return false;
@@ -72,24 +82,38 @@ fn crypt(data: &[u8], password: &[u8]) -> bool {
 }
 
 fn argon2_phc(data: &[u8], password: &[u8]) -> bool {
-    let Ok(phc) = std::str::from_utf8(data) else { return false };
-    let Ok(parsed) = PasswordHash::new(phc) else { return false };
-    argon2::Argon2::default().verify_password(password, &parsed).is_ok()
+    let Ok(phc) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    argon2::Argon2::default()
+        .verify_password(password, &parsed)
+        .is_ok()
 }
 
 /// `{PBKDF2-SHA256}<iterations>$<salt>$<key>` with OpenLDAP's adapted base64 (`.` for `+`).
 fn pbkdf2_sha256(data: &[u8], password: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(data) else { return false };
-    let mut parts = text.split('$');
-    let (Some(iter), Some(salt), Some(key), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let Ok(text) = std::str::from_utf8(data) else {
         return false;
     };
-    let Ok(iterations) = iter.parse::<u32>() else { return false };
+    let mut parts = text.split('$');
+    let (Some(iter), Some(salt), Some(key), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(iterations) = iter.parse::<u32>() else {
+        return false;
+    };
     if iterations == 0 || iterations > 10_000_000 {
         return false;
     }
     let decode = |s: &str| B64_NO_PAD.decode(s.replace('.', "+").trim_end_matches('='));
-    let (Ok(salt), Ok(expected)) = (decode(salt), decode(key)) else { return false };
+    let (Ok(salt), Ok(expected)) = (decode(salt), decode(key)) else {
+        return false;
+    };
     if expected.is_empty() || expected.len() > 64 {
         return false;
     }
@@ -124,8 +148,14 @@ mod tests {
         let v = ssha::<Sha1>("SSHA", b"secret", b"saltsalt");
         assert!(verify(&v, b"secret"));
         assert!(!verify(&v, b"Secret"));
-        assert!(verify(&ssha::<Sha256>("SSHA256", b"pw", b"12345678"), b"pw"));
-        assert!(verify(&ssha::<Sha512>("ssha512", b"pw", b"12345678"), b"pw"));
+        assert!(verify(
+            &ssha::<Sha256>("SSHA256", b"pw", b"12345678"),
+            b"pw"
+        ));
+        assert!(verify(
+            &ssha::<Sha512>("ssha512", b"pw", b"12345678"),
+            b"pw"
+        ));
         // slappasswd -h {SHA} -s secret
         assert!(verify(b"{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", b"secret"));
         assert!(!verify(b"{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", b"secreT"));
@@ -135,7 +165,10 @@ mod tests {
     fn generated_directory_hash() {
         // The form written by shared/bench/gen_ldif.py for user 0: salt = sha1("0")[..8].
         let salt = &Sha1::digest(b"0")[..8];
-        assert!(verify(&ssha::<Sha1>("SSHA", b"pw0000000", salt), b"pw0000000"));
+        assert!(verify(
+            &ssha::<Sha1>("SSHA", b"pw0000000", salt),
+            b"pw0000000"
+        ));
     }
 
     #[test]
@@ -150,7 +183,9 @@ mod tests {
             assert!(verify(stored.as_bytes(), b"pw"), "{h}");
             assert!(!verify(stored.as_bytes(), b"px"), "{h}");
         }
-        let y = pwhash::bcrypt::hash("pw").unwrap().replacen("$2b$", "$2y$", 1);
+        let y = pwhash::bcrypt::hash("pw")
+            .unwrap()
+            .replacen("$2b$", "$2y$", 1);
         assert!(verify(format!("{{CRYPT}}{y}").as_bytes(), b"pw"));
     }
 
@@ -158,7 +193,10 @@ mod tests {
     fn argon2_and_pbkdf2() {
         use argon2::password_hash::{PasswordHasher, SaltString};
         let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
-        let phc = argon2::Argon2::default().hash_password(b"pw", &salt).unwrap().to_string();
+        let phc = argon2::Argon2::default()
+            .hash_password(b"pw", &salt)
+            .unwrap()
+            .to_string();
         assert!(verify(format!("{{ARGON2}}{phc}").as_bytes(), b"pw"));
         assert!(!verify(format!("{{ARGON2}}{phc}").as_bytes(), b"px"));
 

@@ -48,8 +48,13 @@ struct Session {
 }
 
 /// Serves one connection until the client unbinds or disconnects, or the server shuts down.
-pub async fn serve<S>(stream: S, dir: Arc<Directory>, conn_id: u64, peer: String, mut shutdown: watch::Receiver<bool>)
-where
+pub async fn serve<S>(
+    stream: S,
+    dir: Arc<Directory>,
+    conn_id: u64,
+    peer: String,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let span = tracing::info_span!("conn", id = conn_id, peer = %peer);
@@ -143,7 +148,12 @@ fn notice(code: LdapResultCode, message: &str) -> LdapMsg {
     LdapMsg {
         msgid: 0,
         op: LdapOp::ExtendedResponse(LdapExtendedResponse {
-            res: LdapResult { code, matcheddn: String::new(), message: message.to_string(), referral: Vec::new() },
+            res: LdapResult {
+                code,
+                matcheddn: String::new(),
+                message: message.to_string(),
+                referral: Vec::new(),
+            },
             name: Some(NOTICE_OF_DISCONNECTION.to_string()),
             value: None,
         }),
@@ -155,14 +165,21 @@ fn notice(code: LdapResultCode, message: &str) -> LdapMsg {
 /// without a response (abandon, unbind).
 fn refusal(op: &LdapOp, res: LdapResult) -> Option<LdapOp> {
     Some(match op {
-        LdapOp::BindRequest(_) => LdapOp::BindResponse(ldap3_proto::proto::LdapBindResponse { res, saslcreds: None }),
+        LdapOp::BindRequest(_) => LdapOp::BindResponse(ldap3_proto::proto::LdapBindResponse {
+            res,
+            saslcreds: None,
+        }),
         LdapOp::SearchRequest(_) => LdapOp::SearchResultDone(res),
         LdapOp::ModifyRequest(_) => LdapOp::ModifyResponse(res),
         LdapOp::AddRequest(_) => LdapOp::AddResponse(res),
         LdapOp::DelRequest(_) => LdapOp::DelResponse(res),
         LdapOp::ModifyDNRequest(_) => LdapOp::ModifyDNResponse(res),
         LdapOp::CompareRequest(_) => LdapOp::CompareResult(res),
-        LdapOp::ExtendedRequest(_) => LdapOp::ExtendedResponse(LdapExtendedResponse { res, name: None, value: None }),
+        LdapOp::ExtendedRequest(_) => LdapOp::ExtendedResponse(LdapExtendedResponse {
+            res,
+            name: None,
+            value: None,
+        }),
         _ => return None,
     })
 }
@@ -174,29 +191,54 @@ fn read_controls(ctrls: &[LdapControl]) -> Result<Option<PageRequest>, OpError> 
     for c in ctrls {
         match c {
             LdapControl::SimplePagedResults { size, cookie } => {
-                page = Some(PageRequest { size: usize::try_from(*size).unwrap_or(0), cookie: cookie.clone() });
+                page = Some(PageRequest {
+                    size: usize::try_from(*size).unwrap_or(0),
+                    cookie: cookie.clone(),
+                });
             }
             LdapControl::ManageDsaIT { .. } => {}
-            LdapControl::Unknown { oid, criticality: true, .. } => {
-                return Err(OpError::UnavailableCriticalExtension(oid.clone()))
-            }
-            LdapControl::SyncRequest { criticality: true, .. } => {
-                return Err(OpError::UnavailableCriticalExtension("1.3.6.1.4.1.4203.1.9.1.1".into()))
+            LdapControl::Unknown {
+                oid,
+                criticality: true,
+                ..
+            } => return Err(OpError::UnavailableCriticalExtension(oid.clone())),
+            LdapControl::SyncRequest {
+                criticality: true, ..
+            } => {
+                return Err(OpError::UnavailableCriticalExtension(
+                    "1.3.6.1.4.1.4203.1.9.1.1".into(),
+                ))
             }
             LdapControl::PasswordPolicyRequest { criticality: true } => {
-                return Err(OpError::UnavailableCriticalExtension("1.3.6.1.4.1.42.2.27.8.5.1".into()))
+                return Err(OpError::UnavailableCriticalExtension(
+                    "1.3.6.1.4.1.42.2.27.8.5.1".into(),
+                ))
             }
-            LdapControl::SearchOptions { criticality: true, .. } => {
-                return Err(OpError::UnavailableCriticalExtension("1.2.840.113556.1.4.1340".into()))
+            LdapControl::SearchOptions {
+                criticality: true, ..
+            } => {
+                return Err(OpError::UnavailableCriticalExtension(
+                    "1.2.840.113556.1.4.1340".into(),
+                ))
             }
             LdapControl::ShowDeleted { criticality: true } => {
-                return Err(OpError::UnavailableCriticalExtension("1.2.840.113556.1.4.417".into()))
+                return Err(OpError::UnavailableCriticalExtension(
+                    "1.2.840.113556.1.4.417".into(),
+                ))
             }
-            LdapControl::SdFlags { criticality: true, .. } => {
-                return Err(OpError::UnavailableCriticalExtension("1.2.840.113556.1.4.801".into()))
+            LdapControl::SdFlags {
+                criticality: true, ..
+            } => {
+                return Err(OpError::UnavailableCriticalExtension(
+                    "1.2.840.113556.1.4.801".into(),
+                ))
             }
-            LdapControl::ExtendedDn { criticality: true, .. } => {
-                return Err(OpError::UnavailableCriticalExtension("1.2.840.113556.1.4.529".into()))
+            LdapControl::ExtendedDn {
+                criticality: true, ..
+            } => {
+                return Err(OpError::UnavailableCriticalExtension(
+                    "1.2.840.113556.1.4.529".into(),
+                ))
             }
             _ => {}
         }
@@ -205,7 +247,11 @@ fn read_controls(ctrls: &[LdapControl]) -> Result<Option<PageRequest>, OpError> 
 }
 
 impl Session {
-    async fn handle<S>(&mut self, msg: LdapMsg, framed: &mut Framed<S, LdapCodec>) -> std::io::Result<Next>
+    async fn handle<S>(
+        &mut self,
+        msg: LdapMsg,
+        framed: &mut Framed<S, LdapCodec>,
+    ) -> std::io::Result<Next>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -214,7 +260,13 @@ impl Session {
             Ok(p) => p,
             Err(e) => {
                 if let Some(op) = refusal(&op, ldap_result(&e)) {
-                    framed.send(LdapMsg { msgid, op, ctrl: Vec::new() }).await?;
+                    framed
+                        .send(LdapMsg {
+                            msgid,
+                            op,
+                            ctrl: Vec::new(),
+                        })
+                        .await?;
                 }
                 return Ok(Next::Continue);
             }
@@ -228,16 +280,26 @@ impl Session {
             }
             LdapOp::BindRequest(req) => {
                 let dir = self.dir.clone();
-                let (res, who) = match tokio::task::spawn_blocking(move || ops::bind::bind(&dir, &req)).await {
-                    Ok(r) => r,
-                    Err(e) => (internal(&e.to_string()), Identity::Anonymous),
-                };
+                let (res, who) =
+                    match tokio::task::spawn_blocking(move || ops::bind::bind(&dir, &req)).await {
+                        Ok(r) => r,
+                        Err(e) => (internal(&e.to_string()), Identity::Anonymous),
+                    };
                 if res.code == LdapResultCode::InvalidCredentials {
                     info!(msgid, "bind failed: invalid credentials");
                 }
                 self.who = who;
-                let op = LdapOp::BindResponse(ldap3_proto::proto::LdapBindResponse { res, saslcreds: None });
-                framed.send(LdapMsg { msgid, op, ctrl: Vec::new() }).await?;
+                let op = LdapOp::BindResponse(ldap3_proto::proto::LdapBindResponse {
+                    res,
+                    saslcreds: None,
+                });
+                framed
+                    .send(LdapMsg {
+                        msgid,
+                        op,
+                        ctrl: Vec::new(),
+                    })
+                    .await?;
             }
             LdapOp::SearchRequest(req) => self.spawn_search(msgid, req, page),
             LdapOp::CompareRequest(req) => {
@@ -245,32 +307,61 @@ impl Session {
                 let res = tokio::task::spawn_blocking(move || ops::compare::compare(&dir, &req))
                     .await
                     .unwrap_or_else(|e| internal(&e.to_string()));
-                framed.send(LdapMsg { msgid, op: LdapOp::CompareResult(res), ctrl: Vec::new() }).await?;
+                framed
+                    .send(LdapMsg {
+                        msgid,
+                        op: LdapOp::CompareResult(res),
+                        ctrl: Vec::new(),
+                    })
+                    .await?;
             }
             LdapOp::ExtendedRequest(req) => {
                 let resp = ops::extended::extended(&self.who, &req);
-                framed.send(LdapMsg { msgid, op: LdapOp::ExtendedResponse(resp), ctrl: Vec::new() }).await?;
+                framed
+                    .send(LdapMsg {
+                        msgid,
+                        op: LdapOp::ExtendedResponse(resp),
+                        ctrl: Vec::new(),
+                    })
+                    .await?;
             }
             op @ (LdapOp::AddRequest(_)
             | LdapOp::ModifyRequest(_)
             | LdapOp::DelRequest(_)
             | LdapOp::ModifyDNRequest(_)) => {
-                let e = OpError::UnwillingToPerform("this server does not accept changes yet".into());
+                let e =
+                    OpError::UnwillingToPerform("this server does not accept changes yet".into());
                 if let Some(op) = refusal(&op, ldap_result(&e)) {
-                    framed.send(LdapMsg { msgid, op, ctrl: Vec::new() }).await?;
+                    framed
+                        .send(LdapMsg {
+                            msgid,
+                            op,
+                            ctrl: Vec::new(),
+                        })
+                        .await?;
                 }
             }
             other => {
                 // A response type sent by a client is a protocol violation.
                 warn!(msgid, op = ?std::mem::discriminant(&other), "client sent a server-only message; closing");
-                framed.send(notice(LdapResultCode::ProtocolError, "unexpected message type from a client")).await?;
+                framed
+                    .send(notice(
+                        LdapResultCode::ProtocolError,
+                        "unexpected message type from a client",
+                    ))
+                    .await?;
                 return Ok(Next::Close);
             }
         }
         Ok(Next::Continue)
     }
 
-    fn spawn_search(&mut self, msgid: i32, req: ldap3_proto::proto::LdapSearchRequest, page: Option<PageRequest>) {
+    fn spawn_search(
+        &mut self,
+        msgid: i32,
+        req: ldap3_proto::proto::LdapSearchRequest,
+        page: Option<PageRequest>,
+    ) {
         let flag = Arc::new(AtomicBool::new(false));
         self.running.insert(msgid, flag.clone());
         let dir = self.dir.clone();
@@ -281,8 +372,12 @@ impl Session {
         tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             let mut emit = |e: ldap3_proto::proto::LdapSearchResultEntry| {
-                tx.blocking_send(Outgoing::Msg(LdapMsg { msgid, op: LdapOp::SearchResultEntry(e), ctrl: Vec::new() }))
-                    .map_err(|_| ClientGone)
+                tx.blocking_send(Outgoing::Msg(LdapMsg {
+                    msgid,
+                    op: LdapOp::SearchResultEntry(e),
+                    ctrl: Vec::new(),
+                }))
+                .map_err(|_| ClientGone)
             };
             match ops::search::search(&dir, &who, &req, page, &paged, &flag, &mut emit) {
                 Ok(done) => {
@@ -290,7 +385,11 @@ impl Session {
                         Some(cookie) => vec![LdapControl::SimplePagedResults { size: 0, cookie }],
                         None => Vec::new(),
                     };
-                    let msg = LdapMsg { msgid, op: LdapOp::SearchResultDone(done.result), ctrl };
+                    let msg = LdapMsg {
+                        msgid,
+                        op: LdapOp::SearchResultDone(done.result),
+                        ctrl,
+                    };
                     let _ = tx.blocking_send(Outgoing::Msg(msg));
                 }
                 Err(ClientGone) => debug!("search abandoned"),

@@ -24,7 +24,10 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
     let bin = profile_dir.join(name);
     assert!(
         bin.exists(),
@@ -45,7 +48,7 @@ pub struct Rosterd {
 /// The config every test server starts from; `extra` is appended (TOML).
 pub fn rosterd_config(extra: &str) -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[directory]\nsuffixes = [\"{SUFFIX}\"]\nroot_dn = \"{ROOT_DN}\"\nroot_password = \"{ROOT_PW}\"\n\n[storage]\ndurability = \"buffer\"\n{extra}\n"
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[directory]\nsuffixes = [\"{SUFFIX}\"]\nroot_dn = \"{ROOT_DN}\"\nroot_password = \"{ROOT_PW}\"\n\n[storage]\ndurability = \"buffer\"\n\n[log]\nlevel = \"warn\"\n{extra}\n"
     )
 }
 
@@ -58,8 +61,16 @@ impl Rosterd {
         if let Some(ldif) = ldif {
             let path = dir.path().join("load.ldif");
             std::fs::write(&path, ldif).expect("write ldif");
-            let out = rosterd_cmd(&config).args(["load", "--quiet"]).arg(&path).output().expect("run rosterd load");
-            assert!(out.status.success(), "rosterd load failed: {}", String::from_utf8_lossy(&out.stderr));
+            let out = rosterd_cmd(&config)
+                .args(["load", "--quiet"])
+                .arg(&path)
+                .output()
+                .expect("run rosterd load");
+            assert!(
+                out.status.success(),
+                "rosterd load failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Rosterd::spawn(dir, config)
     }
@@ -69,12 +80,18 @@ impl Rosterd {
         let mut child = rosterd_cmd(&config)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .spawn()
             .expect("spawn rosterd");
         let stdout = child.stdout.take().expect("rosterd stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().expect("rosterd exited before listening").expect("read rosterd stdout");
+        let first = lines
+            .next()
+            .expect("rosterd exited before listening")
+            .expect("read rosterd stdout");
         let addr = first
             .strip_prefix("listening ldap://")
             .unwrap_or_else(|| panic!("unexpected first line from rosterd: {first}"))
@@ -82,7 +99,12 @@ impl Rosterd {
             .expect("listen address");
         // Keep draining stdout so the daemon never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Rosterd { addr, dir, config, child }
+        Rosterd {
+            addr,
+            dir,
+            config,
+            child,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -95,7 +117,10 @@ impl Rosterd {
 
     /// Stops the daemon with SIGTERM and waits for it; returns the data directory for reuse.
     pub fn stop(mut self) -> (tempfile::TempDir, PathBuf, std::process::ExitStatus) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let status = wait_with_deadline(&mut self.child, Duration::from_secs(30));
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         (dir, self.config.clone(), status)
@@ -186,14 +211,22 @@ impl Slapd {
         let ldif_path = dir.path().join("data.ldif");
         std::fs::write(&ldif_path, ldif).expect("write ldif");
         let slapadd = slapd.with_file_name("slapadd");
-        let out = Command::new(if slapadd.exists() { slapadd } else { PathBuf::from("slapadd") })
-            .args(["-q", "-f"])
-            .arg(&conf)
-            .arg("-l")
-            .arg(&ldif_path)
-            .output()
-            .expect("run slapadd");
-        assert!(out.status.success(), "slapadd failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(if slapadd.exists() {
+            slapadd
+        } else {
+            PathBuf::from("slapadd")
+        })
+        .args(["-q", "-f"])
+        .arg(&conf)
+        .arg("-l")
+        .arg(&ldif_path)
+        .output()
+        .expect("run slapadd");
+        assert!(
+            out.status.success(),
+            "slapadd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         let child = Command::new(&slapd)
             .args(["-d", "0", "-f"])
@@ -205,7 +238,10 @@ impl Slapd {
             .spawn()
             .expect("spawn slapd");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        assert!(wait_for_port(addr, Duration::from_secs(20)), "slapd did not start listening on {addr}");
+        assert!(
+            wait_for_port(addr, Duration::from_secs(20)),
+            "slapd did not start listening on {addr}"
+        );
         Slapd { addr, dir, child }
     }
 
@@ -223,7 +259,10 @@ impl Drop for Slapd {
 
 /// Runs an OpenLDAP command-line tool and returns (exit code, stdout, stderr).
 pub fn run_tool(tool: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -40,18 +40,26 @@ impl AttrSelection {
         if (operational && self.all_operational) || (!operational && self.all_user) {
             return true;
         }
-        self.wanted.iter().any(|w| schema.is_subtype_of(desc.id, w.id) && options_cover(&desc.options, &w.options))
+        self.wanted.iter().any(|w| {
+            schema.is_subtype_of(desc.id, w.id) && options_cover(&desc.options, &w.options)
+        })
     }
 
     /// True if a computed operational attribute of type `id` (no options) is asked for.
     pub fn wants(&self, schema: &Schema, id: AttrId) -> bool {
-        self.all_operational || self.wanted.iter().any(|w| schema.is_subtype_of(id, w.id) && w.options.is_empty())
+        self.all_operational
+            || self
+                .wanted
+                .iter()
+                .any(|w| schema.is_subtype_of(id, w.id) && w.options.is_empty())
     }
 }
 
 /// True if every requested option is among the attribute's options (case-insensitively).
 fn options_cover(have: &[String], requested: &[String]) -> bool {
-    requested.iter().all(|r| have.iter().any(|h| h.eq_ignore_ascii_case(r)))
+    requested
+        .iter()
+        .all(|r| have.iter().any(|h| h.eq_ignore_ascii_case(r)))
 }
 
 /// Builds the (description, values) list of a search result for `entry`.
@@ -67,7 +75,11 @@ pub fn select(
         if hidden.contains(&a.desc.id) || !sel.includes(schema, &a.desc) {
             continue;
         }
-        let vals = if types_only { Vec::new() } else { a.values.clone() };
+        let vals = if types_only {
+            Vec::new()
+        } else {
+            a.values.clone()
+        };
         out.push((a.desc.to_string(schema), vals));
     }
     out

@@ -23,31 +23,51 @@ pub fn bind(dir: &Directory, req: &LdapBindRequest) -> (LdapResult, Identity) {
 
 fn authenticate(dir: &Directory, req: &LdapBindRequest) -> Result<Identity, OpError> {
     if req.version != 3 {
-        return Err(OpError::Protocol(format!("LDAP version {} is not supported; use version 3", req.version)));
+        return Err(OpError::Protocol(format!(
+            "LDAP version {} is not supported; use version 3",
+            req.version
+        )));
     }
     let password = match &req.cred {
         LdapBindCred::Simple(p) => p.as_bytes(),
         LdapBindCred::SASL(s) => {
-            return Err(OpError::AuthMethodNotSupported(format!("SASL mechanism {} is not supported", s.mechanism)))
+            return Err(OpError::AuthMethodNotSupported(format!(
+                "SASL mechanism {} is not supported",
+                s.mechanism
+            )))
         }
         LdapBindCred::Unsupported => {
-            return Err(OpError::AuthMethodNotSupported("authentication method not supported".into()))
+            return Err(OpError::AuthMethodNotSupported(
+                "authentication method not supported".into(),
+            ))
         }
     };
     if req.dn.is_empty() {
         if password.is_empty() {
             return Ok(Identity::Anonymous);
         }
-        return Err(OpError::UnwillingToPerform("anonymous bind with a password is not allowed".into()));
+        return Err(OpError::UnwillingToPerform(
+            "anonymous bind with a password is not allowed".into(),
+        ));
     }
     if password.is_empty() {
         // RFC 4513 section 5.1.2: an unauthenticated bind must never grant anything.
-        return Err(OpError::UnwillingToPerform("unauthenticated bind (DN with no password) disallowed".into()));
+        return Err(OpError::UnwillingToPerform(
+            "unauthenticated bind (DN with no password) disallowed".into(),
+        ));
     }
     let ndn = Dn::parse(&req.dn)?.normalize(&dir.schema)?;
     if dir.is_root_dn(&ndn) {
-        let ok = dir.settings.root_password.as_deref().is_some_and(|stored| password::verify(stored.as_bytes(), password));
-        return if ok { Ok(Identity::Root { dn: req.dn.clone() }) } else { Err(OpError::InvalidCredentials) };
+        let ok = dir
+            .settings
+            .root_password
+            .as_deref()
+            .is_some_and(|stored| password::verify(stored.as_bytes(), password));
+        return if ok {
+            Ok(Identity::Root { dn: req.dn.clone() })
+        } else {
+            Err(OpError::InvalidCredentials)
+        };
     }
     if dir.suffix_of(&ndn).is_none() {
         return Err(OpError::InvalidCredentials);
@@ -59,8 +79,14 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest) -> Result<Identity, OpEr
     let Some(pw_attr) = dir.schema.attr_id("userPassword") else {
         return Err(OpError::InvalidCredentials);
     };
-    if entry.values_of(pw_attr).any(|stored| password::verify(stored, password)) {
-        Ok(Identity::Entry { dn: req.dn.clone(), ndn })
+    if entry
+        .values_of(pw_attr)
+        .any(|stored| password::verify(stored, password))
+    {
+        Ok(Identity::Entry {
+            dn: req.dn.clone(),
+            ndn,
+        })
     } else {
         Err(OpError::InvalidCredentials)
     }

@@ -22,14 +22,25 @@ fn run(dir: &Directory, req: &LdapCompareRequest) -> Result<bool, OpError> {
     let schema = &dir.schema;
     let ndn = Dn::parse(&req.dn)?.normalize(schema)?;
     let Some(desc) = AttrDesc::parse(schema, &req.atype) else {
-        return Err(OpError::UndefinedAttributeType(format!("{}: attribute type undefined", req.atype)));
+        return Err(OpError::UndefinedAttributeType(format!(
+            "{}: attribute type undefined",
+            req.atype
+        )));
     };
     let assertion = match schema.normalize_eq(desc.id, &req.val) {
         Ok(Some(k)) => k,
         Ok(None) => {
-            return Err(OpError::InappropriateMatching(format!("{}: no equality matching rule", req.atype)))
+            return Err(OpError::InappropriateMatching(format!(
+                "{}: no equality matching rule",
+                req.atype
+            )))
         }
-        Err(e) => return Err(OpError::InvalidAttributeSyntax(format!("{}: value invalid: {e}", req.atype))),
+        Err(e) => {
+            return Err(OpError::InvalidAttributeSyntax(format!(
+                "{}: value invalid: {e}",
+                req.atype
+            )))
+        }
     };
     if dir.suffix_of(&ndn).is_none() {
         return Err(OpError::NoSuchObject { matched: None });
@@ -42,13 +53,18 @@ fn run(dir: &Directory, req: &LdapCompareRequest) -> Result<bool, OpError> {
     let mut seen = false;
     for a in &entry.attrs {
         if !schema.is_subtype_of(a.desc.id, desc.id)
-            || !desc.options.iter().all(|o| a.desc.options.iter().any(|h| h.eq_ignore_ascii_case(o)))
+            || !desc
+                .options
+                .iter()
+                .all(|o| a.desc.options.iter().any(|h| h.eq_ignore_ascii_case(o)))
         {
             continue;
         }
         seen = true;
         for v in &a.values {
-            if schema.normalize_eq(a.desc.id, v).ok().flatten().as_deref() == Some(assertion.as_slice()) {
+            if schema.normalize_eq(a.desc.id, v).ok().flatten().as_deref()
+                == Some(assertion.as_slice())
+            {
                 return Ok(true);
             }
         }

@@ -2,12 +2,11 @@
 //! which tells clients what the server supports, and `cn=Subschema` (section 4.2), which
 //! publishes the schema in RFC 4512 form.
 
-use crate::directory::Directory;
 use roster_schema::{AttrDesc, Attribute, Dn, Entry, NormDn, Schema};
 
 /// Controls the server understands.
 pub const SUPPORTED_CONTROLS: &[&str] = &[
-    "1.2.840.113556.1.4.319", // simple paged results (RFC 2696)
+    "1.2.840.113556.1.4.319",  // simple paged results (RFC 2696)
     "2.16.840.1.113730.3.4.2", // manageDsaIT (RFC 3296): accepted; there are no referral entries
 ];
 
@@ -35,40 +34,103 @@ fn strs<'a>(v: impl IntoIterator<Item = &'a str>) -> Vec<Vec<u8>> {
 }
 
 /// The root DSE: the entry with the empty DN.
-pub fn root_dse(dir: &Directory) -> Entry {
-    let schema = &dir.schema;
+pub fn root_dse(schema: &Schema, suffixes: &[String]) -> Entry {
     let mut attrs = Vec::new();
-    push(schema, &mut attrs, "objectClass", strs(["top", "extensibleObject"]));
-    push(schema, &mut attrs, "structuralObjectClass", strs(["extensibleObject"]));
-    push(schema, &mut attrs, "namingContexts", strs(dir.suffix_names.iter().map(String::as_str)));
-    push(schema, &mut attrs, "subschemaSubentry", strs(["cn=Subschema"]));
+    push(
+        schema,
+        &mut attrs,
+        "objectClass",
+        strs(["top", "extensibleObject"]),
+    );
+    push(
+        schema,
+        &mut attrs,
+        "structuralObjectClass",
+        strs(["extensibleObject"]),
+    );
+    push(
+        schema,
+        &mut attrs,
+        "namingContexts",
+        strs(suffixes.iter().map(String::as_str)),
+    );
+    push(
+        schema,
+        &mut attrs,
+        "subschemaSubentry",
+        strs(["cn=Subschema"]),
+    );
     push(schema, &mut attrs, "supportedLDAPVersion", strs(["3"]));
-    push(schema, &mut attrs, "supportedControl", strs(SUPPORTED_CONTROLS.iter().copied()));
-    push(schema, &mut attrs, "supportedExtension", strs(SUPPORTED_EXTENSIONS.iter().copied()));
-    push(schema, &mut attrs, "supportedFeatures", strs(SUPPORTED_FEATURES.iter().copied()));
+    push(
+        schema,
+        &mut attrs,
+        "supportedControl",
+        strs(SUPPORTED_CONTROLS.iter().copied()),
+    );
+    push(
+        schema,
+        &mut attrs,
+        "supportedExtension",
+        strs(SUPPORTED_EXTENSIONS.iter().copied()),
+    );
+    push(
+        schema,
+        &mut attrs,
+        "supportedFeatures",
+        strs(SUPPORTED_FEATURES.iter().copied()),
+    );
     push(schema, &mut attrs, "vendorName", strs(["Roster"]));
-    push(schema, &mut attrs, "vendorVersion", strs([concat!("rosterd ", env!("CARGO_PKG_VERSION"))]));
+    push(
+        schema,
+        &mut attrs,
+        "vendorVersion",
+        strs([concat!("rosterd ", env!("CARGO_PKG_VERSION"))]),
+    );
     push(schema, &mut attrs, "entryDN", vec![Vec::new()]);
-    Entry { dn: Dn::default(), ndn: NormDn::default(), attrs }
+    Entry {
+        dn: Dn::default(),
+        ndn: NormDn::default(),
+        attrs,
+    }
 }
 
 /// The subschema subentry `cn=Subschema`.
-pub fn subschema(dir: &Directory) -> Entry {
-    let schema = &dir.schema;
+pub fn subschema(schema: &Schema, ndn: NormDn, started: &str) -> Entry {
     let mut attrs = Vec::new();
-    push(schema, &mut attrs, "objectClass", strs(["top", "subentry", "subschema", "extensibleObject"]));
+    push(
+        schema,
+        &mut attrs,
+        "objectClass",
+        strs(["top", "subentry", "subschema", "extensibleObject"]),
+    );
     push(schema, &mut attrs, "cn", strs(["Subschema"]));
-    push(schema, &mut attrs, "structuralObjectClass", strs(["subentry"]));
-    push(schema, &mut attrs, "createTimestamp", strs([dir.started.as_str()]));
-    push(schema, &mut attrs, "modifyTimestamp", strs([dir.started.as_str()]));
+    push(
+        schema,
+        &mut attrs,
+        "structuralObjectClass",
+        strs(["subentry"]),
+    );
+    push(schema, &mut attrs, "createTimestamp", strs([started]));
+    push(schema, &mut attrs, "modifyTimestamp", strs([started]));
     push(schema, &mut attrs, "entryDN", strs(["cn=Subschema"]));
-    push(schema, &mut attrs, "subschemaSubentry", strs(["cn=Subschema"]));
+    push(
+        schema,
+        &mut attrs,
+        "subschemaSubentry",
+        strs(["cn=Subschema"]),
+    );
+    let v = schema.subschema_values();
     let enc = |v: Vec<String>| v.into_iter().map(String::into_bytes).collect::<Vec<_>>();
-    push(schema, &mut attrs, "ldapSyntaxes", enc(schema.syntaxes().map(|s| s.to_description()).collect()));
-    push(schema, &mut attrs, "matchingRules", enc(schema.matching_rules().map(|m| m.to_description()).collect()));
-    push(schema, &mut attrs, "matchingRuleUse", enc(schema.matching_rule_uses()));
-    push(schema, &mut attrs, "attributeTypes", enc(schema.attribute_types().map(|(_, a)| a.to_description()).collect()));
-    push(schema, &mut attrs, "objectClasses", enc(schema.object_classes().map(|o| o.to_description()).collect()));
+    push(schema, &mut attrs, "ldapSyntaxes", enc(v.ldap_syntaxes));
+    push(schema, &mut attrs, "matchingRules", enc(v.matching_rules));
+    push(
+        schema,
+        &mut attrs,
+        "matchingRuleUse",
+        enc(v.matching_rule_use),
+    );
+    push(schema, &mut attrs, "attributeTypes", enc(v.attribute_types));
+    push(schema, &mut attrs, "objectClasses", enc(v.object_classes));
     let dn = Dn::parse("cn=Subschema").unwrap_or_default();
-    Entry { dn, ndn: dir.subschema_ndn.clone(), attrs }
+    Entry { dn, ndn, attrs }
 }

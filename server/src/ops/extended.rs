@@ -3,7 +3,9 @@
 
 use super::Identity;
 use crate::error::{ldap_result, success, OpError};
-use ldap3_proto::proto::{LdapExtendedRequest, LdapExtendedResponse, OID_PASSWORD_MODIFY, OID_WHOAMI};
+use ldap3_proto::proto::{
+    LdapExtendedRequest, LdapExtendedResponse, OID_PASSWORD_MODIFY, OID_WHOAMI,
+};
 
 /// RFC 4511 section 4.14.
 pub const START_TLS: &str = "1.3.6.1.4.1.1466.20037";
@@ -15,14 +17,28 @@ pub fn extended(who: &Identity, req: &LdapExtendedRequest) -> LdapExtendedRespon
                 Identity::Anonymous => String::new(),
                 other => format!("dn:{}", other.dn()),
             };
-            LdapExtendedResponse { res: success(), name: None, value: Some(authz.into_bytes()) }
+            LdapExtendedResponse {
+                res: success(),
+                name: None,
+                value: Some(authz.into_bytes()),
+            }
         }
-        START_TLS => refuse(OpError::Unavailable("StartTLS is not configured on this server".into())),
-        OID_PASSWORD_MODIFY => refuse(OpError::UnwillingToPerform("password changes are not available yet".into())),
-        other => refuse(OpError::Protocol(format!("extended operation {other} is not supported"))),
+        START_TLS => refuse(OpError::Unavailable(
+            "StartTLS is not configured on this server".into(),
+        )),
+        OID_PASSWORD_MODIFY => refuse(OpError::UnwillingToPerform(
+            "password changes are not available yet".into(),
+        )),
+        other => refuse(OpError::Protocol(format!(
+            "extended operation {other} is not supported"
+        ))),
     }
 }
 
 fn refuse(e: OpError) -> LdapExtendedResponse {
-    LdapExtendedResponse { res: ldap_result(&e), name: None, value: None }
+    LdapExtendedResponse {
+        res: ldap_result(&e),
+        name: None,
+        value: None,
+    }
 }

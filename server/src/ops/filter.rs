@@ -8,17 +8,29 @@ pub fn from_wire(f: &LdapFilter) -> Filter {
         LdapFilter::And(v) => Filter::And(v.iter().map(from_wire).collect()),
         LdapFilter::Or(v) => Filter::Or(v.iter().map(from_wire).collect()),
         LdapFilter::Not(x) => Filter::Not(Box::new(from_wire(x))),
-        LdapFilter::Equality(a, v) => Filter::Equality { attr: a.clone(), value: v.as_bytes().to_vec() },
+        LdapFilter::Equality(a, v) => Filter::Equality {
+            attr: a.clone(),
+            value: v.as_bytes().to_vec(),
+        },
         LdapFilter::Substring(a, s) => Filter::Substrings {
             attr: a.clone(),
             initial: s.initial.as_ref().map(|x| x.as_bytes().to_vec()),
             any: s.any.iter().map(|x| x.as_bytes().to_vec()).collect(),
             final_: s.final_.as_ref().map(|x| x.as_bytes().to_vec()),
         },
-        LdapFilter::GreaterOrEqual(a, v) => Filter::GreaterOrEqual { attr: a.clone(), value: v.as_bytes().to_vec() },
-        LdapFilter::LessOrEqual(a, v) => Filter::LessOrEqual { attr: a.clone(), value: v.as_bytes().to_vec() },
+        LdapFilter::GreaterOrEqual(a, v) => Filter::GreaterOrEqual {
+            attr: a.clone(),
+            value: v.as_bytes().to_vec(),
+        },
+        LdapFilter::LessOrEqual(a, v) => Filter::LessOrEqual {
+            attr: a.clone(),
+            value: v.as_bytes().to_vec(),
+        },
         LdapFilter::Present(a) => Filter::Present { attr: a.clone() },
-        LdapFilter::Approx(a, v) => Filter::Approx { attr: a.clone(), value: v.as_bytes().to_vec() },
+        LdapFilter::Approx(a, v) => Filter::Approx {
+            attr: a.clone(),
+            value: v.as_bytes().to_vec(),
+        },
         LdapFilter::Extensible(m) => Filter::Extensible {
             rule: m.matching_rule.clone(),
             attr: m.type_.clone(),

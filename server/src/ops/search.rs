@@ -2,10 +2,12 @@
 //! selection, size and time limits, and simple paged results (RFC 2696).
 
 use super::attrs::{self, AttrSelection};
-use super::{dse, filter, Identity};
+use super::{filter, Identity};
 use crate::directory::Directory;
 use crate::error::{ldap_result, success, OpError};
-use ldap3_proto::proto::{LdapPartialAttribute, LdapResult, LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope};
+use ldap3_proto::proto::{
+    LdapPartialAttribute, LdapResult, LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
+};
 use roster_schema::{AttrId, Dn, Entry, NormDn, TriState};
 use roster_storage::{EntryId, Scope};
 use std::collections::HashMap;
@@ -41,11 +43,16 @@ const MAX_OPEN_PAGED_SEARCHES: usize = 64;
 
 impl PagedSearches {
     fn take(&self, cookie: &[u8]) -> Option<PageState> {
-        self.next_cookie.lock().ok().and_then(|mut g| g.1.remove(cookie))
+        self.next_cookie
+            .lock()
+            .ok()
+            .and_then(|mut g| g.1.remove(cookie))
     }
 
     fn put(&self, state: PageState) -> Vec<u8> {
-        let Ok(mut g) = self.next_cookie.lock() else { return Vec::new() };
+        let Ok(mut g) = self.next_cookie.lock() else {
+            return Vec::new();
+        };
         g.0 += 1;
         let cookie = g.0.to_be_bytes().to_vec();
         if g.1.len() >= MAX_OPEN_PAGED_SEARCHES {
@@ -92,7 +99,10 @@ pub fn search(
             ldap_result(&e)
         }
     };
-    Ok(SearchDone { result, page_cookie: paged_request.then(|| cookie_out.unwrap_or_default()) })
+    Ok(SearchDone {
+        result,
+        page_cookie: paged_request.then(|| cookie_out.unwrap_or_default()),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -123,9 +133,13 @@ fn run(
         if req.scope != LdapSearchScope::Base {
             return Ok(Err(OpError::NoSuchObject { matched: None }));
         }
-        let entry = if base.is_root() { dse::root_dse(dir) } else { dse::subschema(dir) };
-        if filter.evaluate(schema, &entry) == TriState::True {
-            emit(to_result(dir, &entry, &sel, req.typesonly, &hidden, None))?;
+        let entry = if base.is_root() {
+            &dir.root_dse
+        } else {
+            &dir.subschema
+        };
+        if filter.evaluate(schema, entry) == TriState::True {
+            emit(to_result(dir, entry, &sel, req.typesonly, &hidden, None))?;
         }
         return Ok(Ok(()));
     }
@@ -196,7 +210,11 @@ fn run(
         }
         if let Some(p) = &page {
             if in_page == p.size {
-                let cookie = paged.put(PageState { fingerprint, resume_from: id, returned: returned_total });
+                let cookie = paged.put(PageState {
+                    fingerprint,
+                    resume_from: id,
+                    returned: returned_total,
+                });
                 *cookie_out = Some(cookie);
                 return Ok(Ok(()));
             }
@@ -212,7 +230,14 @@ fn run(
         } else {
             None
         };
-        emit(to_result(dir, &entry, &sel, req.typesonly, &hidden, children))?;
+        emit(to_result(
+            dir,
+            &entry,
+            &sel,
+            req.typesonly,
+            &hidden,
+            children,
+        ))?;
         returned_total += 1;
         in_page += 1;
     }
@@ -223,9 +248,17 @@ fn run(
 }
 
 /// Maps a store failure at the start of a search; a missing base carries the matched DN.
-fn store_error(reader: &roster_storage::Reader, base: &NormDn, e: roster_storage::StoreError) -> OpError {
+fn store_error(
+    reader: &roster_storage::Reader,
+    base: &NormDn,
+    e: roster_storage::StoreError,
+) -> OpError {
     if matches!(e, roster_storage::StoreError::NoSuchObject { .. }) {
-        let matched = reader.matched_dn(base).ok().flatten().map(|d| d.to_string());
+        let matched = reader
+            .matched_dn(base)
+            .ok()
+            .flatten()
+            .map(|d| d.to_string());
         return OpError::NoSuchObject { matched };
     }
     OpError::Store(e)
@@ -233,12 +266,19 @@ fn store_error(reader: &roster_storage::Reader, base: &NormDn, e: roster_storage
 
 /// Identifies a search for its paged-results cookie (RFC 2696: the same request every page).
 fn fingerprint(req: &LdapSearchRequest) -> String {
-    format!("{}|{:?}|{:?}|{:?}|{}", req.base, req.scope, req.filter, req.attrs, req.typesonly)
+    format!(
+        "{}|{:?}|{:?}|{:?}|{}",
+        req.base, req.scope, req.filter, req.attrs, req.typesonly
+    )
 }
 
 fn size_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Option<usize> {
     let client = usize::try_from(req.sizelimit).ok().filter(|&n| n > 0);
-    let server = if who.is_root() { None } else { dir.settings.size_limit.map(|n| n as usize) };
+    let server = if who.is_root() {
+        None
+    } else {
+        dir.settings.size_limit.map(|n| n as usize)
+    };
     match (client, server) {
         (Some(c), Some(s)) => Some(c.min(s)),
         (c, s) => c.or(s),
@@ -246,8 +286,15 @@ fn size_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Optio
 }
 
 fn time_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Option<Duration> {
-    let client = u64::try_from(req.timelimit).ok().filter(|&n| n > 0).map(Duration::from_secs);
-    let server = if who.is_root() { None } else { dir.settings.time_limit };
+    let client = u64::try_from(req.timelimit)
+        .ok()
+        .filter(|&n| n > 0)
+        .map(Duration::from_secs);
+    let server = if who.is_root() {
+        None
+    } else {
+        dir.settings.time_limit
+    };
     match (client, server) {
         (Some(c), Some(s)) => Some(c.min(s)),
         (c, s) => c.or(s),
@@ -266,7 +313,9 @@ fn hidden_attributes(dir: &Directory, who: &Identity) -> Vec<AttrId> {
 impl AttrSelection {
     /// True if any attribute computed from the tree (hasSubordinates) is requested.
     fn wants_any_computed(&self, dir: &Directory) -> bool {
-        dir.schema.attr_id("hasSubordinates").is_some_and(|id| self.wants(&dir.schema, id))
+        dir.schema
+            .attr_id("hasSubordinates")
+            .is_some_and(|id| self.wants(&dir.schema, id))
     }
 }
 
@@ -285,7 +334,10 @@ fn to_result(
         if let Some(id) = schema.attr_id(name) {
             if sel.wants(schema, id) && entry.values_of(id).next().is_none() {
                 let vals = if types_only { Vec::new() } else { vec![value] };
-                let display = schema.attr(id).map(|a| a.name().to_string()).unwrap_or_else(|| name.to_string());
+                let display = schema
+                    .attr(id)
+                    .map(|a| a.name().to_string())
+                    .unwrap_or_else(|| name.to_string());
                 list.push((display, vals));
             }
         }
@@ -294,12 +346,21 @@ fn to_result(
         computed("entryDN", entry.dn.to_string().into_bytes());
         computed("subschemaSubentry", b"cn=Subschema".to_vec());
         if let Some(c) = has_children {
-            computed("hasSubordinates", if c { b"TRUE".to_vec() } else { b"FALSE".to_vec() });
+            computed(
+                "hasSubordinates",
+                if c {
+                    b"TRUE".to_vec()
+                } else {
+                    b"FALSE".to_vec()
+                },
+            );
         }
     }
     LdapSearchResultEntry {
         dn: entry.dn.to_string(),
-        attributes: list.into_iter().map(|(atype, vals)| LdapPartialAttribute { atype, vals }).collect(),
+        attributes: list
+            .into_iter()
+            .map(|(atype, vals)| LdapPartialAttribute { atype, vals })
+            .collect(),
     }
 }
-
