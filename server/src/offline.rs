@@ -90,7 +90,7 @@ pub fn load(dir: &Directory, path: &Path, progress: bool) -> Result<LoadSummary,
         };
         added.map_err(|e| fail(e.to_string()))?;
         entries += 1;
-        if entries % 4096 == 0 {
+        if entries.is_multiple_of(4096) {
             bar.set_message(format!("{entries} entries"));
         }
     }

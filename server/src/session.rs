@@ -22,6 +22,7 @@ use tracing::{debug, info, warn, Instrument};
 const NOTICE_OF_DISCONNECTION: &str = "1.3.6.1.4.1.1466.20036";
 
 /// Messages queued by running operations for the connection's writer.
+#[allow(clippy::large_enum_variant)] // Nearly every queued item is a message; boxing would add an allocation each.
 enum Outgoing {
     Msg(LdapMsg),
     /// The operation with this message id has sent its last response.

@@ -8,7 +8,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.max(1))
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -17,13 +17,13 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
     pub fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
+        self.next_u64() % 100 < percent
     }
 }
 
@@ -69,7 +69,7 @@ pub fn directory(n: usize, seed: u64) -> Directory {
     let mut rng = Rng::new(seed);
     let mut ldif = String::new();
     let mut dns = Vec::new();
-    let mut add = |ldif: &mut String, dns: &mut Vec<String>, dn: &str, body: &str| {
+    let add = |ldif: &mut String, dns: &mut Vec<String>, dn: &str, body: &str| {
         ldif.push_str(&format!("dn: {dn}\n{body}\n"));
         dns.push(dn.to_string());
     };

@@ -210,7 +210,7 @@ fn simple_filter(rng: &mut Rng, d: &data::Directory) -> String {
             .to_string(),
         26 => format!("(givenName={})", esc(&variants(rng, &u.given))),
         27 => format!("(employeeNumber={})", rng.below(1000)),
-        28 => format!("(uidNumber>=abc)"),
+        28 => "(uidNumber>=abc)".to_string(),
         _ => format!(
             "(cn;lang-de={})",
             esc(&format!("{} {} (de)", u.given, u.sn))
