@@ -17,7 +17,12 @@ use std::time::{Duration, Instant};
 type Error = Box<dyn std::error::Error>;
 
 fn index(attr: &str, equality: bool, substring: bool) -> IndexSpec {
-    IndexSpec { attr: attr.into(), equality, presence: false, substring }
+    IndexSpec {
+        attr: attr.into(),
+        equality,
+        presence: false,
+        substring,
+    }
 }
 
 fn entry(schema: &Schema, lines: &[(String, String)]) -> Result<Entry, Error> {
@@ -27,10 +32,14 @@ fn entry(schema: &Schema, lines: &[(String, String)]) -> Result<Entry, Error> {
     let ndn = dn.normalize(schema)?;
     let mut attrs: Vec<Attribute> = Vec::new();
     for (name, value) in it {
-        let desc = AttrDesc::parse(schema, name).ok_or_else(|| format!("unknown attribute {name}"))?;
+        let desc =
+            AttrDesc::parse(schema, name).ok_or_else(|| format!("unknown attribute {name}"))?;
         match attrs.iter_mut().find(|a| a.desc == desc) {
             Some(a) => a.values.push(value.clone().into_bytes()),
-            None => attrs.push(Attribute { desc, values: vec![value.clone().into_bytes()] }),
+            None => attrs.push(Attribute {
+                desc,
+                values: vec![value.clone().into_bytes()],
+            }),
         }
     }
     Ok(Entry { dn, ndn, attrs })
@@ -38,11 +47,19 @@ fn entry(schema: &Schema, lines: &[(String, String)]) -> Result<Entry, Error> {
 
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
-    let ldif = args.next().ok_or("usage: load_bench FILE.ldif [STORE_DIR]")?;
-    let dir = args.next().unwrap_or_else(|| "/tmp/roster-load-bench".into());
+    let ldif = args
+        .next()
+        .ok_or("usage: load_bench FILE.ldif [STORE_DIR]")?;
+    let dir = args
+        .next()
+        .unwrap_or_else(|| "/tmp/roster-load-bench".into());
     // `nosub` as third argument drops the substring indexes, to measure what they cost.
     let substring = args.next().as_deref() != Some("nosub");
-    let _ = std::fs::remove_dir_all(&dir);
+    // `-` as the LDIF searches an existing store without loading.
+    let load = ldif != "-";
+    if load {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     let schema = Arc::new(Schema::builtin());
     let config = StoreConfig {
         path: dir.clone().into(),
@@ -58,15 +75,40 @@ fn main() -> Result<(), Error> {
 
     let started = Instant::now();
     let store = Store::open(&config, schema.clone())?;
+    let entries = if load {
+        load_ldif(&store, &schema, &ldif, started)?
+    } else {
+        store.reader().walk()?.count() as u64
+    };
+
+    let t = Instant::now();
+    store.close()?;
+    println!("close: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    let t = Instant::now();
+    let store = Store::open(&config, schema.clone())?;
+    println!("reopen: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    search(&store, &schema, entries)?;
+    let t = Instant::now();
+    let report = store.verify()?;
+    println!(
+        "verify: clean={} in {:.2} s",
+        report.is_clean(),
+        t.elapsed().as_secs_f64()
+    );
+    store.close()?;
+    Ok(())
+}
+
+fn load_ldif(store: &Store, schema: &Schema, ldif: &str, started: Instant) -> Result<u64, Error> {
     let mut loader = store.bulk_loader()?;
-    let file = BufReader::with_capacity(1 << 20, std::fs::File::open(&ldif)?);
+    let file = BufReader::with_capacity(1 << 20, std::fs::File::open(ldif)?);
     let mut record: Vec<(String, String)> = Vec::new();
     let mut first = true;
     let mut flush = |record: &mut Vec<(String, String)>| -> Result<(), Error> {
         if record.is_empty() {
             return Ok(());
         }
-        let e = entry(&schema, record)?;
+        let e = entry(schema, record)?;
         record.clear();
         if std::mem::take(&mut first) {
             loader.add_root(e)?;
@@ -81,35 +123,34 @@ fn main() -> Result<(), Error> {
             flush(&mut record)?;
             continue;
         }
-        let (name, value) = line.split_once(": ").ok_or_else(|| format!("bad line {line}"))?;
+        let (name, value) = line
+            .split_once(": ")
+            .ok_or_else(|| format!("bad line {line}"))?;
         record.push((name.to_string(), value.to_string()));
     }
     flush(&mut record)?;
     let stats = loader.finish()?;
     let loaded = started.elapsed();
     println!(
-        "load: {} entries, {} keys, {} runs in {:.2} s ({:.0} entries/s)",
+        "load: {} entries, {} keys, {} runs in {:.2} s ({:.0} entries/s; merging runs {:.2} s of it)",
         stats.entries,
         stats.index_keys,
         stats.runs,
         loaded.as_secs_f64(),
-        stats.entries as f64 / loaded.as_secs_f64()
+        stats.entries as f64 / loaded.as_secs_f64(),
+        stats.merging.as_secs_f64()
     );
+    Ok(stats.entries)
+}
 
-    let t = Instant::now();
-    store.close()?;
-    println!("close: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
-    let t = Instant::now();
-    let store = Store::open(&config, schema.clone())?;
-    println!("reopen: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
-
-    let users = stats.entries.saturating_sub(3) * 50 / 51;
-    let base = Dn::parse("dc=example,dc=com")?.normalize(&schema)?;
+fn search(store: &Store, schema: &Schema, entries: u64) -> Result<(), Error> {
+    let users = entries.saturating_sub(3) * 50 / 51;
+    let base = Dn::parse("dc=example,dc=com")?.normalize(schema)?;
     let time = |label: &str, filters: &[String]| -> Result<(), Error> {
         let mut found = 0usize;
         let mut total = Duration::ZERO;
         for f in filters {
-            let compiled = Filter::parse(f)?.compile(&schema);
+            let compiled = Filter::parse(f)?.compile(schema);
             let t = Instant::now();
             let reader = store.reader();
             for item in reader.search(&base, Scope::Subtree, &compiled)? {
@@ -128,23 +169,43 @@ fn main() -> Result<(), Error> {
         Ok(())
     };
     let pick = |i: u64| (i.wrapping_mul(2_654_435_761) % users.max(1)) as u64;
-    let exact: Vec<String> = (0..10_000).map(|i| format!("(mail=user{:07}@example.com)", pick(i))).collect();
+    let exact: Vec<String> = (0..10_000)
+        .map(|i| format!("(mail=user{:07}@example.com)", pick(i)))
+        .collect();
     time("(mail=userN@example.com)", &exact)?;
-    let and: Vec<String> =
-        (0..10_000).map(|i| format!("(&(objectClass=inetOrgPerson)(mail=a.user{:07}@example.com))", pick(i))).collect();
+    let and: Vec<String> = (0..10_000)
+        .map(|i| {
+            format!(
+                "(&(objectClass=inetOrgPerson)(mail=a.user{:07}@example.com))",
+                pick(i)
+            )
+        })
+        .collect();
     time("(&(objectClass=inetOrgPerson)(mail=a.userN@...))", &and)?;
-    let member: Vec<String> =
-        (0..10_000).map(|i| format!("(member=uid=user{:07},ou=people,dc=example,dc=com)", pick(i))).collect();
+    let member: Vec<String> = (0..10_000)
+        .map(|i| {
+            format!(
+                "(member=uid=user{:07},ou=people,dc=example,dc=com)",
+                pick(i)
+            )
+        })
+        .collect();
     time("(member=<dn>)", &member)?;
-    let initial: Vec<String> = (0..1_000).map(|i| format!("(mail=user{:06}*)", pick(i) / 10)).collect();
+    let initial: Vec<String> = (0..1_000)
+        .map(|i| format!("(mail=user{:06}*)", pick(i) / 10))
+        .collect();
     time("(mail=userNNNNNN*)", &initial)?;
-    let any: Vec<String> = (0..200).map(|i| format!("(cn=*r {}*)", pick(i) + 1000)).collect();
+    let any: Vec<String> = (0..200)
+        .map(|i| format!("(cn=*r {}*)", pick(i) + 1000))
+        .collect();
     time("(cn=*r NNNN*)", &any)?;
-    time("(mail=*@example.com)", &["(mail=*@example.com)".to_string()])?;
-    time("(objectClass=groupOfNames)", &["(objectClass=groupOfNames)".to_string()])?;
-    let t = Instant::now();
-    let report = store.verify()?;
-    println!("verify: clean={} in {:.2} s", report.is_clean(), t.elapsed().as_secs_f64());
-    store.close()?;
+    time(
+        "(mail=*@example.com)",
+        &["(mail=*@example.com)".to_string()],
+    )?;
+    time(
+        "(objectClass=groupOfNames)",
+        &["(objectClass=groupOfNames)".to_string()],
+    )?;
     Ok(())
 }

@@ -25,10 +25,11 @@ use std::thread::JoinHandle;
 
 /// The memory (key and value bytes plus sort items) collected before a run is written. Two runs
 /// can be in memory at once: one being written, one being filled.
-pub(crate) const RUN_BYTES: usize = 256 * 1024 * 1024;
+pub(crate) const RUN_BYTES: usize = 512 * 1024 * 1024;
 
 /// Figures of a finished load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct LoadStats {
     /// Entries stored.
     pub entries: u64,
@@ -36,6 +37,8 @@ pub struct LoadStats {
     pub index_keys: u64,
     /// Sorted runs written (each becomes one table run per keyspace).
     pub runs: u64,
+    /// Time spent at the end merging the runs of each keyspace (zero for a single run).
+    pub merging: std::time::Duration,
 }
 
 /// Loads many entries at once; see the module documentation for what it trades. Each entry's
@@ -52,7 +55,8 @@ pub struct BulkLoader<'a> {
     loaded: FxHashMap<u128, u64>,
     keys: KeyBuilder,
     run: Run,
-    writing: Option<JoinHandle<Result<()>>>,
+    /// The threads writing the previous run.
+    writing: Vec<JoinHandle<Result<()>>>,
     stats: LoadStats,
 }
 
@@ -67,7 +71,10 @@ struct Run {
 
 impl Run {
     fn bytes(&self) -> usize {
-        self.id2entry.bytes() + self.dn2id.bytes() + self.children.bytes() + self.indexes.iter().map(KvBuffer::bytes).sum::<usize>()
+        self.id2entry.bytes()
+            + self.dn2id.bytes()
+            + self.children.bytes()
+            + self.indexes.iter().map(KvBuffer::bytes).sum::<usize>()
     }
 }
 
@@ -82,7 +89,7 @@ impl<'a> BulkLoader<'a> {
             loaded: FxHashMap::default(),
             keys: KeyBuilder::default(),
             run: new_run(store),
-            writing: None,
+            writing: Vec::new(),
             stats: LoadStats::default(),
         })
     }
@@ -100,17 +107,34 @@ impl<'a> BulkLoader<'a> {
     fn insert(&mut self, entry: Entry, may_be_root: bool) -> Result<EntryId> {
         let inner = &*self.store.inner;
         if entry.ndn.is_root() {
-            return Err(StoreError::InvalidEntry { dn: String::new(), reason: "the root DSE is not stored".into() });
+            return Err(StoreError::InvalidEntry {
+                dn: String::new(),
+                reason: "the root DSE is not stored".into(),
+            });
         }
         let dn_key = keys::dn_key(&entry.ndn);
         let hash = xxhash_rust::xxh3::xxh3_128(&dn_key);
-        if self.loaded.contains_key(&hash) || self.snapshot.contains_key(&inner.dn2id, &dn_key).context("look up dn")? {
-            return Err(StoreError::AlreadyExists { dn: entry.dn.to_string() });
+        if self.loaded.contains_key(&hash)
+            || self
+                .snapshot
+                .contains_key(&inner.dn2id, &dn_key)
+                .context("look up dn")?
+        {
+            return Err(StoreError::AlreadyExists {
+                dn: entry.dn.to_string(),
+            });
         }
-        let parent = match keys::ancestor_key_lens(&dn_key).next().and_then(|l| dn_key.get(..l)) {
+        let parent = match keys::ancestor_key_lens(&dn_key)
+            .next()
+            .and_then(|l| dn_key.get(..l))
+        {
             Some(parent_key) => match self.loaded.get(&xxhash_rust::xxh3::xxh3_128(parent_key)) {
                 Some(&id) => Some(id),
-                None => match self.snapshot.get(&inner.dn2id, parent_key).context("look up parent")? {
+                None => match self
+                    .snapshot
+                    .get(&inner.dn2id, parent_key)
+                    .context("look up parent")?
+                {
                     Some(v) => Some(keys::id_from_value(&v)?),
                     None => None,
                 },
@@ -120,7 +144,11 @@ impl<'a> BulkLoader<'a> {
         let parent = match parent {
             Some(p) => p,
             None if may_be_root => 0,
-            None => return Err(StoreError::NoSuchParent { dn: entry.dn.to_string() }),
+            None => {
+                return Err(StoreError::NoSuchParent {
+                    dn: entry.dn.to_string(),
+                })
+            }
         };
         let record = inner.codec.encode(&inner.schema, &entry, parent, &dn_key)?;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -128,14 +156,21 @@ impl<'a> BulkLoader<'a> {
 
         let run = &mut self.run;
         let mut index_keys = 0u64;
-        self.keys.entry_keys(&inner.schema, &inner.indexes, None, &entry, &mut |slot, key| {
-            if let Some(buffer) = run.indexes.get_mut(slot) {
-                buffer.push_key_with_id(key, &id_key);
-                index_keys += 1;
-            }
-        });
+        self.keys.entry_keys(
+            &inner.schema,
+            &inner.indexes,
+            None,
+            &entry,
+            &mut |slot, key| {
+                if let Some(buffer) = run.indexes.get_mut(slot) {
+                    buffer.push_key_with_id(key, &id_key);
+                    index_keys += 1;
+                }
+            },
+        );
         run.id2entry.push(&id_key, &record);
-        run.children.push(&keys::child_key(parent, &dn_key), &id_key);
+        run.children
+            .push(&keys::child_key(parent, &dn_key), &id_key);
         run.dn2id.push(&dn_key, &id_key);
         self.loaded.insert(hash, id);
         self.stats.entries += 1;
@@ -146,19 +181,67 @@ impl<'a> BulkLoader<'a> {
         Ok(EntryId(id))
     }
 
-    /// Writes what is left and waits for all runs to be stored.
+    /// Writes what is left, waits for all runs to be stored and, when there was more than one,
+    /// merges each keyspace's runs so that reads are fast from the start.
     pub fn finish(mut self) -> Result<LoadStats> {
         self.write_run()?;
         self.wait_for_writer()?;
-        self.store.inner.db.persist(fjall::PersistMode::SyncAll).context("sync after bulk load")?;
+        if self.stats.runs > 1 {
+            let started = std::time::Instant::now();
+            self.merge_runs()?;
+            self.stats.merging = started.elapsed();
+        }
+        self.store
+            .inner
+            .db
+            .persist(fjall::PersistMode::SyncAll)
+            .context("sync after bulk load")?;
         Ok(self.stats)
     }
 
-    fn wait_for_writer(&mut self) -> Result<()> {
-        if let Some(handle) = self.writing.take() {
-            handle.join().map_err(|_| StoreError::Poisoned)??;
+    /// Compacts every keyspace but `id2entry` (whose runs hold ascending, disjoint id ranges)
+    /// into one sorted run, on two threads. Without this, each lookup in an index merges one
+    /// overlapping run per load run until background compaction, which only starts on later
+    /// writes and then runs one keyspace at a time, catches up: measured at 1M entries, 155 µs
+    /// per `(mail=x)` search right after the load against 23 µs once merged.
+    fn merge_runs(&self) -> Result<()> {
+        let inner = &self.store.inner;
+        let mut keyspaces = vec![inner.dn2id.clone(), inner.children.clone()];
+        keyspaces.extend(inner.indexes.list.iter().map(|ix| ix.keyspace.clone()));
+        // Largest first, dealt alternately to the two threads, balances them roughly.
+        keyspaces
+            .sort_by_key(|k| std::cmp::Reverse(AsRef::<fjall::Keyspace>::as_ref(k).disk_space()));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for (i, k) in keyspaces.into_iter().enumerate() {
+            if i % 2 == 0 {
+                a.push(k);
+            } else {
+                b.push(k);
+            }
         }
-        Ok(())
+        let compact = |list: Vec<SingleWriterTxKeyspace>| -> Result<()> {
+            for k in list {
+                AsRef::<fjall::Keyspace>::as_ref(&k)
+                    .major_compact()
+                    .context("merge bulk-loaded runs")?;
+            }
+            Ok(())
+        };
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| compact(b));
+            let mine = compact(a);
+            let theirs = other.join().map_err(|_| StoreError::Poisoned)?;
+            mine.and(theirs)
+        })
+    }
+
+    fn wait_for_writer(&mut self) -> Result<()> {
+        let mut outcome = Ok(());
+        for handle in self.writing.drain(..) {
+            let joined = handle.join().map_err(|_| StoreError::Poisoned).and_then(|r| r);
+            outcome = outcome.and(joined);
+        }
+        outcome
     }
 
     /// Hands the current run to the writer thread (after the previous run is written, so that
@@ -179,22 +262,43 @@ impl<'a> BulkLoader<'a> {
             targets.push((ix.keyspace.clone(), buffer));
         }
         self.stats.runs += 1;
-        let handle = std::thread::Builder::new()
-            .name("roster-bulk-write".into())
-            .spawn(move || {
-                for (keyspace, buffer) in targets {
-                    buffer.ingest(&keyspace)?;
-                }
-                Ok(())
-            })
-            .map_err(|source| StoreError::Io { context: "start bulk writer thread", source })?;
-        self.writing = Some(handle);
+        // Two writers, the keyspaces dealt largest first to the one with less so far: the last
+        // run is written while the caller has nothing left to add, and sorting is most of it.
+        targets.sort_by_key(|(_, buffer)| std::cmp::Reverse(buffer.bytes()));
+        let mut groups: [(usize, Vec<(SingleWriterTxKeyspace, KvBuffer)>); 2] = [(0, Vec::new()), (0, Vec::new())];
+        for target in targets {
+            let [first, second] = &mut groups;
+            let group = if first.0 <= second.0 { first } else { second };
+            group.0 += target.1.bytes();
+            group.1.push(target);
+        }
+        for (_, group) in groups {
+            let handle = std::thread::Builder::new()
+                .name("roster-bulk-write".into())
+                .spawn(move || {
+                    for (keyspace, buffer) in group {
+                        buffer.ingest(&keyspace)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|source| StoreError::Io { context: "start bulk writer thread", source })?;
+            self.writing.push(handle);
+        }
         Ok(())
     }
 }
 
 fn new_run(store: &Store) -> Run {
-    Run { indexes: store.inner.indexes.list.iter().map(|_| KvBuffer::default()).collect(), ..Run::default() }
+    Run {
+        indexes: store
+            .inner
+            .indexes
+            .list
+            .iter()
+            .map(|_| KvBuffer::default())
+            .collect(),
+        ..Run::default()
+    }
 }
 
 /// Key-value pairs collected in one arena, sorted before ingestion.
@@ -239,7 +343,12 @@ impl KvBuffer {
         let at = self.data.len();
         self.data.extend_from_slice(key);
         self.data.extend_from_slice(value);
-        self.items.push(Item { head: head(key), at, key_len: key.len() as u32, value_len: value.len() as u32 });
+        self.items.push(Item {
+            head: head(key),
+            at,
+            key_len: key.len() as u32,
+            value_len: value.len() as u32,
+        });
     }
 
     /// Pushes `key ++ id` with an empty value (index keys).
@@ -248,16 +357,25 @@ impl KvBuffer {
         self.data.extend_from_slice(key);
         self.data.extend_from_slice(id);
         let full = self.data.get(at..).unwrap_or_default();
-        self.items.push(Item { head: head(full), at, key_len: (key.len() + keys::ID_LEN) as u32, value_len: 0 });
+        self.items.push(Item {
+            head: head(full),
+            at,
+            key_len: (key.len() + keys::ID_LEN) as u32,
+            value_len: 0,
+        });
     }
 
     fn key(&self, item: &Item) -> &[u8] {
-        self.data.get(item.at..item.at + item.key_len as usize).unwrap_or_default()
+        self.data
+            .get(item.at..item.at + item.key_len as usize)
+            .unwrap_or_default()
     }
 
     fn value(&self, item: &Item) -> &[u8] {
         let start = item.at + item.key_len as usize;
-        self.data.get(start..start + item.value_len as usize).unwrap_or_default()
+        self.data
+            .get(start..start + item.value_len as usize)
+            .unwrap_or_default()
     }
 
     /// Sorts by key, drops repeated keys (the last pushed wins), and writes the pairs into
@@ -268,15 +386,23 @@ impl KvBuffer {
         }
         let mut items = std::mem::take(&mut self.items);
         // A stable sort keeps pushes of one key in order, so the dedup below keeps the last.
-        items.sort_by(|a, b| a.head.cmp(&b.head).then_with(|| self.key(a).cmp(self.key(b))));
-        let mut ingestion = AsRef::<fjall::Keyspace>::as_ref(keyspace).start_ingestion().context("start ingestion")?;
+        items.sort_by(|a, b| {
+            a.head
+                .cmp(&b.head)
+                .then_with(|| self.key(a).cmp(self.key(b)))
+        });
+        let mut ingestion = AsRef::<fjall::Keyspace>::as_ref(keyspace)
+            .start_ingestion()
+            .context("start ingestion")?;
         let mut iter = items.iter().peekable();
         while let Some(item) = iter.next() {
             let key = self.key(item);
             if iter.peek().is_some_and(|next| self.key(next) == key) {
                 continue;
             }
-            ingestion.write(key, self.value(item)).context("write ingested table")?;
+            ingestion
+                .write(key, self.value(item))
+                .context("write ingested table")?;
         }
         ingestion.finish().context("finish ingestion")?;
         Ok(())

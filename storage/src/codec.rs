@@ -47,7 +47,13 @@ impl EntryCodec {
     }
 
     /// Encodes an entry. `dn_key` must be `keys::dn_key(&entry.ndn)`.
-    pub(crate) fn encode(&self, schema: &Schema, entry: &Entry, parent: u64, dn_key: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn encode(
+        &self,
+        schema: &Schema,
+        entry: &Entry,
+        parent: u64,
+        dn_key: &[u8],
+    ) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(256);
         out.push(ENTRY_FORMAT);
         out.extend_from_slice(&keys::id_bytes(parent));
@@ -62,10 +68,12 @@ impl EntryCodec {
         }
         put_len(&mut out, entry.attrs.len());
         for attr in &entry.attrs {
-            let at = schema.attr(attr.desc.id).ok_or_else(|| StoreError::InvalidEntry {
-                dn: entry.ndn.to_string(),
-                reason: "attribute id from another schema".into(),
-            })?;
+            let at = schema
+                .attr(attr.desc.id)
+                .ok_or_else(|| StoreError::InvalidEntry {
+                    dn: entry.ndn.to_string(),
+                    reason: "attribute id from another schema".into(),
+                })?;
             put_bytes(&mut out, at.oid.as_bytes());
             put_len(&mut out, attr.desc.options.len());
             for o in &attr.desc.options {
@@ -100,10 +108,13 @@ impl EntryCodec {
         let mut attrs = Vec::with_capacity(attr_count.min(256));
         for _ in 0..attr_count {
             let oid = r.bytes()?;
-            let attr_id = *self.by_oid.get(oid).ok_or_else(|| StoreError::UndefinedAttribute {
-                id,
-                oid: String::from_utf8_lossy(oid).into_owned(),
-            })?;
+            let attr_id = *self
+                .by_oid
+                .get(oid)
+                .ok_or_else(|| StoreError::UndefinedAttribute {
+                    id,
+                    oid: String::from_utf8_lossy(oid).into_owned(),
+                })?;
             let option_count = r.len()?;
             let mut options = Vec::with_capacity(option_count.min(16));
             for _ in 0..option_count {
@@ -114,12 +125,22 @@ impl EntryCodec {
             for _ in 0..value_count {
                 values.push(r.bytes()?.to_vec());
             }
-            attrs.push(Attribute { desc: AttrDesc { id: attr_id, options }, values });
+            attrs.push(Attribute {
+                desc: AttrDesc {
+                    id: attr_id,
+                    options,
+                },
+                values,
+            });
         }
         if !r.buf.is_empty() {
             return Err(r.corrupt("trailing bytes"));
         }
-        Ok(Entry { dn: Dn { rdns }, ndn, attrs })
+        Ok(Entry {
+            dn: Dn { rdns },
+            ndn,
+            attrs,
+        })
     }
 }
 
@@ -161,11 +182,16 @@ impl<'a> Reader<'a> {
     }
 
     fn header(&mut self) -> Result<RecordHeader<'a>> {
-        let (&format, rest) = self.buf.split_first().ok_or_else(|| self.corrupt("empty record"))?;
+        let (&format, rest) = self
+            .buf
+            .split_first()
+            .ok_or_else(|| self.corrupt("empty record"))?;
         if format != ENTRY_FORMAT {
             return Err(self.corrupt(&format!("unknown entry format {format}")));
         }
-        let (parent, rest) = rest.split_first_chunk::<8>().ok_or_else(|| self.corrupt("short header"))?;
+        let (parent, rest) = rest
+            .split_first_chunk::<8>()
+            .ok_or_else(|| self.corrupt("short header"))?;
         self.buf = rest;
         let parent = u64::from_be_bytes(*parent);
         let dn_key = self.bytes()?;
@@ -176,7 +202,10 @@ impl<'a> Reader<'a> {
         let mut n: u64 = 0;
         let mut shift = 0;
         loop {
-            let (&b, rest) = self.buf.split_first().ok_or_else(|| self.corrupt("truncated length"))?;
+            let (&b, rest) = self
+                .buf
+                .split_first()
+                .ok_or_else(|| self.corrupt("truncated length"))?;
             self.buf = rest;
             if shift > 56 {
                 return Err(self.corrupt("length too long"));

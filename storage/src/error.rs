@@ -71,7 +71,10 @@ impl StoreError {
     }
 
     pub(crate) fn corrupt(what: &'static str, detail: impl Into<String>) -> StoreError {
-        StoreError::Corrupt { what, detail: detail.into() }
+        StoreError::Corrupt {
+            what,
+            detail: detail.into(),
+        }
     }
 }
 

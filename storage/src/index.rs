@@ -84,9 +84,20 @@ pub(crate) fn keyspace_name(oid: &str, generation: u32) -> String {
 
 impl Indexes {
     pub(crate) fn new(schema: &Schema, list: Vec<AttrIndex>) -> Indexes {
-        let by_attr = list.iter().enumerate().map(|(i, ix)| (ix.attr, i)).collect();
-        let class_valued = CLASS_VALUED.iter().filter_map(|oid| schema.attr_id(oid)).collect();
-        Indexes { list, by_attr, class_valued }
+        let by_attr = list
+            .iter()
+            .enumerate()
+            .map(|(i, ix)| (ix.attr, i))
+            .collect();
+        let class_valued = CLASS_VALUED
+            .iter()
+            .filter_map(|oid| schema.attr_id(oid))
+            .collect();
+        Indexes {
+            list,
+            by_attr,
+            class_valued,
+        }
     }
 
     /// The slot of an attribute's index.
@@ -122,11 +133,15 @@ impl KeyBuilder {
         self.grams.clear();
         self.present.clear();
         for attr in &entry.attrs {
-            let Some(slot) = indexes.slot(attr.desc.id) else { continue };
+            let Some(slot) = indexes.slot(attr.desc.id) else {
+                continue;
+            };
             if only.is_some_and(|o| o != slot) {
                 continue;
             }
-            let Some(ix) = indexes.list.get(slot) else { continue };
+            let Some(ix) = indexes.list.get(slot) else {
+                continue;
+            };
             let id = attr.desc.id;
             if ix.flags.presence() && !self.present.contains(&slot) && !attr.values.is_empty() {
                 self.present.push(slot);
@@ -188,8 +203,10 @@ impl KeyBuilder {
 
 /// The grams of an `*any*` piece, deduplicated, or none when it is shorter than a gram.
 pub(crate) fn piece_grams(piece: &[u8]) -> Vec<[u8; keys::GRAM_LEN]> {
-    let mut grams: Vec<[u8; keys::GRAM_LEN]> =
-        piece.windows(keys::GRAM_LEN).filter_map(|w| <[u8; keys::GRAM_LEN]>::try_from(w).ok()).collect();
+    let mut grams: Vec<[u8; keys::GRAM_LEN]> = piece
+        .windows(keys::GRAM_LEN)
+        .filter_map(|w| <[u8; keys::GRAM_LEN]>::try_from(w).ok())
+        .collect();
     grams.sort_unstable();
     grams.dedup();
     grams

@@ -38,14 +38,18 @@ pub(crate) fn id_bytes(id: u64) -> [u8; ID_LEN] {
 
 /// Reads an id stored as a whole value (DN and parent keyspaces).
 pub(crate) fn id_from_value(value: &[u8]) -> Result<u64> {
-    let bytes: [u8; ID_LEN] =
-        value.try_into().map_err(|_| StoreError::corrupt("entry id", format!("{} bytes", value.len())))?;
+    let bytes: [u8; ID_LEN] = value
+        .try_into()
+        .map_err(|_| StoreError::corrupt("entry id", format!("{} bytes", value.len())))?;
     Ok(u64::from_be_bytes(bytes))
 }
 
 /// Reads the id that ends an index or parent key.
 pub(crate) fn id_from_suffix(key: &[u8]) -> Result<u64> {
-    let start = key.len().checked_sub(ID_LEN).ok_or_else(|| StoreError::corrupt("index key", render(key)))?;
+    let start = key
+        .len()
+        .checked_sub(ID_LEN)
+        .ok_or_else(|| StoreError::corrupt("index key", render(key)))?;
     id_from_value(key.get(start..).unwrap_or_default())
 }
 
@@ -91,7 +95,11 @@ pub(crate) fn dn_key(ndn: &NormDn) -> Vec<u8> {
 /// The lengths of the DN keys of each ancestor of `key`, nearest first (without `key` itself).
 pub(crate) fn ancestor_key_lens(key: &[u8]) -> impl Iterator<Item = usize> + '_ {
     let body = key.strip_suffix(&[END]).unwrap_or(key);
-    body.iter().enumerate().rev().filter(|(_, b)| **b == END).map(|(i, _)| i + 1)
+    body.iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, b)| **b == END)
+        .map(|(i, _)| i + 1)
 }
 
 /// The last component of a DN key (the escaped RDN of the entry itself, without its end byte).
@@ -105,7 +113,9 @@ pub(crate) fn last_component(key: &[u8]) -> &[u8] {
 
 /// Rebuilds the normalized DN from a DN key.
 pub(crate) fn ndn_from_key(key: &[u8]) -> Result<NormDn> {
-    let body = key.strip_suffix(&[END]).ok_or_else(|| StoreError::corrupt("dn key", render(key)))?;
+    let body = key
+        .strip_suffix(&[END])
+        .ok_or_else(|| StoreError::corrupt("dn key", render(key)))?;
     let mut rdns = Vec::new();
     for part in body.split(|b| *b == END) {
         let raw = unescape(part).ok_or_else(|| StoreError::corrupt("dn key", render(key)))?;
@@ -173,7 +183,9 @@ mod tests {
     use super::*;
 
     fn ndn(rdns: &[&str]) -> NormDn {
-        NormDn { rdns: rdns.iter().map(|s| s.to_string()).collect() }
+        NormDn {
+            rdns: rdns.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     #[test]
@@ -203,7 +215,10 @@ mod tests {
         let key = dn_key(&ndn(&["uid=a", "ou=people", "dc=com"]));
         let lens: Vec<usize> = ancestor_key_lens(&key).collect();
         let prefixes: Vec<&[u8]> = lens.iter().map(|&l| &key[..l]).collect();
-        assert_eq!(prefixes, vec![&b"dc=com\0ou=people\0"[..], &b"dc=com\0"[..]]);
+        assert_eq!(
+            prefixes,
+            vec![&b"dc=com\0ou=people\0"[..], &b"dc=com\0"[..]]
+        );
         assert_eq!(last_component(&key), b"uid=a");
         assert_eq!(last_component(b"dc=com\0"), b"dc=com");
         assert_eq!(ancestor_key_lens(b"dc=com\0").count(), 0);

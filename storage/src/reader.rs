@@ -19,7 +19,10 @@ pub struct Reader {
 
 impl Reader {
     pub(crate) fn new(inner: Arc<Inner>) -> Reader {
-        Reader { snapshot: inner.db.read_tx(), inner }
+        Reader {
+            snapshot: inner.db.read_tx(),
+            inner,
+        }
     }
 
     /// The id of the entry named `dn`.
@@ -31,7 +34,11 @@ impl Reader {
     }
 
     pub(crate) fn lookup_key(&self, dn_key: &[u8]) -> Result<Option<EntryId>> {
-        match self.snapshot.get(&self.inner.dn2id, dn_key).context("look up dn")? {
+        match self
+            .snapshot
+            .get(&self.inner.dn2id, dn_key)
+            .context("look up dn")?
+        {
             Some(v) => Ok(Some(EntryId(keys::id_from_value(&v)?))),
             None => Ok(None),
         }
@@ -39,7 +46,11 @@ impl Reader {
 
     /// The entry with this id.
     pub fn get(&self, id: EntryId) -> Result<Option<Entry>> {
-        match self.snapshot.get(&self.inner.id2entry, keys::id_bytes(id.0)).context("read entry")? {
+        match self
+            .snapshot
+            .get(&self.inner.id2entry, keys::id_bytes(id.0))
+            .context("read entry")?
+        {
             Some(record) => Ok(Some(self.inner.codec.decode(id.0, &record)?)),
             None => Ok(None),
         }
@@ -47,10 +58,15 @@ impl Reader {
 
     /// The entry named `dn`, with its id.
     pub fn entry_by_dn(&self, dn: &NormDn) -> Result<Option<(EntryId, Entry)>> {
-        let Some(id) = self.lookup(dn)? else { return Ok(None) };
+        let Some(id) = self.lookup(dn)? else {
+            return Ok(None);
+        };
         match self.get(id)? {
             Some(entry) => Ok(Some((id, entry))),
-            None => Err(StoreError::corrupt("dn2id", format!("{dn} names missing entry {id}"))),
+            None => Err(StoreError::corrupt(
+                "dn2id",
+                format!("{dn} names missing entry {id}"),
+            )),
         }
     }
 
@@ -59,7 +75,9 @@ impl Reader {
     pub fn matched_dn(&self, dn: &NormDn) -> Result<Option<Dn>> {
         let key = keys::dn_key(dn);
         for len in keys::ancestor_key_lens(&key) {
-            let Some(prefix) = key.get(..len) else { continue };
+            let Some(prefix) = key.get(..len) else {
+                continue;
+            };
             if let Some(id) = self.lookup_key(prefix)? {
                 return Ok(self.get(id)?.map(|e| e.dn));
             }
@@ -69,7 +87,11 @@ impl Reader {
 
     /// True if the entry has at least one child.
     pub fn has_children(&self, id: EntryId) -> Result<bool> {
-        match self.snapshot.prefix(&self.inner.children, keys::id_bytes(id.0)).next() {
+        match self
+            .snapshot
+            .prefix(&self.inner.children, keys::id_bytes(id.0))
+            .next()
+        {
             Some(guard) => {
                 guard.key().context("read children")?;
                 Ok(true)
@@ -81,7 +103,10 @@ impl Reader {
     /// The number of children of an entry (reads one key per child).
     pub fn count_children(&self, id: EntryId) -> Result<u64> {
         let mut n = 0;
-        for guard in self.snapshot.prefix(&self.inner.children, keys::id_bytes(id.0)) {
+        for guard in self
+            .snapshot
+            .prefix(&self.inner.children, keys::id_bytes(id.0))
+        {
             guard.key().context("read children")?;
             n += 1;
         }
@@ -91,7 +116,10 @@ impl Reader {
     /// The ids of an entry's children (parent 0: the roots), ascending.
     pub(crate) fn child_ids(&self, parent: u64) -> Result<Vec<u64>> {
         let mut ids = Vec::new();
-        for guard in self.snapshot.prefix(&self.inner.children, keys::id_bytes(parent)) {
+        for guard in self
+            .snapshot
+            .prefix(&self.inner.children, keys::id_bytes(parent))
+        {
             let (_, v) = guard.into_inner().context("read children")?;
             ids.push(keys::id_from_value(&v)?);
         }
@@ -103,7 +131,11 @@ impl Reader {
     /// id order, which for a bulk load is LDIF order).
     pub fn walk(&self) -> Result<WalkIter> {
         let roots = self.child_ids(0)?;
-        Ok(WalkIter { reader: self.clone(), stack: vec![roots.into_iter()], failed: false })
+        Ok(WalkIter {
+            reader: self.clone(),
+            stack: vec![roots.into_iter()],
+            failed: false,
+        })
     }
 }
 
@@ -118,15 +150,16 @@ pub struct WalkIter {
 impl WalkIter {
     fn step(&mut self) -> Result<Option<(EntryId, Entry)>> {
         loop {
-            let Some(level) = self.stack.last_mut() else { return Ok(None) };
+            let Some(level) = self.stack.last_mut() else {
+                return Ok(None);
+            };
             let Some(id) = level.next() else {
                 self.stack.pop();
                 continue;
             };
-            let entry = self
-                .reader
-                .get(EntryId(id))?
-                .ok_or_else(|| StoreError::corrupt("children", format!("child {id} has no entry")))?;
+            let entry = self.reader.get(EntryId(id))?.ok_or_else(|| {
+                StoreError::corrupt("children", format!("child {id} has no entry"))
+            })?;
             let children = self.reader.child_ids(id)?;
             if !children.is_empty() {
                 self.stack.push(children.into_iter());

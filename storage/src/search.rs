@@ -50,11 +50,22 @@ pub enum IndexUse {
     All,
     /// This part can match no entry.
     Empty,
-    Equality { attr: String, ids: usize },
-    Presence { attr: String, ids: usize },
-    Substrings { attr: String, ids: usize },
+    Equality {
+        attr: String,
+        ids: usize,
+    },
+    Presence {
+        attr: String,
+        ids: usize,
+    },
+    Substrings {
+        attr: String,
+        ids: usize,
+    },
     /// An index lookup passed [`MAX_IDS`] ids and was dropped.
-    TooMany { attr: String },
+    TooMany {
+        attr: String,
+    },
     And(Vec<IndexUse>),
     Or(Vec<IndexUse>),
 }
@@ -118,28 +129,60 @@ impl Reader {
             true => None,
             false => self.lookup_key(&base_key)?,
         };
-        let Some(base_id) = base_id else { return Err(StoreError::NoSuchObject { dn: base.to_string() }) };
+        let Some(base_id) = base_id else {
+            return Err(StoreError::NoSuchObject {
+                dn: base.to_string(),
+            });
+        };
         let (index, source, candidates) = if scope == Scope::Base {
-            (IndexUse::All, CandidateSource::Base, Candidates::Ids(vec![base_id.0]))
+            (
+                IndexUse::All,
+                CandidateSource::Base,
+                Candidates::Ids(vec![base_id.0]),
+            )
         } else {
             let (set, index) = self.filter_ids(filter, MAX_IDS)?;
             match set {
-                IdSet::Ids(ids) => (index, CandidateSource::Index { ids: ids.len() }, Candidates::Ids(ids)),
+                IdSet::Ids(ids) => (
+                    index,
+                    CandidateSource::Index { ids: ids.len() },
+                    Candidates::Ids(ids),
+                ),
                 IdSet::All if scope == Scope::One => {
                     let ids = self.child_ids(base_id.0)?;
-                    (index, CandidateSource::Children { ids: ids.len() }, Candidates::Ids(ids))
+                    (
+                        index,
+                        CandidateSource::Children { ids: ids.len() },
+                        Candidates::Ids(ids),
+                    )
                 }
                 IdSet::All => match self.subtree_ids(&base_key, MAX_IDS)? {
-                    Some(ids) => (index, CandidateSource::Subtree { ids: ids.len() }, Candidates::Ids(ids)),
+                    Some(ids) => (
+                        index,
+                        CandidateSource::Subtree { ids: ids.len() },
+                        Candidates::Ids(ids),
+                    ),
                     None => (index, CandidateSource::FullScan, Candidates::Scan),
                 },
             }
         };
-        Ok(SearchPlan { base: base_id, scope, index, source, candidates, base_key })
+        Ok(SearchPlan {
+            base: base_id,
+            scope,
+            index,
+            source,
+            candidates,
+            base_key,
+        })
     }
 
     /// Searches: the entries in scope for which `filter` is True, lazily, in ascending id order.
-    pub fn search(&self, base: &NormDn, scope: Scope, filter: &CompiledFilter) -> Result<SearchIter> {
+    pub fn search(
+        &self,
+        base: &NormDn,
+        scope: Scope,
+        filter: &CompiledFilter,
+    ) -> Result<SearchIter> {
         let plan = self.plan(base, scope, filter)?;
         Ok(self.run(plan, filter))
     }
@@ -156,7 +199,13 @@ impl Reader {
             Candidates::Ids(ids) => Source::Ids(ids.into_iter()),
             Candidates::Scan => Source::Scan(self.snapshot.iter(&self.inner.id2entry)),
         };
-        SearchIter { reader: self.clone(), source, scope, filter: filter.clone(), failed: false }
+        SearchIter {
+            reader: self.clone(),
+            source,
+            scope,
+            filter: filter.clone(),
+            failed: false,
+        }
     }
 
     /// The ids of a subtree from the DN index, or `None` past `cap`.
@@ -180,7 +229,9 @@ impl Reader {
             CompiledFilter::Undefined => Ok((IdSet::Ids(Vec::new()), IndexUse::Empty)),
             CompiledFilter::Equality { attr, key, .. } => self.value_ids(*attr, key, cap),
             CompiledFilter::Present { attr, .. } => self.presence_ids(*attr, cap),
-            CompiledFilter::Substrings { attr, pieces, .. } => self.substring_ids(*attr, pieces, cap),
+            CompiledFilter::Substrings { attr, pieces, .. } => {
+                self.substring_ids(*attr, pieces, cap)
+            }
             _ => Ok((IdSet::All, IndexUse::All)),
         }
     }
@@ -249,7 +300,11 @@ impl Reader {
     }
 
     fn attr_name(&self, attr: AttrId) -> String {
-        self.inner.schema.attr(attr).map(|a| a.name().to_string()).unwrap_or_default()
+        self.inner
+            .schema
+            .attr(attr)
+            .map(|a| a.name().to_string())
+            .unwrap_or_default()
     }
 
     fn value_ids(&self, attr: AttrId, key: &[u8], cap: usize) -> Result<(IdSet, IndexUse)> {
@@ -268,12 +323,27 @@ impl Reader {
                     _ => continue,
                 }
             };
-            match self.read_ids(&ix.keyspace, &keys::value_prefix(keys::EQUALITY, &norm), cap, true)? {
+            match self.read_ids(
+                &ix.keyspace,
+                &keys::value_prefix(keys::EQUALITY, &norm),
+                cap,
+                true,
+            )? {
                 Some(ids) => acc = union(&acc, &ids),
-                None => return Ok((IdSet::All, IndexUse::TooMany { attr: ix.name.clone() })),
+                None => {
+                    return Ok((
+                        IdSet::All,
+                        IndexUse::TooMany {
+                            attr: ix.name.clone(),
+                        },
+                    ))
+                }
             }
         }
-        let used = IndexUse::Equality { attr: self.attr_name(attr), ids: acc.len() };
+        let used = IndexUse::Equality {
+            attr: self.attr_name(attr),
+            ids: acc.len(),
+        };
         Ok((IdSet::Ids(acc), used))
     }
 
@@ -289,14 +359,29 @@ impl Reader {
             };
             match self.read_ids(&ix.keyspace, &[keys::PRESENCE], cap, true)? {
                 Some(ids) => acc = union(&acc, &ids),
-                None => return Ok((IdSet::All, IndexUse::TooMany { attr: ix.name.clone() })),
+                None => {
+                    return Ok((
+                        IdSet::All,
+                        IndexUse::TooMany {
+                            attr: ix.name.clone(),
+                        },
+                    ))
+                }
             }
         }
-        let used = IndexUse::Presence { attr: self.attr_name(attr), ids: acc.len() };
+        let used = IndexUse::Presence {
+            attr: self.attr_name(attr),
+            ids: acc.len(),
+        };
         Ok((IdSet::Ids(acc), used))
     }
 
-    fn substring_ids(&self, attr: AttrId, pieces: &SubstringPieces, cap: usize) -> Result<(IdSet, IndexUse)> {
+    fn substring_ids(
+        &self,
+        attr: AttrId,
+        pieces: &SubstringPieces,
+        cap: usize,
+    ) -> Result<(IdSet, IndexUse)> {
         let mut acc = Vec::new();
         for t in self.types(attr) {
             let Some(ix) = self.inner.indexes.get(t).filter(|ix| ix.flags.substring()) else {
@@ -304,10 +389,20 @@ impl Reader {
             };
             match self.pieces_ids(&ix.keyspace, pieces, cap)? {
                 Some(ids) => acc = union(&acc, &ids),
-                None => return Ok((IdSet::All, IndexUse::TooMany { attr: ix.name.clone() })),
+                None => {
+                    return Ok((
+                        IdSet::All,
+                        IndexUse::TooMany {
+                            attr: ix.name.clone(),
+                        },
+                    ))
+                }
             }
         }
-        let used = IndexUse::Substrings { attr: self.attr_name(attr), ids: acc.len() };
+        let used = IndexUse::Substrings {
+            attr: self.attr_name(attr),
+            ids: acc.len(),
+        };
         Ok((IdSet::Ids(acc), used))
     }
 
@@ -315,7 +410,12 @@ impl Reader {
     /// initial (a range of the initial keys), those ending with the final (a range of the
     /// reversed-value keys), and for each `*any*` piece the entries having all its grams.
     /// `None` when nothing narrows.
-    fn pieces_ids(&self, keyspace: &SingleWriterTxKeyspace, pieces: &SubstringPieces, cap: usize) -> Result<Option<Vec<u64>>> {
+    fn pieces_ids(
+        &self,
+        keyspace: &SingleWriterTxKeyspace,
+        pieces: &SubstringPieces,
+        cap: usize,
+    ) -> Result<Option<Vec<u64>>> {
         let mut acc: Option<Vec<u64>> = None;
         let narrowed_cap = |acc: &Option<Vec<u64>>| match acc {
             Some(ids) => cap.min(ids.len().saturating_mul(64).saturating_add(1024)),
@@ -341,7 +441,12 @@ impl Reader {
                 if acc.as_ref().is_some_and(|a| a.len() <= FEW_IDS) {
                     return Ok(acc);
                 }
-                if let Some(ids) = self.read_ids(keyspace, &keys::gram_prefix(&gram), narrowed_cap(&acc), true)? {
+                if let Some(ids) = self.read_ids(
+                    keyspace,
+                    &keys::gram_prefix(&gram),
+                    narrowed_cap(&acc),
+                    true,
+                )? {
                     acc = Some(match acc {
                         Some(a) => intersect(&a, &ids),
                         None => ids,
@@ -354,7 +459,13 @@ impl Reader {
 
     /// The ids at the end of the keys under `prefix`, ascending; `None` past `cap` keys.
     /// `sorted` says the keys already come in id order (one value's keys).
-    fn read_ids(&self, keyspace: &SingleWriterTxKeyspace, prefix: &[u8], cap: usize, sorted: bool) -> Result<Option<Vec<u64>>> {
+    fn read_ids(
+        &self,
+        keyspace: &SingleWriterTxKeyspace,
+        prefix: &[u8],
+        cap: usize,
+        sorted: bool,
+    ) -> Result<Option<Vec<u64>>> {
         let mut ids = Vec::new();
         for guard in self.snapshot.prefix(keyspace, prefix) {
             if ids.len() >= cap {
@@ -479,7 +590,11 @@ impl SearchIter {
                 let rest: Vec<u64> = ids.filter(|id| *id >= first.0).collect();
                 Source::Ids(rest.into_iter())
             }
-            Source::Scan(_) => Source::Scan(self.reader.snapshot.range(&self.reader.inner.id2entry, keys::id_bytes(first.0)..)),
+            Source::Scan(_) => Source::Scan(
+                self.reader
+                    .snapshot
+                    .range(&self.reader.inner.id2entry, keys::id_bytes(first.0)..),
+            ),
         };
         self
     }
@@ -489,15 +604,29 @@ impl SearchIter {
         loop {
             let (id, record) = match &mut self.source {
                 Source::Ids(ids) => {
-                    let Some(id) = ids.next() else { return Ok(None) };
-                    match self.reader.snapshot.get(&inner.id2entry, keys::id_bytes(id)).context("read entry")? {
+                    let Some(id) = ids.next() else {
+                        return Ok(None);
+                    };
+                    match self
+                        .reader
+                        .snapshot
+                        .get(&inner.id2entry, keys::id_bytes(id))
+                        .context("read entry")?
+                    {
                         Some(record) => (id, record),
                         // An index names an entry this snapshot does not have.
-                        None => return Err(StoreError::corrupt("index", format!("names missing entry {id}"))),
+                        None => {
+                            return Err(StoreError::corrupt(
+                                "index",
+                                format!("names missing entry {id}"),
+                            ))
+                        }
                     }
                 }
                 Source::Scan(iter) => {
-                    let Some(guard) = iter.next() else { return Ok(None) };
+                    let Some(guard) = iter.next() else {
+                        return Ok(None);
+                    };
                     let (k, v) = guard.into_inner().context("scan entries")?;
                     (keys::id_from_value(&k)?, v)
                 }

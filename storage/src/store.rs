@@ -21,7 +21,9 @@ use crate::keys;
 use crate::reader::{Reader, WalkIter};
 use crate::verify::{self, VerifyReport};
 use fjall::config::FilterPolicy;
-use fjall::{KeyspaceCreateOptions, PersistMode, Readable, SingleWriterTxDatabase, SingleWriterTxKeyspace};
+use fjall::{
+    KeyspaceCreateOptions, PersistMode, Readable, SingleWriterTxDatabase, SingleWriterTxKeyspace,
+};
 use roster_schema::{AttrId, Entry, Schema};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -87,7 +89,16 @@ impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
             .field("next_id", &self.inner.next_id.load(Ordering::Relaxed))
-            .field("indexes", &self.inner.indexes.list.iter().map(|i| &i.name).collect::<Vec<_>>())
+            .field(
+                "indexes",
+                &self
+                    .inner
+                    .indexes
+                    .list
+                    .iter()
+                    .map(|i| &i.name)
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -106,16 +117,26 @@ impl Store {
     /// Opens (or creates) the store at `config.path`. Rebuilds the indexes whose configuration
     /// changed since the last open and drops those no longer configured.
     pub fn open(config: &StoreConfig, schema: Arc<Schema>) -> Result<Store> {
-        std::fs::create_dir_all(&config.path)
-            .map_err(|source| StoreError::Io { context: "create entry store directory", source })?;
+        std::fs::create_dir_all(&config.path).map_err(|source| StoreError::Io {
+            context: "create entry store directory",
+            source,
+        })?;
         let db = SingleWriterTxDatabase::builder(&config.path)
             .max_journaling_size(MAX_JOURNAL_BYTES)
             .open()
             .context("open entry store")?;
-        let meta = db.keyspace("meta", data_options).context("open meta keyspace")?;
-        let id2entry = db.keyspace("id2entry", data_options).context("open id2entry keyspace")?;
-        let dn2id = db.keyspace("dn2id", data_options).context("open dn2id keyspace")?;
-        let children = db.keyspace("children", scan_only_options).context("open children keyspace")?;
+        let meta = db
+            .keyspace("meta", data_options)
+            .context("open meta keyspace")?;
+        let id2entry = db
+            .keyspace("id2entry", data_options)
+            .context("open id2entry keyspace")?;
+        let dn2id = db
+            .keyspace("dn2id", data_options)
+            .context("open dn2id keyspace")?;
+        let children = db
+            .keyspace("children", scan_only_options)
+            .context("open children keyspace")?;
 
         check_format(&meta, &id2entry)?;
         let next_id = match id2entry.last_key_value() {
@@ -132,7 +153,11 @@ impl Store {
         for (oid, (attr, flags)) in &wanted {
             let current = stored.get(oid).copied();
             let (generation, build) = match current {
-                Some((f, g)) if f == *flags && db.keyspace_exists(&index::keyspace_name(oid, g)) => (g, false),
+                Some((f, g))
+                    if f == *flags && db.keyspace_exists(&index::keyspace_name(oid, g)) =>
+                {
+                    (g, false)
+                }
                 Some((_, g)) => (g.wrapping_add(1), true),
                 None => (0, true),
             };
@@ -143,13 +168,25 @@ impl Store {
             if build {
                 rebuild.push((list.len(), generation));
             }
-            let keyspace = db.keyspace(&name, scan_only_options).context("open index keyspace")?;
-            let type_name = schema.attr(*attr).map(|a| a.name().to_string()).unwrap_or_else(|| oid.clone());
-            list.push(AttrIndex { attr: *attr, oid: oid.clone(), name: type_name, flags: *flags, keyspace });
+            let keyspace = db
+                .keyspace(&name, scan_only_options)
+                .context("open index keyspace")?;
+            let type_name = schema
+                .attr(*attr)
+                .map(|a| a.name().to_string())
+                .unwrap_or_else(|| oid.clone());
+            list.push(AttrIndex {
+                attr: *attr,
+                oid: oid.clone(),
+                name: type_name,
+                flags: *flags,
+                keyspace,
+            });
         }
         for oid in stored.keys().filter(|oid| !wanted.contains_key(*oid)) {
             tracing::info!(attr = %oid, "dropping index no longer configured");
-            meta.remove(meta_index_key(oid)).context("drop index configuration")?;
+            meta.remove(meta_index_key(oid))
+                .context("drop index configuration")?;
         }
 
         let object_class = schema.attr_id("objectClass");
@@ -167,7 +204,9 @@ impl Store {
             write_lock: Mutex::new(()),
             object_class,
         };
-        let store = Store { inner: Arc::new(inner) };
+        let store = Store {
+            inner: Arc::new(inner),
+        };
         if !rebuild.is_empty() {
             store.rebuild_indexes(&rebuild)?;
         }
@@ -182,9 +221,14 @@ impl Store {
         let mut keyspaces = vec![&inner.meta, &inner.id2entry, &inner.dn2id, &inner.children];
         keyspaces.extend(inner.indexes.list.iter().map(|i| &i.keyspace));
         for ks in keyspaces {
-            AsRef::<fjall::Keyspace>::as_ref(ks).rotate_memtable_and_wait().context("flush memtable")?;
+            AsRef::<fjall::Keyspace>::as_ref(ks)
+                .rotate_memtable_and_wait()
+                .context("flush memtable")?;
         }
-        inner.db.persist(PersistMode::SyncAll).context("sync journal")?;
+        inner
+            .db
+            .persist(PersistMode::SyncAll)
+            .context("sync journal")?;
         Ok(())
     }
 
@@ -226,38 +270,66 @@ impl Store {
     }
 
     pub(crate) fn lock_writers(&self) -> Result<MutexGuard<'_, ()>> {
-        self.inner.write_lock.lock().map_err(|_| StoreError::Poisoned)
+        self.inner
+            .write_lock
+            .lock()
+            .map_err(|_| StoreError::Poisoned)
     }
 
     fn insert(&self, entry: Entry, may_be_root: bool) -> Result<EntryId> {
         let inner = &*self.inner;
         if entry.ndn.is_root() {
-            return Err(StoreError::InvalidEntry { dn: String::new(), reason: "the root DSE is not stored".into() });
+            return Err(StoreError::InvalidEntry {
+                dn: String::new(),
+                reason: "the root DSE is not stored".into(),
+            });
         }
         // Encoding and key computation run before the write lock is taken.
         let dn_key = keys::dn_key(&entry.ndn);
         let mut record = inner.codec.encode(&inner.schema, &entry, 0, &dn_key)?;
         let mut index_keys: Vec<(usize, Vec<u8>)> = Vec::new();
-        KeyBuilder::default().entry_keys(&inner.schema, &inner.indexes, None, &entry, &mut |slot, key| {
-            index_keys.push((slot, key.to_vec()));
-        });
+        KeyBuilder::default().entry_keys(
+            &inner.schema,
+            &inner.indexes,
+            None,
+            &entry,
+            &mut |slot, key| {
+                index_keys.push((slot, key.to_vec()));
+            },
+        );
 
         let _writer = self.lock_writers()?;
         let mut tx = inner.db.write_tx();
         if inner.durability == Durability::SyncData {
             tx = tx.durability(Some(PersistMode::SyncData));
         }
-        if tx.contains_key(&inner.dn2id, &dn_key).context("look up dn")? {
-            return Err(StoreError::AlreadyExists { dn: entry.dn.to_string() });
+        if tx
+            .contains_key(&inner.dn2id, &dn_key)
+            .context("look up dn")?
+        {
+            return Err(StoreError::AlreadyExists {
+                dn: entry.dn.to_string(),
+            });
         }
-        let parent = match keys::ancestor_key_lens(&dn_key).next().and_then(|l| dn_key.get(..l)) {
+        let parent = match keys::ancestor_key_lens(&dn_key)
+            .next()
+            .and_then(|l| dn_key.get(..l))
+        {
             Some(parent_key) => match tx.get(&inner.dn2id, parent_key).context("look up parent")? {
                 Some(v) => keys::id_from_value(&v)?,
                 None if may_be_root => 0,
-                None => return Err(StoreError::NoSuchParent { dn: entry.dn.to_string() }),
+                None => {
+                    return Err(StoreError::NoSuchParent {
+                        dn: entry.dn.to_string(),
+                    })
+                }
             },
             None if may_be_root => 0,
-            None => return Err(StoreError::NoSuchParent { dn: entry.dn.to_string() }),
+            None => {
+                return Err(StoreError::NoSuchParent {
+                    dn: entry.dn.to_string(),
+                })
+            }
         };
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         codec::set_parent(&mut record, parent);
@@ -297,9 +369,15 @@ impl Store {
             let entry = inner.codec.decode(id, &v)?;
             let id_key = keys::id_bytes(id);
             for (buffer, &(slot, _)) in buffers.iter_mut().zip(slots) {
-                builder.entry_keys(&inner.schema, &inner.indexes, Some(slot), &entry, &mut |_, key| {
-                    buffer.push_key_with_id(key, &id_key);
-                });
+                builder.entry_keys(
+                    &inner.schema,
+                    &inner.indexes,
+                    Some(slot),
+                    &entry,
+                    &mut |_, key| {
+                        buffer.push_key_with_id(key, &id_key);
+                    },
+                );
                 if buffer.bytes() > crate::bulk::RUN_BYTES {
                     if let Some(ix) = inner.indexes.list.get(slot) {
                         std::mem::take(buffer).ingest(&ix.keyspace)?;
@@ -309,14 +387,27 @@ impl Store {
             entries += 1;
         }
         for (buffer, &(slot, generation)) in buffers.into_iter().zip(slots) {
-            let Some(ix) = inner.indexes.list.get(slot) else { continue };
+            let Some(ix) = inner.indexes.list.get(slot) else {
+                continue;
+            };
             buffer.ingest(&ix.keyspace)?;
             let mut value = vec![ix.flags.0];
             value.extend_from_slice(&generation.to_be_bytes());
-            inner.meta.insert(meta_index_key(&ix.oid), value).context("record index configuration")?;
+            inner
+                .meta
+                .insert(meta_index_key(&ix.oid), value)
+                .context("record index configuration")?;
         }
-        inner.db.persist(PersistMode::SyncAll).context("record index configuration")?;
-        tracing::info!(entries, indexes = slots.len(), elapsed_ms = started.elapsed().as_millis() as u64, "indexes built");
+        inner
+            .db
+            .persist(PersistMode::SyncAll)
+            .context("record index configuration")?;
+        tracing::info!(
+            entries,
+            indexes = slots.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "indexes built"
+        );
         Ok(())
     }
 
@@ -328,15 +419,26 @@ impl Store {
             .indexes
             .list
             .iter()
-            .map(|ix| AsRef::<fjall::Keyspace>::as_ref(&ix.keyspace).name().to_string())
+            .map(|ix| {
+                AsRef::<fjall::Keyspace>::as_ref(&ix.keyspace)
+                    .name()
+                    .to_string()
+            })
             .collect();
         for name in inner.db.list_keyspace_names() {
             let name = name.to_string();
             if !name.starts_with(index::KEYSPACE_PREFIX) || in_use.contains(&name) {
                 continue;
             }
-            let keyspace = inner.db.keyspace(&name, scan_only_options).context("open index keyspace")?;
-            inner.db.inner().delete_keyspace(keyspace.inner().clone()).context("delete index keyspace")?;
+            let keyspace = inner
+                .db
+                .keyspace(&name, scan_only_options)
+                .context("open index keyspace")?;
+            inner
+                .db
+                .inner()
+                .delete_keyspace(keyspace.inner().clone())
+                .context("delete index keyspace")?;
             tracing::info!(keyspace = %name, "deleted unused index keyspace");
         }
         Ok(())
@@ -350,17 +452,27 @@ fn meta_index_key(oid: &str) -> Vec<u8> {
 fn check_format(meta: &SingleWriterTxKeyspace, id2entry: &SingleWriterTxKeyspace) -> Result<()> {
     match meta.get(META_FORMAT).context("read format version")? {
         Some(v) => {
-            let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::corrupt("format version", keys::render(&v)))?;
+            let bytes: [u8; 4] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::corrupt("format version", keys::render(&v)))?;
             let found = u32::from_be_bytes(bytes);
             if found != FORMAT_VERSION {
-                return Err(StoreError::UnsupportedFormat { found, supported: FORMAT_VERSION });
+                return Err(StoreError::UnsupportedFormat {
+                    found,
+                    supported: FORMAT_VERSION,
+                });
             }
         }
         None => {
             if id2entry.first_key_value().is_some() {
-                return Err(StoreError::corrupt("meta keyspace", "entries stored without a format version"));
+                return Err(StoreError::corrupt(
+                    "meta keyspace",
+                    "entries stored without a format version",
+                ));
             }
-            meta.insert(META_FORMAT, FORMAT_VERSION.to_be_bytes()).context("write format version")?;
+            meta.insert(META_FORMAT, FORMAT_VERSION.to_be_bytes())
+                .context("write format version")?;
         }
     }
     Ok(())
@@ -368,10 +480,15 @@ fn check_format(meta: &SingleWriterTxKeyspace, id2entry: &SingleWriterTxKeyspace
 
 /// The configured indexes by OID; the same type configured twice (by name and by OID) gets the
 /// union of the kinds.
-fn resolve_indexes(config: &StoreConfig, schema: &Schema) -> Result<BTreeMap<String, (AttrId, IndexFlags)>> {
+fn resolve_indexes(
+    config: &StoreConfig,
+    schema: &Schema,
+) -> Result<BTreeMap<String, (AttrId, IndexFlags)>> {
     let mut wanted: BTreeMap<String, (AttrId, IndexFlags)> = BTreeMap::new();
     for spec in &config.indexes {
-        let unknown = || StoreError::UnknownIndexAttribute { attr: spec.attr.clone() };
+        let unknown = || StoreError::UnknownIndexAttribute {
+            attr: spec.attr.clone(),
+        };
         let id = schema.attr_id(&spec.attr).ok_or_else(unknown)?;
         let oid = schema.attr(id).ok_or_else(unknown)?.oid.clone();
         let mut flags = 0;
@@ -398,10 +515,16 @@ fn stored_indexes(meta: &SingleWriterTxKeyspace) -> Result<BTreeMap<String, (Ind
     for guard in meta.inner().prefix(META_INDEX_PREFIX) {
         let (k, v) = guard.into_inner().context("read index configuration")?;
         let corrupt = || StoreError::corrupt("index configuration", keys::render(&k));
-        let oid = k.get(META_INDEX_PREFIX.len()..).and_then(|b| std::str::from_utf8(b).ok()).ok_or_else(corrupt)?;
+        let oid = k
+            .get(META_INDEX_PREFIX.len()..)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .ok_or_else(corrupt)?;
         let (flags, generation) = v.split_first().ok_or_else(corrupt)?;
         let generation: [u8; 4] = generation.try_into().map_err(|_| corrupt())?;
-        stored.insert(oid.to_string(), (IndexFlags(*flags), u32::from_be_bytes(generation)));
+        stored.insert(
+            oid.to_string(),
+            (IndexFlags(*flags), u32::from_be_bytes(generation)),
+        );
     }
     Ok(stored)
 }

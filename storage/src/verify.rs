@@ -48,18 +48,30 @@ pub struct KeyspaceCheck {
 impl VerifyReport {
     /// True when every keyspace matches its entries and every entry decodes.
     pub fn is_clean(&self) -> bool {
-        self.undecodable == 0 && self.keyspaces.iter().all(|k| k.missing == 0 && k.extra == 0)
+        self.undecodable == 0
+            && self
+                .keyspaces
+                .iter()
+                .all(|k| k.missing == 0 && k.extra == 0)
     }
 }
 
 impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} entries, {} undecodable", self.entries, self.undecodable)?;
+        writeln!(
+            f,
+            "{} entries, {} undecodable",
+            self.entries, self.undecodable
+        )?;
         for e in &self.undecodable_examples {
             writeln!(f, "  undecodable: {e}")?;
         }
         for k in &self.keyspaces {
-            writeln!(f, "{}: {} expected, {} found, {} missing, {} extra", k.name, k.expected, k.found, k.missing, k.extra)?;
+            writeln!(
+                f,
+                "{}: {} expected, {} found, {} missing, {} extra",
+                k.name, k.expected, k.found, k.missing, k.extra
+            )?;
             for e in &k.missing_examples {
                 writeln!(f, "  missing: {e}")?;
             }
@@ -81,9 +93,15 @@ fn fingerprint(key: &[u8], value: &[u8]) -> u128 {
 
 /// The keyspaces checked: `dn2id`, `children`, then each index.
 fn targets(inner: &Inner) -> Vec<(String, &SingleWriterTxKeyspace)> {
-    let mut t = vec![("dn2id".to_string(), &inner.dn2id), ("children".to_string(), &inner.children)];
+    let mut t = vec![
+        ("dn2id".to_string(), &inner.dn2id),
+        ("children".to_string(), &inner.children),
+    ];
     for ix in &inner.indexes.list {
-        t.push((format!("index {} ({})", ix.name, ix.flags.describe()), &ix.keyspace));
+        t.push((
+            format!("index {} ({})", ix.name, ix.flags.describe()),
+            &ix.keyspace,
+        ));
     }
     t
 }
@@ -92,19 +110,31 @@ fn targets(inner: &Inner) -> Vec<(String, &SingleWriterTxKeyspace)> {
 type PairSink<'a> = dyn FnMut(usize, &[u8], &[u8]) + 'a;
 
 /// Calls `sink(target, key, value)` for every key an entry calls for.
-fn entry_pairs(inner: &Inner, builder: &mut KeyBuilder, id: u64, record: &[u8], sink: &mut PairSink<'_>) -> Result<()> {
+fn entry_pairs(
+    inner: &Inner,
+    builder: &mut KeyBuilder,
+    id: u64,
+    record: &[u8],
+    sink: &mut PairSink<'_>,
+) -> Result<()> {
     let header = codec::header(id, record)?;
     let entry = inner.codec.decode(id, record)?;
     let id_key = keys::id_bytes(id);
     sink(0, header.dn_key, &id_key);
     sink(1, &keys::child_key(header.parent, header.dn_key), &id_key);
     let mut key = Vec::new();
-    builder.entry_keys(&inner.schema, &inner.indexes, None, &entry, &mut |slot, k| {
-        key.clear();
-        key.extend_from_slice(k);
-        key.extend_from_slice(&id_key);
-        sink(slot + 2, &key, &[]);
-    });
+    builder.entry_keys(
+        &inner.schema,
+        &inner.indexes,
+        None,
+        &entry,
+        &mut |slot, k| {
+            key.clear();
+            key.extend_from_slice(k);
+            key.extend_from_slice(&id_key);
+            sink(slot + 2, &key, &[]);
+        },
+    );
     Ok(())
 }
 
@@ -122,7 +152,10 @@ pub(crate) fn verify(store: &Store) -> Result<VerifyReport> {
             Ok(id) => id,
             Err(e) => {
                 report.undecodable += 1;
-                push_example(&mut report.undecodable_examples, format!("key {}: {e}", keys::render(&k)));
+                push_example(
+                    &mut report.undecodable_examples,
+                    format!("key {}: {e}", keys::render(&k)),
+                );
                 continue;
             }
         };
@@ -204,7 +237,11 @@ fn push_example(list: &mut Vec<String>, example: String) {
     }
 }
 
-fn extra_examples(snapshot: &Snapshot, keyspace: &SingleWriterTxKeyspace, extra: &[u128]) -> Result<Vec<String>> {
+fn extra_examples(
+    snapshot: &Snapshot,
+    keyspace: &SingleWriterTxKeyspace,
+    extra: &[u128],
+) -> Result<Vec<String>> {
     let wanted: FxHashSet<u128> = extra.iter().take(EXAMPLES).copied().collect();
     let mut out = Vec::new();
     for guard in snapshot.iter(keyspace) {
@@ -219,13 +256,20 @@ fn extra_examples(snapshot: &Snapshot, keyspace: &SingleWriterTxKeyspace, extra:
     Ok(out)
 }
 
-fn missing_examples(inner: &Inner, snapshot: &Snapshot, target: usize, missing: &[u128]) -> Result<Vec<String>> {
+fn missing_examples(
+    inner: &Inner,
+    snapshot: &Snapshot,
+    target: usize,
+    missing: &[u128],
+) -> Result<Vec<String>> {
     let wanted: FxHashSet<u128> = missing.iter().take(EXAMPLES).copied().collect();
     let mut out = Vec::new();
     let mut builder = KeyBuilder::default();
     for guard in snapshot.iter(&inner.id2entry) {
         let (k, v) = guard.into_inner().context("scan entries")?;
-        let Ok(id) = keys::id_from_value(&k) else { continue };
+        let Ok(id) = keys::id_from_value(&k) else {
+            continue;
+        };
         // Entries that do not decode were reported already.
         let _ = entry_pairs(inner, &mut builder, id, &v, &mut |t, key, value| {
             if t == target && wanted.contains(&fingerprint(key, value)) && out.len() < EXAMPLES {

@@ -3,7 +3,8 @@
 
 use roster_schema::{AttrDesc, Attribute, Dn, Entry, Filter, Schema};
 use roster_storage::{
-    CandidateSource, Durability, EntryId, IndexSpec, IndexUse, Scope, Store, StoreConfig, StoreError,
+    CandidateSource, Durability, EntryId, IndexSpec, IndexUse, Scope, Store, StoreConfig,
+    StoreError,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +14,12 @@ fn schema() -> Arc<Schema> {
 }
 
 fn spec(attr: &str, eq: bool, pres: bool, sub: bool) -> IndexSpec {
-    IndexSpec { attr: attr.into(), equality: eq, presence: pres, substring: sub }
+    IndexSpec {
+        attr: attr.into(),
+        equality: eq,
+        presence: pres,
+        substring: sub,
+    }
 }
 
 fn default_indexes() -> Vec<IndexSpec> {
@@ -27,7 +33,11 @@ fn default_indexes() -> Vec<IndexSpec> {
 }
 
 fn config(path: &Path, indexes: Vec<IndexSpec>) -> StoreConfig {
-    StoreConfig { path: path.to_path_buf(), indexes, durability: Durability::Buffer }
+    StoreConfig {
+        path: path.to_path_buf(),
+        indexes,
+        durability: Durability::Buffer,
+    }
 }
 
 fn ndn(schema: &Schema, dn: &str) -> roster_schema::dn::NormDn {
@@ -39,13 +49,21 @@ fn entry(schema: &Schema, dn: &str, attrs: &[(&str, &str)]) -> Entry {
     let ndn = dn.normalize(schema).unwrap();
     let mut out: Vec<Attribute> = Vec::new();
     for (name, value) in attrs {
-        let desc = AttrDesc::parse(schema, name).unwrap_or_else(|| panic!("unknown attribute {name}"));
+        let desc =
+            AttrDesc::parse(schema, name).unwrap_or_else(|| panic!("unknown attribute {name}"));
         match out.iter_mut().find(|a| a.desc == desc) {
             Some(a) => a.values.push(value.as_bytes().to_vec()),
-            None => out.push(Attribute { desc, values: vec![value.as_bytes().to_vec()] }),
+            None => out.push(Attribute {
+                desc,
+                values: vec![value.as_bytes().to_vec()],
+            }),
         }
     }
-    Entry { dn, ndn, attrs: out }
+    Entry {
+        dn,
+        ndn,
+        attrs: out,
+    }
 }
 
 fn user(schema: &Schema, i: u32) -> Entry {
@@ -76,9 +94,15 @@ fn group(schema: &Schema, g: u32, members: std::ops::Range<u32>) -> Entry {
     let dn = format!("cn=group{g},ou=groups,dc=example,dc=com");
     let cn = format!("group{g}");
     let mail = format!("group{g}@example.com");
-    let member_dns: Vec<String> = members.map(|i| format!("uid=user{i:04},ou=people,dc=example,dc=com")).collect();
-    let mut attrs: Vec<(&str, &str)> =
-        vec![("objectClass", "top"), ("objectClass", "groupOfNames"), ("cn", &cn), ("mail", &mail)];
+    let member_dns: Vec<String> = members
+        .map(|i| format!("uid=user{i:04},ou=people,dc=example,dc=com"))
+        .collect();
+    let mut attrs: Vec<(&str, &str)> = vec![
+        ("objectClass", "top"),
+        ("objectClass", "groupOfNames"),
+        ("cn", &cn),
+        ("mail", &mail),
+    ];
     for m in &member_dns {
         attrs.push(("member", m));
     }
@@ -90,10 +114,24 @@ fn skeleton(schema: &Schema) -> Vec<Entry> {
         entry(
             schema,
             "dc=example,dc=com",
-            &[("objectClass", "top"), ("objectClass", "dcObject"), ("objectClass", "organization"), ("dc", "example"), ("o", "Example")],
+            &[
+                ("objectClass", "top"),
+                ("objectClass", "dcObject"),
+                ("objectClass", "organization"),
+                ("dc", "example"),
+                ("o", "Example"),
+            ],
         ),
-        entry(schema, "ou=people,dc=example,dc=com", &[("objectClass", "organizationalUnit"), ("ou", "people")]),
-        entry(schema, "ou=groups,dc=example,dc=com", &[("objectClass", "organizationalUnit"), ("ou", "groups")]),
+        entry(
+            schema,
+            "ou=people,dc=example,dc=com",
+            &[("objectClass", "organizationalUnit"), ("ou", "people")],
+        ),
+        entry(
+            schema,
+            "ou=groups,dc=example,dc=com",
+            &[("objectClass", "organizationalUnit"), ("ou", "groups")],
+        ),
     ]
 }
 
@@ -143,8 +181,14 @@ fn add_lookup_and_tree() {
     let schema = store.schema().clone();
     let reader = store.reader();
 
-    let people = reader.lookup(&ndn(&schema, "OU=People,DC=Example,DC=COM")).unwrap().unwrap();
-    let (id, e) = reader.entry_by_dn(&ndn(&schema, "uid=user0003,ou=people,dc=example,dc=com")).unwrap().unwrap();
+    let people = reader
+        .lookup(&ndn(&schema, "OU=People,DC=Example,DC=COM"))
+        .unwrap()
+        .unwrap();
+    let (id, e) = reader
+        .entry_by_dn(&ndn(&schema, "uid=user0003,ou=people,dc=example,dc=com"))
+        .unwrap()
+        .unwrap();
     assert_eq!(e, user(&schema, 3));
     assert_eq!(reader.get(id).unwrap().unwrap(), e);
     assert!(reader.get(EntryId(9999)).unwrap().is_none());
@@ -156,31 +200,60 @@ fn add_lookup_and_tree() {
     assert!(reader.lookup(&missing).unwrap().is_none());
     let matched = reader.matched_dn(&missing).unwrap().unwrap();
     assert_eq!(matched.to_string(), "ou=people,dc=example,dc=com");
-    assert!(reader.matched_dn(&ndn(&schema, "dc=other")).unwrap().is_none());
+    assert!(reader
+        .matched_dn(&ndn(&schema, "dc=other"))
+        .unwrap()
+        .is_none());
 
     // Errors an add can meet.
-    assert!(matches!(store.add(user(&schema, 3)), Err(StoreError::AlreadyExists { .. })));
-    let orphan = entry(&schema, "uid=x,ou=nowhere,dc=example,dc=com", &[("objectClass", "account"), ("uid", "x")]);
+    assert!(matches!(
+        store.add(user(&schema, 3)),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let orphan = entry(
+        &schema,
+        "uid=x,ou=nowhere,dc=example,dc=com",
+        &[("objectClass", "account"), ("uid", "x")],
+    );
     match store.add(orphan) {
-        Err(e @ StoreError::NoSuchParent { .. }) => assert!(e.to_string().contains("uid=x,ou=nowhere")),
+        Err(e @ StoreError::NoSuchParent { .. }) => {
+            assert!(e.to_string().contains("uid=x,ou=nowhere"))
+        }
         other => panic!("expected NoSuchParent, got {other:?}"),
     }
     assert!(!StoreError::NoSuchParent { dn: String::new() }.is_fatal());
     // A second root is allowed when the caller says so.
-    store.add_root(entry(&schema, "dc=org", &[("objectClass", "domain"), ("dc", "org")])).unwrap();
-    let walked: Vec<String> = store.dump_iter().unwrap().map(|r| r.unwrap().1.ndn.to_string()).collect();
+    store
+        .add_root(entry(
+            &schema,
+            "dc=org",
+            &[("objectClass", "domain"), ("dc", "org")],
+        ))
+        .unwrap();
+    let walked: Vec<String> = store
+        .dump_iter()
+        .unwrap()
+        .map(|r| r.unwrap().1.ndn.to_string())
+        .collect();
     assert_eq!(walked.len(), 3 + 20 + 1 + 1);
     // Each parent comes before its children.
     for (i, dn) in walked.iter().enumerate() {
         if let Some((_, parent)) = dn.split_once(',') {
             if parent != "dc=com" && dn != "dc=org" {
-                assert!(walked[..i].contains(&parent.to_string()), "{dn} before its parent");
+                assert!(
+                    walked[..i].contains(&parent.to_string()),
+                    "{dn} before its parent"
+                );
             }
         }
     }
     // The snapshot taken before the last add does not see it.
     assert!(reader.lookup(&ndn(&schema, "dc=org")).unwrap().is_none());
-    assert!(store.reader().lookup(&ndn(&schema, "dc=org")).unwrap().is_some());
+    assert!(store
+        .reader()
+        .lookup(&ndn(&schema, "dc=org"))
+        .unwrap()
+        .is_some());
 }
 
 #[test]
@@ -188,24 +261,74 @@ fn search_in_every_scope() {
     let dir = tempfile::tempdir().unwrap();
     let store = populated(dir.path(), default_indexes(), 30);
     let all = "(objectClass=*)";
-    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Base, all), vec!["dc=example,dc=com"]);
-    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::One, all).len(), 2);
-    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, all).len(), 3 + 30 + 1);
-    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Children, all).len(), 2 + 30 + 1);
-    assert_eq!(search_dns(&store, "ou=people,dc=example,dc=com", Scope::One, all).len(), 30);
-    assert!(search_dns(&store, "ou=groups,dc=example,dc=com", Scope::Base, "(mail=user0001@example.com)").is_empty());
+    assert_eq!(
+        search_dns(&store, "dc=example,dc=com", Scope::Base, all),
+        vec!["dc=example,dc=com"]
+    );
+    assert_eq!(
+        search_dns(&store, "dc=example,dc=com", Scope::One, all).len(),
+        2
+    );
+    assert_eq!(
+        search_dns(&store, "dc=example,dc=com", Scope::Subtree, all).len(),
+        3 + 30 + 1
+    );
+    assert_eq!(
+        search_dns(&store, "dc=example,dc=com", Scope::Children, all).len(),
+        2 + 30 + 1
+    );
+    assert_eq!(
+        search_dns(&store, "ou=people,dc=example,dc=com", Scope::One, all).len(),
+        30
+    );
+    assert!(search_dns(
+        &store,
+        "ou=groups,dc=example,dc=com",
+        Scope::Base,
+        "(mail=user0001@example.com)"
+    )
+    .is_empty());
 
-    let one = search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(mail=USER0007@example.com)");
+    let one = search_dns(
+        &store,
+        "dc=example,dc=com",
+        Scope::Subtree,
+        "(mail=USER0007@example.com)",
+    );
     assert_eq!(one, vec!["uid=user0007,ou=people,dc=example,dc=com"]);
     // In scope is checked for index candidates too.
-    assert!(search_dns(&store, "ou=groups,dc=example,dc=com", Scope::Subtree, "(mail=user0007@example.com)").is_empty());
-    assert_eq!(search_dns(&store, "ou=groups,dc=example,dc=com", Scope::One, "(mail=group0@example.com)").len(), 1);
-    let members = search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(member=UID=user0004,ou=people,dc=example,dc=com)");
+    assert!(search_dns(
+        &store,
+        "ou=groups,dc=example,dc=com",
+        Scope::Subtree,
+        "(mail=user0007@example.com)"
+    )
+    .is_empty());
+    assert_eq!(
+        search_dns(
+            &store,
+            "ou=groups,dc=example,dc=com",
+            Scope::One,
+            "(mail=group0@example.com)"
+        )
+        .len(),
+        1
+    );
+    let members = search_dns(
+        &store,
+        "dc=example,dc=com",
+        Scope::Subtree,
+        "(member=UID=user0004,ou=people,dc=example,dc=com)",
+    );
     assert_eq!(members, vec!["cn=group0,ou=groups,dc=example,dc=com"]);
 
     let schema = store.schema().clone();
     let f = Filter::parse(all).unwrap().compile(&schema);
-    match store.reader().search(&ndn(&schema, "ou=nothing,dc=example,dc=com"), Scope::Subtree, &f) {
+    match store.reader().search(
+        &ndn(&schema, "ou=nothing,dc=example,dc=com"),
+        Scope::Subtree,
+        &f,
+    ) {
         Err(StoreError::NoSuchObject { dn }) => assert_eq!(dn, "ou=nothing,dc=example,dc=com"),
         other => panic!("expected NoSuchObject, got {:?}", other.map(|_| ())),
     }
@@ -213,9 +336,17 @@ fn search_in_every_scope() {
     // Resuming a paged search skips the earlier ids.
     let reader = store.reader();
     let base = ndn(&schema, "ou=people,dc=example,dc=com");
-    let ids: Vec<EntryId> = reader.search(&base, Scope::One, &f).unwrap().map(|r| r.unwrap().0).collect();
-    let rest: Vec<EntryId> =
-        reader.search(&base, Scope::One, &f).unwrap().starting_at(ids[10]).map(|r| r.unwrap().0).collect();
+    let ids: Vec<EntryId> = reader
+        .search(&base, Scope::One, &f)
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect();
+    let rest: Vec<EntryId> = reader
+        .search(&base, Scope::One, &f)
+        .unwrap()
+        .starting_at(ids[10])
+        .map(|r| r.unwrap().0)
+        .collect();
     assert_eq!(rest, ids[10..].to_vec());
 }
 
@@ -253,7 +384,16 @@ fn indexed_and_unindexed_answers_agree() {
             }
         }
     }
-    assert_eq!(search_dns(&indexed, "dc=example,dc=com", Scope::Subtree, "(cn=*smith3*)").len(), 9);
+    assert_eq!(
+        search_dns(
+            &indexed,
+            "dc=example,dc=com",
+            Scope::Subtree,
+            "(cn=*smith3*)"
+        )
+        .len(),
+        9
+    );
 }
 
 #[test]
@@ -267,37 +407,74 @@ fn plans_use_the_indexes() {
     assert!(matches!(&p.index, IndexUse::Equality { attr, ids: 1 } if attr == "mail"));
 
     // The selective part is read first, and objectClass is not read once few remain.
-    let p = plan(&store, base, Scope::Subtree, "(&(objectClass=inetOrgPerson)(mail=user0007@example.com))");
+    let p = plan(
+        &store,
+        base,
+        Scope::Subtree,
+        "(&(objectClass=inetOrgPerson)(mail=user0007@example.com))",
+    );
     assert_eq!(p.source, CandidateSource::Index { ids: 1 });
     assert!(matches!(&p.index, IndexUse::And(parts) if parts.len() == 1));
 
     let p = plan(&store, base, Scope::Subtree, "(description=x)");
     assert_eq!(p.index, IndexUse::All);
     assert_eq!(p.source, CandidateSource::Subtree { ids: 3 + 40 + 1 });
-    let p = plan(&store, "ou=people,dc=example,dc=com", Scope::One, "(!(mail=x))");
+    let p = plan(
+        &store,
+        "ou=people,dc=example,dc=com",
+        Scope::One,
+        "(!(mail=x))",
+    );
     assert_eq!(p.source, CandidateSource::Children { ids: 40 });
     let p = plan(&store, base, Scope::Base, "(mail=x)");
     assert_eq!(p.source, CandidateSource::Base);
 
     let p = plan(&store, base, Scope::Subtree, "(uid=user001*)");
-    assert!(matches!(&p.index, IndexUse::Substrings { ids: 10, .. }), "{p:?}");
+    assert!(
+        matches!(&p.index, IndexUse::Substrings { ids: 10, .. }),
+        "{p:?}"
+    );
     let p = plan(&store, base, Scope::Subtree, "(mail=*7@example.com)");
-    assert!(matches!(&p.index, IndexUse::Substrings { ids: 4, .. }), "{p:?}");
+    assert!(
+        matches!(&p.index, IndexUse::Substrings { ids: 4, .. }),
+        "{p:?}"
+    );
     let p = plan(&store, base, Scope::Subtree, "(cn=*er 12 smi*)");
-    assert!(matches!(&p.index, IndexUse::Substrings { ids: 1, .. }), "{p:?}");
+    assert!(
+        matches!(&p.index, IndexUse::Substrings { ids: 1, .. }),
+        "{p:?}"
+    );
     let p = plan(&store, base, Scope::Subtree, "(mail=*)");
-    assert!(matches!(&p.index, IndexUse::Presence { ids: 41, .. }), "{p:?}");
+    assert!(
+        matches!(&p.index, IndexUse::Presence { ids: 41, .. }),
+        "{p:?}"
+    );
 
-    let p = plan(&store, base, Scope::Subtree, "(|(uid=user0001)(uid=user0002))");
+    let p = plan(
+        &store,
+        base,
+        Scope::Subtree,
+        "(|(uid=user0001)(uid=user0002))",
+    );
     assert_eq!(p.source, CandidateSource::Index { ids: 2 });
     // One unindexed branch makes an OR read the whole scope.
-    let p = plan(&store, base, Scope::Subtree, "(|(uid=user0001)(description=x))");
+    let p = plan(
+        &store,
+        base,
+        Scope::Subtree,
+        "(|(uid=user0001)(description=x))",
+    );
     assert_eq!(p.source, CandidateSource::Subtree { ids: 44 });
     // `name` has subtypes that are not indexed (sn): no narrowing.
     let p = plan(&store, base, Scope::Subtree, "(name=group0)");
     assert_eq!(p.index, IndexUse::All);
     // An undefined attribute can match nothing.
-    let p = plan(&store, base, Scope::Subtree, "(&(noSuchAttribute=1)(mail=*))");
+    let p = plan(
+        &store,
+        base,
+        Scope::Subtree,
+        "(&(noSuchAttribute=1)(mail=*))",
+    );
     assert_eq!(p.source, CandidateSource::Index { ids: 0 });
     assert!(format!("{p:?}").contains("SearchPlan"));
 }
@@ -307,11 +484,24 @@ fn reopen_after_close_and_after_drop() {
     let dir = tempfile::tempdir().unwrap();
     let schema = schema();
     let store = populated(dir.path(), default_indexes(), 5);
-    let last = store.reader().lookup(&ndn(&schema, "cn=group0,ou=groups,dc=example,dc=com")).unwrap().unwrap();
+    let last = store
+        .reader()
+        .lookup(&ndn(&schema, "cn=group0,ou=groups,dc=example,dc=com"))
+        .unwrap()
+        .unwrap();
     store.close().unwrap();
 
     let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
-    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(objectClass=*)").len(), 9);
+    assert_eq!(
+        search_dns(
+            &store,
+            "dc=example,dc=com",
+            Scope::Subtree,
+            "(objectClass=*)"
+        )
+        .len(),
+        9
+    );
     // Ids continue after the highest stored one.
     let id = store.add(user(&schema, 100)).unwrap();
     assert!(id > last);
@@ -319,7 +509,13 @@ fn reopen_after_close_and_after_drop() {
 
     // Dropped without close: the journal is replayed.
     let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
-    assert_eq!(store.reader().lookup(&ndn(&schema, "uid=user0100,ou=people,dc=example,dc=com")).unwrap(), Some(id));
+    assert_eq!(
+        store
+            .reader()
+            .lookup(&ndn(&schema, "uid=user0100,ou=people,dc=example,dc=com"))
+            .unwrap(),
+        Some(id)
+    );
     assert!(store.verify().unwrap().is_clean());
     store.close().unwrap();
 }
@@ -328,16 +524,27 @@ fn reopen_after_close_and_after_drop() {
 fn reindex_on_configuration_change() {
     let dir = tempfile::tempdir().unwrap();
     let schema = schema();
-    let before = vec![spec("mail", true, false, false), spec("objectClass", true, false, false)];
+    let before = vec![
+        spec("mail", true, false, false),
+        spec("objectClass", true, false, false),
+    ];
     let store = populated(dir.path(), before, 30);
     store.close().unwrap();
 
     // Substrings on cn added (by OID), mail dropped.
-    let after = vec![spec("2.5.4.3", true, false, true), spec("objectClass", true, false, false)];
+    let after = vec![
+        spec("2.5.4.3", true, false, true),
+        spec("objectClass", true, false, false),
+    ];
     let store = Store::open(&config(dir.path(), after.clone()), schema.clone()).unwrap();
     let p = plan(&store, "dc=example,dc=com", Scope::Subtree, "(cn=*smith2*)");
     assert!(matches!(&p.index, IndexUse::Substrings { .. }), "{p:?}");
-    let p = plan(&store, "dc=example,dc=com", Scope::Subtree, "(mail=user0001@example.com)");
+    let p = plan(
+        &store,
+        "dc=example,dc=com",
+        Scope::Subtree,
+        "(mail=user0001@example.com)",
+    );
     assert_eq!(p.index, IndexUse::All);
     let report = store.verify().unwrap();
     assert!(report.is_clean(), "{report}");
@@ -351,11 +558,20 @@ fn reindex_on_configuration_change() {
 
     // Only the current generation of each configured index is left.
     {
-        let db = fjall::SingleWriterTxDatabase::builder(dir.path()).open().unwrap();
-        let mut names: Vec<String> =
-            db.list_keyspace_names().iter().map(|n| n.to_string()).filter(|n| n.starts_with("ix:")).collect();
+        let db = fjall::SingleWriterTxDatabase::builder(dir.path())
+            .open()
+            .unwrap();
+        let mut names: Vec<String> = db
+            .list_keyspace_names()
+            .iter()
+            .map(|n| n.to_string())
+            .filter(|n| n.starts_with("ix:"))
+            .collect();
         names.sort();
-        assert_eq!(names, vec!["ix:2.5.4.0:0".to_string(), "ix:2.5.4.3:0".to_string()]);
+        assert_eq!(
+            names,
+            vec!["ix:2.5.4.0:0".to_string(), "ix:2.5.4.3:0".to_string()]
+        );
     }
 
     let unknown = vec![spec("noSuchAttribute", true, false, false)];
@@ -371,17 +587,31 @@ fn verify_finds_a_broken_index() {
     let schema = schema();
     let store = populated(dir.path(), default_indexes(), 10);
     assert!(store.verify().unwrap().is_clean());
-    let target = store.reader().lookup(&ndn(&schema, "uid=user0004,ou=people,dc=example,dc=com")).unwrap().unwrap();
+    let target = store
+        .reader()
+        .lookup(&ndn(&schema, "uid=user0004,ou=people,dc=example,dc=com"))
+        .unwrap()
+        .unwrap();
     store.close().unwrap();
 
     // Remove one equality key of mail and add a key for an entry that does not exist.
     {
-        let db = fjall::SingleWriterTxDatabase::builder(dir.path()).open().unwrap();
+        let db = fjall::SingleWriterTxDatabase::builder(dir.path())
+            .open()
+            .unwrap();
         let mail_oid = schema.attribute("mail").unwrap().oid.clone();
-        let ix = db.keyspace(&format!("ix:{mail_oid}:0"), fjall::KeyspaceCreateOptions::default).unwrap();
+        let ix = db
+            .keyspace(
+                &format!("ix:{mail_oid}:0"),
+                fjall::KeyspaceCreateOptions::default,
+            )
+            .unwrap();
         let mut gone = b"euser0004@example.com\0".to_vec();
         gone.extend_from_slice(&target.get().to_be_bytes());
-        assert!(ix.get(&gone).unwrap().is_some(), "layout changed: equality key not found");
+        assert!(
+            ix.get(&gone).unwrap().is_some(),
+            "layout changed: equality key not found"
+        );
         ix.remove(gone).unwrap();
         let mut extra = b"eghost@example.com\0".to_vec();
         extra.extend_from_slice(&999u64.to_be_bytes());
@@ -391,23 +621,53 @@ fn verify_finds_a_broken_index() {
     let store = Store::open(&config(dir.path(), default_indexes()), schema).unwrap();
     let report = store.verify().unwrap();
     assert!(!report.is_clean());
-    let mail = report.keyspaces.iter().find(|k| k.name.starts_with("index mail")).unwrap();
+    let mail = report
+        .keyspaces
+        .iter()
+        .find(|k| k.name.starts_with("index mail"))
+        .unwrap();
     assert_eq!((mail.missing, mail.extra), (1, 1), "{report}");
-    assert!(mail.missing_examples[0].contains("user0004@example.com"), "{report}");
-    assert!(mail.extra_examples[0].contains("ghost@example.com"), "{report}");
-    assert!(report.keyspaces.iter().filter(|k| !k.name.starts_with("index mail")).all(|k| k.missing == 0 && k.extra == 0));
+    assert!(
+        mail.missing_examples[0].contains("user0004@example.com"),
+        "{report}"
+    );
+    assert!(
+        mail.extra_examples[0].contains("ghost@example.com"),
+        "{report}"
+    );
+    assert!(report
+        .keyspaces
+        .iter()
+        .filter(|k| !k.name.starts_with("index mail"))
+        .all(|k| k.missing == 0 && k.extra == 0));
     // The broken key makes the indexed search miss the entry: that is what verify is for.
-    assert!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(mail=user0004@example.com)").is_empty());
+    assert!(search_dns(
+        &store,
+        "dc=example,dc=com",
+        Scope::Subtree,
+        "(mail=user0004@example.com)"
+    )
+    .is_empty());
 }
 
 #[test]
 fn unknown_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    Store::open(&config(dir.path(), Vec::new()), schema()).unwrap().close().unwrap();
+    Store::open(&config(dir.path(), Vec::new()), schema())
+        .unwrap()
+        .close()
+        .unwrap();
     {
-        let db = fjall::SingleWriterTxDatabase::builder(dir.path()).open().unwrap();
-        let meta = db.keyspace("meta", fjall::KeyspaceCreateOptions::default).unwrap();
-        assert_eq!(meta.get("format").unwrap().unwrap().as_ref(), &1u32.to_be_bytes());
+        let db = fjall::SingleWriterTxDatabase::builder(dir.path())
+            .open()
+            .unwrap();
+        let meta = db
+            .keyspace("meta", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        assert_eq!(
+            meta.get("format").unwrap().unwrap().as_ref(),
+            &1u32.to_be_bytes()
+        );
         meta.insert("format", 99u32.to_be_bytes()).unwrap();
     }
     match Store::open(&config(dir.path(), Vec::new()), schema()) {
@@ -435,19 +695,53 @@ fn bulk_load() {
         loader.add(group(&schema, g, g * 50..g * 50 + 50)).unwrap();
     }
     // Failures name the entry and leave the loader usable.
-    let orphan = entry(&schema, "uid=x,ou=nowhere,dc=example,dc=com", &[("objectClass", "account"), ("uid", "x")]);
+    let orphan = entry(
+        &schema,
+        "uid=x,ou=nowhere,dc=example,dc=com",
+        &[("objectClass", "account"), ("uid", "x")],
+    );
     match loader.add(orphan) {
         Err(e @ StoreError::NoSuchParent { .. }) => assert!(e.to_string().contains("ou=nowhere")),
         other => panic!("expected NoSuchParent, got {other:?}"),
     }
-    assert!(matches!(loader.add(user(&schema, 7)), Err(StoreError::AlreadyExists { .. })));
+    assert!(matches!(
+        loader.add(user(&schema, 7)),
+        Err(StoreError::AlreadyExists { .. })
+    ));
     let stats = loader.finish().unwrap();
     assert_eq!(stats.entries, 3 + 500 + 10);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in load order");
 
-    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(mail=user0321@example.com)").len(), 1);
-    assert_eq!(search_dns(&store, "ou=people,dc=example,dc=com", Scope::One, "(objectClass=*)").len(), 500);
-    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(member=uid=user0321,ou=people,dc=example,dc=com)").len(), 1);
+    assert_eq!(
+        search_dns(
+            &store,
+            "dc=example,dc=com",
+            Scope::Subtree,
+            "(mail=user0321@example.com)"
+        )
+        .len(),
+        1
+    );
+    assert_eq!(
+        search_dns(
+            &store,
+            "ou=people,dc=example,dc=com",
+            Scope::One,
+            "(objectClass=*)"
+        )
+        .len(),
+        500
+    );
+    assert_eq!(
+        search_dns(
+            &store,
+            "dc=example,dc=com",
+            Scope::Subtree,
+            "(member=uid=user0321,ou=people,dc=example,dc=com)"
+        )
+        .len(),
+        1
+    );
     let report = store.verify().unwrap();
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.entries, 513);
@@ -457,7 +751,10 @@ fn bulk_load() {
     for i in 500..600 {
         loader.add(user(&schema, i)).unwrap();
     }
-    assert!(matches!(loader.add(user(&schema, 1)), Err(StoreError::AlreadyExists { .. })));
+    assert!(matches!(
+        loader.add(user(&schema, 1)),
+        Err(StoreError::AlreadyExists { .. })
+    ));
     loader.finish().unwrap();
     let id = store.add(user(&schema, 600)).unwrap();
     assert!(id > *ids.last().unwrap());
@@ -466,7 +763,16 @@ fn bulk_load() {
     assert_eq!(dumped.len(), 3 + 601 + 10);
     store.close().unwrap();
     let store = Store::open(&config(dir.path(), default_indexes()), schema).unwrap();
-    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(uid=user0599)").len(), 1);
+    assert_eq!(
+        search_dns(
+            &store,
+            "dc=example,dc=com",
+            Scope::Subtree,
+            "(uid=user0599)"
+        )
+        .len(),
+        1
+    );
 }
 
 #[test]
@@ -488,7 +794,10 @@ fn bulk_load_survives_drop_without_close() {
         store.add(user(&schema, 50)).unwrap();
     }
     let store = Store::open(&config(dir.path(), default_indexes()), schema).unwrap();
-    assert_eq!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(uid=user00*)").len(), 51);
+    assert_eq!(
+        search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(uid=user00*)").len(),
+        51
+    );
     assert!(store.verify().unwrap().is_clean());
 }
 
@@ -498,14 +807,49 @@ fn awkward_dn_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let schema = schema();
     let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
-    store.add_root(entry(&schema, "dc=com", &[("objectClass", "domain"), ("dc", "com")])).unwrap();
-    store.add(entry(&schema, "ou=a\\00b,dc=com", &[("objectClass", "organizationalUnit"), ("ou", "a\u{0}b")])).unwrap();
-    store.add(entry(&schema, "ou=a,dc=com", &[("objectClass", "organizationalUnit"), ("ou", "a")])).unwrap();
-    store.add(entry(&schema, "cn=x,ou=a\\00b,dc=com", &[("objectClass", "device"), ("cn", "x")])).unwrap();
-    store.add(entry(&schema, "cn=y,ou=a,dc=com", &[("objectClass", "device"), ("cn", "y")])).unwrap();
+    store
+        .add_root(entry(
+            &schema,
+            "dc=com",
+            &[("objectClass", "domain"), ("dc", "com")],
+        ))
+        .unwrap();
+    store
+        .add(entry(
+            &schema,
+            "ou=a\\00b,dc=com",
+            &[("objectClass", "organizationalUnit"), ("ou", "a\u{0}b")],
+        ))
+        .unwrap();
+    store
+        .add(entry(
+            &schema,
+            "ou=a,dc=com",
+            &[("objectClass", "organizationalUnit"), ("ou", "a")],
+        ))
+        .unwrap();
+    store
+        .add(entry(
+            &schema,
+            "cn=x,ou=a\\00b,dc=com",
+            &[("objectClass", "device"), ("cn", "x")],
+        ))
+        .unwrap();
+    store
+        .add(entry(
+            &schema,
+            "cn=y,ou=a,dc=com",
+            &[("objectClass", "device"), ("cn", "y")],
+        ))
+        .unwrap();
     let under_a = search_dns(&store, "ou=a,dc=com", Scope::Subtree, "(objectClass=*)");
     assert_eq!(under_a.len(), 2, "{under_a:?}");
-    let under_nul = search_dns(&store, "ou=a\\00b,dc=com", Scope::Subtree, "(objectClass=*)");
+    let under_nul = search_dns(
+        &store,
+        "ou=a\\00b,dc=com",
+        Scope::Subtree,
+        "(objectClass=*)",
+    );
     assert_eq!(under_nul.len(), 2, "{under_nul:?}");
     assert!(store.verify().unwrap().is_clean());
 }
