@@ -57,6 +57,8 @@ pub struct BulkLoader<'a> {
     run: Run,
     /// The threads writing the previous run.
     writing: Vec<JoinHandle<Result<()>>>,
+    /// The memory collected before a run is written.
+    run_bytes: usize,
     stats: LoadStats,
 }
 
@@ -90,8 +92,16 @@ impl<'a> BulkLoader<'a> {
             keys: KeyBuilder::default(),
             run: new_run(store),
             writing: Vec::new(),
+            run_bytes: RUN_BYTES,
             stats: LoadStats::default(),
         })
+    }
+
+    /// Sets the memory collected before a run is written (512 MiB by default; up to twice this
+    /// is held while a run is written). Smaller runs use less memory and cost a merge at the end.
+    pub fn with_run_bytes(mut self, bytes: usize) -> BulkLoader<'a> {
+        self.run_bytes = bytes.max(1);
+        self
     }
 
     /// Adds an entry whose parent must be stored or loaded earlier.
@@ -175,7 +185,7 @@ impl<'a> BulkLoader<'a> {
         self.loaded.insert(hash, id);
         self.stats.entries += 1;
         self.stats.index_keys += index_keys + 2;
-        if self.run.bytes() > RUN_BYTES {
+        if self.run.bytes() > self.run_bytes {
             self.write_run()?;
         }
         Ok(EntryId(id))

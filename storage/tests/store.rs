@@ -746,8 +746,9 @@ fn bulk_load() {
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.entries, 513);
 
-    // A second load into a non-empty store, then single adds, all consistent.
-    let mut loader = store.bulk_loader().unwrap();
+    // A second load into a non-empty store, in many small runs merged at the end, then single
+    // adds, all consistent.
+    let mut loader = store.bulk_loader().unwrap().with_run_bytes(16 * 1024);
     for i in 500..600 {
         loader.add(user(&schema, i)).unwrap();
     }
