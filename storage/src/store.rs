@@ -361,6 +361,7 @@ impl Store {
         }
         let snapshot = inner.db.read_tx();
         let mut buffers: Vec<KvBuffer> = slots.iter().map(|_| KvBuffer::default()).collect();
+        let mut runs: Vec<u32> = slots.iter().map(|_| 0).collect();
         let mut builder = KeyBuilder::default();
         let mut entries = 0u64;
         for guard in snapshot.iter(&inner.id2entry) {
@@ -368,7 +369,7 @@ impl Store {
             let id = keys::id_from_value(&k)?;
             let entry = inner.codec.decode(id, &v)?;
             let id_key = keys::id_bytes(id);
-            for (buffer, &(slot, _)) in buffers.iter_mut().zip(slots) {
+            for ((buffer, runs), &(slot, _)) in buffers.iter_mut().zip(runs.iter_mut()).zip(slots) {
                 builder.entry_keys(
                     &inner.schema,
                     &inner.indexes,
@@ -381,16 +382,23 @@ impl Store {
                 if buffer.bytes() > crate::bulk::RUN_BYTES {
                     if let Some(ix) = inner.indexes.list.get(slot) {
                         std::mem::take(buffer).ingest(&ix.keyspace)?;
+                        *runs += 1;
                     }
                 }
             }
             entries += 1;
         }
-        for (buffer, &(slot, generation)) in buffers.into_iter().zip(slots) {
+        for ((buffer, runs), &(slot, generation)) in buffers.into_iter().zip(runs).zip(slots) {
             let Some(ix) = inner.indexes.list.get(slot) else {
                 continue;
             };
             buffer.ingest(&ix.keyspace)?;
+            // Overlapping runs would slow every lookup until compaction catches up (see `bulk`).
+            if runs > 0 {
+                AsRef::<fjall::Keyspace>::as_ref(&ix.keyspace)
+                    .major_compact()
+                    .context("merge index runs")?;
+            }
             let mut value = vec![ix.flags.0];
             value.extend_from_slice(&generation.to_be_bytes());
             inner
