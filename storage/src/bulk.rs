@@ -248,7 +248,10 @@ impl<'a> BulkLoader<'a> {
     fn wait_for_writer(&mut self) -> Result<()> {
         let mut outcome = Ok(());
         for handle in self.writing.drain(..) {
-            let joined = handle.join().map_err(|_| StoreError::Poisoned).and_then(|r| r);
+            let joined = handle
+                .join()
+                .map_err(|_| StoreError::Poisoned)
+                .and_then(|r| r);
             outcome = outcome.and(joined);
         }
         outcome
@@ -275,7 +278,8 @@ impl<'a> BulkLoader<'a> {
         // Two writers, the keyspaces dealt largest first to the one with less so far: the last
         // run is written while the caller has nothing left to add, and sorting is most of it.
         targets.sort_by_key(|(_, buffer)| std::cmp::Reverse(buffer.bytes()));
-        let mut groups: [(usize, Vec<(SingleWriterTxKeyspace, KvBuffer)>); 2] = [(0, Vec::new()), (0, Vec::new())];
+        let mut groups: [(usize, Vec<(SingleWriterTxKeyspace, KvBuffer)>); 2] =
+            [(0, Vec::new()), (0, Vec::new())];
         for target in targets {
             let [first, second] = &mut groups;
             let group = if first.0 <= second.0 { first } else { second };
@@ -291,7 +295,10 @@ impl<'a> BulkLoader<'a> {
                     }
                     Ok(())
                 })
-                .map_err(|source| StoreError::Io { context: "start bulk writer thread", source })?;
+                .map_err(|source| StoreError::Io {
+                    context: "start bulk writer thread",
+                    source,
+                })?;
             self.writing.push(handle);
         }
         Ok(())
