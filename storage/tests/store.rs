@@ -491,7 +491,12 @@ fn reopen_after_close_and_after_drop() {
         .unwrap();
     store.close().unwrap();
 
-    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    // Reopened with every commit synced to disk.
+    let synced = StoreConfig {
+        durability: Durability::SyncData,
+        ..config(dir.path(), default_indexes())
+    };
+    let store = Store::open(&synced, schema.clone()).unwrap();
     assert_eq!(
         search_dns(
             &store,
