@@ -132,13 +132,13 @@ fn load_ldif(store: &Store, schema: &Schema, ldif: &str, started: Instant) -> Re
     let stats = loader.finish()?;
     let loaded = started.elapsed();
     println!(
-        "load: {} entries, {} keys, {} runs in {:.2} s ({:.0} entries/s; merging runs {:.2} s of it)",
+        "load: {} entries, {} keys, {} runs in {:.2} s ({:.0} entries/s; finishing {:.2} s of it)",
         stats.entries,
         stats.index_keys,
         stats.runs,
         loaded.as_secs_f64(),
         stats.entries as f64 / loaded.as_secs_f64(),
-        stats.merging.as_secs_f64()
+        stats.finishing.as_secs_f64()
     );
     Ok(stats.entries)
 }
@@ -168,7 +168,7 @@ fn search(store: &Store, schema: &Schema, entries: u64) -> Result<(), Error> {
         );
         Ok(())
     };
-    let pick = |i: u64| (i.wrapping_mul(2_654_435_761) % users.max(1)) as u64;
+    let pick = |i: u64| i.wrapping_mul(2_654_435_761) % users.max(1);
     let exact: Vec<String> = (0..10_000)
         .map(|i| format!("(mail=user{:07}@example.com)", pick(i)))
         .collect();

@@ -67,6 +67,8 @@ pub struct Store {
 }
 
 pub(crate) struct Inner {
+    /// The store directory (the bulk loader spills runs below it).
+    pub(crate) path: std::path::PathBuf,
     pub(crate) db: SingleWriterTxDatabase,
     pub(crate) meta: SingleWriterTxKeyspace,
     pub(crate) id2entry: SingleWriterTxKeyspace,
@@ -192,6 +194,7 @@ impl Store {
         let object_class = schema.attr_id("objectClass");
         let inner = Inner {
             codec: EntryCodec::new(&schema),
+            path: config.path.clone(),
             db,
             meta,
             id2entry,

@@ -1,6 +1,14 @@
 //! The entry store end to end: layout on disk, adds and lookups, searches in every scope and
 //! their plans, bulk loading, reopening, reindexing and verify.
 
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use roster_schema::{AttrDesc, Attribute, Dn, Entry, Filter, Schema};
 use roster_storage::{
     CandidateSource, Durability, EntryId, IndexSpec, IndexUse, Scope, Store, StoreConfig,
