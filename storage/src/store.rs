@@ -160,8 +160,8 @@ impl Store {
                 {
                     (g, false)
                 }
-                Some((_, g)) => (g.wrapping_add(1), true),
-                None => (0, true),
+                Some((_, g)) => (unused_generation(&db, oid, g.wrapping_add(1)), true),
+                None => (unused_generation(&db, oid, 0), true),
             };
             let name = index::keyspace_name(oid, generation);
             if name.len() > 255 {
@@ -454,6 +454,16 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The first generation from `from` on whose keyspace does not exist: a keyspace left by an
+/// interrupted rebuild is never reused (it is deleted once the new one is in place).
+fn unused_generation(db: &SingleWriterTxDatabase, oid: &str, from: u32) -> u32 {
+    let mut generation = from;
+    while db.keyspace_exists(&index::keyspace_name(oid, generation)) {
+        generation = generation.wrapping_add(1);
+    }
+    generation
 }
 
 fn meta_index_key(oid: &str) -> Vec<u8> {

@@ -544,6 +544,20 @@ fn reindex_on_configuration_change() {
     let store = populated(dir.path(), before, 30);
     store.close().unwrap();
 
+    // A keyspace left by an interrupted build of the cn index must not be reused.
+    {
+        let db = fjall::SingleWriterTxDatabase::builder(dir.path())
+            .open()
+            .unwrap();
+        let stray = db
+            .keyspace("ix:2.5.4.3:0", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        let mut junk = b"ejunk\0".to_vec();
+        junk.extend_from_slice(&1u64.to_be_bytes());
+        stray.insert(junk, []).unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+
     // Substrings on cn added (by OID), mail dropped.
     let after = vec![
         spec("2.5.4.3", true, false, true),
@@ -583,7 +597,7 @@ fn reindex_on_configuration_change() {
         names.sort();
         assert_eq!(
             names,
-            vec!["ix:2.5.4.0:0".to_string(), "ix:2.5.4.3:0".to_string()]
+            vec!["ix:2.5.4.0:0".to_string(), "ix:2.5.4.3:1".to_string()]
         );
     }
 
