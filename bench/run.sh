@@ -81,7 +81,7 @@ for port in "$ROSTER_PORT" "$SLAPD_PORT"; do
 done
 
 # ldclt prints "Global average rate: X/thr (Y/sec)"; we read the per-second figure.
-ldclt_rate() { grep -o 'Global average rate: [0-9.]*/thr ([0-9.]*/sec)' | tail -1 | sed 's/.*(\([0-9.]*\)\/sec)/\1/'; }
+ldclt_rate() { sed -n 's/.*Global average rate:.*( *\([0-9.]*\)\/sec).*/\1/p' | tail -1; }
 search_round() { # port pid -> "rate cpu_us_per_op"
   local c0 c1 out rate
   c0=$(cpu_ticks "$2")
@@ -111,6 +111,9 @@ med() { awk -v who="$1" -v col="$2" '$1 == who {print $col}' "$3" | median; }
 S_R=$(med roster 2 "$W/search.txt"); S_S=$(med slapd 2 "$W/search.txt")
 C_R=$(med roster 3 "$W/search.txt"); C_S=$(med slapd 3 "$W/search.txt")
 B_R=$(med roster 2 "$W/bind.txt"); B_S=$(med slapd 2 "$W/bind.txt")
+for v in "$S_R" "$S_S" "$B_R" "$B_S"; do
+  [ -n "$v" ] || { echo "a load round produced no rate; raw rounds in $W/search.txt and $W/bind.txt" >&2; exit 1; }
+done
 RSS_R=$(rss_kb "$ROSTER_PID"); RSS_S=$(rss_kb "$SLAPD_PID")
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
 REPORT=$(cat <<TXT

@@ -28,7 +28,12 @@ pub(crate) fn to_ascii(v: &[u8]) -> Option<String> {
 /// Unicode data): what survives when slapd drops the non-ASCII code points.
 fn base_letters(c: char) -> Option<&'static str> {
     let code = u32::from(c);
-    let get = |table: &'static [&'static str], base: u32| usize::try_from(code - base).ok().and_then(|i| table.get(i)).copied();
+    let get = |table: &'static [&'static str], base: u32| {
+        usize::try_from(code - base)
+            .ok()
+            .and_then(|i| table.get(i))
+            .copied()
+    };
     match code {
         0xC0..=0x24F => get(&LATIN, 0xC0),
         0x1E00..=0x1EFF => get(&LATIN_ADDITIONAL, 0x1E00),
@@ -41,24 +46,24 @@ fn base_letters(c: char) -> Option<&'static str> {
 const LATIN: [&str; 400] = [
     "A", "A", "A", "A", "A", "A", "", "C", "E", "E", "E", "E", "I", "I", "I", "I", "", "N", "O",
     "O", "O", "O", "O", "", "", "U", "U", "U", "U", "Y", "", "", "a", "a", "a", "a", "a", "a", "",
-    "c", "e", "e", "e", "e", "i", "i", "i", "i", "", "n", "o", "o", "o", "o", "o", "", "", "u", "u",
-    "u", "u", "y", "", "y", "A", "a", "A", "a", "A", "a", "C", "c", "C", "c", "C", "c", "C", "c",
-    "D", "d", "", "", "E", "e", "E", "e", "E", "e", "E", "e", "E", "e", "G", "g", "G", "g", "G",
-    "g", "G", "g", "H", "h", "", "", "I", "i", "I", "i", "I", "i", "I", "i", "I", "", "IJ", "ij",
-    "J", "j", "K", "k", "", "L", "l", "L", "l", "L", "l", "L", "l", "", "", "N", "n", "N", "n", "N",
-    "n", "n", "", "", "O", "o", "O", "o", "O", "o", "", "", "R", "r", "R", "r", "R", "r", "S", "s",
-    "S", "s", "S", "s", "S", "s", "T", "t", "T", "t", "", "", "U", "u", "U", "u", "U", "u", "U",
-    "u", "U", "u", "U", "u", "W", "w", "Y", "y", "Y", "Z", "z", "Z", "z", "Z", "z", "s", "", "", "",
+    "c", "e", "e", "e", "e", "i", "i", "i", "i", "", "n", "o", "o", "o", "o", "o", "", "", "u",
+    "u", "u", "u", "y", "", "y", "A", "a", "A", "a", "A", "a", "C", "c", "C", "c", "C", "c", "C",
+    "c", "D", "d", "", "", "E", "e", "E", "e", "E", "e", "E", "e", "E", "e", "G", "g", "G", "g",
+    "G", "g", "G", "g", "H", "h", "", "", "I", "i", "I", "i", "I", "i", "I", "i", "I", "", "IJ",
+    "ij", "J", "j", "K", "k", "", "L", "l", "L", "l", "L", "l", "L", "l", "", "", "N", "n", "N",
+    "n", "N", "n", "n", "", "", "O", "o", "O", "o", "O", "o", "", "", "R", "r", "R", "r", "R", "r",
+    "S", "s", "S", "s", "S", "s", "S", "s", "T", "t", "T", "t", "", "", "U", "u", "U", "u", "U",
+    "u", "U", "u", "U", "u", "U", "u", "W", "w", "Y", "y", "Y", "Z", "z", "Z", "z", "Z", "z", "s",
     "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
-    "", "", "", "", "", "O", "o", "", "", "", "", "", "", "", "", "", "", "", "", "", "U", "u", "",
-    "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "DZ", "Dz", "dz", "LJ",
-    "Lj", "lj", "NJ", "Nj", "nj", "A", "a", "I", "i", "O", "o", "U", "u", "U", "u", "U", "u", "U",
-    "u", "U", "u", "", "A", "a", "A", "a", "", "", "", "", "G", "g", "K", "k", "O", "o", "O", "o",
-    "", "", "j", "DZ", "Dz", "dz", "G", "g", "", "", "N", "n", "A", "a", "", "", "", "", "A", "a",
-    "A", "a", "E", "e", "E", "e", "I", "i", "I", "i", "O", "o", "O", "o", "R", "r", "R", "r", "U",
-    "u", "U", "u", "S", "s", "T", "t", "", "", "H", "h", "", "", "", "", "", "", "A", "a", "E", "e",
-    "O", "o", "O", "o", "O", "o", "O", "o", "Y", "y", "", "", "", "", "", "", "", "", "", "", "",
-    "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
+    "", "", "", "", "", "", "", "", "O", "o", "", "", "", "", "", "", "", "", "", "", "", "", "",
+    "U", "u", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "DZ",
+    "Dz", "dz", "LJ", "Lj", "lj", "NJ", "Nj", "nj", "A", "a", "I", "i", "O", "o", "U", "u", "U",
+    "u", "U", "u", "U", "u", "U", "u", "", "A", "a", "A", "a", "", "", "", "", "G", "g", "K", "k",
+    "O", "o", "O", "o", "", "", "j", "DZ", "Dz", "dz", "G", "g", "", "", "N", "n", "A", "a", "",
+    "", "", "", "A", "a", "A", "a", "E", "e", "E", "e", "I", "i", "I", "i", "O", "o", "O", "o",
+    "R", "r", "R", "r", "U", "u", "U", "u", "S", "s", "T", "t", "", "", "H", "h", "", "", "", "",
+    "", "", "A", "a", "E", "e", "O", "o", "O", "o", "O", "o", "O", "o", "Y", "y", "", "", "", "",
+    "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
 ];
 /// ASCII residue of the NFKD decomposition of U+1E00..=U+1EFF.
 const LATIN_ADDITIONAL: [&str; 256] = [
@@ -78,9 +83,7 @@ const LATIN_ADDITIONAL: [&str; 256] = [
     "Y", "y", "", "", "", "", "", "",
 ];
 /// ASCII residue of the NFKD decomposition of U+FB00..=U+FB06.
-const LIGATURES: [&str; 7] = [
-    "ff", "fi", "fl", "ffi", "ffl", "st", "st",
-];
+const LIGATURES: [&str; 7] = ["ff", "fi", "fl", "ffi", "ffl", "st", "st"];
 
 fn vowel(c: u8) -> bool {
     matches!(c, b'A' | b'E' | b'I' | b'O' | b'U')
@@ -112,7 +115,12 @@ pub(crate) fn metaphone(word: &str) -> String {
     // back or ahead never leaves the buffer (slapd pads the same way).
     let mut buf = vec![0u8; PAD];
     for b in word.bytes() {
-        if !b.is_ascii() || b.is_ascii_whitespace() || b.is_ascii_punctuation() || b.is_ascii_digit() || b == 0 {
+        if !b.is_ascii()
+            || b.is_ascii_whitespace()
+            || b.is_ascii_punctuation()
+            || b.is_ascii_digit()
+            || b == 0
+        {
             break;
         }
         if buf.len() >= PAD + 31 {
@@ -183,44 +191,61 @@ pub(crate) fn metaphone(word: &str) -> String {
             code.push(char::from(c));
         } else {
             match c {
-                b'B'
-                    if n == end - 1 && prev != b'M' => {
-                        code.push('B');
-                    }
-                b'C'
-                    if (prev != b'S' || !frontv(next)) => {
-                        if next == b'I' && next2 == b'A' {
-                            code.push('X');
-                        } else if frontv(next) {
-                            code.push('S');
-                        } else if next == b'H' {
-                            code.push(if (n == start && !vowel(next2)) || prev == b'S' { 'K' } else { 'X' });
+                b'B' if n == end - 1 && prev != b'M' => {
+                    code.push('B');
+                }
+                b'C' if (prev != b'S' || !frontv(next)) => {
+                    if next == b'I' && next2 == b'A' {
+                        code.push('X');
+                    } else if frontv(next) {
+                        code.push('S');
+                    } else if next == b'H' {
+                        code.push(if (n == start && !vowel(next2)) || prev == b'S' {
+                            'K'
                         } else {
-                            code.push('K');
-                        }
+                            'X'
+                        });
+                    } else {
+                        code.push('K');
                     }
-                b'D' => code.push(if next == b'G' && frontv(next2) { 'J' } else { 'T' }),
+                }
+                b'D' => code.push(if next == b'G' && frontv(next2) {
+                    'J'
+                } else {
+                    'T'
+                }),
                 b'G' => {
                     if (next != b'J' || vowel(next2))
                         && (next != b'N' || (n + 1 < end && (next2 != b'E' || at(n + 3) != b'D')))
                         && (prev != b'D' || !frontv(next))
                     {
-                        code.push(if frontv(next) && next2 != b'G' { 'G' } else { 'K' });
-                    } else if next == b'H' && !noghf(at(n.wrapping_sub(3))) && at(n.wrapping_sub(4)) != b'H' {
+                        code.push(if frontv(next) && next2 != b'G' {
+                            'G'
+                        } else {
+                            'K'
+                        });
+                    } else if next == b'H'
+                        && !noghf(at(n.wrapping_sub(3)))
+                        && at(n.wrapping_sub(4)) != b'H'
+                    {
                         code.push('F');
                     }
                 }
-                b'H'
-                    if !varson(prev) && (!vowel(prev) || vowel(next)) => {
-                        code.push('H');
-                    }
-                b'K'
-                    if prev != b'C' => {
-                        code.push('K');
-                    }
+                b'H' if !varson(prev) && (!vowel(prev) || vowel(next)) => {
+                    code.push('H');
+                }
+                b'K' if prev != b'C' => {
+                    code.push('K');
+                }
                 b'P' => code.push(if next == b'H' { 'F' } else { 'P' }),
                 b'Q' => code.push('K'),
-                b'S' => code.push(if next == b'H' || (next == b'I' && (next2 == b'O' || next2 == b'A')) { 'X' } else { 'S' }),
+                b'S' => code.push(
+                    if next == b'H' || (next == b'I' && (next2 == b'O' || next2 == b'A')) {
+                        'X'
+                    } else {
+                        'S'
+                    },
+                ),
                 b'T' => {
                     if next == b'I' && (next2 == b'O' || next2 == b'A') {
                         code.push('X');
@@ -231,10 +256,9 @@ pub(crate) fn metaphone(word: &str) -> String {
                     }
                 }
                 b'V' => code.push('F'),
-                b'W' | b'Y'
-                    if vowel(next) => {
-                        code.push(char::from(c));
-                    }
+                b'W' | b'Y' if vowel(next) => {
+                    code.push(char::from(c));
+                }
                 b'X' => {
                     if n == start {
                         code.push('S');
@@ -365,7 +389,10 @@ mod tests {
 
     #[test]
     fn ascii_folding() {
-        assert_eq!(to_ascii("Ærøskøbing Ünïcode ﬁ".as_bytes()).unwrap(), "rskbing Unicode fi");
+        assert_eq!(
+            to_ascii("Ærøskøbing Ünïcode ﬁ".as_bytes()).unwrap(),
+            "rskbing Unicode fi"
+        );
         assert!(to_ascii(b"\xff").is_none());
     }
 }

@@ -17,7 +17,9 @@ impl Schema {
     /// Checks an entry against the schema. The first problem found is reported, as slapd does.
     pub fn check_entry(&self, entry: &Entry) -> Result<(), EntryError> {
         self.check_values(entry)?;
-        let oc_attr = self.attr_id(oids::OBJECT_CLASS).ok_or(EntryError::NoObjectClass)?;
+        let oc_attr = self
+            .attr_id(oids::OBJECT_CLASS)
+            .ok_or(EntryError::NoObjectClass)?;
         let oc_values: Vec<&Vec<u8>> = entry.values_of(oc_attr).collect();
         if oc_values.is_empty() {
             return Err(EntryError::NoObjectClass);
@@ -26,7 +28,8 @@ impl Schema {
             .iter()
             .map(|v| {
                 let name = String::from_utf8_lossy(v);
-                self.class_id(name.trim()).ok_or_else(|| EntryError::UnknownObjectClass(name.into_owned()))
+                self.class_id(name.trim())
+                    .ok_or_else(|| EntryError::UnknownObjectClass(name.into_owned()))
             })
             .collect::<Result<_, _>>()?;
         let structural = self.structural_class_of(&classes)?;
@@ -34,16 +37,24 @@ impl Schema {
             if let Some(v) = entry.values_of(soc).next() {
                 let given = String::from_utf8_lossy(v);
                 if self.class_id(given.trim()) != Some(structural) {
-                    return Err(EntryError::StructuralClassChange { from: given.into_owned(), to: self.class_name(structural).to_string() });
+                    return Err(EntryError::StructuralClassChange {
+                        from: given.into_owned(),
+                        to: self.class_name(structural).to_string(),
+                    });
                 }
             }
         }
         for (i, c) in classes.iter().enumerate() {
-            if self.class(*c).map(|x| x.kind) != Some(ObjectClassKind::Abstract) || self.class(*c).is_some_and(|x| x.oid == "2.5.6.0") {
+            if self.class(*c).map(|x| x.kind) != Some(ObjectClassKind::Abstract)
+                || self.class(*c).is_some_and(|x| x.oid == "2.5.6.0")
+            {
                 continue;
             }
             // An abstract class may only appear as a superclass of another listed class.
-            let justified = classes.iter().enumerate().any(|(j, other)| j != i && self.is_subclass_of(*other, *c));
+            let justified = classes
+                .iter()
+                .enumerate()
+                .any(|(j, other)| j != i && self.is_subclass_of(*other, *c));
             if !justified {
                 return Err(EntryError::AbstractClass(self.class_name(*c).to_string()));
             }
@@ -52,19 +63,29 @@ impl Schema {
         for c in &classes {
             for must in self.must_of(*c) {
                 if !entry.attrs.iter().any(|a| a.desc.id == *must) {
-                    return Err(EntryError::MissingRequired { class: self.class_name(*c).to_string(), attr: self.attr_name(*must).to_string() });
+                    return Err(EntryError::MissingRequired {
+                        class: self.class_name(*c).to_string(),
+                        attr: self.attr_name(*must).to_string(),
+                    });
                 }
             }
         }
-        let extensible = classes.iter().any(|c| self.class(*c).is_some_and(|x| x.oid == oids::EXTENSIBLE_OBJECT));
+        let extensible = classes.iter().any(|c| {
+            self.class(*c)
+                .is_some_and(|x| x.oid == oids::EXTENSIBLE_OBJECT)
+        });
         if !extensible {
             for a in &entry.attrs {
                 if self.is_operational(a.desc.id) {
                     continue;
                 }
-                let allowed = classes.iter().any(|c| self.must_of(*c).contains(&a.desc.id) || self.may_of(*c).contains(&a.desc.id));
+                let allowed = classes.iter().any(|c| {
+                    self.must_of(*c).contains(&a.desc.id) || self.may_of(*c).contains(&a.desc.id)
+                });
                 if !allowed {
-                    return Err(EntryError::NotAllowed { attr: self.attr_name(a.desc.id).to_string() });
+                    return Err(EntryError::NotAllowed {
+                        attr: self.attr_name(a.desc.id).to_string(),
+                    });
                 }
             }
         }
@@ -88,7 +109,10 @@ impl Schema {
                 Some(cur) if self.is_subclass_of(*c, cur) => Some(*c),
                 Some(cur) if self.is_subclass_of(cur, *c) => Some(cur),
                 Some(cur) => {
-                    return Err(EntryError::MultipleStructuralClasses { first: self.class_name(cur).to_string(), second: self.class_name(*c).to_string() })
+                    return Err(EntryError::MultipleStructuralClasses {
+                        first: self.class_name(cur).to_string(),
+                        second: self.class_name(*c).to_string(),
+                    })
                 }
             };
         }
@@ -98,11 +122,16 @@ impl Schema {
     /// The structural object class of an entry by its objectClass values (names or OIDs);
     /// what the server stores as `structuralObjectClass`.
     pub fn structural_class(&self, entry: &Entry) -> Result<ClassId, EntryError> {
-        let oc_attr = self.attr_id(oids::OBJECT_CLASS).ok_or(EntryError::NoObjectClass)?;
+        let oc_attr = self
+            .attr_id(oids::OBJECT_CLASS)
+            .ok_or(EntryError::NoObjectClass)?;
         let mut classes = Vec::new();
         for v in entry.values_of(oc_attr) {
             let name = String::from_utf8_lossy(v);
-            classes.push(self.class_id(name.trim()).ok_or_else(|| EntryError::UnknownObjectClass(name.into_owned()))?);
+            classes.push(
+                self.class_id(name.trim())
+                    .ok_or_else(|| EntryError::UnknownObjectClass(name.into_owned()))?,
+            );
         }
         if classes.is_empty() {
             return Err(EntryError::NoObjectClass);
@@ -122,21 +151,41 @@ impl Schema {
             let mut keys: Vec<Vec<u8>> = Vec::with_capacity(a.values.len());
             for (i, v) in a.values.iter().enumerate() {
                 let valid = if class_valued {
-                    std::str::from_utf8(v).ok().and_then(|s| self.class_id(s.trim())).is_some()
+                    std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|s| self.class_id(s.trim()))
+                        .is_some()
                 } else {
                     info.is_some_and(|inf| rules::validate(self, inf.syntax_impl, v).is_ok())
                 };
                 if !valid {
-                    let message = self.validate(a.desc.id, v).err().map(|e| e.to_string()).unwrap_or_default();
-                    return Err(EntryError::InvalidValue { attr: name, index: i, message });
+                    let message = self
+                        .validate(a.desc.id, v)
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default();
+                    return Err(EntryError::InvalidValue {
+                        attr: name,
+                        index: i,
+                        message,
+                    });
                 }
                 let key = match self.normalize_eq(a.desc.id, v) {
                     Ok(Some(k)) => k,
                     Ok(None) => v.clone(),
-                    Err(e) => return Err(EntryError::InvalidValue { attr: name, index: i, message: e.to_string() }),
+                    Err(e) => {
+                        return Err(EntryError::InvalidValue {
+                            attr: name,
+                            index: i,
+                            message: e.to_string(),
+                        })
+                    }
                 };
                 if let Some(j) = keys.iter().position(|k| *k == key) {
-                    return Err(EntryError::DuplicateValue { attr: name, index: j });
+                    return Err(EntryError::DuplicateValue {
+                        attr: name,
+                        index: j,
+                    });
                 }
                 keys.push(key);
             }
@@ -149,11 +198,17 @@ impl Schema {
 
     /// Every AVA of the entry's RDN must be one of its values (RFC 4512 section 2.3).
     fn check_naming(&self, entry: &Entry) -> Result<(), EntryError> {
-        let Some(rdn) = entry.dn.rdns.first() else { return Ok(()) };
+        let Some(rdn) = entry.dn.rdns.first() else {
+            return Ok(());
+        };
         for ava in &rdn.avas {
-            let id = self.attr_id(&ava.attr).ok_or_else(|| EntryError::UndefinedAttribute(ava.attr.clone()))?;
+            let id = self
+                .attr_id(&ava.attr)
+                .ok_or_else(|| EntryError::UndefinedAttribute(ava.attr.clone()))?;
             if !self.has_value(entry, id, &ava.value) {
-                return Err(EntryError::NamingAttributeMissing { attr: self.attr_name(id).to_string() });
+                return Err(EntryError::NamingAttributeMissing {
+                    attr: self.attr_name(id).to_string(),
+                });
             }
         }
         Ok(())
@@ -173,15 +228,26 @@ impl Entry {
     /// Adds the values of the entry's RDN that its attributes lack, as slapd does on add
     /// (`uid=jdoe,...` without a `uid` attribute gets `uid: jdoe`).
     pub fn add_naming_values(&mut self, schema: &Schema) {
-        let Some(rdn) = self.dn.rdns.first().cloned() else { return };
+        let Some(rdn) = self.dn.rdns.first().cloned() else {
+            return;
+        };
         for ava in rdn.avas {
-            let Some(id) = schema.attr_id(&ava.attr) else { continue };
+            let Some(id) = schema.attr_id(&ava.attr) else {
+                continue;
+            };
             if schema.has_value(self, id, &ava.value) {
                 continue;
             }
-            match self.attrs.iter_mut().find(|a| a.desc.id == id && a.desc.options.is_empty()) {
+            match self
+                .attrs
+                .iter_mut()
+                .find(|a| a.desc.id == id && a.desc.options.is_empty())
+            {
                 Some(a) => a.values.push(ava.value.clone()),
-                None => self.attrs.push(Attribute { desc: AttrDesc::plain(id), values: vec![ava.value.clone()] }),
+                None => self.attrs.push(Attribute {
+                    desc: AttrDesc::plain(id),
+                    values: vec![ava.value.clone()],
+                }),
             }
         }
     }
@@ -189,12 +255,18 @@ impl Entry {
     /// Builds an entry from the attributes of an LDAP add request, where (unlike LDIF) each
     /// attribute description may appear only once: slapd answers typeOrValueExists
     /// ("attribute 'uid' provided more than once") when two name the same attribute.
-    pub fn from_add_request(schema: &Schema, dn: &str, parts: Vec<(String, Vec<Vec<u8>>)>) -> Result<Entry, EntryError> {
+    pub fn from_add_request(
+        schema: &Schema,
+        dn: &str,
+        parts: Vec<(String, Vec<Vec<u8>>)>,
+    ) -> Result<Entry, EntryError> {
         let mut seen: Vec<AttrDesc> = Vec::with_capacity(parts.len());
         for (desc, _) in &parts {
             let d = AttrDesc::parse_checked(schema, desc)?;
             if seen.iter().any(|s| s.same_as(&d)) {
-                return Err(EntryError::DuplicateAttribute { attr: schema.attr_name(d.id).to_string() });
+                return Err(EntryError::DuplicateAttribute {
+                    attr: schema.attr_name(d.id).to_string(),
+                });
             }
             seen.push(d);
         }
@@ -207,7 +279,20 @@ mod tests {
     use super::*;
 
     fn e(s: &Schema, dn: &str, attrs: &[(&str, &[&str])]) -> Entry {
-        Entry::from_parts(s, dn, attrs.iter().map(|(a, v)| (a.to_string(), v.iter().map(|x| x.as_bytes().to_vec()).collect())).collect()).unwrap()
+        Entry::from_parts(
+            s,
+            dn,
+            attrs
+                .iter()
+                .map(|(a, v)| {
+                    (
+                        a.to_string(),
+                        v.iter().map(|x| x.as_bytes().to_vec()).collect(),
+                    )
+                })
+                .collect(),
+        )
+        .unwrap()
     }
 
     fn check(s: &Schema, dn: &str, attrs: &[(&str, &[&str])]) -> String {
@@ -252,7 +337,16 @@ mod tests {
             assert_eq!(check(&s, dn, attrs), *want, "{attrs:?}");
         }
         assert_eq!(
-            check(&s, "cn=t15,dc=example,dc=com", &[("objectClass", &["inetOrgPerson"]), ("uid", &["t"]), ("sn", &["S"]), ("cn", &["t15", "T15"])]),
+            check(
+                &s,
+                "cn=t15,dc=example,dc=com",
+                &[
+                    ("objectClass", &["inetOrgPerson"]),
+                    ("uid", &["t"]),
+                    ("sn", &["S"]),
+                    ("cn", &["t15", "T15"])
+                ]
+            ),
             "cn: value #0 provided more than once (20)"
         );
     }
@@ -261,22 +355,63 @@ mod tests {
     fn abstract_classes_need_a_subclass() {
         let mut s = Schema::builtin();
         s.add_schema_file("objectclass ( 1.3.6.1.4.1.99999.9 NAME 'rosterAbstract' SUP top ABSTRACT MAY description )\nobjectclass ( 1.3.6.1.4.1.99999.10 NAME 'rosterThing' SUP rosterAbstract STRUCTURAL MUST cn )\n").unwrap();
-        assert_eq!(check(&s, "cn=a", &[("objectClass", &["rosterAbstract", "organizationalRole"]), ("cn", &["a"])]), "instantiation of abstract objectClass 'rosterAbstract' not allowed (65)");
-        assert_eq!(check(&s, "cn=a", &[("objectClass", &["rosterAbstract", "rosterThing"]), ("cn", &["a"]), ("description", &["d"])]), "ok");
+        assert_eq!(
+            check(
+                &s,
+                "cn=a",
+                &[
+                    ("objectClass", &["rosterAbstract", "organizationalRole"]),
+                    ("cn", &["a"])
+                ]
+            ),
+            "instantiation of abstract objectClass 'rosterAbstract' not allowed (65)"
+        );
+        assert_eq!(
+            check(
+                &s,
+                "cn=a",
+                &[
+                    ("objectClass", &["rosterAbstract", "rosterThing"]),
+                    ("cn", &["a"]),
+                    ("description", &["d"])
+                ]
+            ),
+            "ok"
+        );
     }
 
     #[test]
     fn naming_values_and_add_requests() {
         let s = Schema::builtin();
-        let mut ent = e(&s, "uid=t5+cn=X,ou=users,dc=example,dc=com", &[("objectClass", &["inetOrgPerson"]), ("cn", &["x"]), ("sn", &["S"])]);
+        let mut ent = e(
+            &s,
+            "uid=t5+cn=X,ou=users,dc=example,dc=com",
+            &[
+                ("objectClass", &["inetOrgPerson"]),
+                ("cn", &["x"]),
+                ("sn", &["S"]),
+            ],
+        );
         ent.add_naming_values(&s);
-        assert_eq!(ent.get(s.attr_id("uid").unwrap()).unwrap().values, vec![b"t5".to_vec()]);
-        assert_eq!(ent.get(s.attr_id("cn").unwrap()).unwrap().values, vec![b"x".to_vec()]);
+        assert_eq!(
+            ent.get(s.attr_id("uid").unwrap()).unwrap().values,
+            vec![b"t5".to_vec()]
+        );
+        assert_eq!(
+            ent.get(s.attr_id("cn").unwrap()).unwrap().values,
+            vec![b"x".to_vec()]
+        );
         assert_eq!(s.check_entry(&ent), Ok(()));
-        let parts = vec![("uid".to_string(), vec![b"u2".to_vec()]), ("USERid".to_string(), vec![b"x".to_vec()])];
+        let parts = vec![
+            ("uid".to_string(), vec![b"u2".to_vec()]),
+            ("USERid".to_string(), vec![b"x".to_vec()]),
+        ];
         let err = Entry::from_add_request(&s, "uid=u2,dc=x", parts).unwrap_err();
         assert_eq!(err.to_string(), "attribute 'uid' provided more than once");
         assert_eq!(err.result_code(), 20);
-        assert_eq!(s.class(s.structural_class(&ent).unwrap()).unwrap().name(), "inetOrgPerson");
+        assert_eq!(
+            s.class(s.structural_class(&ent).unwrap()).unwrap().name(),
+            "inetOrgPerson"
+        );
     }
 }

@@ -49,14 +49,20 @@ impl<'a> Parser<'a> {
     }
 
     fn err(&self, message: impl Into<String>) -> DnError {
-        DnError::Syntax { offset: self.pos, message: message.into() }
+        DnError::Syntax {
+            offset: self.pos,
+            message: message.into(),
+        }
     }
 
     fn attr_type(&mut self) -> Result<String, DnError> {
         let start = self.pos;
         match self.peek() {
             Some(c) if c.is_ascii_alphabetic() => {
-                while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'-') {
+                while self
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'-')
+                {
                     self.pos += 1;
                 }
                 // `OID.1.2.3` (RFC 1779) names a type by numeric OID.
@@ -65,7 +71,10 @@ impl<'a> Parser<'a> {
                     self.pos += 1;
                     let oid_start = self.pos;
                     self.numeric_oid()?;
-                    return Ok(String::from_utf8_lossy(self.s.get(oid_start..self.pos).unwrap_or_default()).into_owned());
+                    return Ok(String::from_utf8_lossy(
+                        self.s.get(oid_start..self.pos).unwrap_or_default(),
+                    )
+                    .into_owned());
                 }
             }
             Some(c) if c.is_ascii_digit() => self.numeric_oid()?,
@@ -90,7 +99,12 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
-        if !self.s.get(start..self.pos).unwrap_or_default().contains(&b'.') {
+        if !self
+            .s
+            .get(start..self.pos)
+            .unwrap_or_default()
+            .contains(&b'.')
+        {
             return Err(self.err("malformed numeric OID"));
         }
         Ok(())
@@ -115,7 +129,9 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 Ok(())
             }
-            _ => Err(self.err("invalid escape: use \\ before a special character or two hex digits")),
+            _ => {
+                Err(self.err("invalid escape: use \\ before a special character or two hex digits"))
+            }
         }
     }
 
@@ -200,8 +216,10 @@ pub(crate) fn escape_value(v: &[u8], out: &mut String) {
         }
     };
     for (i, &c) in v.iter().enumerate() {
-        let esc = matches!(c, b',' | b'+' | b'"' | b'\\' | b'<' | b'>' | b';' | b'=' | 0)
-            || (i == 0 && (c == b'#' || c == b' '))
+        let esc = matches!(
+            c,
+            b',' | b'+' | b'"' | b'\\' | b'<' | b'>' | b';' | b'=' | 0
+        ) || (i == 0 && (c == b'#' || c == b' '))
             || (i == last && c == b' ');
         if esc {
             flush(plain_start, i, out);
@@ -217,7 +235,10 @@ impl Dn {
     /// Parses an RFC 4514 string (also accepting the RFC 2253/1779 leniencies OpenLDAP accepts:
     /// spaces around separators and `;` as separator).
     pub fn parse(s: &str) -> Result<Dn, DnError> {
-        let mut p = Parser { s: s.as_bytes(), pos: 0 };
+        let mut p = Parser {
+            s: s.as_bytes(),
+            pos: 0,
+        };
         let mut dn = Dn::default();
         p.skip_spaces();
         if p.peek().is_none() {
@@ -291,7 +312,10 @@ impl Dn {
                 let (id, name) = resolve(schema, &ava.attr)?;
                 let v = normalize_ava_value(schema, id, name, &ava.value)?;
                 if parts.iter().any(|(n, _)| *n == name) {
-                    return Err(DnError::InvalidValue { attr: name.to_string(), message: "the same attribute type appears twice in one RDN".into() });
+                    return Err(DnError::InvalidValue {
+                        attr: name.to_string(),
+                        message: "the same attribute type appears twice in one RDN".into(),
+                    });
                 }
                 parts.push((name, v));
             }
@@ -315,14 +339,22 @@ impl Dn {
     /// values validated and kept as written, DN-valued values prettied in turn, the AVAs of a
     /// multi-valued RDN sorted by type name.
     pub fn pretty(&self, schema: &Schema) -> Result<Dn, DnError> {
-        let mut out = Dn { rdns: Vec::with_capacity(self.rdns.len()) };
+        let mut out = Dn {
+            rdns: Vec::with_capacity(self.rdns.len()),
+        };
         for rdn in &self.rdns {
             let mut avas = Vec::with_capacity(rdn.avas.len());
             for ava in &rdn.avas {
                 let (id, name) = resolve(schema, &ava.attr)?;
-                let info = schema.attr_info(id).ok_or_else(|| DnError::UndefinedAttribute(ava.attr.clone()))?;
-                rules::validate(schema, info.syntax_impl, &ava.value)
-                    .map_err(|message| DnError::InvalidValue { attr: name.to_string(), message })?;
+                let info = schema
+                    .attr_info(id)
+                    .ok_or_else(|| DnError::UndefinedAttribute(ava.attr.clone()))?;
+                rules::validate(schema, info.syntax_impl, &ava.value).map_err(|message| {
+                    DnError::InvalidValue {
+                        attr: name.to_string(),
+                        message,
+                    }
+                })?;
                 let value = if info.syntax_impl == rules::SyntaxImpl::Dn {
                     let inner = std::str::from_utf8(&ava.value).unwrap_or_default();
                     Dn::parse(inner)?.pretty(schema)?.to_string().into_bytes()
@@ -330,9 +362,15 @@ impl Dn {
                     ava.value.clone()
                 };
                 if avas.iter().any(|a: &Ava| a.attr == name) {
-                    return Err(DnError::InvalidValue { attr: name.to_string(), message: "the same attribute type appears twice in one RDN".into() });
+                    return Err(DnError::InvalidValue {
+                        attr: name.to_string(),
+                        message: "the same attribute type appears twice in one RDN".into(),
+                    });
                 }
-                avas.push(Ava { attr: name.to_string(), value });
+                avas.push(Ava {
+                    attr: name.to_string(),
+                    value,
+                });
             }
             // slapd sorts multi-valued RDNs in its pretty form too.
             avas.sort_by(|a, b| a.attr.as_bytes().cmp(b.attr.as_bytes()));
@@ -343,25 +381,49 @@ impl Dn {
 }
 
 fn resolve<'s>(schema: &'s Schema, attr: &str) -> Result<(crate::AttrId, &'s str), DnError> {
-    let id = schema.attr_id(attr).ok_or_else(|| DnError::UndefinedAttribute(attr.to_string()))?;
+    let id = schema
+        .attr_id(attr)
+        .ok_or_else(|| DnError::UndefinedAttribute(attr.to_string()))?;
     Ok((id, schema.attr_name(id)))
 }
 
 /// Validates and normalizes one RDN value the way slapd's `LDAPRDN_rewrite` does: validate with
 /// the syntax, then normalize with the equality rule, except for rules slapd does not apply in
 /// DNs (objectClass, OIDs and UUIDs keep the value as written).
-fn normalize_ava_value(schema: &Schema, id: crate::AttrId, name: &str, value: &[u8]) -> Result<Vec<u8>, DnError> {
-    let info = schema.attr_info(id).ok_or_else(|| DnError::UndefinedAttribute(name.to_string()))?;
-    rules::validate(schema, info.syntax_impl, value).map_err(|message| DnError::InvalidValue { attr: name.to_string(), message })?;
-    let imp = info.equality.and_then(|r| schema.rule_spec(r)).map(|s| s.imp);
+fn normalize_ava_value(
+    schema: &Schema,
+    id: crate::AttrId,
+    name: &str,
+    value: &[u8],
+) -> Result<Vec<u8>, DnError> {
+    let info = schema
+        .attr_info(id)
+        .ok_or_else(|| DnError::UndefinedAttribute(name.to_string()))?;
+    rules::validate(schema, info.syntax_impl, value).map_err(|message| DnError::InvalidValue {
+        attr: name.to_string(),
+        message,
+    })?;
+    let imp = info
+        .equality
+        .and_then(|r| schema.rule_spec(r))
+        .map(|s| s.imp);
     let v = match imp {
         None | Some(RuleImpl::ObjectIdentifier) | Some(RuleImpl::Uuid) => value.to_vec(),
         _ if info.class_valued => value.to_vec(),
-        Some(imp) => rules::normalize(schema, imp, rules::Use::Value, value)
-            .map_err(|message| DnError::InvalidValue { attr: name.to_string(), message })?,
+        Some(imp) => {
+            rules::normalize(schema, imp, rules::Use::Value, value).map_err(|message| {
+                DnError::InvalidValue {
+                    attr: name.to_string(),
+                    message,
+                }
+            })?
+        }
     };
     if v.is_empty() {
-        return Err(DnError::InvalidValue { attr: name.to_string(), message: "the value is empty once normalized".into() });
+        return Err(DnError::InvalidValue {
+            attr: name.to_string(),
+            message: "the value is empty once normalized".into(),
+        });
     }
     Ok(v)
 }
@@ -371,7 +433,11 @@ fn normalize_ava_value(schema: &Schema, id: crate::AttrId, name: &str, value: &[
 /// `None` when the value has anything that needs the full parser (escapes, quotes, multi-valued
 /// RDNs, other rules); the caller then normalizes.
 pub(crate) fn fast_dn_eq(schema: &Schema, raw: &[u8], key: &[u8]) -> Option<bool> {
-    if !raw.is_ascii() || raw.iter().any(|c| matches!(c, b'\\' | b'"' | b'+' | b'#' | b';' | b'<' | b'>' | 0)) {
+    if !raw.is_ascii()
+        || raw
+            .iter()
+            .any(|c| matches!(c, b'\\' | b'"' | b'+' | b'#' | b';' | b'<' | b'>' | 0))
+    {
         return None;
     }
     let mut k = key;
@@ -390,7 +456,10 @@ pub(crate) fn fast_dn_eq(schema: &Schema, raw: &[u8], key: &[u8]) -> Option<bool
         }
         let id = schema.attr_id(ty)?;
         let info = schema.attr_info(id)?;
-        let imp = info.equality.and_then(|r| schema.rule_spec(r)).map(|s| s.imp)?;
+        let imp = info
+            .equality
+            .and_then(|r| schema.rule_spec(r))
+            .map(|s| s.imp)?;
         if info.class_valued || !matches!(imp, RuleImpl::DirString { .. } | RuleImpl::Ia5 { .. }) {
             return None;
         }
@@ -485,11 +554,17 @@ mod tests {
     use super::*;
 
     fn norm(s: &Schema, dn: &str) -> String {
-        Dn::parse(dn).and_then(|d| d.normalize(s)).map(|n| n.to_string()).unwrap_or_else(|e| format!("ERR {e}"))
+        Dn::parse(dn)
+            .and_then(|d| d.normalize(s))
+            .map(|n| n.to_string())
+            .unwrap_or_else(|e| format!("ERR {e}"))
     }
 
     fn pretty(s: &Schema, dn: &str) -> String {
-        Dn::parse(dn).and_then(|d| d.pretty(s)).map(|n| n.to_string()).unwrap_or_else(|e| format!("ERR {e}"))
+        Dn::parse(dn)
+            .and_then(|d| d.pretty(s))
+            .map(|n| n.to_string())
+            .unwrap_or_else(|e| format!("ERR {e}"))
     }
 
     #[test]
@@ -500,7 +575,10 @@ mod tests {
         assert_eq!(dn.rdns[0].avas[0].value, b"jdoe");
         assert!(Dn::parse("").unwrap().is_root());
         assert!(Dn::parse("   ").unwrap().is_root());
-        assert_eq!(dn.parent().unwrap().to_string(), "ou=users,dc=example,dc=com");
+        assert_eq!(
+            dn.parent().unwrap().to_string(),
+            "ou=users,dc=example,dc=com"
+        );
         assert!(Dn::default().parent().is_none());
     }
 
@@ -524,7 +602,20 @@ mod tests {
 
     #[test]
     fn parse_rejects_what_slapd_rejects() {
-        for bad in ["cn=,dc=x", "cn=a,,dc=x", "cn=a+,dc=x", r#"cn=x<y>z"q,dc=x"#, r"cn=\e9,dc=x", "cn=#04024869,dc=x", "=a", "cn", "cn=a,", "1=x", r"cn=a\zz", r#"cn="abc"#] {
+        for bad in [
+            "cn=,dc=x",
+            "cn=a,,dc=x",
+            "cn=a+,dc=x",
+            r#"cn=x<y>z"q,dc=x"#,
+            r"cn=\e9,dc=x",
+            "cn=#04024869,dc=x",
+            "=a",
+            "cn",
+            "cn=a,",
+            "1=x",
+            r"cn=a\zz",
+            r#"cn="abc"#,
+        ] {
             assert!(Dn::parse(bad).is_err(), "{bad}");
         }
     }
@@ -552,18 +643,27 @@ mod tests {
         // inetorgperson, nis and misc loaded.
         let s = Schema::builtin();
         let cases = [
-            ("CN=John  Doe , OU=Users,DC=Example,DC=COM", "cn=john doe,ou=users,dc=example,dc=com"),
+            (
+                "CN=John  Doe , OU=Users,DC=Example,DC=COM",
+                "cn=john doe,ou=users,dc=example,dc=com",
+            ),
             (r"commonName=Foo\,Bar,o=X", r"cn=foo\2Cbar,o=x"),
             ("2.5.4.3=Foo+sn=bar,dc=x", "cn=foo+sn=bar,dc=x"),
             ("sn=B+cn=A,dc=x", "cn=a+sn=b,dc=x"),
             ("uid=a+cn=b,dc=x", "cn=b+uid=a,dc=x"),
-            ("sn=x+cn=y+o=z+description=w+uid=q,dc=x", "cn=y+description=w+o=z+sn=x+uid=q,dc=x"),
+            (
+                "sn=x+cn=y+o=z+description=w+uid=q,dc=x",
+                "cn=y+description=w+o=z+sn=x+uid=q,dc=x",
+            ),
             (r"cn=\23x,dc=x", r"cn=\23x,dc=x"),
             (r"cn= lead\ ,dc=x", "cn=lead,dc=x"),
             ("cn=a;dc=x", "cn=a,dc=x"),
             ("cn=é Ü,dc=x", "cn=é ü,dc=x"),
             ("mail=A@B.com,dc=x", "mail=a@b.com,dc=x"),
-            (r"uniqueMember=cn=a\,dc=x,dc=y", r"uniqueMember=cn\3Da\2Cdc\3Dx,dc=y"),
+            (
+                r"uniqueMember=cn=a\,dc=x,dc=y",
+                r"uniqueMember=cn\3Da\2Cdc\3Dx,dc=y",
+            ),
             (r"cn=a\2bb,dc=x", r"cn=a\2Bb,dc=x"),
             ("c=US", "c=us"),
             ("objectClass=person,dc=x", "objectClass=person,dc=x"),
@@ -572,7 +672,10 @@ mod tests {
             (r"cn=A \20,dc=x", "cn=a,dc=x"),
             ("member=cn=x,dc=x", r"member=cn\3Dx,dc=x"),
             (r"seeAlso=cn=X\,DC=Y,dc=x", r"seeAlso=cn\3Dx\2Cdc\3Dy,dc=x"),
-            (r"uniqueMember=cn=a#\27010\27B,dc=x", r"uniqueMember=cn\3Da#'010'B,dc=x"),
+            (
+                r"uniqueMember=cn=a#\27010\27B,dc=x",
+                r"uniqueMember=cn\3Da#'010'B,dc=x",
+            ),
             (r"cn=a\ \ b,dc=x", "cn=a b,dc=x"),
             ("0.9.2342.19200300.100.1.25=x", "dc=x"),
             ("dc=1.2,dc=x", "dc=1.2,dc=x"),
@@ -582,17 +685,29 @@ mod tests {
         for (i, o) in cases {
             assert_eq!(norm(&s, i), o, "{i}");
         }
-        for bad in ["cn=b+cn=a,dc=x", "l=x+L=y,dc=x", "uidNumber=0042,dc=x", "ou=A+ou=a,dc=x", "cn=a+commonName=b"] {
+        for bad in [
+            "cn=b+cn=a,dc=x",
+            "l=x+L=y,dc=x",
+            "uidNumber=0042,dc=x",
+            "ou=A+ou=a,dc=x",
+            "cn=a+commonName=b",
+        ] {
             assert!(norm(&s, bad).starts_with("ERR"), "{bad}");
         }
-        assert_eq!(Dn::parse("foo=bar,dc=x").unwrap().normalize(&s), Err(DnError::UndefinedAttribute("foo".into())));
+        assert_eq!(
+            Dn::parse("foo=bar,dc=x").unwrap().normalize(&s),
+            Err(DnError::UndefinedAttribute("foo".into()))
+        );
     }
 
     #[test]
     fn pretty_matches_slapdn() {
         let s = Schema::builtin();
         let cases = [
-            ("CN=John  Doe , OU=Users,DC=Example,DC=COM", "cn=John  Doe,ou=Users,dc=Example,dc=COM"),
+            (
+                "CN=John  Doe , OU=Users,DC=Example,DC=COM",
+                "cn=John  Doe,ou=Users,dc=Example,dc=COM",
+            ),
             (r"commonName=Foo\,Bar,o=X", r"cn=Foo\2CBar,o=X"),
             (r"cn= lead\ ,dc=x", r"cn=lead\20,dc=x"),
             (r"cn=\ a,dc=x", r"cn=\20a,dc=x"),
@@ -623,19 +738,31 @@ mod tests {
             assert_eq!(fast, Some(slow), "{raw}");
         }
         assert_eq!(fast_dn_eq(&s, br"cn=a\,b,dc=x", b"cn=a\\2cb,dc=x"), None);
-        assert_eq!(fast_dn_eq(&s, b"uidNumber=5,dc=x", b"uidNumber=5,dc=x"), None);
+        assert_eq!(
+            fast_dn_eq(&s, b"uidNumber=5,dc=x", b"uidNumber=5,dc=x"),
+            None
+        );
     }
 
     #[test]
     fn norm_dn_relations() {
         let s = Schema::builtin();
-        let a = Dn::parse("uid=A,ou=Users,dc=Example,dc=com").unwrap().normalize(&s).unwrap();
-        let base = Dn::parse("DC=example,DC=COM").unwrap().normalize(&s).unwrap();
+        let a = Dn::parse("uid=A,ou=Users,dc=Example,dc=com")
+            .unwrap()
+            .normalize(&s)
+            .unwrap();
+        let base = Dn::parse("DC=example,DC=COM")
+            .unwrap()
+            .normalize(&s)
+            .unwrap();
         assert!(a.is_within(&base));
         assert!(!base.is_within(&a));
         assert!(a.is_within(&a));
         assert_eq!(a.rdn(), Some("uid=a"));
-        assert_eq!(a.parent().unwrap().to_string(), "ou=users,dc=example,dc=com");
+        assert_eq!(
+            a.parent().unwrap().to_string(),
+            "ou=users,dc=example,dc=com"
+        );
         assert!(NormDn::default().is_within(&NormDn::default()));
     }
 }

@@ -15,11 +15,14 @@ pub struct AttrDesc {
 
 fn is_keystring(s: &str) -> bool {
     let mut b = s.bytes();
-    b.next().is_some_and(|c| c.is_ascii_alphabetic()) && b.all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    b.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'-')
 }
 
 fn is_numericoid(s: &str) -> bool {
-    s.contains('.') && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+    s.contains('.')
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
 }
 
 impl AttrDesc {
@@ -35,22 +38,30 @@ impl AttrDesc {
         let mut parts = desc.split(';');
         let ty = parts.next().unwrap_or_default();
         if !(is_keystring(ty) || is_numericoid(ty)) {
-            return Err(EntryError::MalformedDescription { attr: desc.to_string() });
+            return Err(EntryError::MalformedDescription {
+                attr: desc.to_string(),
+            });
         }
         let mut options: Vec<String> = Vec::new();
         for o in parts {
             if o.is_empty() || !o.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
-                return Err(EntryError::MalformedDescription { attr: desc.to_string() });
+                return Err(EntryError::MalformedDescription {
+                    attr: desc.to_string(),
+                });
             }
             if !options.iter().any(|x| x.eq_ignore_ascii_case(o)) {
                 options.push(o.to_string());
             }
         }
         options.sort_by_key(|o| o.to_ascii_lowercase());
-        let id = schema.attr_id(ty).ok_or_else(|| EntryError::UndefinedAttribute(ty.to_string()))?;
+        let id = schema
+            .attr_id(ty)
+            .ok_or_else(|| EntryError::UndefinedAttribute(ty.to_string()))?;
         // slapd knows language tags and, on syntaxes that require it, `binary`; any other
         // option makes the whole description undefined.
-        let binary_ok = schema.attr_syntax(id).is_some_and(|s| s.binary_transfer_required());
+        let binary_ok = schema
+            .attr_syntax(id)
+            .is_some_and(|s| s.binary_transfer_required());
         for o in &options {
             let lower = o.to_ascii_lowercase();
             if !(lower.starts_with("lang-") || (lower == "binary" && binary_ok)) {
@@ -62,12 +73,18 @@ impl AttrDesc {
 
     /// A description without options.
     pub fn plain(id: AttrId) -> AttrDesc {
-        AttrDesc { id, options: Vec::new() }
+        AttrDesc {
+            id,
+            options: Vec::new(),
+        }
     }
 
     /// The description as returned to clients: the type's first name and the options.
     pub fn to_string(&self, schema: &Schema) -> String {
-        let mut s = schema.attr(self.id).map(|a| a.name().to_string()).unwrap_or_default();
+        let mut s = schema
+            .attr(self.id)
+            .map(|a| a.name().to_string())
+            .unwrap_or_default();
         for o in &self.options {
             s.push(';');
             s.push_str(o);
@@ -80,7 +97,11 @@ impl AttrDesc {
     pub fn same_as(&self, other: &AttrDesc) -> bool {
         self.id == other.id
             && self.options.len() == other.options.len()
-            && self.options.iter().zip(&other.options).all(|(a, b)| a.eq_ignore_ascii_case(b))
+            && self
+                .options
+                .iter()
+                .zip(&other.options)
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
     }
 
     /// True if an attribute described by `self` is selected by a request or filter naming
@@ -97,7 +118,9 @@ pub(crate) fn options_cover(have: &[String], want: &[String]) -> bool {
     want.iter().all(|w| {
         have.iter().any(|h| {
             h.eq_ignore_ascii_case(w)
-                || (w.ends_with('-') && h.len() > w.len() && h.get(..w.len()).is_some_and(|p| p.eq_ignore_ascii_case(w)))
+                || (w.ends_with('-')
+                    && h.len() > w.len()
+                    && h.get(..w.len()).is_some_and(|p| p.eq_ignore_ascii_case(w)))
         })
     })
 }
@@ -122,7 +145,11 @@ impl Entry {
     /// LDAP add or an LDIF record. Descriptions are resolved against the schema; pairs naming
     /// the same description (type and options) are merged in order. Values are not checked
     /// here: [`Schema::check_entry`] does that.
-    pub fn from_parts(schema: &Schema, dn: &str, parts: Vec<(String, Vec<Vec<u8>>)>) -> Result<Entry, EntryError> {
+    pub fn from_parts(
+        schema: &Schema,
+        dn: &str,
+        parts: Vec<(String, Vec<Vec<u8>>)>,
+    ) -> Result<Entry, EntryError> {
         let parsed = Dn::parse(dn)?;
         let ndn = parsed.normalize(schema)?;
         let mut attrs: Vec<Attribute> = Vec::with_capacity(parts.len());
@@ -136,26 +163,41 @@ impl Entry {
                 None => attrs.push(Attribute { desc: d, values }),
             }
         }
-        Ok(Entry { dn: parsed, ndn, attrs })
+        Ok(Entry {
+            dn: parsed,
+            ndn,
+            attrs,
+        })
     }
 
     /// All values of attributes of exactly this type (any options).
     pub fn values_of(&self, id: AttrId) -> impl Iterator<Item = &Vec<u8>> {
-        self.attrs.iter().filter(move |a| a.desc.id == id).flat_map(|a| a.values.iter())
+        self.attrs
+            .iter()
+            .filter(move |a| a.desc.id == id)
+            .flat_map(|a| a.values.iter())
     }
 
     /// The attribute with exactly this type and no options.
     pub fn get(&self, id: AttrId) -> Option<&Attribute> {
-        self.attrs.iter().find(|a| a.desc.id == id && a.desc.options.is_empty())
+        self.attrs
+            .iter()
+            .find(|a| a.desc.id == id && a.desc.options.is_empty())
     }
 
     /// True if any of the entry's objectClass values names `class` or a subclass of it.
     pub fn has_object_class(&self, schema: &Schema, class: &str) -> bool {
-        let (Some(oc_attr), Some(want)) = (schema.attr_id(crate::registry::oids::OBJECT_CLASS), schema.class_id(class)) else {
+        let (Some(oc_attr), Some(want)) = (
+            schema.attr_id(crate::registry::oids::OBJECT_CLASS),
+            schema.class_id(class),
+        ) else {
             return false;
         };
         self.values_of(oc_attr).any(|v| {
-            std::str::from_utf8(v).ok().and_then(|n| schema.class_id(n.trim())).is_some_and(|c| schema.is_subclass_of(c, want))
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|n| schema.class_id(n.trim()))
+                .is_some_and(|c| schema.is_subclass_of(c, want))
         })
     }
 }
@@ -178,8 +220,17 @@ mod tests {
         assert!(AttrDesc::parse(&s, "cn;a_b").is_none());
         assert!(AttrDesc::parse(&s, "1cn").is_none());
         assert!(AttrDesc::parse(&s, "nosuch").is_none());
-        assert_eq!(AttrDesc::parse_checked(&s, "nosuch;x"), Err(EntryError::UndefinedAttribute("nosuch".into())));
-        assert_eq!(AttrDesc::parse(&s, "cn;lang-x;LANG-X").unwrap().options.len(), 1);
+        assert_eq!(
+            AttrDesc::parse_checked(&s, "nosuch;x"),
+            Err(EntryError::UndefinedAttribute("nosuch".into()))
+        );
+        assert_eq!(
+            AttrDesc::parse(&s, "cn;lang-x;LANG-X")
+                .unwrap()
+                .options
+                .len(),
+            1
+        );
         // Only language tags, and binary on binary-transfer syntaxes, are options slapd knows.
         assert!(AttrDesc::parse(&s, "cn;x-foo").is_none());
         assert!(AttrDesc::parse(&s, "cn;binary").is_none());
@@ -196,7 +247,9 @@ mod tests {
         let cn_en_range = AttrDesc::parse(&s, "cn;lang-en-").unwrap();
         assert!(cn_de.is_selected_by(&s, &name));
         assert!(cn_de.is_selected_by(&s, &name_de));
-        assert!(!AttrDesc::parse(&s, "cn").unwrap().is_selected_by(&s, &name_de));
+        assert!(!AttrDesc::parse(&s, "cn")
+            .unwrap()
+            .is_selected_by(&s, &name_de));
         assert!(cn_en_us.is_selected_by(&s, &cn_en_range));
         assert!(!cn_de.is_selected_by(&s, &cn_en_range));
         assert!(!name.is_selected_by(&s, &cn_de));
@@ -224,7 +277,8 @@ mod tests {
         assert!(e.has_object_class(&s, "person"));
         assert!(e.has_object_class(&s, "top"));
         assert!(!e.has_object_class(&s, "groupOfNames"));
-        let err = Entry::from_parts(&s, "cn=x", vec![("bogus".into(), vec![b"x".to_vec()])]).unwrap_err();
+        let err =
+            Entry::from_parts(&s, "cn=x", vec![("bogus".into(), vec![b"x".to_vec()])]).unwrap_err();
         assert_eq!(err.to_string(), "bogus: attribute type undefined");
         let err = Entry::from_parts(&s, "cn=x,,", vec![]).unwrap_err();
         assert!(matches!(err, EntryError::Dn(_)));

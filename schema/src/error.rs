@@ -9,7 +9,11 @@ pub enum SchemaError {
     #[error("line {line}: {message}")]
     Syntax { line: usize, message: String },
     #[error("{kind} {name}: {message}")]
-    Definition { kind: &'static str, name: String, message: String },
+    Definition {
+        kind: &'static str,
+        name: String,
+        message: String,
+    },
 }
 
 /// A DN string could not be parsed (RFC 4514) or normalized.
@@ -29,7 +33,12 @@ pub enum DnError {
 #[non_exhaustive]
 pub enum ValueError {
     #[error("{attr}: value #{index} invalid per syntax {syntax}: {message}")]
-    InvalidSyntax { attr: String, index: usize, syntax: String, message: String },
+    InvalidSyntax {
+        attr: String,
+        index: usize,
+        syntax: String,
+        message: String,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -72,7 +81,11 @@ pub enum EntryError {
     NoValues { attr: String },
     /// `message` says why the value is invalid; the display keeps slapd's exact text.
     #[error("{attr}: value #{index} invalid per syntax")]
-    InvalidValue { attr: String, index: usize, message: String },
+    InvalidValue {
+        attr: String,
+        index: usize,
+        message: String,
+    },
     #[error("naming attribute '{attr}' is not present in entry")]
     NamingAttributeMissing { attr: String },
 }

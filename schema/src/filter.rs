@@ -25,13 +25,37 @@ pub enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
-    Equality { attr: String, value: Vec<u8> },
-    Substrings { attr: String, initial: Option<Vec<u8>>, any: Vec<Vec<u8>>, final_: Option<Vec<u8>> },
-    GreaterOrEqual { attr: String, value: Vec<u8> },
-    LessOrEqual { attr: String, value: Vec<u8> },
-    Present { attr: String },
-    Approx { attr: String, value: Vec<u8> },
-    Extensible { rule: Option<String>, attr: Option<String>, value: Vec<u8>, dn_attributes: bool },
+    Equality {
+        attr: String,
+        value: Vec<u8>,
+    },
+    Substrings {
+        attr: String,
+        initial: Option<Vec<u8>>,
+        any: Vec<Vec<u8>>,
+        final_: Option<Vec<u8>>,
+    },
+    GreaterOrEqual {
+        attr: String,
+        value: Vec<u8>,
+    },
+    LessOrEqual {
+        attr: String,
+        value: Vec<u8>,
+    },
+    Present {
+        attr: String,
+    },
+    Approx {
+        attr: String,
+        value: Vec<u8>,
+    },
+    Extensible {
+        rule: Option<String>,
+        attr: Option<String>,
+        value: Vec<u8>,
+        dn_attributes: bool,
+    },
 }
 
 /// The three truth values of RFC 4511 filter evaluation.
@@ -72,19 +96,50 @@ pub enum CompiledFilter {
     Undefined,
     /// `key` is the assertion value normalized with the attribute's equality rule (for
     /// `objectClass`, the asserted class's numeric OID).
-    Equality { attr: AttrId, key: Vec<u8>, options: Vec<String> },
-    Substrings { attr: AttrId, pieces: SubstringPieces, options: Vec<String> },
+    Equality {
+        attr: AttrId,
+        key: Vec<u8>,
+        options: Vec<String>,
+    },
+    Substrings {
+        attr: AttrId,
+        pieces: SubstringPieces,
+        options: Vec<String>,
+    },
     /// `value` is normalized with the attribute's ordering rule.
-    GreaterOrEqual { attr: AttrId, value: Vec<u8>, options: Vec<String> },
-    LessOrEqual { attr: AttrId, value: Vec<u8>, options: Vec<String> },
-    Present { attr: AttrId, options: Vec<String> },
+    GreaterOrEqual {
+        attr: AttrId,
+        value: Vec<u8>,
+        options: Vec<String>,
+    },
+    LessOrEqual {
+        attr: AttrId,
+        value: Vec<u8>,
+        options: Vec<String>,
+    },
+    Present {
+        attr: AttrId,
+        options: Vec<String>,
+    },
     /// With `phonetic`, `value` is the assertion as sent and values match by slapd's metaphone
     /// word comparison; without, `value` is the equality key and this is an equality match.
-    Approx { attr: AttrId, value: Vec<u8>, options: Vec<String>, phonetic: bool },
+    Approx {
+        attr: AttrId,
+        value: Vec<u8>,
+        options: Vec<String>,
+        phonetic: bool,
+    },
     /// An extensible match, evaluated by the named (or the attribute's equality) matching rule.
     /// `rule` is the rule's numeric OID. With an attribute, `value` is normalized with the rule;
     /// without one it is `raw`, normalized per attribute during evaluation.
-    Extensible { rule: Option<String>, attr: Option<AttrId>, value: Vec<u8>, dn_attributes: bool, options: Vec<String>, raw: Vec<u8> },
+    Extensible {
+        rule: Option<String>,
+        attr: Option<AttrId>,
+        value: Vec<u8>,
+        dn_attributes: bool,
+        options: Vec<String>,
+        raw: Vec<u8>,
+    },
 }
 
 fn err(msg: impl Into<String>) -> ValueError {
@@ -106,7 +161,10 @@ impl<'a> Parser<'a> {
     }
 
     fn skip_ws(&mut self) {
-        while self.peek().is_some_and(|c| c == b' ' || c == b'\t' || c == b'\n' || c == b'\r') {
+        while self
+            .peek()
+            .is_some_and(|c| c == b' ' || c == b'\t' || c == b'\n' || c == b'\r')
+        {
             self.pos += 1;
         }
     }
@@ -116,7 +174,11 @@ impl<'a> Parser<'a> {
             self.pos += 1;
             Ok(())
         } else {
-            Err(err(format!("bad search filter: expected '{}' at offset {}", char::from(c), self.pos)))
+            Err(err(format!(
+                "bad search filter: expected '{}' at offset {}",
+                char::from(c),
+                self.pos
+            )))
         }
     }
 
@@ -169,7 +231,12 @@ impl<'a> Parser<'a> {
             match self.peek() {
                 None => return Err(err("bad search filter: missing ')'")),
                 Some(b')') => return Ok(pieces),
-                Some(b'(') => return Err(err(format!("bad search filter: unescaped '(' at offset {}", self.pos))),
+                Some(b'(') => {
+                    return Err(err(format!(
+                        "bad search filter: unescaped '(' at offset {}",
+                        self.pos
+                    )))
+                }
                 Some(b'*') => {
                     self.pos += 1;
                     pieces.push(Vec::new());
@@ -188,7 +255,12 @@ impl<'a> Parser<'a> {
                                 self.pos += 1;
                                 c
                             }
-                            _ => return Err(err(format!("bad search filter: invalid escape at offset {}", self.pos))),
+                            _ => {
+                                return Err(err(format!(
+                                    "bad search filter: invalid escape at offset {}",
+                                    self.pos
+                                )))
+                            }
                         },
                     };
                     if let Some(last) = pieces.last_mut() {
@@ -207,10 +279,14 @@ impl<'a> Parser<'a> {
 
     fn item(&mut self) -> Result<Filter, ValueError> {
         let start = self.pos;
-        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b';' | b'.' | b'_')) {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b';' | b'.' | b'_'))
+        {
             self.pos += 1;
         }
-        let attr = String::from_utf8_lossy(self.s.get(start..self.pos).unwrap_or_default()).into_owned();
+        let attr =
+            String::from_utf8_lossy(self.s.get(start..self.pos).unwrap_or_default()).into_owned();
         match self.peek() {
             Some(b':') => return self.extensible(attr),
             Some(b'=') => {
@@ -223,7 +299,9 @@ impl<'a> Parser<'a> {
                 check_attr(&attr)?;
                 let mut pieces = self.value_pieces()?;
                 if pieces.len() != 1 {
-                    return Err(err("bad search filter: '*' must be escaped in this filter item"));
+                    return Err(err(
+                        "bad search filter: '*' must be escaped in this filter item",
+                    ));
                 }
                 let value = pieces.pop().unwrap_or_default();
                 return Ok(match op {
@@ -232,12 +310,20 @@ impl<'a> Parser<'a> {
                     _ => Filter::LessOrEqual { attr, value },
                 });
             }
-            _ => return Err(err(format!("bad search filter: expected a filter operator at offset {}", self.pos))),
+            _ => {
+                return Err(err(format!(
+                    "bad search filter: expected a filter operator at offset {}",
+                    self.pos
+                )))
+            }
         }
         check_attr(&attr)?;
         let mut pieces = self.value_pieces()?;
         Ok(match pieces.len() {
-            1 => Filter::Equality { attr, value: pieces.pop().unwrap_or_default() },
+            1 => Filter::Equality {
+                attr,
+                value: pieces.pop().unwrap_or_default(),
+            },
             2 if pieces.iter().all(Vec::is_empty) => Filter::Present { attr },
             _ => {
                 let final_ = pieces.pop().filter(|p| !p.is_empty());
@@ -247,7 +333,12 @@ impl<'a> Parser<'a> {
                 if any.iter().any(Vec::is_empty) {
                     return Err(err("bad search filter: empty substring between two '*'"));
                 }
-                Filter::Substrings { attr, initial, any, final_ }
+                Filter::Substrings {
+                    attr,
+                    initial,
+                    any,
+                    final_,
+                }
             }
         })
     }
@@ -263,19 +354,28 @@ impl<'a> Parser<'a> {
                 break;
             }
             let start = self.pos;
-            while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')) {
+            while self
+                .peek()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+            {
                 self.pos += 1;
             }
-            let word = String::from_utf8_lossy(self.s.get(start..self.pos).unwrap_or_default()).into_owned();
+            let word = String::from_utf8_lossy(self.s.get(start..self.pos).unwrap_or_default())
+                .into_owned();
             if word.is_empty() {
-                return Err(err(format!("bad search filter: expected 'dn' or a matching rule at offset {}", self.pos)));
+                return Err(err(format!(
+                    "bad search filter: expected 'dn' or a matching rule at offset {}",
+                    self.pos
+                )));
             }
             if word.eq_ignore_ascii_case("dn") && !dn_attributes && rule.is_none() {
                 dn_attributes = true;
             } else if rule.is_none() {
                 rule = Some(word);
             } else {
-                return Err(err("bad search filter: more than one matching rule in an extensible match"));
+                return Err(err(
+                    "bad search filter: more than one matching rule in an extensible match",
+                ));
             }
         }
         let attr = if attr.is_empty() { None } else { Some(attr) };
@@ -283,13 +383,22 @@ impl<'a> Parser<'a> {
             check_attr(a)?;
         }
         if attr.is_none() && rule.is_none() {
-            return Err(err("bad search filter: an extensible match needs an attribute or a matching rule"));
+            return Err(err(
+                "bad search filter: an extensible match needs an attribute or a matching rule",
+            ));
         }
         let mut pieces = self.value_pieces()?;
         if pieces.len() != 1 {
-            return Err(err("bad search filter: '*' must be escaped in an extensible match"));
+            return Err(err(
+                "bad search filter: '*' must be escaped in an extensible match",
+            ));
         }
-        Ok(Filter::Extensible { rule, attr, value: pieces.pop().unwrap_or_default(), dn_attributes })
+        Ok(Filter::Extensible {
+            rule,
+            attr,
+            value: pieces.pop().unwrap_or_default(),
+            dn_attributes,
+        })
     }
 }
 
@@ -354,11 +463,18 @@ impl Filter {
             owned = format!("({t})");
             owned.as_str()
         };
-        let mut p = Parser { s: text.as_bytes(), pos: 0, depth: 0 };
+        let mut p = Parser {
+            s: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+        };
         let f = p.filter()?;
         p.skip_ws();
         if p.pos != text.len() {
-            return Err(err(format!("bad search filter: unexpected text at offset {}", p.pos)));
+            return Err(err(format!(
+                "bad search filter: unexpected text at offset {}",
+                p.pos
+            )));
         }
         Ok(f)
     }
@@ -367,7 +483,11 @@ impl Filter {
         s.push('(');
         match self {
             Filter::And(v) | Filter::Or(v) => {
-                s.push(if matches!(self, Filter::And(_)) { '&' } else { '|' });
+                s.push(if matches!(self, Filter::And(_)) {
+                    '&'
+                } else {
+                    '|'
+                });
                 for x in v {
                     x.write(s);
                 }
@@ -381,7 +501,12 @@ impl Filter {
                 s.push('=');
                 escape_value(value, s);
             }
-            Filter::Substrings { attr, initial, any, final_ } => {
+            Filter::Substrings {
+                attr,
+                initial,
+                any,
+                final_,
+            } => {
                 s.push_str(attr);
                 s.push('=');
                 if let Some(i) = initial {
@@ -415,7 +540,12 @@ impl Filter {
                 s.push_str("~=");
                 escape_value(value, s);
             }
-            Filter::Extensible { rule, attr, value, dn_attributes } => {
+            Filter::Extensible {
+                rule,
+                attr,
+                value,
+                dn_attributes,
+            } => {
                 if let Some(a) = attr {
                     s.push_str(a);
                 }
@@ -441,17 +571,34 @@ impl Filter {
             Filter::Or(v) => CompiledFilter::Or(v.iter().map(|f| f.compile(schema)).collect()),
             Filter::Not(f) => CompiledFilter::Not(Box::new(f.compile(schema))),
             Filter::Equality { attr, value } => compile_equality(schema, attr, value),
-            Filter::Substrings { attr, initial, any, final_ } => compile_substrings(schema, attr, initial, any, final_),
+            Filter::Substrings {
+                attr,
+                initial,
+                any,
+                final_,
+            } => compile_substrings(schema, attr, initial, any, final_),
             Filter::GreaterOrEqual { attr, value } => compile_ordering(schema, attr, value, true),
             Filter::LessOrEqual { attr, value } => compile_ordering(schema, attr, value, false),
             Filter::Present { attr } => match resolve(schema, attr) {
-                Some(d) => CompiledFilter::Present { attr: d.id, options: d.options },
+                Some(d) => CompiledFilter::Present {
+                    attr: d.id,
+                    options: d.options,
+                },
                 None => CompiledFilter::Undefined,
             },
             Filter::Approx { attr, value } => compile_approx(schema, attr, value),
-            Filter::Extensible { rule, attr, value, dn_attributes } => {
-                compile_extensible(schema, rule.as_deref(), attr.as_deref(), value, *dn_attributes)
-            }
+            Filter::Extensible {
+                rule,
+                attr,
+                value,
+                dn_attributes,
+            } => compile_extensible(
+                schema,
+                rule.as_deref(),
+                attr.as_deref(),
+                value,
+                *dn_attributes,
+            ),
         }
     }
 }
@@ -470,8 +617,13 @@ fn assertion(schema: &Schema, rule: usize, use_: Use, value: &[u8]) -> Option<Ve
         return None;
     }
     let def = schema.rule_def(rule)?;
-    if let Some(info) = schema.syntax(&def.syntax).map(|s| rules::syntax_impl(&s.oid)) {
-        if !matches!(info, rules::SyntaxImpl::NoValidator) && rules::validate(schema, info, value).is_err() {
+    if let Some(info) = schema
+        .syntax(&def.syntax)
+        .map(|s| rules::syntax_impl(&s.oid))
+    {
+        if !matches!(info, rules::SyntaxImpl::NoValidator)
+            && rules::validate(schema, info, value).is_err()
+        {
             return None;
         }
     }
@@ -479,26 +631,50 @@ fn assertion(schema: &Schema, rule: usize, use_: Use, value: &[u8]) -> Option<Ve
 }
 
 fn compile_equality(schema: &Schema, attr: &str, value: &[u8]) -> CompiledFilter {
-    let Some(d) = resolve(schema, attr) else { return CompiledFilter::Undefined };
-    let Some(info) = schema.attr_info(d.id) else { return CompiledFilter::Undefined };
+    let Some(d) = resolve(schema, attr) else {
+        return CompiledFilter::Undefined;
+    };
+    let Some(info) = schema.attr_info(d.id) else {
+        return CompiledFilter::Undefined;
+    };
     if info.class_valued {
         // objectSubClassMatch: an unknown class makes the assertion Undefined.
         let name = std::str::from_utf8(value).unwrap_or_default().trim();
         return match schema.class_id(name).and_then(|c| schema.class(c)) {
-            Some(c) => CompiledFilter::Equality { attr: d.id, key: c.oid.as_bytes().to_vec(), options: d.options },
+            Some(c) => CompiledFilter::Equality {
+                attr: d.id,
+                key: c.oid.as_bytes().to_vec(),
+                options: d.options,
+            },
             None => CompiledFilter::Undefined,
         };
     }
-    let Some(rule) = info.equality else { return CompiledFilter::Undefined };
+    let Some(rule) = info.equality else {
+        return CompiledFilter::Undefined;
+    };
     match assertion(schema, rule, Use::Value, value) {
-        Some(key) => CompiledFilter::Equality { attr: d.id, key, options: d.options },
+        Some(key) => CompiledFilter::Equality {
+            attr: d.id,
+            key,
+            options: d.options,
+        },
         None => CompiledFilter::Undefined,
     }
 }
 
-fn compile_substrings(schema: &Schema, attr: &str, initial: &Option<Vec<u8>>, any: &[Vec<u8>], final_: &Option<Vec<u8>>) -> CompiledFilter {
-    let Some(d) = resolve(schema, attr) else { return CompiledFilter::Undefined };
-    let Some(rule) = schema.attr_info(d.id).and_then(|i| i.substr) else { return CompiledFilter::Undefined };
+fn compile_substrings(
+    schema: &Schema,
+    attr: &str,
+    initial: &Option<Vec<u8>>,
+    any: &[Vec<u8>],
+    final_: &Option<Vec<u8>>,
+) -> CompiledFilter {
+    let Some(d) = resolve(schema, attr) else {
+        return CompiledFilter::Undefined;
+    };
+    let Some(rule) = schema.attr_info(d.id).and_then(|i| i.substr) else {
+        return CompiledFilter::Undefined;
+    };
     let norm = |v: &[u8], use_| assertion(schema, rule, use_, v);
     let mut pieces = SubstringPieces::default();
     if let Some(i) = initial {
@@ -519,39 +695,75 @@ fn compile_substrings(schema: &Schema, attr: &str, initial: &Option<Vec<u8>>, an
             None => return CompiledFilter::Undefined,
         }
     }
-    CompiledFilter::Substrings { attr: d.id, pieces, options: d.options }
+    CompiledFilter::Substrings {
+        attr: d.id,
+        pieces,
+        options: d.options,
+    }
 }
 
 fn compile_ordering(schema: &Schema, attr: &str, value: &[u8], ge: bool) -> CompiledFilter {
-    let Some(d) = resolve(schema, attr) else { return CompiledFilter::Undefined };
+    let Some(d) = resolve(schema, attr) else {
+        return CompiledFilter::Undefined;
+    };
     if is_entry_dn(schema, d.id) {
         return CompiledFilter::Undefined;
     }
-    let Some(rule) = schema.attr_info(d.id).and_then(|i| i.ordering) else { return CompiledFilter::Undefined };
+    let Some(rule) = schema.attr_info(d.id).and_then(|i| i.ordering) else {
+        return CompiledFilter::Undefined;
+    };
     match assertion(schema, rule, Use::Value, value) {
-        Some(v) if ge => CompiledFilter::GreaterOrEqual { attr: d.id, value: v, options: d.options },
-        Some(v) => CompiledFilter::LessOrEqual { attr: d.id, value: v, options: d.options },
+        Some(v) if ge => CompiledFilter::GreaterOrEqual {
+            attr: d.id,
+            value: v,
+            options: d.options,
+        },
+        Some(v) => CompiledFilter::LessOrEqual {
+            attr: d.id,
+            value: v,
+            options: d.options,
+        },
         None => CompiledFilter::Undefined,
     }
 }
 
 fn compile_approx(schema: &Schema, attr: &str, value: &[u8]) -> CompiledFilter {
-    let Some(d) = resolve(schema, attr) else { return CompiledFilter::Undefined };
-    let Some(info) = schema.attr_info(d.id) else { return CompiledFilter::Undefined };
+    let Some(d) = resolve(schema, attr) else {
+        return CompiledFilter::Undefined;
+    };
+    let Some(info) = schema.attr_info(d.id) else {
+        return CompiledFilter::Undefined;
+    };
     if let Some(rule) = info.approx {
         // The approximate rules have no normalizer: the value is only checked for its syntax.
         return match assertion(schema, rule, Use::Value, value) {
-            Some(v) => CompiledFilter::Approx { attr: d.id, value: v, options: d.options, phonetic: true },
+            Some(v) => CompiledFilter::Approx {
+                attr: d.id,
+                value: v,
+                options: d.options,
+                phonetic: true,
+            },
             None => CompiledFilter::Undefined,
         };
     }
     match compile_equality(schema, attr, value) {
-        CompiledFilter::Equality { attr, key, options } => CompiledFilter::Approx { attr, value: key, options, phonetic: false },
+        CompiledFilter::Equality { attr, key, options } => CompiledFilter::Approx {
+            attr,
+            value: key,
+            options,
+            phonetic: false,
+        },
         other => other,
     }
 }
 
-fn compile_extensible(schema: &Schema, rule: Option<&str>, attr: Option<&str>, value: &[u8], dn_attributes: bool) -> CompiledFilter {
+fn compile_extensible(
+    schema: &Schema,
+    rule: Option<&str>,
+    attr: Option<&str>,
+    value: &[u8],
+    dn_attributes: bool,
+) -> CompiledFilter {
     let desc = match attr {
         Some(a) => match resolve(schema, a) {
             Some(d) => Some(d),
@@ -570,7 +782,9 @@ fn compile_extensible(schema: &Schema, rule: Option<&str>, attr: Option<&str>, v
         },
         (None, None) => return CompiledFilter::Undefined,
     };
-    let Some(spec) = schema.rule_spec(rule_idx) else { return CompiledFilter::Undefined };
+    let Some(spec) = schema.rule_spec(rule_idx) else {
+        return CompiledFilter::Undefined;
+    };
     if matches!(spec.imp, RuleImpl::NoMatch) || spec.kind == RuleKind::Substr {
         return CompiledFilter::Undefined;
     }
@@ -587,13 +801,28 @@ fn compile_extensible(schema: &Schema, rule: Option<&str>, attr: Option<&str>, v
         }
         None => (None, Vec::new(), value.to_vec()),
     };
-    CompiledFilter::Extensible { rule: rule_oid, attr: attr_id, value: normalized, dn_attributes, options, raw: value.to_vec() }
+    CompiledFilter::Extensible {
+        rule: rule_oid,
+        attr: attr_id,
+        value: normalized,
+        dn_attributes,
+        options,
+        raw: value.to_vec(),
+    }
 }
 
 /// The attributes of `entry` that a filter on `attr` with `options` looks at.
-fn selected<'e>(schema: &'e Schema, entry: &'e Entry, attr: AttrId, options: &'e [String]) -> impl Iterator<Item = &'e Attribute> {
+fn selected<'e>(
+    schema: &'e Schema,
+    entry: &'e Entry,
+    attr: AttrId,
+    options: &'e [String],
+) -> impl Iterator<Item = &'e Attribute> {
     let subs = schema.subtypes(attr);
-    entry.attrs.iter().filter(move |a| subs.contains(&a.desc.id) && options_cover(&a.desc.options, options))
+    entry
+        .attrs
+        .iter()
+        .filter(move |a| subs.contains(&a.desc.id) && options_cover(&a.desc.options, options))
 }
 
 fn is_entry_dn(schema: &Schema, id: AttrId) -> bool {
@@ -636,7 +865,8 @@ impl CompiledFilter {
             CompiledFilter::Undefined => TriState::Undefined,
             CompiledFilter::Present { attr, options } => {
                 let sp = &schema.special;
-                if [sp.entry_dn, sp.subschema_subentry, sp.has_subordinates].contains(&Some(*attr)) {
+                if [sp.entry_dn, sp.subschema_subentry, sp.has_subordinates].contains(&Some(*attr))
+                {
                     return TriState::True;
                 }
                 if selected(schema, entry, *attr, options).next().is_some() {
@@ -645,19 +875,52 @@ impl CompiledFilter {
                     TriState::False
                 }
             }
-            CompiledFilter::Equality { attr, key, options } => eval_equality(schema, entry, *attr, key, options),
-            CompiledFilter::Approx { attr, value, options, phonetic } => {
+            CompiledFilter::Equality { attr, key, options } => {
+                eval_equality(schema, entry, *attr, key, options)
+            }
+            CompiledFilter::Approx {
+                attr,
+                value,
+                options,
+                phonetic,
+            } => {
                 if !phonetic {
                     return eval_equality(schema, entry, *attr, value, options);
                 }
                 eval_approx(schema, entry, *attr, value, options)
             }
-            CompiledFilter::Substrings { attr, pieces, options } => eval_substrings(schema, entry, *attr, pieces, options),
-            CompiledFilter::GreaterOrEqual { attr, value, options } => eval_ordering(schema, entry, *attr, value, options, true),
-            CompiledFilter::LessOrEqual { attr, value, options } => eval_ordering(schema, entry, *attr, value, options, false),
-            CompiledFilter::Extensible { rule, attr, value, dn_attributes, options, raw } => {
-                eval_extensible(schema, entry, rule.as_deref(), *attr, value, raw, *dn_attributes, options)
-            }
+            CompiledFilter::Substrings {
+                attr,
+                pieces,
+                options,
+            } => eval_substrings(schema, entry, *attr, pieces, options),
+            CompiledFilter::GreaterOrEqual {
+                attr,
+                value,
+                options,
+            } => eval_ordering(schema, entry, *attr, value, options, true),
+            CompiledFilter::LessOrEqual {
+                attr,
+                value,
+                options,
+            } => eval_ordering(schema, entry, *attr, value, options, false),
+            CompiledFilter::Extensible {
+                rule,
+                attr,
+                value,
+                dn_attributes,
+                options,
+                raw,
+            } => eval_extensible(
+                schema,
+                entry,
+                rule.as_deref(),
+                *attr,
+                value,
+                raw,
+                *dn_attributes,
+                options,
+            ),
         }
     }
 
@@ -668,18 +931,39 @@ impl CompiledFilter {
     }
 }
 
-fn eval_equality(schema: &Schema, entry: &Entry, attr: AttrId, key: &[u8], options: &[String]) -> TriState {
+fn eval_equality(
+    schema: &Schema,
+    entry: &Entry,
+    attr: AttrId,
+    key: &[u8],
+    options: &[String],
+) -> TriState {
     if is_entry_dn(schema, attr) {
-        return if entry.ndn.to_string().as_bytes() == key { TriState::True } else { TriState::False };
+        return if entry.ndn.to_string().as_bytes() == key {
+            TriState::True
+        } else {
+            TriState::False
+        };
     }
     let class_valued = schema.attr_info(attr).is_some_and(|i| i.class_valued);
-    let asserted_class = if class_valued { std::str::from_utf8(key).ok().and_then(|k| schema.class_id(k)) } else { None };
+    let asserted_class = if class_valued {
+        std::str::from_utf8(key)
+            .ok()
+            .and_then(|k| schema.class_id(k))
+    } else {
+        None
+    };
     let mut rc = TriState::False;
     for a in selected(schema, entry, attr, options) {
-        let Some(info) = schema.attr_info(a.desc.id) else { continue };
+        let Some(info) = schema.attr_info(a.desc.id) else {
+            continue;
+        };
         if let Some(want) = asserted_class {
             for v in &a.values {
-                match std::str::from_utf8(v).ok().and_then(|n| schema.class_id(n.trim())) {
+                match std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|n| schema.class_id(n.trim()))
+                {
                     Some(c) if schema.is_subclass_of(c, want) => return TriState::True,
                     Some(_) => {}
                     None => rc = TriState::Undefined,
@@ -687,7 +971,11 @@ fn eval_equality(schema: &Schema, entry: &Entry, attr: AttrId, key: &[u8], optio
             }
             continue;
         }
-        let Some(imp) = info.equality.and_then(|r| schema.rule_spec(r)).map(|s| s.imp) else {
+        let Some(imp) = info
+            .equality
+            .and_then(|r| schema.rule_spec(r))
+            .map(|s| s.imp)
+        else {
             rc = TriState::Undefined;
             continue;
         };
@@ -711,16 +999,32 @@ fn eval_equality(schema: &Schema, entry: &Entry, attr: AttrId, key: &[u8], optio
     rc
 }
 
-fn eval_approx(schema: &Schema, entry: &Entry, attr: AttrId, raw: &[u8], options: &[String]) -> TriState {
+fn eval_approx(
+    schema: &Schema,
+    entry: &Entry,
+    attr: AttrId,
+    raw: &[u8],
+    options: &[String],
+) -> TriState {
     let mut rc = TriState::False;
     for a in selected(schema, entry, attr, options) {
-        let Some(info) = schema.attr_info(a.desc.id) else { continue };
-        let Some(eq) = info.equality.and_then(|r| schema.rule_spec(r)).map(|s| s.imp) else {
+        let Some(info) = schema.attr_info(a.desc.id) else {
+            continue;
+        };
+        let Some(eq) = info
+            .equality
+            .and_then(|r| schema.rule_spec(r))
+            .map(|s| s.imp)
+        else {
             rc = TriState::Undefined;
             continue;
         };
         let phonetic = schema.approx_of(a.desc.id).is_some();
-        let key = if phonetic { None } else { rules::normalize(schema, eq, Use::Value, raw).ok() };
+        let key = if phonetic {
+            None
+        } else {
+            rules::normalize(schema, eq, Use::Value, raw).ok()
+        };
         for v in &a.values {
             let Ok(nv) = rules::normalize(schema, eq, Use::Value, v) else {
                 rc = TriState::Undefined;
@@ -738,25 +1042,46 @@ fn eval_approx(schema: &Schema, entry: &Entry, attr: AttrId, raw: &[u8], options
     rc
 }
 
-fn eval_substrings(schema: &Schema, entry: &Entry, attr: AttrId, pieces: &SubstringPieces, options: &[String]) -> TriState {
+fn eval_substrings(
+    schema: &Schema,
+    entry: &Entry,
+    attr: AttrId,
+    pieces: &SubstringPieces,
+    options: &[String],
+) -> TriState {
     let mut rc = TriState::False;
     for a in selected(schema, entry, attr, options) {
-        let Some(info) = schema.attr_info(a.desc.id) else { continue };
+        let Some(info) = schema.attr_info(a.desc.id) else {
+            continue;
+        };
         if info.substr.is_none() {
             rc = TriState::Undefined;
             continue;
         }
-        let eq = info.equality.and_then(|r| schema.rule_spec(r)).map(|s| s.imp);
+        let eq = info
+            .equality
+            .and_then(|r| schema.rule_spec(r))
+            .map(|s| s.imp);
         for v in &a.values {
             let hit = match eq {
                 Some(imp) => match rules::normalize(schema, imp, Use::Value, v) {
-                    Ok(nv) => rules::substrings_match(&nv, pieces.initial.as_deref(), &pieces.any, pieces.final_.as_deref()),
+                    Ok(nv) => rules::substrings_match(
+                        &nv,
+                        pieces.initial.as_deref(),
+                        &pieces.any,
+                        pieces.final_.as_deref(),
+                    ),
                     Err(_) => {
                         rc = TriState::Undefined;
                         continue;
                     }
                 },
-                None => rules::substrings_match(v, pieces.initial.as_deref(), &pieces.any, pieces.final_.as_deref()),
+                None => rules::substrings_match(
+                    v,
+                    pieces.initial.as_deref(),
+                    &pieces.any,
+                    pieces.final_.as_deref(),
+                ),
             };
             if hit {
                 return TriState::True;
@@ -766,10 +1091,22 @@ fn eval_substrings(schema: &Schema, entry: &Entry, attr: AttrId, pieces: &Substr
     rc
 }
 
-fn eval_ordering(schema: &Schema, entry: &Entry, attr: AttrId, value: &[u8], options: &[String], ge: bool) -> TriState {
+fn eval_ordering(
+    schema: &Schema,
+    entry: &Entry,
+    attr: AttrId,
+    value: &[u8],
+    options: &[String],
+    ge: bool,
+) -> TriState {
     let mut rc = TriState::False;
     for a in selected(schema, entry, attr, options) {
-        let Some(imp) = schema.attr_info(a.desc.id).and_then(|i| i.ordering).and_then(|r| schema.rule_spec(r)).map(|s| s.imp) else {
+        let Some(imp) = schema
+            .attr_info(a.desc.id)
+            .and_then(|i| i.ordering)
+            .and_then(|r| schema.rule_spec(r))
+            .map(|s| s.imp)
+        else {
             rc = TriState::Undefined;
             continue;
         };
@@ -809,8 +1146,12 @@ fn eval_extensible(
     dn_attributes: bool,
     options: &[String],
 ) -> TriState {
-    let Some(rule_idx) = rule.and_then(|r| schema.rule_index_of(r)) else { return TriState::Undefined };
-    let Some(spec) = schema.rule_spec(rule_idx) else { return TriState::Undefined };
+    let Some(rule_idx) = rule.and_then(|r| schema.rule_index_of(r)) else {
+        return TriState::Undefined;
+    };
+    let Some(spec) = schema.rule_spec(rule_idx) else {
+        return TriState::Undefined;
+    };
     let norm_value = |v: &[u8]| rules::normalize(schema, spec.imp, Use::Value, v).ok();
     match attr {
         Some(id) => {
@@ -838,7 +1179,9 @@ fn eval_extensible(
                 if !schema.rule_usable_with(rule_idx, a.desc.id) {
                     continue;
                 }
-                let Some(asserted) = assertion(schema, rule_idx, Use::Value, raw) else { continue };
+                let Some(asserted) = assertion(schema, rule_idx, Use::Value, raw) else {
+                    continue;
+                };
                 for v in &a.values {
                     if let Some(nv) = norm_value(v) {
                         if ext_match(spec.imp, spec.kind, &nv, &asserted) {
@@ -852,7 +1195,9 @@ fn eval_extensible(
     if dn_attributes && !entry.dn.is_root() {
         for rdn in &entry.dn.rdns {
             for ava in &rdn.avas {
-                let Some(ad) = schema.attr_id(&ava.attr) else { continue };
+                let Some(ad) = schema.attr_id(&ava.attr) else {
+                    continue;
+                };
                 let asserted = match attr {
                     Some(id) => {
                         if !schema.is_subtype_of(ad, id) {
@@ -886,8 +1231,15 @@ mod tests {
     use super::*;
 
     fn entry(s: &Schema, dn: &str, attrs: &[(&str, &[&str])]) -> Entry {
-        let mut parts: Vec<(String, Vec<Vec<u8>>)> =
-            attrs.iter().map(|(a, v)| (a.to_string(), v.iter().map(|x| x.as_bytes().to_vec()).collect())).collect();
+        let mut parts: Vec<(String, Vec<Vec<u8>>)> = attrs
+            .iter()
+            .map(|(a, v)| {
+                (
+                    a.to_string(),
+                    v.iter().map(|x| x.as_bytes().to_vec()).collect(),
+                )
+            })
+            .collect();
         parts.push(("createTimestamp".into(), vec![b"20261122024500Z".to_vec()]));
         parts.push(("modifyTimestamp".into(), vec![b"20261122024500Z".to_vec()]));
         Entry::from_parts(s, dn, parts).unwrap()
@@ -897,8 +1249,31 @@ mod tests {
     /// into a stock slapd 2.5 and searched with ldapsearch.
     fn directory(s: &Schema) -> Vec<(&'static str, Entry)> {
         vec![
-            ("base", entry(s, "dc=example,dc=com", &[("objectClass", &["dcObject", "organization"]), ("dc", &["example"]), ("o", &["Example"]), ("structuralObjectClass", &["organization"])])),
-            ("users", entry(s, "ou=users,dc=example,dc=com", &[("objectClass", &["organizationalUnit"]), ("ou", &["users"]), ("structuralObjectClass", &["organizationalUnit"])])),
+            (
+                "base",
+                entry(
+                    s,
+                    "dc=example,dc=com",
+                    &[
+                        ("objectClass", &["dcObject", "organization"]),
+                        ("dc", &["example"]),
+                        ("o", &["Example"]),
+                        ("structuralObjectClass", &["organization"]),
+                    ],
+                ),
+            ),
+            (
+                "users",
+                entry(
+                    s,
+                    "ou=users,dc=example,dc=com",
+                    &[
+                        ("objectClass", &["organizationalUnit"]),
+                        ("ou", &["users"]),
+                        ("structuralObjectClass", &["organizationalUnit"]),
+                    ],
+                ),
+            ),
             (
                 "jdoe",
                 entry(
@@ -924,7 +1299,12 @@ mod tests {
                 entry(
                     s,
                     "cn=Group One,ou=users,dc=example,dc=com",
-                    &[("objectClass", &["groupOfNames"]), ("cn", &["Group One"]), ("member", &["uid=jdoe,ou=users,dc=example,dc=com"]), ("structuralObjectClass", &["groupOfNames"])],
+                    &[
+                        ("objectClass", &["groupOfNames"]),
+                        ("cn", &["Group One"]),
+                        ("member", &["uid=jdoe,ou=users,dc=example,dc=com"]),
+                        ("structuralObjectClass", &["groupOfNames"]),
+                    ],
                 ),
             ),
         ]
@@ -933,7 +1313,11 @@ mod tests {
     fn matches(s: &Schema, dir: &[(&'static str, Entry)], filter: &str) -> String {
         let f = Filter::parse(filter).unwrap_or_else(|e| panic!("{filter}: {e}"));
         let c = f.compile(s);
-        dir.iter().filter(|(_, e)| c.evaluate(s, e) == TriState::True).map(|(n, _)| *n).collect::<Vec<_>>().join(",")
+        dir.iter()
+            .filter(|(_, e)| c.evaluate(s, e) == TriState::True)
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     #[test]
@@ -1058,12 +1442,16 @@ mod tests {
         let dir: Vec<(&'static str, Entry)> = ["-5", "10", "100", "0"]
             .iter()
             .map(|n| {
-                let e = entry(&s, &format!("cn=n{n},ou=users,dc=example,dc=com"), &[
-                    ("objectClass", &["posixGroup"]),
-                    ("cn", &[&format!("n{n}")]),
-                    ("gidNumber", &[n]),
-                    ("description", &["Jean-Luc Picard the Third"]),
-                ]);
+                let e = entry(
+                    &s,
+                    &format!("cn=n{n},ou=users,dc=example,dc=com"),
+                    &[
+                        ("objectClass", &["posixGroup"]),
+                        ("cn", &[&format!("n{n}")]),
+                        ("gidNumber", &[n]),
+                        ("description", &["Jean-Luc Picard the Third"]),
+                    ],
+                );
                 (*n, e)
             })
             .collect();
@@ -1115,10 +1503,19 @@ mod tests {
         let s = Schema::builtin();
         let mail = s.attr_id("mail").unwrap();
         assert_eq!(
-            Filter::parse("(MAIL= JDoe@Example.COM )").unwrap().compile(&s),
-            CompiledFilter::Equality { attr: mail, key: b"jdoe@example.com".to_vec(), options: vec![] }
+            Filter::parse("(MAIL= JDoe@Example.COM )")
+                .unwrap()
+                .compile(&s),
+            CompiledFilter::Equality {
+                attr: mail,
+                key: b"jdoe@example.com".to_vec(),
+                options: vec![]
+            }
         );
-        match Filter::parse("(cn=  ab  *  cd  *ef  )").unwrap().compile(&s) {
+        match Filter::parse("(cn=  ab  *  cd  *ef  )")
+            .unwrap()
+            .compile(&s)
+        {
             CompiledFilter::Substrings { pieces, .. } => {
                 assert_eq!(pieces.initial.as_deref(), Some(&b"ab "[..]));
                 assert_eq!(pieces.any, vec![b" cd ".to_vec()]);
@@ -1126,12 +1523,24 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(Filter::parse("(nosuch=x)").unwrap().compile(&s), CompiledFilter::Undefined);
-        assert_eq!(Filter::parse("(uidNumber=007)").unwrap().compile(&s), CompiledFilter::Undefined);
+        assert_eq!(
+            Filter::parse("(nosuch=x)").unwrap().compile(&s),
+            CompiledFilter::Undefined
+        );
+        assert_eq!(
+            Filter::parse("(uidNumber=007)").unwrap().compile(&s),
+            CompiledFilter::Undefined
+        );
         let oc = s.attr_id("objectClass").unwrap();
         assert_eq!(
-            Filter::parse("(objectclass=InetOrgPerson)").unwrap().compile(&s),
-            CompiledFilter::Equality { attr: oc, key: b"2.16.840.1.113730.3.2.2".to_vec(), options: vec![] }
+            Filter::parse("(objectclass=InetOrgPerson)")
+                .unwrap()
+                .compile(&s),
+            CompiledFilter::Equality {
+                attr: oc,
+                key: b"2.16.840.1.113730.3.2.2".to_vec(),
+                options: vec![]
+            }
         );
     }
 
@@ -1163,15 +1572,41 @@ mod tests {
             assert_eq!(f.to_string(), c);
             assert_eq!(Filter::parse(&f.to_string()).unwrap(), f);
         }
-        assert_eq!(Filter::parse("cn=x").unwrap(), Filter::Equality { attr: "cn".into(), value: b"x".to_vec() });
-        assert_eq!(Filter::parse("(cn=\\c3\\a9)").unwrap(), Filter::Equality { attr: "cn".into(), value: "é".as_bytes().to_vec() });
+        assert_eq!(
+            Filter::parse("cn=x").unwrap(),
+            Filter::Equality {
+                attr: "cn".into(),
+                value: b"x".to_vec()
+            }
+        );
+        assert_eq!(
+            Filter::parse("(cn=\\c3\\a9)").unwrap(),
+            Filter::Equality {
+                attr: "cn".into(),
+                value: "é".as_bytes().to_vec()
+            }
+        );
         assert_eq!(Filter::parse("(cn=\\ff)").unwrap().to_string(), "(cn=\\ff)");
-        assert_eq!(Filter::parse("( & (a=1) (b=2) )").unwrap(), Filter::And(vec![
-            Filter::Equality { attr: "a".into(), value: b"1".to_vec() },
-            Filter::Equality { attr: "b".into(), value: b"2".to_vec() },
-        ]));
+        assert_eq!(
+            Filter::parse("( & (a=1) (b=2) )").unwrap(),
+            Filter::And(vec![
+                Filter::Equality {
+                    attr: "a".into(),
+                    value: b"1".to_vec()
+                },
+                Filter::Equality {
+                    attr: "b".into(),
+                    value: b"2".to_vec()
+                },
+            ])
+        );
         match Filter::parse("(cn:dn:1.2.3:=v)").unwrap() {
-            Filter::Extensible { rule, attr, value, dn_attributes } => {
+            Filter::Extensible {
+                rule,
+                attr,
+                value,
+                dn_attributes,
+            } => {
                 assert_eq!(rule.as_deref(), Some("1.2.3"));
                 assert_eq!(attr.as_deref(), Some("cn"));
                 assert_eq!(value, b"v");
@@ -1183,7 +1618,22 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        for bad in ["", "(", "(cn=x", "(cn=x))", "(=x)", "(cn)", "(cn=a(b)", "(cn=\\zz)", "(cn=a**b)", "(:=x)", "(cn:dn:a:b:=x)", "(cn~=a*)", "(!(a=1)(b=2))", "(&(a=1)x)"] {
+        for bad in [
+            "",
+            "(",
+            "(cn=x",
+            "(cn=x))",
+            "(=x)",
+            "(cn)",
+            "(cn=a(b)",
+            "(cn=\\zz)",
+            "(cn=a**b)",
+            "(:=x)",
+            "(cn:dn:a:b:=x)",
+            "(cn~=a*)",
+            "(!(a=1)(b=2))",
+            "(&(a=1)x)",
+        ] {
             assert!(Filter::parse(bad).is_err(), "{bad}");
         }
         let deep = format!("{}(a=1){}", "(!".repeat(500), ")".repeat(500));
@@ -1202,20 +1652,38 @@ mod speed {
     fn eval_speed() {
         let s = Schema::builtin();
         let mut parts: Vec<(String, Vec<Vec<u8>>)> = vec![
-            ("objectClass".into(), vec![b"inetOrgPerson".to_vec(), b"inetLocalMailRecipient".to_vec()]),
+            (
+                "objectClass".into(),
+                vec![
+                    b"inetOrgPerson".to_vec(),
+                    b"inetLocalMailRecipient".to_vec(),
+                ],
+            ),
             ("uid".into(), vec![b"user0012345".to_vec()]),
             ("cn".into(), vec![b"User 0012345".to_vec()]),
             ("sn".into(), vec![b"Number 0012345".to_vec()]),
             ("mail".into(), vec![b"user0012345@example.com".to_vec()]),
-            ("mailLocalAddress".into(), (0..5).map(|i| format!("alias{i}@example.com").into_bytes()).collect()),
+            (
+                "mailLocalAddress".into(),
+                (0..5)
+                    .map(|i| format!("alias{i}@example.com").into_bytes())
+                    .collect(),
+            ),
         ];
         parts.push(("description".into(), vec![b"a user".to_vec()]));
-        let e = Entry::from_parts(&s, "uid=user0012345,ou=people,dc=example,dc=com", parts).unwrap();
-        let members: Vec<Vec<u8>> = (0..1000).map(|i| format!("uid=user{i:07},ou=people,dc=example,dc=com").into_bytes()).collect();
+        let e =
+            Entry::from_parts(&s, "uid=user0012345,ou=people,dc=example,dc=com", parts).unwrap();
+        let members: Vec<Vec<u8>> = (0..1000)
+            .map(|i| format!("uid=user{i:07},ou=people,dc=example,dc=com").into_bytes())
+            .collect();
         let g = Entry::from_parts(
             &s,
             "cn=g,ou=groups,dc=example,dc=com",
-            vec![("objectClass".into(), vec![b"groupOfNames".to_vec()]), ("cn".into(), vec![b"g".to_vec()]), ("member".into(), members)],
+            vec![
+                ("objectClass".into(), vec![b"groupOfNames".to_vec()]),
+                ("cn".into(), vec![b"g".to_vec()]),
+                ("member".into(), members),
+            ],
         )
         .unwrap();
         for (f, entry) in [

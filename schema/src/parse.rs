@@ -52,7 +52,9 @@ fn tokenize(s: &str) -> Result<Vec<Token>, String> {
                     }
                 }
                 let end = end.ok_or_else(|| "unterminated quoted string".to_string())?;
-                out.push(Token::Quoted(s.get(start..end).unwrap_or_default().to_string()));
+                out.push(Token::Quoted(
+                    s.get(start..end).unwrap_or_default().to_string(),
+                ));
             }
             _ => {
                 let start = i;
@@ -64,7 +66,9 @@ fn tokenize(s: &str) -> Result<Vec<Token>, String> {
                     }
                     chars.next();
                 }
-                out.push(Token::Word(s.get(start..end).unwrap_or_default().to_string()));
+                out.push(Token::Word(
+                    s.get(start..end).unwrap_or_default().to_string(),
+                ));
             }
         }
     }
@@ -156,7 +160,9 @@ impl Cursor {
                             want_item = true;
                         }
                         None => return Err(format!("unterminated list after {what}")),
-                        Some(Token::Open) => return Err(format!("nested '(' in the list of {what}")),
+                        Some(Token::Open) => {
+                            return Err(format!("nested '(' in the list of {what}"))
+                        }
                     }
                 }
                 if v.is_empty() {
@@ -234,7 +240,10 @@ fn once<T>(slot: &mut Option<T>, v: T, kw: &str) -> Result<(), String> {
 /// Parses an AttributeTypeDescription (RFC 4512 section 4.1.2).
 pub(crate) fn attribute_type(s: &str) -> Result<AttributeType, String> {
     let (mut c, oid) = start(s)?;
-    let mut at = AttributeType { oid, ..Default::default() };
+    let mut at = AttributeType {
+        oid,
+        ..Default::default()
+    };
     let mut desc = None;
     let mut names = None;
     loop {
@@ -284,7 +293,10 @@ pub(crate) fn attribute_type(s: &str) -> Result<AttributeType, String> {
 /// Parses an ObjectClassDescription (RFC 4512 section 4.1.1).
 pub(crate) fn object_class(s: &str) -> Result<ObjectClass, String> {
     let (mut c, oid) = start(s)?;
-    let mut oc = ObjectClass { oid, ..Default::default() };
+    let mut oc = ObjectClass {
+        oid,
+        ..Default::default()
+    };
     let mut names = None;
     let mut desc = None;
     let mut kind = None;
@@ -323,7 +335,10 @@ pub(crate) fn object_class(s: &str) -> Result<ObjectClass, String> {
 /// Parses a MatchingRuleDescription (RFC 4512 section 4.1.3).
 pub(crate) fn matching_rule(s: &str) -> Result<MatchingRule, String> {
     let (mut c, oid) = start(s)?;
-    let mut mr = MatchingRule { oid, ..Default::default() };
+    let mut mr = MatchingRule {
+        oid,
+        ..Default::default()
+    };
     let mut names = None;
     let mut desc = None;
     let mut syntax = None;
@@ -353,7 +368,10 @@ pub(crate) fn matching_rule(s: &str) -> Result<MatchingRule, String> {
 /// Parses a SyntaxDescription (RFC 4512 section 4.1.5).
 pub(crate) fn syntax(s: &str) -> Result<Syntax, String> {
     let (mut c, oid) = start(s)?;
-    let mut syn = Syntax { oid, ..Default::default() };
+    let mut syn = Syntax {
+        oid,
+        ..Default::default()
+    };
     let mut desc = None;
     loop {
         match c.next() {
@@ -367,7 +385,8 @@ pub(crate) fn syntax(s: &str) -> Result<Syntax, String> {
                 k if k.starts_with("X-") => {
                     let (k, v) = c.extension(kw)?;
                     if k.eq_ignore_ascii_case("X-NOT-HUMAN-READABLE") {
-                        syn.not_human_readable = v.first().is_some_and(|x| x.eq_ignore_ascii_case("TRUE"));
+                        syn.not_human_readable =
+                            v.first().is_some_and(|x| x.eq_ignore_ascii_case("TRUE"));
                     }
                     syn.extensions.push((k, v));
                 }
@@ -389,11 +408,17 @@ pub(crate) enum Item {
     Rule(MatchingRule),
     Syntax(Syntax),
     /// `objectidentifier NAME OID` (OID may itself use a macro: `Base:1.2`).
-    Macro { name: String, oid: String },
+    Macro {
+        name: String,
+        oid: String,
+    },
 }
 
 fn err(line: usize, message: impl Into<String>) -> SchemaError {
-    SchemaError::Syntax { line, message: message.into() }
+    SchemaError::Syntax {
+        line,
+        message: message.into(),
+    }
 }
 
 /// Parses one directive (`attributetype ...`, `objectclass ...`, `objectidentifier ...`,
@@ -402,7 +427,11 @@ fn directive(keyword: &str, rest: &str, line: usize) -> Result<Option<Item>, Sch
     let kw = keyword.to_ascii_lowercase();
     // slapd matches `attribute` as a prefix (so `attributetype`, `attributetypes` and even the
     // misspelt `attributeype` in OpenLDAP's own dsee.schema are attribute type definitions).
-    let kw = if kw.starts_with("attribute") && kw != "attributeoptions" { "attributetype".to_string() } else { kw };
+    let kw = if kw.starts_with("attribute") && kw != "attributeoptions" {
+        "attributetype".to_string()
+    } else {
+        kw
+    };
     let item = match kw.as_str() {
         "attributetype" => {
             Item::Attr(attribute_type(rest).map_err(|m| err(line, format!("attribute type: {m}")))?)
@@ -433,19 +462,23 @@ fn directive(keyword: &str, rest: &str, line: usize) -> Result<Option<Item>, Sch
 pub(crate) fn schema_file(text: &str) -> Result<Vec<(usize, Item)>, SchemaError> {
     let mut items = Vec::new();
     let mut current: Option<(usize, String)> = None;
-    let flush = |cur: Option<(usize, String)>, items: &mut Vec<(usize, Item)>| -> Result<(), SchemaError> {
-        if let Some((line, text)) = cur {
-            let text = text.trim();
-            let (kw, rest) = match text.find(char::is_whitespace) {
-                Some(i) => (text.get(..i).unwrap_or_default(), text.get(i..).unwrap_or_default()),
-                None => (text, ""),
-            };
-            if let Some(item) = directive(kw, rest.trim(), line)? {
-                items.push((line, item));
+    let flush =
+        |cur: Option<(usize, String)>, items: &mut Vec<(usize, Item)>| -> Result<(), SchemaError> {
+            if let Some((line, text)) = cur {
+                let text = text.trim();
+                let (kw, rest) = match text.find(char::is_whitespace) {
+                    Some(i) => (
+                        text.get(..i).unwrap_or_default(),
+                        text.get(i..).unwrap_or_default(),
+                    ),
+                    None => (text, ""),
+                };
+                if let Some(item) = directive(kw, rest.trim(), line)? {
+                    items.push((line, item));
+                }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     for (idx, raw) in text.lines().enumerate() {
         let line_no = idx + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -463,7 +496,12 @@ pub(crate) fn schema_file(text: &str) -> Result<Vec<(usize, Item)>, SchemaError>
                     text.push(' ');
                     text.push_str(line.trim());
                 }
-                None => return Err(err(line_no, "continuation line without a directive before it")),
+                None => {
+                    return Err(err(
+                        line_no,
+                        "continuation line without a directive before it",
+                    ))
+                }
             }
         } else {
             flush(current.take(), &mut items)?;
@@ -515,7 +553,10 @@ fn strip_order_prefix(v: &str) -> &str {
     let t = v.trim_start();
     if let Some(rest) = t.strip_prefix('{') {
         if let Some(end) = rest.find('}') {
-            if rest.get(..end).is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) {
+            if rest
+                .get(..end)
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            {
                 return rest.get(end + 1..).unwrap_or_default();
             }
         }
@@ -534,7 +575,9 @@ pub(crate) fn ldif_schema(text: &str) -> Result<Vec<(usize, Item)>, SchemaError>
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if let Some(cont) = line.strip_prefix(' ') {
             match logical.last_mut() {
-                Some((_, prev)) if !prev.is_empty() && !prev.starts_with('#') => prev.push_str(cont),
+                Some((_, prev)) if !prev.is_empty() && !prev.starts_with('#') => {
+                    prev.push_str(cont)
+                }
                 Some((_, prev)) if prev.starts_with('#') => {}
                 _ => return Err(err(idx + 1, "folded line without a line before it")),
             }
@@ -548,11 +591,18 @@ pub(crate) fn ldif_schema(text: &str) -> Result<Vec<(usize, Item)>, SchemaError>
             continue;
         }
         let Some(colon) = l.find(':') else {
-            return Err(err(line, format!("expected 'attribute: value', found '{l}'")));
+            return Err(err(
+                line,
+                format!("expected 'attribute: value', found '{l}'"),
+            ));
         };
         let attr = l.get(..colon).unwrap_or_default();
         let rest = l.get(colon + 1..).unwrap_or_default();
-        let base = attr.split(';').next().unwrap_or_default().to_ascii_lowercase();
+        let base = attr
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let kw = match base.as_str() {
             "olcattributetypes" | "attributetypes" => "attributetype",
             "olcobjectclasses" | "objectclasses" => "objectclass",
@@ -561,10 +611,15 @@ pub(crate) fn ldif_schema(text: &str) -> Result<Vec<(usize, Item)>, SchemaError>
             _ => continue,
         };
         let value = if let Some(b64) = rest.strip_prefix(':') {
-            let bytes = base64_decode(b64.trim()).ok_or_else(|| err(line, format!("invalid base64 value of {attr}")))?;
-            String::from_utf8(bytes).map_err(|_| err(line, format!("value of {attr} is not UTF-8")))?
+            let bytes = base64_decode(b64.trim())
+                .ok_or_else(|| err(line, format!("invalid base64 value of {attr}")))?;
+            String::from_utf8(bytes)
+                .map_err(|_| err(line, format!("value of {attr} is not UTF-8")))?
         } else if rest.starts_with('<') {
-            return Err(err(line, format!("URL values are not supported for {attr}")));
+            return Err(err(
+                line,
+                format!("URL values are not supported for {attr}"),
+            ));
         } else {
             rest.trim_start().to_string()
         };
@@ -615,12 +670,22 @@ mod tests {
     fn rejects_malformed_descriptions() {
         assert!(attribute_type("2.5.4.3 NAME 'cn' )").is_err());
         assert!(attribute_type("( 2.5.4.3 NAME 'cn' SYNTAX 1.2 ").is_err());
-        assert!(attribute_type("( 2.5.4.3 NAME 'cn' )").unwrap_err().contains("SUP or SYNTAX"));
-        assert!(attribute_type("( 2.5.4.3 NAME 'cn SYNTAX 1.2 )").unwrap_err().contains("unterminated"));
-        assert!(attribute_type("( 2.5.4.3 FOO 'cn' SYNTAX 1.2 )").unwrap_err().contains("unknown keyword 'FOO'"));
-        assert!(object_class("( 1.2 MUST ( a b ) )").unwrap_err().contains("missing '$'"));
+        assert!(attribute_type("( 2.5.4.3 NAME 'cn' )")
+            .unwrap_err()
+            .contains("SUP or SYNTAX"));
+        assert!(attribute_type("( 2.5.4.3 NAME 'cn SYNTAX 1.2 )")
+            .unwrap_err()
+            .contains("unterminated"));
+        assert!(attribute_type("( 2.5.4.3 FOO 'cn' SYNTAX 1.2 )")
+            .unwrap_err()
+            .contains("unknown keyword 'FOO'"));
+        assert!(object_class("( 1.2 MUST ( a b ) )")
+            .unwrap_err()
+            .contains("missing '$'"));
         assert!(object_class("( 1.2 MUST ( a $ ) )").is_err());
-        assert!(attribute_type("( 1.2 SYNTAX 1.2 NAME 'a' NAME 'b' )").unwrap_err().contains("twice"));
+        assert!(attribute_type("( 1.2 SYNTAX 1.2 NAME 'a' NAME 'b' )")
+            .unwrap_err()
+            .contains("twice"));
     }
 
     #[test]
@@ -638,9 +703,18 @@ mod tests {
         }
         let bad = "attributetype ( 1.2 NAME 'a' SYNTAX 1.2 )\n\nattributetype ( 1.3 NAME 'b'\n  BOGUS )\n";
         let e = schema_file(bad).unwrap_err();
-        assert_eq!(e, SchemaError::Syntax { line: 3, message: "attribute type: unknown keyword 'BOGUS'".into() });
+        assert_eq!(
+            e,
+            SchemaError::Syntax {
+                line: 3,
+                message: "attribute type: unknown keyword 'BOGUS'".into()
+            }
+        );
         assert!(schema_file("  ( 1.2 )\n").is_err());
-        assert!(schema_file("foo bar\n").unwrap_err().to_string().starts_with("line 1: unknown directive"));
+        assert!(schema_file("foo bar\n")
+            .unwrap_err()
+            .to_string()
+            .starts_with("line 1: unknown directive"));
     }
 
     #[test]

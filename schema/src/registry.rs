@@ -101,14 +101,38 @@ pub(crate) struct SpecialAttrs {
 }
 
 const BUILTIN_FILES: &[(&str, &str, bool)] = &[
-    ("syntaxes.schema", include_str!("builtin/syntaxes.schema"), false),
-    ("hidden_syntaxes.schema", include_str!("builtin/hidden_syntaxes.schema"), true),
-    ("matchingrules.schema", include_str!("builtin/matchingrules.schema"), false),
+    (
+        "syntaxes.schema",
+        include_str!("builtin/syntaxes.schema"),
+        false,
+    ),
+    (
+        "hidden_syntaxes.schema",
+        include_str!("builtin/hidden_syntaxes.schema"),
+        true,
+    ),
+    (
+        "matchingrules.schema",
+        include_str!("builtin/matchingrules.schema"),
+        false,
+    ),
     ("hidden.schema", include_str!("builtin/hidden.schema"), true),
-    ("system.schema", include_str!("builtin/system.schema"), false),
+    (
+        "system.schema",
+        include_str!("builtin/system.schema"),
+        false,
+    ),
     ("core.schema", include_str!("builtin/core.schema"), false),
-    ("cosine.schema", include_str!("builtin/cosine.schema"), false),
-    ("inetorgperson.schema", include_str!("builtin/inetorgperson.schema"), false),
+    (
+        "cosine.schema",
+        include_str!("builtin/cosine.schema"),
+        false,
+    ),
+    (
+        "inetorgperson.schema",
+        include_str!("builtin/inetorgperson.schema"),
+        false,
+    ),
     ("nis.schema", include_str!("builtin/nis.schema"), false),
     ("misc.schema", include_str!("builtin/misc.schema"), false),
 ];
@@ -128,7 +152,10 @@ fn key(s: &str) -> String {
 }
 
 fn is_numeric_oid(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !s.starts_with('.') && !s.ends_with('.')
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && !s.starts_with('.')
+        && !s.ends_with('.')
 }
 
 impl Schema {
@@ -149,7 +176,18 @@ impl Schema {
             .attrs
             .iter()
             .enumerate()
-            .filter(|(_, a)| matches!(a.oid.as_str(), "2.5.18.12" | "2.5.18.7" | "2.5.18.5" | "2.5.18.6" | "2.5.21.1" | "2.5.21.2" | "2.5.21.7"))
+            .filter(|(_, a)| {
+                matches!(
+                    a.oid.as_str(),
+                    "2.5.18.12"
+                        | "2.5.18.7"
+                        | "2.5.18.5"
+                        | "2.5.18.6"
+                        | "2.5.21.1"
+                        | "2.5.21.2"
+                        | "2.5.21.7"
+                )
+            })
             .map(|(i, _)| AttrId(i as u32))
             .collect();
         for id in hide {
@@ -182,18 +220,32 @@ impl Schema {
 
     /// Adds one attribute type description (RFC 4512 form, as in `attributeTypes` values).
     pub fn add_attribute_type(&mut self, description: &str) -> Result<AttrId, SchemaError> {
-        let at = parse::attribute_type(description).map_err(|m| SchemaError::Syntax { line: 1, message: format!("attribute type: {m}") })?;
+        let at = parse::attribute_type(description).map_err(|m| SchemaError::Syntax {
+            line: 1,
+            message: format!("attribute type: {m}"),
+        })?;
         let mut staged = self.clone();
-        staged.add_attr(at, false).map_err(|m| SchemaError::Syntax { line: 1, message: m })?;
+        staged
+            .add_attr(at, false)
+            .map_err(|m| SchemaError::Syntax {
+                line: 1,
+                message: m,
+            })?;
         *self = staged;
         Ok(AttrId((self.attrs.len() - 1) as u32))
     }
 
     /// Adds one object class description (RFC 4512 form, as in `objectClasses` values).
     pub fn add_object_class(&mut self, description: &str) -> Result<(), SchemaError> {
-        let oc = parse::object_class(description).map_err(|m| SchemaError::Syntax { line: 1, message: format!("object class: {m}") })?;
+        let oc = parse::object_class(description).map_err(|m| SchemaError::Syntax {
+            line: 1,
+            message: format!("object class: {m}"),
+        })?;
         let mut staged = self.clone();
-        staged.add_class(oc).map_err(|m| SchemaError::Syntax { line: 1, message: m })?;
+        staged.add_class(oc).map_err(|m| SchemaError::Syntax {
+            line: 1,
+            message: m,
+        })?;
         *self = staged;
         Ok(())
     }
@@ -222,7 +274,9 @@ impl Schema {
             Some((n, sfx)) => (n, Some(sfx)),
             None => (s, None),
         };
-        let base = self.macros.get(&key(name)).ok_or_else(|| format!("'{s}' is neither a numeric OID nor a known objectidentifier"))?;
+        let base = self.macros.get(&key(name)).ok_or_else(|| {
+            format!("'{s}' is neither a numeric OID nor a known objectidentifier")
+        })?;
         match suffix {
             Some(sfx) if is_numeric_oid(sfx) => Ok(format!("{base}.{sfx}")),
             Some(sfx) => Err(format!("invalid OID suffix '{sfx}' in '{s}'")),
@@ -243,9 +297,18 @@ impl Schema {
         }
         // `X-SUBST` names a known syntax whose checks stand in for this one (OpenLDAP's way of
         // declaring syntaxes it has no code for, as pmi.schema does).
-        let subst = s.extensions.iter().find(|(k, _)| k.eq_ignore_ascii_case("X-SUBST")).and_then(|(_, v)| v.first().cloned());
+        let subst = s
+            .extensions
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("X-SUBST"))
+            .and_then(|(_, v)| v.first().cloned());
         let imp = match subst {
-            Some(sub) => self.syntax_index.get(&key(&sub)).and_then(|i| self.syntax_info.get(*i)).map(|i| i.imp).ok_or_else(|| format!("ldap syntax {}: unknown X-SUBST syntax {sub}", s.oid))?,
+            Some(sub) => self
+                .syntax_index
+                .get(&key(&sub))
+                .and_then(|i| self.syntax_info.get(*i))
+                .map(|i| i.imp)
+                .ok_or_else(|| format!("ldap syntax {}: unknown X-SUBST syntax {sub}", s.oid))?,
             None => rules::syntax_impl(&s.oid),
         };
         self.syntax_index.insert(key(&s.oid), self.syntaxes.len());
@@ -256,9 +319,14 @@ impl Schema {
 
     fn add_rule(&mut self, mut r: MatchingRule, hidden: bool) -> Result<(), String> {
         r.oid = self.resolve_oid(&r.oid)?;
-        let spec = rules::spec(&r.oid).ok_or_else(|| format!("matching rule {} ({}) is not implemented", r.name(), r.oid))?;
+        let spec = rules::spec(&r.oid)
+            .ok_or_else(|| format!("matching rule {} ({}) is not implemented", r.name(), r.oid))?;
         if !self.syntax_index.contains_key(&key(&r.syntax)) {
-            return Err(format!("matching rule {}: unknown syntax {}", r.name(), r.syntax));
+            return Err(format!(
+                "matching rule {}: unknown syntax {}",
+                r.name(),
+                r.syntax
+            ));
         }
         for k in std::iter::once(&r.oid).chain(r.names.iter()) {
             if self.rule_index.contains_key(&key(k)) {
@@ -274,11 +342,22 @@ impl Schema {
         Ok(())
     }
 
-    fn find_rule_for(&self, at: &str, name: &str, want: RuleKind, kw: &str) -> Result<usize, String> {
-        let idx = *self.rule_index.get(&key(name)).ok_or_else(|| format!("attribute type {at}: unknown {kw} matching rule '{name}'"))?;
+    fn find_rule_for(
+        &self,
+        at: &str,
+        name: &str,
+        want: RuleKind,
+        kw: &str,
+    ) -> Result<usize, String> {
+        let idx = *self
+            .rule_index
+            .get(&key(name))
+            .ok_or_else(|| format!("attribute type {at}: unknown {kw} matching rule '{name}'"))?;
         let kind = self.rule_info.get(idx).map(|r| r.spec.kind);
         if kind != Some(want) {
-            return Err(format!("attribute type {at}: '{name}' is not an {kw} matching rule"));
+            return Err(format!(
+                "attribute type {at}: '{name}' is not an {kw} matching rule"
+            ));
         }
         Ok(idx)
     }
@@ -295,7 +374,9 @@ impl Schema {
             }
         }
         let sup = match &at.sup {
-            Some(s) => Some(self.attr_id(s).ok_or_else(|| format!("attribute type {name}: unknown superior attribute type '{s}'"))?),
+            Some(s) => Some(self.attr_id(s).ok_or_else(|| {
+                format!("attribute type {name}: unknown superior attribute type '{s}'")
+            })?),
             None => None,
         };
         let sup_info = sup.and_then(|s| self.attr_info.get(s.index())).cloned();
@@ -313,15 +394,25 @@ impl Schema {
             None => None,
         };
         let syntax = match &at.syntax {
-            Some(s) => Some(*self.syntax_index.get(&key(s)).ok_or_else(|| format!("attribute type {name}: unknown syntax {s}"))?),
+            Some(s) => Some(
+                *self
+                    .syntax_index
+                    .get(&key(s))
+                    .ok_or_else(|| format!("attribute type {name}: unknown syntax {s}"))?,
+            ),
             None => sup_info.as_ref().and_then(|i| i.syntax),
         };
         if syntax.is_none() {
-            return Err(format!("attribute type {name}: no SYNTAX and no superior to inherit one from"));
+            return Err(format!(
+                "attribute type {name}: no SYNTAX and no superior to inherit one from"
+            ));
         }
         if let (Some(sup_at), Some(_)) = (sup.and_then(|s| self.attr(s)), sup) {
             if sup_at.usage != at.usage {
-                return Err(format!("attribute type {name}: usage differs from its superior {}", sup_at.name()));
+                return Err(format!(
+                    "attribute type {name}: usage differs from its superior {}",
+                    sup_at.name()
+                ));
             }
         }
         let equality = pick(equality, sup_info.as_ref().and_then(|i| i.equality));
@@ -329,9 +420,15 @@ impl Schema {
             .and_then(|e| self.rule_info.get(e))
             .and_then(|r| r.spec.approx)
             .and_then(|oid| self.rule_index.get(oid).copied());
-        let syntax_impl = syntax.and_then(|s| self.syntax_info.get(s)).map(|s| s.imp).unwrap_or(SyntaxImpl::Any);
+        let syntax_impl = syntax
+            .and_then(|s| self.syntax_info.get(s))
+            .map(|s| s.imp)
+            .unwrap_or(SyntaxImpl::Any);
         let id = AttrId(self.attrs.len() as u32);
-        let class_valued = matches!(at.oid.as_str(), oids::OBJECT_CLASS | oids::STRUCTURAL_OBJECT_CLASS);
+        let class_valued = matches!(
+            at.oid.as_str(),
+            oids::OBJECT_CLASS | oids::STRUCTURAL_OBJECT_CLASS
+        );
         let info = AttrInfo {
             equality,
             ordering: pick(ordering, sup_info.as_ref().and_then(|i| i.ordering)),
@@ -383,7 +480,9 @@ impl Schema {
         let mut must: Vec<AttrId> = Vec::new();
         let mut may: Vec<AttrId> = Vec::new();
         for s in &oc.sup {
-            let sid = self.class_id(s).ok_or_else(|| format!("object class {name}: unknown superior object class '{s}'"))?;
+            let sid = self.class_id(s).ok_or_else(|| {
+                format!("object class {name}: unknown superior object class '{s}'")
+            })?;
             let sup_kind = self.class(sid).map(|c| c.kind).unwrap_or_default();
             let ok = match oc.kind {
                 ObjectClassKind::Abstract => sup_kind == ObjectClassKind::Abstract,
@@ -416,13 +515,17 @@ impl Schema {
             }
         }
         for a in &oc.must {
-            let aid = self.attr_id(a).ok_or_else(|| format!("object class {name}: unknown attribute type '{a}' in MUST"))?;
+            let aid = self.attr_id(a).ok_or_else(|| {
+                format!("object class {name}: unknown attribute type '{a}' in MUST")
+            })?;
             if !must.contains(&aid) {
                 must.push(aid);
             }
         }
         for a in &oc.may {
-            let aid = self.attr_id(a).ok_or_else(|| format!("object class {name}: unknown attribute type '{a}' in MAY"))?;
+            let aid = self.attr_id(a).ok_or_else(|| {
+                format!("object class {name}: unknown attribute type '{a}' in MAY")
+            })?;
             if !may.contains(&aid) {
                 may.push(aid);
             }
@@ -482,7 +585,10 @@ impl Schema {
 
     /// The class itself and all its superclasses, transitively (nearest first).
     pub fn superclasses(&self, id: ClassId) -> &[ClassId] {
-        self.class_info.get(id.index()).map(|i| i.supers.as_slice()).unwrap_or_default()
+        self.class_info
+            .get(id.index())
+            .map(|i| i.supers.as_slice())
+            .unwrap_or_default()
     }
 
     /// True if `class` is `sup` or derives from it.
@@ -492,16 +598,24 @@ impl Schema {
 
     /// Attributes a class requires, inherited ones included.
     pub fn must_of(&self, id: ClassId) -> &[AttrId] {
-        self.class_info.get(id.index()).map(|i| i.must.as_slice()).unwrap_or_default()
+        self.class_info
+            .get(id.index())
+            .map(|i| i.must.as_slice())
+            .unwrap_or_default()
     }
 
     /// Attributes a class allows beyond its MUST, inherited ones included.
     pub fn may_of(&self, id: ClassId) -> &[AttrId] {
-        self.class_info.get(id.index()).map(|i| i.may.as_slice()).unwrap_or_default()
+        self.class_info
+            .get(id.index())
+            .map(|i| i.may.as_slice())
+            .unwrap_or_default()
     }
 
     pub fn matching_rule(&self, name_or_oid: &str) -> Option<&MatchingRule> {
-        self.rule_index.get(&key(name_or_oid)).and_then(|i| self.rules.get(*i))
+        self.rule_index
+            .get(&key(name_or_oid))
+            .and_then(|i| self.rules.get(*i))
     }
 
     pub(crate) fn rule_index_of(&self, name_or_oid: &str) -> Option<usize> {
@@ -521,12 +635,16 @@ impl Schema {
     }
 
     pub fn syntax(&self, oid: &str) -> Option<&Syntax> {
-        self.syntax_index.get(&key(oid)).and_then(|i| self.syntaxes.get(*i))
+        self.syntax_index
+            .get(&key(oid))
+            .and_then(|i| self.syntaxes.get(*i))
     }
 
     /// The syntax of an attribute type (its own or inherited through SUP).
     pub fn attr_syntax(&self, id: AttrId) -> Option<&Syntax> {
-        self.attr_info(id).and_then(|i| i.syntax).and_then(|s| self.syntaxes.get(s))
+        self.attr_info(id)
+            .and_then(|i| i.syntax)
+            .and_then(|s| self.syntaxes.get(s))
     }
 
     /// True when the attribute's syntax is binary (`X-NOT-HUMAN-READABLE`): values should be
@@ -536,7 +654,10 @@ impl Schema {
     }
 
     pub(crate) fn syntax_hidden(&self, oid: &str) -> bool {
-        self.syntax_index.get(&key(oid)).and_then(|i| self.syntax_info.get(*i)).is_some_and(|s| s.hidden)
+        self.syntax_index
+            .get(&key(oid))
+            .and_then(|i| self.syntax_info.get(*i))
+            .is_some_and(|s| s.hidden)
     }
 
     /// The numeric OID of a named attribute type, object class or matching rule.
@@ -551,7 +672,10 @@ impl Schema {
     }
 
     pub fn attribute_types(&self) -> impl Iterator<Item = (AttrId, &AttributeType)> {
-        self.attrs.iter().enumerate().map(|(i, a)| (AttrId(i as u32), a))
+        self.attrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (AttrId(i as u32), a))
     }
 
     pub fn object_classes(&self) -> impl Iterator<Item = &ObjectClass> {
@@ -575,7 +699,9 @@ impl Schema {
     /// The attribute itself and every attribute type derived from it through SUP, transitively
     /// (a filter on `name` matches `cn` and `sn`).
     pub fn subtypes(&self, id: AttrId) -> &[AttrId] {
-        self.attr_info(id).map(|i| i.subtypes.as_slice()).unwrap_or_default()
+        self.attr_info(id)
+            .map(|i| i.subtypes.as_slice())
+            .unwrap_or_default()
     }
 
     /// True if `id` is `sup` or derives from it.
@@ -597,34 +723,48 @@ impl Schema {
 
     /// The effective equality, ordering and substring matching rules (through SUP), by name.
     pub fn equality_rule(&self, id: AttrId) -> Option<&MatchingRule> {
-        self.attr_info(id).and_then(|i| i.equality).and_then(|r| self.rules.get(r))
+        self.attr_info(id)
+            .and_then(|i| i.equality)
+            .and_then(|r| self.rules.get(r))
     }
 
     pub fn ordering_rule(&self, id: AttrId) -> Option<&MatchingRule> {
-        self.attr_info(id).and_then(|i| i.ordering).and_then(|r| self.rules.get(r))
+        self.attr_info(id)
+            .and_then(|i| i.ordering)
+            .and_then(|r| self.rules.get(r))
     }
 
     pub fn substr_rule(&self, id: AttrId) -> Option<&MatchingRule> {
-        self.attr_info(id).and_then(|i| i.substr).and_then(|r| self.rules.get(r))
+        self.attr_info(id)
+            .and_then(|i| i.substr)
+            .and_then(|r| self.rules.get(r))
     }
 
     fn invalid(&self, id: AttrId, message: String) -> ValueError {
         ValueError::InvalidSyntax {
             attr: self.attr_name(id).to_string(),
             index: 0,
-            syntax: self.attr_syntax(id).and_then(|s| s.desc.clone()).unwrap_or_default(),
+            syntax: self
+                .attr_syntax(id)
+                .and_then(|s| s.desc.clone())
+                .unwrap_or_default(),
             message,
         }
     }
 
     /// Checks a value against the attribute's syntax.
     pub fn validate(&self, id: AttrId, value: &[u8]) -> Result<(), ValueError> {
-        let info = self.attr_info(id).ok_or_else(|| ValueError::Invalid("unknown attribute type".into()))?;
+        let info = self
+            .attr_info(id)
+            .ok_or_else(|| ValueError::Invalid("unknown attribute type".into()))?;
         if info.class_valued {
             // objectClass values must name a known class (slapd: "invalid value").
             let s = std::str::from_utf8(value).unwrap_or_default();
             if self.class_id(s.trim()).is_none() {
-                return Err(self.invalid(id, format!("unknown object class '{}'", String::from_utf8_lossy(value))));
+                return Err(self.invalid(
+                    id,
+                    format!("unknown object class '{}'", String::from_utf8_lossy(value)),
+                ));
             }
             return Ok(());
         }
@@ -632,16 +772,30 @@ impl Schema {
     }
 
     /// Normalizes with a rule by index, for a value of attribute `id` (used in error messages).
-    pub(crate) fn normalize_with(&self, id: AttrId, rule: usize, use_: Use, value: &[u8]) -> Result<Vec<u8>, ValueError> {
-        let spec = self.rule_spec(rule).ok_or_else(|| ValueError::Invalid("unknown matching rule".into()))?;
+    pub(crate) fn normalize_with(
+        &self,
+        id: AttrId,
+        rule: usize,
+        use_: Use,
+        value: &[u8],
+    ) -> Result<Vec<u8>, ValueError> {
+        let spec = self
+            .rule_spec(rule)
+            .ok_or_else(|| ValueError::Invalid("unknown matching rule".into()))?;
         rules::normalize(self, spec.imp, use_, value).map_err(|m| self.invalid(id, m))
     }
 
     /// The equality-normalized form of an object class name: its numeric OID.
     fn class_key(&self, value: &[u8]) -> Result<Vec<u8>, String> {
-        let s = std::str::from_utf8(value).map_err(|_| "object class names are ASCII".to_string())?;
-        let id = self.class_id(s.trim()).ok_or_else(|| format!("unknown object class '{s}'"))?;
-        Ok(self.class(id).map(|c| c.oid.as_bytes().to_vec()).unwrap_or_default())
+        let s =
+            std::str::from_utf8(value).map_err(|_| "object class names are ASCII".to_string())?;
+        let id = self
+            .class_id(s.trim())
+            .ok_or_else(|| format!("unknown object class '{s}'"))?;
+        Ok(self
+            .class(id)
+            .map(|c| c.oid.as_bytes().to_vec())
+            .unwrap_or_default())
     }
 
     /// Normalizes a value (or an assertion value) with the attribute's effective equality rule.
@@ -652,9 +806,14 @@ impl Schema {
     /// `objectClass` values normalize to the class's numeric OID; index them with
     /// [`Schema::object_class_keys`] so that `(objectClass=person)` finds subclasses too.
     pub fn normalize_eq(&self, id: AttrId, value: &[u8]) -> Result<Option<Vec<u8>>, ValueError> {
-        let info = self.attr_info(id).ok_or_else(|| ValueError::Invalid("unknown attribute type".into()))?;
+        let info = self
+            .attr_info(id)
+            .ok_or_else(|| ValueError::Invalid("unknown attribute type".into()))?;
         if info.class_valued {
-            return self.class_key(value).map(Some).map_err(|m| self.invalid(id, m));
+            return self
+                .class_key(value)
+                .map(Some)
+                .map_err(|m| self.invalid(id, m));
         }
         match info.equality {
             None => Ok(None),
@@ -666,9 +825,17 @@ impl Schema {
     /// key and those of all its superclasses, so an index lookup for `person` finds entries
     /// whose objectClass values name only `inetOrgPerson` (slapd's objectSubClassMatch).
     pub fn object_class_keys(&self, value: &[u8]) -> Result<Vec<Vec<u8>>, ValueError> {
-        let s = std::str::from_utf8(value).map_err(|_| ValueError::Invalid("object class names are ASCII".into()))?;
-        let id = self.class_id(s.trim()).ok_or_else(|| ValueError::Invalid(format!("unknown object class '{s}'")))?;
-        Ok(self.superclasses(id).iter().filter_map(|c| self.class(*c)).map(|c| c.oid.as_bytes().to_vec()).collect())
+        let s = std::str::from_utf8(value)
+            .map_err(|_| ValueError::Invalid("object class names are ASCII".into()))?;
+        let id = self
+            .class_id(s.trim())
+            .ok_or_else(|| ValueError::Invalid(format!("unknown object class '{s}'")))?;
+        Ok(self
+            .superclasses(id)
+            .iter()
+            .filter_map(|c| self.class(*c))
+            .map(|c| c.oid.as_bytes().to_vec())
+            .collect())
     }
 
     /// Normalizes a whole value for substring matching with the attribute's effective substring
@@ -677,8 +844,14 @@ impl Schema {
     ///
     /// Like slapd, substring assertions are matched against the equality-normalized value when
     /// the attribute has an equality rule, and against the value as stored otherwise.
-    pub fn normalize_substr(&self, id: AttrId, value: &[u8]) -> Result<Option<Vec<u8>>, ValueError> {
-        let info = self.attr_info(id).ok_or_else(|| ValueError::Invalid("unknown attribute type".into()))?;
+    pub fn normalize_substr(
+        &self,
+        id: AttrId,
+        value: &[u8],
+    ) -> Result<Option<Vec<u8>>, ValueError> {
+        let info = self
+            .attr_info(id)
+            .ok_or_else(|| ValueError::Invalid("unknown attribute type".into()))?;
         if info.substr.is_none() {
             return Ok(None);
         }
@@ -690,8 +863,15 @@ impl Schema {
 
     /// Normalizes one substring assertion piece (`initial`, `any` or `final`) with the
     /// attribute's substring rule. `Ok(None)` when the attribute has no substring rule.
-    pub fn normalize_substr_piece(&self, id: AttrId, piece: SubstrPiece, value: &[u8]) -> Result<Option<Vec<u8>>, ValueError> {
-        let info = self.attr_info(id).ok_or_else(|| ValueError::Invalid("unknown attribute type".into()))?;
+    pub fn normalize_substr_piece(
+        &self,
+        id: AttrId,
+        piece: SubstrPiece,
+        value: &[u8],
+    ) -> Result<Option<Vec<u8>>, ValueError> {
+        let info = self
+            .attr_info(id)
+            .ok_or_else(|| ValueError::Invalid("unknown attribute type".into()))?;
         let use_ = match piece {
             SubstrPiece::Initial => Use::SubInitial,
             SubstrPiece::Any => Use::SubAny,
@@ -716,8 +896,14 @@ impl Schema {
 
     /// Normalizes a value with the attribute's ordering rule, giving a key whose order (with
     /// [`Schema::compare_ordering_keys`]) is the rule's order. `Ok(None)` without an ordering rule.
-    pub fn normalize_ordering(&self, id: AttrId, value: &[u8]) -> Result<Option<Vec<u8>>, ValueError> {
-        let info = self.attr_info(id).ok_or_else(|| ValueError::Invalid("unknown attribute type".into()))?;
+    pub fn normalize_ordering(
+        &self,
+        id: AttrId,
+        value: &[u8],
+    ) -> Result<Option<Vec<u8>>, ValueError> {
+        let info = self
+            .attr_info(id)
+            .ok_or_else(|| ValueError::Invalid("unknown attribute type".into()))?;
         match info.ordering {
             None => Ok(None),
             Some(r) => self.normalize_with(id, r, Use::Value, value).map(Some),
@@ -726,7 +912,11 @@ impl Schema {
 
     /// Compares two keys made by [`Schema::normalize_ordering`] for the same attribute.
     pub fn compare_ordering_keys(&self, id: AttrId, a: &[u8], b: &[u8]) -> Ordering {
-        let imp = self.attr_info(id).and_then(|i| i.ordering).and_then(|r| self.rule_spec(r)).map(|s| s.imp);
+        let imp = self
+            .attr_info(id)
+            .and_then(|i| i.ordering)
+            .and_then(|r| self.rule_spec(r))
+            .map(|s| s.imp);
         match imp {
             Some(imp) => rules::compare(imp, a, b),
             None => a.cmp(b),
@@ -736,17 +926,30 @@ impl Schema {
     /// True if the rule `rule` may be used with attribute `id` in an extensible match
     /// (slapd's `mr_usable_with_at`; also what `matchingRuleUse` publishes).
     pub(crate) fn rule_usable_with(&self, rule: usize, id: AttrId) -> bool {
-        let (Some(spec), Some(def), Some(info)) = (self.rule_spec(rule), self.rule_def(rule), self.attr_info(id)) else {
+        let (Some(spec), Some(def), Some(info)) = (
+            self.rule_spec(rule),
+            self.rule_def(rule),
+            self.attr_info(id),
+        ) else {
             return false;
         };
-        let at_syntax = info.syntax.and_then(|s| self.syntaxes.get(s)).map(|s| s.oid.as_str()).unwrap_or_default();
+        let at_syntax = info
+            .syntax
+            .and_then(|s| self.syntaxes.get(s))
+            .map(|s| s.oid.as_str())
+            .unwrap_or_default();
         // slapd's published matchingRuleUse leaves out objectClass (matched by its own
         // objectSubClassMatch) and the subschema description attributes (attributeTypes, ...).
         const DESCRIPTION_SYNTAXES: &[&str] = &["3", "16", "17", "30", "31", "35", "37"];
-        if info.class_valued || at_syntax.strip_prefix("1.3.6.1.4.1.1466.115.121.1.").is_some_and(|n| DESCRIPTION_SYNTAXES.contains(&n)) {
+        if info.class_valued
+            || at_syntax
+                .strip_prefix("1.3.6.1.4.1.1466.115.121.1.")
+                .is_some_and(|n| DESCRIPTION_SYNTAXES.contains(&n))
+        {
             return false;
         }
-        let same_syntax = def.syntax == at_syntax || rules::syntax_sups(at_syntax).contains(&def.syntax.as_str());
+        let same_syntax =
+            def.syntax == at_syntax || rules::syntax_sups(at_syntax).contains(&def.syntax.as_str());
         if spec.ext && (same_syntax || info.equality == Some(rule) || info.approx == Some(rule)) {
             return true;
         }
@@ -760,7 +963,10 @@ impl Schema {
 
     /// The approximate rule's implementation for an attribute, if `~=` has one there.
     pub(crate) fn approx_of(&self, id: AttrId) -> Option<RuleImpl> {
-        self.attr_info(id).and_then(|i| i.approx).and_then(|r| self.rule_spec(r)).map(|s| s.imp)
+        self.attr_info(id)
+            .and_then(|i| i.approx)
+            .and_then(|r| self.rule_spec(r))
+            .map(|s| s.imp)
     }
 }
 
@@ -786,26 +992,75 @@ mod tests {
                 if n2 == name {
                     break;
                 }
-                fresh.add_items(parse::schema_file(t2).unwrap(), *h2).unwrap();
+                fresh
+                    .add_items(parse::schema_file(t2).unwrap(), *h2)
+                    .unwrap();
             }
-            fresh.add_items(parse::schema_file(text).unwrap(), *hidden).unwrap_or_else(|e| panic!("{name}: {e}"));
+            fresh
+                .add_items(parse::schema_file(text).unwrap(), *hidden)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         assert!(s.attribute_types().count() > 175);
         assert!(s.object_classes().count() > 60);
         for name in [
-            "objectClass", "aliasedObjectName", "createTimestamp", "modifyTimestamp", "creatorsName", "modifiersName",
-            "structuralObjectClass", "subschemaSubentry", "entryDN", "entryUUID", "hasSubordinates", "numSubordinates",
-            "namingContexts", "supportedControl", "supportedExtension", "supportedFeatures", "supportedLDAPVersion",
-            "supportedSASLMechanisms", "vendorName", "vendorVersion", "altServer", "ldapSyntaxes", "attributeTypes",
-            "objectClasses", "matchingRules", "matchingRuleUse", "memberOf", "mail", "mailLocalAddress", "mailHost",
-            "mailRoutingAddress", "uidNumber", "member", "uniqueMember", "userPassword", "jpegPhoto",
+            "objectClass",
+            "aliasedObjectName",
+            "createTimestamp",
+            "modifyTimestamp",
+            "creatorsName",
+            "modifiersName",
+            "structuralObjectClass",
+            "subschemaSubentry",
+            "entryDN",
+            "entryUUID",
+            "hasSubordinates",
+            "numSubordinates",
+            "namingContexts",
+            "supportedControl",
+            "supportedExtension",
+            "supportedFeatures",
+            "supportedLDAPVersion",
+            "supportedSASLMechanisms",
+            "vendorName",
+            "vendorVersion",
+            "altServer",
+            "ldapSyntaxes",
+            "attributeTypes",
+            "objectClasses",
+            "matchingRules",
+            "matchingRuleUse",
+            "memberOf",
+            "mail",
+            "mailLocalAddress",
+            "mailHost",
+            "mailRoutingAddress",
+            "uidNumber",
+            "member",
+            "uniqueMember",
+            "userPassword",
+            "jpegPhoto",
         ] {
             assert!(s.attr_id(name).is_some(), "{name}");
         }
-        for name in ["top", "alias", "extensibleObject", "subschema", "subentry", "referral", "inetOrgPerson", "posixAccount", "inetLocalMailRecipient", "groupOfNames", "dcObject"] {
+        for name in [
+            "top",
+            "alias",
+            "extensibleObject",
+            "subschema",
+            "subentry",
+            "referral",
+            "inetOrgPerson",
+            "posixAccount",
+            "inetLocalMailRecipient",
+            "groupOfNames",
+            "dcObject",
+        ] {
             assert!(s.object_class(name).is_some(), "{name}");
         }
-        assert_eq!(s.attribute("memberOf").unwrap().oid, "1.2.840.113556.1.2.102");
+        assert_eq!(
+            s.attribute("memberOf").unwrap().oid,
+            "1.2.840.113556.1.2.102"
+        );
     }
 
     #[test]
@@ -815,7 +1070,10 @@ mod tests {
         assert_eq!(s.attr_id("CommonName"), Some(cn));
         assert_eq!(s.attr_id("2.5.4.3"), Some(cn));
         assert_eq!(s.attr_name(cn), "cn");
-        assert_eq!(s.object_class("INETORGPERSON").unwrap().oid, "2.16.840.1.113730.3.2.2");
+        assert_eq!(
+            s.object_class("INETORGPERSON").unwrap().oid,
+            "2.16.840.1.113730.3.2.2"
+        );
         assert_eq!(s.object_class("2.5.6.6").unwrap().name(), "person");
         assert!(s.attr_id("nosuchattr").is_none());
     }
@@ -827,8 +1085,14 @@ mod tests {
         let cn = s.attr_id("cn").unwrap();
         let sn = s.attr_id("sn").unwrap();
         assert_eq!(s.equality_rule(cn).unwrap().name(), "caseIgnoreMatch");
-        assert_eq!(s.substr_rule(sn).unwrap().name(), "caseIgnoreSubstringsMatch");
-        assert_eq!(s.attr_syntax(cn).unwrap().oid, "1.3.6.1.4.1.1466.115.121.1.15");
+        assert_eq!(
+            s.substr_rule(sn).unwrap().name(),
+            "caseIgnoreSubstringsMatch"
+        );
+        assert_eq!(
+            s.attr_syntax(cn).unwrap().oid,
+            "1.3.6.1.4.1.1466.115.121.1.15"
+        );
         let subs = s.subtypes(name);
         assert!(subs.contains(&name) && subs.contains(&cn) && subs.contains(&sn));
         assert!(s.is_subtype_of(cn, name));
@@ -860,7 +1124,11 @@ mod tests {
     fn every_reference_resolves_to_an_implemented_rule() {
         let s = Schema::builtin();
         for (id, at) in s.attribute_types() {
-            for (given, eff) in [(&at.equality, s.equality_rule(id)), (&at.ordering, s.ordering_rule(id)), (&at.substr, s.substr_rule(id))] {
+            for (given, eff) in [
+                (&at.equality, s.equality_rule(id)),
+                (&at.ordering, s.ordering_rule(id)),
+                (&at.substr, s.substr_rule(id)),
+            ] {
                 if given.is_some() {
                     assert!(eff.is_some(), "{}", at.name());
                 }
@@ -875,23 +1143,56 @@ mod tests {
         let before = s.attribute_types().count();
         let text = "objectidentifier R 1.3.6.1.4.1.99999.1\nattributetype ( R:1 NAME 'rosterA' SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n\nattributetype ( R:2 NAME 'rosterB' EQUALITY noSuchMatch\n  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n";
         let e = s.add_schema_file(text).unwrap_err();
-        assert_eq!(e.to_string(), "line 4: attribute type rosterB: unknown equality matching rule 'noSuchMatch'");
+        assert_eq!(
+            e.to_string(),
+            "line 4: attribute type rosterB: unknown equality matching rule 'noSuchMatch'"
+        );
         assert_eq!(s.attribute_types().count(), before);
         assert!(s.attr_id("rosterA").is_none());
 
-        let e = s.add_schema_file("attributetype ( 1.2.3.4 NAME 'x' SUP nosuch )\n").unwrap_err();
-        assert!(e.to_string().contains("unknown superior attribute type 'nosuch'"), "{e}");
-        let e = s.add_schema_file("attributetype ( 1.2.3.4 NAME 'x' SYNTAX 9.9.9 )\n").unwrap_err();
+        let e = s
+            .add_schema_file("attributetype ( 1.2.3.4 NAME 'x' SUP nosuch )\n")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown superior attribute type 'nosuch'"),
+            "{e}"
+        );
+        let e = s
+            .add_schema_file("attributetype ( 1.2.3.4 NAME 'x' SYNTAX 9.9.9 )\n")
+            .unwrap_err();
         assert!(e.to_string().contains("unknown syntax 9.9.9"), "{e}");
-        let e = s.add_schema_file("attributetype ( 1.2.3.4 NAME 'cn' SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n").unwrap_err();
+        let e = s
+            .add_schema_file(
+                "attributetype ( 1.2.3.4 NAME 'cn' SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n",
+            )
+            .unwrap_err();
         assert!(e.to_string().contains("duplicate attribute type cn"), "{e}");
         let e = s.add_schema_file("attributetype ( 1.2.3.4 NAME 'x' EQUALITY caseIgnoreOrderingMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n").unwrap_err();
         assert!(e.to_string().contains("not an equality"), "{e}");
-        let e = s.add_schema_file("objectclass ( 1.2.3.5 NAME 'x' SUP top AUXILIARY MAY ( cn $ nosuch ) )\n").unwrap_err();
-        assert!(e.to_string().contains("unknown attribute type 'nosuch' in MAY"), "{e}");
-        let e = s.add_schema_file("objectclass ( 1.2.3.5 NAME 'x' SUP person AUXILIARY )\n").unwrap_err();
-        assert!(e.to_string().contains("auxiliary class cannot inherit from the structural class"), "{e}");
-        let e = s.add_schema_file("attributetype ( Nope:1 NAME 'x' SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n").unwrap_err();
+        let e = s
+            .add_schema_file(
+                "objectclass ( 1.2.3.5 NAME 'x' SUP top AUXILIARY MAY ( cn $ nosuch ) )\n",
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown attribute type 'nosuch' in MAY"),
+            "{e}"
+        );
+        let e = s
+            .add_schema_file("objectclass ( 1.2.3.5 NAME 'x' SUP person AUXILIARY )\n")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("auxiliary class cannot inherit from the structural class"),
+            "{e}"
+        );
+        let e = s
+            .add_schema_file(
+                "attributetype ( Nope:1 NAME 'x' SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n",
+            )
+            .unwrap_err();
         assert!(e.to_string().contains("objectidentifier"), "{e}");
     }
 
@@ -919,7 +1220,9 @@ mod tests {
         assert!(s.validate(id, b"a/b").is_ok());
         assert!(s.validate(id, b"").is_err());
         assert!(s.attr_id("rosterAuthz").is_some());
-        let e = s.add_schema_file("ldapsyntax ( 1.3.6.1.4.1.99999.7.9 X-SUBST '9.9' )\n").unwrap_err();
+        let e = s
+            .add_schema_file("ldapsyntax ( 1.3.6.1.4.1.99999.7.9 X-SUBST '9.9' )\n")
+            .unwrap_err();
         assert!(e.to_string().contains("unknown X-SUBST syntax 9.9"), "{e}");
     }
 

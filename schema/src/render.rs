@@ -85,7 +85,12 @@ impl AttributeType {
         if self.obsolete {
             s.push_str(" OBSOLETE");
         }
-        for (kw, v) in [("SUP", &self.sup), ("EQUALITY", &self.equality), ("ORDERING", &self.ordering), ("SUBSTR", &self.substr)] {
+        for (kw, v) in [
+            ("SUP", &self.sup),
+            ("EQUALITY", &self.equality),
+            ("ORDERING", &self.ordering),
+            ("SUBSTR", &self.substr),
+        ] {
             if let Some(v) = v {
                 s.push(' ');
                 s.push_str(kw);
@@ -189,7 +194,9 @@ impl Schema {
         }
         for (idx, r) in self.matching_rules().enumerate() {
             let hidden = self.rule_hidden(idx);
-            let no_match = self.rule_spec(idx).is_some_and(|s| s.imp == RuleImpl::NoMatch);
+            let no_match = self
+                .rule_spec(idx)
+                .is_some_and(|s| s.imp == RuleImpl::NoMatch);
             if !hidden && !no_match {
                 v.matching_rules.push(r.to_description());
             }
@@ -253,7 +260,10 @@ mod tests {
             (include_str!("builtin/system.schema"), "attributetype "),
             (include_str!("builtin/core.schema"), "attributetype "),
             (include_str!("builtin/cosine.schema"), "attributetype "),
-            (include_str!("builtin/inetorgperson.schema"), "attributetype "),
+            (
+                include_str!("builtin/inetorgperson.schema"),
+                "attributetype ",
+            ),
             (include_str!("builtin/nis.schema"), "attributetype "),
             (include_str!("builtin/misc.schema"), "attributetype "),
         ] {
@@ -277,8 +287,14 @@ mod tests {
             .filter(|l| !l.starts_with("( 2.5.13.22 ") && !l.starts_with("( 2.5.13.24 "))
             .collect();
         assert_eq!(published.matching_rules, rules);
-        assert!(!published.attribute_types.iter().any(|a| a.contains("'subtreeSpecification'")));
-        assert!(!published.ldap_syntaxes.iter().any(|a| a.contains("Substring Assertion")));
+        assert!(!published
+            .attribute_types
+            .iter()
+            .any(|a| a.contains("'subtreeSpecification'")));
+        assert!(!published
+            .ldap_syntaxes
+            .iter()
+            .any(|a| a.contains("Substring Assertion")));
     }
 
     #[test]

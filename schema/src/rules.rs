@@ -40,8 +40,12 @@ pub(crate) enum RuleKind {
 /// The behaviour behind a matching rule OID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RuleImpl {
-    DirString { casefold: bool },
-    Ia5 { casefold: bool },
+    DirString {
+        casefold: bool,
+    },
+    Ia5 {
+        casefold: bool,
+    },
     CaseIgnoreList,
     DistinguishedName,
     Rdn,
@@ -89,8 +93,14 @@ const DIRECTORY_STRING_SYNTAXES: &[&str] = &[
 ];
 /// slapd declares more description syntaxes here, but its published matchingRuleUse shows the
 /// rule applying only to OIDs and `ldapSyntaxes`; we follow what it publishes.
-const OID_FIRST_COMPONENT_SYNTAXES: &[&str] = &["1.3.6.1.4.1.1466.115.121.1.38", "1.3.6.1.4.1.1466.115.121.1.54"];
-const INT_FIRST_COMPONENT_SYNTAXES: &[&str] = &["1.3.6.1.4.1.1466.115.121.1.27", "1.3.6.1.4.1.1466.115.121.1.17"];
+const OID_FIRST_COMPONENT_SYNTAXES: &[&str] = &[
+    "1.3.6.1.4.1.1466.115.121.1.38",
+    "1.3.6.1.4.1.1466.115.121.1.54",
+];
+const INT_FIRST_COMPONENT_SYNTAXES: &[&str] = &[
+    "1.3.6.1.4.1.1466.115.121.1.27",
+    "1.3.6.1.4.1.1466.115.121.1.17",
+];
 const DIR_APPROX: &str = "1.3.6.1.4.1.4203.666.4.4";
 const IA5_APPROX: &str = "1.3.6.1.4.1.4203.666.4.5";
 
@@ -98,16 +108,34 @@ const IA5_APPROX: &str = "1.3.6.1.4.1.4203.666.4.5";
 pub(crate) fn spec(oid: &str) -> Option<RuleSpec> {
     use RuleImpl as I;
     use RuleKind as K;
-    let s = |imp, kind, ext| RuleSpec { imp, kind, ext, compat: &[], approx: None };
-    let d = |imp, kind, ext| RuleSpec { imp, kind, ext, compat: DIRECTORY_STRING_SYNTAXES, approx: None };
+    let s = |imp, kind, ext| RuleSpec {
+        imp,
+        kind,
+        ext,
+        compat: &[],
+        approx: None,
+    };
+    let d = |imp, kind, ext| RuleSpec {
+        imp,
+        kind,
+        ext,
+        compat: DIRECTORY_STRING_SYNTAXES,
+        approx: None,
+    };
     Some(match oid {
         "2.5.13.0" => s(I::ObjectIdentifier, K::Equality, true),
         "2.5.13.1" => s(I::DistinguishedName, K::Equality, true),
         "1.2.36.79672281.1.13.3" => s(I::Rdn, K::Equality, true),
-        "2.5.13.2" => RuleSpec { approx: Some(DIR_APPROX), ..d(I::DirString { casefold: true }, K::Equality, true) },
+        "2.5.13.2" => RuleSpec {
+            approx: Some(DIR_APPROX),
+            ..d(I::DirString { casefold: true }, K::Equality, true)
+        },
         "2.5.13.3" => d(I::DirString { casefold: true }, K::Ordering, true),
         "2.5.13.4" => d(I::DirString { casefold: true }, K::Substr, false),
-        "2.5.13.5" => RuleSpec { approx: Some(DIR_APPROX), ..d(I::DirString { casefold: false }, K::Equality, true) },
+        "2.5.13.5" => RuleSpec {
+            approx: Some(DIR_APPROX),
+            ..d(I::DirString { casefold: false }, K::Equality, true)
+        },
         "2.5.13.6" => d(I::DirString { casefold: false }, K::Ordering, true),
         "2.5.13.7" => d(I::DirString { casefold: false }, K::Substr, false),
         "2.5.13.8" => s(I::NumericString, K::Equality, true),
@@ -129,12 +157,30 @@ pub(crate) fn spec(oid: &str) -> Option<RuleSpec> {
         "2.5.13.24" => s(I::NoMatch, K::Equality, true),
         "2.5.13.27" => s(I::GeneralizedTime, K::Equality, true),
         "2.5.13.28" => s(I::GeneralizedTime, K::Ordering, true),
-        "2.5.13.29" => RuleSpec { compat: INT_FIRST_COMPONENT_SYNTAXES, ..s(I::IntegerFirstComponent, K::Equality, true) },
-        "2.5.13.30" => RuleSpec { compat: OID_FIRST_COMPONENT_SYNTAXES, ..s(I::ObjectIdentifierFirstComponent, K::Equality, true) },
-        "2.5.13.34" => RuleSpec { compat: &["1.3.6.1.4.1.1466.115.121.1.8"], ..s(I::Der, K::Equality, true) },
-        "2.5.13.38" => RuleSpec { compat: &["1.3.6.1.4.1.1466.115.121.1.9"], ..s(I::Der, K::Equality, true) },
-        "1.3.6.1.4.1.1466.109.114.1" => RuleSpec { approx: Some(IA5_APPROX), ..s(I::Ia5 { casefold: false }, K::Equality, true) },
-        "1.3.6.1.4.1.1466.109.114.2" => RuleSpec { approx: Some(IA5_APPROX), ..s(I::Ia5 { casefold: true }, K::Equality, true) },
+        "2.5.13.29" => RuleSpec {
+            compat: INT_FIRST_COMPONENT_SYNTAXES,
+            ..s(I::IntegerFirstComponent, K::Equality, true)
+        },
+        "2.5.13.30" => RuleSpec {
+            compat: OID_FIRST_COMPONENT_SYNTAXES,
+            ..s(I::ObjectIdentifierFirstComponent, K::Equality, true)
+        },
+        "2.5.13.34" => RuleSpec {
+            compat: &["1.3.6.1.4.1.1466.115.121.1.8"],
+            ..s(I::Der, K::Equality, true)
+        },
+        "2.5.13.38" => RuleSpec {
+            compat: &["1.3.6.1.4.1.1466.115.121.1.9"],
+            ..s(I::Der, K::Equality, true)
+        },
+        "1.3.6.1.4.1.1466.109.114.1" => RuleSpec {
+            approx: Some(IA5_APPROX),
+            ..s(I::Ia5 { casefold: false }, K::Equality, true)
+        },
+        "1.3.6.1.4.1.1466.109.114.2" => RuleSpec {
+            approx: Some(IA5_APPROX),
+            ..s(I::Ia5 { casefold: true }, K::Equality, true)
+        },
         "1.3.6.1.4.1.1466.109.114.3" => s(I::Ia5 { casefold: true }, K::Substr, false),
         "1.3.6.1.4.1.4203.1.2.1" => s(I::Ia5 { casefold: false }, K::Substr, false),
         "1.2.840.113556.1.4.803" => s(I::IntegerBitAnd, K::ExtOnly, true),
@@ -147,7 +193,10 @@ pub(crate) fn spec(oid: &str) -> Option<RuleSpec> {
         // authzMatch (authzTo/authzFrom, dyngroup's dgAuthz): slapd compares normalized authz
         // rules octet by octet; we compare them as written.
         "1.3.6.1.4.1.4203.666.4.12" => s(I::OctetString, K::Equality, false),
-        "2.5.13.45" => RuleSpec { compat: &["1.3.6.1.4.1.4203.666.11.10.2.1"], ..s(I::Der, K::Equality, true) },
+        "2.5.13.45" => RuleSpec {
+            compat: &["1.3.6.1.4.1.4203.666.11.10.2.1"],
+            ..s(I::Der, K::Equality, true)
+        },
         DIR_APPROX => s(I::Approx, K::Approx, true),
         IA5_APPROX => s(I::Approx, K::Approx, true),
         _ => return None,
@@ -158,7 +207,11 @@ pub(crate) fn spec(oid: &str) -> Option<RuleSpec> {
 /// also apply to it. Only Country String has any: it is a Directory, IA5 and Printable String.
 pub(crate) fn syntax_sups(oid: &str) -> &'static [&'static str] {
     match oid {
-        "1.3.6.1.4.1.1466.115.121.1.11" => &["1.3.6.1.4.1.1466.115.121.1.15", "1.3.6.1.4.1.1466.115.121.1.26", "1.3.6.1.4.1.1466.115.121.1.44"],
+        "1.3.6.1.4.1.1466.115.121.1.11" => &[
+            "1.3.6.1.4.1.1466.115.121.1.15",
+            "1.3.6.1.4.1.1466.115.121.1.26",
+            "1.3.6.1.4.1.1466.115.121.1.44",
+        ],
         _ => &[],
     }
 }
@@ -210,8 +263,8 @@ pub(crate) fn syntax_impl(oid: &str) -> SyntaxImpl {
         Some("6") => S::BitString,
         Some("34") => S::NameAndOptionalUid,
         Some("14") => S::DeliveryMethod,
-        Some("4") | Some("5") | Some("8") | Some("9") | Some("10") | Some("23") | Some("28") | Some("40")
-        | Some("45") | Some("49") => S::Any,
+        Some("4") | Some("5") | Some("8") | Some("9") | Some("10") | Some("23") | Some("28")
+        | Some("40") | Some("45") | Some("49") => S::Any,
         Some(_) => S::NoValidator,
         None => match oid {
             "1.3.6.1.1.16.1" => S::Uuid,
@@ -226,7 +279,11 @@ pub(crate) fn syntax_impl(oid: &str) -> SyntaxImpl {
 }
 
 pub(crate) fn is_printable(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'\'' | b'(' | b')' | b'+' | b',' | b'-' | b'.' | b'/' | b':' | b'?' | b' ' | b'=')
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'\'' | b'(' | b')' | b'+' | b',' | b'-' | b'.' | b'/' | b':' | b'?' | b' ' | b'='
+        )
 }
 
 fn utf8(v: &[u8]) -> Result<&str, String> {
@@ -236,14 +293,17 @@ fn utf8(v: &[u8]) -> Result<&str, String> {
 fn is_numericoid(s: &str) -> bool {
     !s.is_empty()
         && s.split('.').all(|p| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0'))
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p == "0" || !p.starts_with('0'))
         })
         && s.contains('.')
 }
 
 fn is_descr(s: &str) -> bool {
     let mut b = s.bytes();
-    b.next().is_some_and(|c| c.is_ascii_alphabetic()) && b.all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    b.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'-')
 }
 
 /// RFC 4517 `oid = descr / numericoid`.
@@ -287,7 +347,11 @@ fn validate_uuid(v: &[u8]) -> Result<(), String> {
         return Err("a UUID has 36 characters (8-4-4-4-12 hex digits)".into());
     }
     for (i, c) in v.iter().enumerate() {
-        let ok = if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() };
+        let ok = if matches!(i, 8 | 13 | 18 | 23) {
+            *c == b'-'
+        } else {
+            c.is_ascii_hexdigit()
+        };
         if !ok {
             return Err("a UUID looks like 01234567-89ab-cdef-0123-456789abcdef".into());
         }
@@ -312,7 +376,18 @@ fn validate_postal(v: &[u8]) -> Result<(), String> {
 }
 
 fn validate_delivery_method(v: &[u8]) -> Result<(), String> {
-    const PDM: &[&str] = &["any", "mhs", "physical", "telex", "teletex", "g3fax", "g4fax", "ia5", "videotex", "telephone"];
+    const PDM: &[&str] = &[
+        "any",
+        "mhs",
+        "physical",
+        "telex",
+        "teletex",
+        "g3fax",
+        "g4fax",
+        "ia5",
+        "videotex",
+        "telephone",
+    ];
     let s = utf8(v)?;
     for part in s.split('$') {
         let p = part.trim_matches(' ');
@@ -366,11 +441,17 @@ pub(crate) fn validate(schema: &Schema, syn: SyntaxImpl, v: &[u8]) -> Result<(),
             if !v.is_empty() && v.iter().all(|&c| is_printable(c)) {
                 Ok(())
             } else {
-                Err("a printable string has only letters, digits, spaces and ' ( ) + , - . / : ? =".into())
+                Err(
+                    "a printable string has only letters, digits, spaces and ' ( ) + , - . / : ? ="
+                        .into(),
+                )
             }
         }
         S::PrintablesString => {
-            if !v.is_empty() && v.split(|&c| c == b'$').all(|p| !p.is_empty() && p.iter().all(|&c| is_printable(c))) {
+            if !v.is_empty()
+                && v.split(|&c| c == b'$')
+                    .all(|p| !p.is_empty() && p.iter().all(|&c| is_printable(c)))
+            {
                 Ok(())
             } else {
                 Err("expected printable strings separated by '$'".into())
@@ -534,13 +615,16 @@ pub(crate) fn generalized_time(v: &[u8]) -> Result<Vec<u8>, String> {
             *slot = v;
         }
     };
-    let bad = || "a generalized time looks like YYYYMMDDHH[MM[SS]][.fraction](Z|+HHMM|-HHMM)".to_string();
+    let bad =
+        || "a generalized time looks like YYYYMMDDHH[MM[SS]][.fraction](Z|+HHMM|-HHMM)".to_string();
     let mut parts = [0i32; 9];
     let mut p = 0usize;
     let at = |i: usize| v.get(i).copied();
     let mut part = 0usize;
     while part < 7 && p < v.len() {
-        let Some(c1) = at(p).filter(u8::is_ascii_digit) else { break };
+        let Some(c1) = at(p).filter(u8::is_ascii_digit) else {
+            break;
+        };
         p += 1;
         let c2 = at(p).filter(u8::is_ascii_digit).ok_or_else(bad)?;
         p += 1;
@@ -563,7 +647,13 @@ pub(crate) fn generalized_time(v: &[u8]) -> Result<Vec<u8>, String> {
     }
     let leap_ref = if parts[1] == 0 { parts[0] } else { parts[1] };
     let leap = usize::from(leap_ref % 4 == 0);
-    let mdays = |m: i32| MDAYS.get(leap).and_then(|r| r.get(usize::try_from(m).unwrap_or(0))).copied().unwrap_or(31);
+    let mdays = |m: i32| {
+        MDAYS
+            .get(leap)
+            .and_then(|r| r.get(usize::try_from(m).unwrap_or(0)))
+            .copied()
+            .unwrap_or(31)
+    };
     // The size of field `i` when carrying: days depend on the month (the previous month when
     // borrowing eastwards).
     let limit = |parts: &[i32; 9], i: usize, carry: bool| -> i32 {
@@ -597,14 +687,17 @@ pub(crate) fn generalized_time(v: &[u8]) -> Result<Vec<u8>, String> {
             fraction = v.get(start + 1..end).unwrap_or_default();
         }
     }
-    let tz = at(p).ok_or_else(|| "a generalized time needs a time zone (Z or +HHMM/-HHMM)".to_string())?;
+    let tz = at(p)
+        .ok_or_else(|| "a generalized time needs a time zone (Z or +HHMM/-HHMM)".to_string())?;
     p += 1;
     match tz {
         b'Z' => {}
         b'+' | b'-' => {
             let mut part = 7;
             while part < 9 && p < v.len() {
-                let Some(c1) = at(p).filter(u8::is_ascii_digit) else { break };
+                let Some(c1) = at(p).filter(u8::is_ascii_digit) else {
+                    break;
+                };
                 p += 1;
                 let c2 = at(p).filter(u8::is_ascii_digit).ok_or_else(bad)?;
                 p += 1;
@@ -628,7 +721,11 @@ pub(crate) fn generalized_time(v: &[u8]) -> Result<Vec<u8>, String> {
             while i > 0 {
                 i -= 1;
                 let cur = get(&parts, i);
-                let out_of_range = if west { cur >= limit(&parts, i, true) } else { cur < 0 };
+                let out_of_range = if west {
+                    cur >= limit(&parts, i, true)
+                } else {
+                    cur < 0
+                };
                 if out_of_range {
                     if i == 0 {
                         return Err(bad());
@@ -735,7 +832,12 @@ fn oid_normal(schema: &Schema, v: &[u8]) -> Result<Vec<u8>, String> {
 
 /// Normalizes a value (or one assertion piece) with a rule. The error says why the value is
 /// not acceptable for the rule.
-pub(crate) fn normalize(schema: &Schema, imp: RuleImpl, use_: Use, v: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn normalize(
+    schema: &Schema,
+    imp: RuleImpl,
+    use_: Use,
+    v: &[u8],
+) -> Result<Vec<u8>, String> {
     use RuleImpl as I;
     Ok(match imp {
         I::DirString { casefold } => dir_string(v, casefold, use_)?,
@@ -756,7 +858,10 @@ pub(crate) fn normalize(schema: &Schema, imp: RuleImpl, use_: Use, v: &[u8]) -> 
         I::DistinguishedName => {
             let s = utf8(v)?;
             let dn = Dn::parse(s).map_err(|e| e.to_string())?;
-            dn.normalize(schema).map_err(|e| e.to_string())?.to_string().into_bytes()
+            dn.normalize(schema)
+                .map_err(|e| e.to_string())?
+                .to_string()
+                .into_bytes()
         }
         I::Rdn => {
             let s = utf8(v)?;
@@ -764,13 +869,20 @@ pub(crate) fn normalize(schema: &Schema, imp: RuleImpl, use_: Use, v: &[u8]) -> 
             if dn.rdns.len() != 1 {
                 return Err("an RDN has exactly one component".into());
             }
-            dn.normalize(schema).map_err(|e| e.to_string())?.to_string().into_bytes()
+            dn.normalize(schema)
+                .map_err(|e| e.to_string())?
+                .to_string()
+                .into_bytes()
         }
         I::UniqueMember => {
             let s = utf8(v)?;
             let (dn, uid) = split_uid(s);
             let dn = Dn::parse(dn).map_err(|e| e.to_string())?;
-            let mut out = dn.normalize(schema).map_err(|e| e.to_string())?.to_string().into_bytes();
+            let mut out = dn
+                .normalize(schema)
+                .map_err(|e| e.to_string())?
+                .to_string()
+                .into_bytes();
             if let Some(uid) = uid {
                 out.push(b'#');
                 out.extend_from_slice(uid.as_bytes());
@@ -787,7 +899,9 @@ pub(crate) fn normalize(schema: &Schema, imp: RuleImpl, use_: Use, v: &[u8]) -> 
             f.to_vec()
         }
         I::GeneralizedTime => generalized_time(v)?,
-        I::OctetString | I::Der | I::Csn | I::BitString | I::Boolean | I::Approx | I::NoMatch => v.to_vec(),
+        I::OctetString | I::Der | I::Csn | I::BitString | I::Boolean | I::Approx | I::NoMatch => {
+            v.to_vec()
+        }
         I::TelephoneNumber => {
             if v.is_empty() {
                 return Err("a telephone number cannot be empty".into());
@@ -827,7 +941,12 @@ pub(crate) fn bit_match(imp: RuleImpl, value: &[u8], assertion: &[u8]) -> Option
 
 /// slapd's substring matching on normalized forms: `initial` must be a prefix, `final_` a
 /// suffix not overlapping it, and each `any` piece must occur in order between them.
-pub(crate) fn substrings_match(value: &[u8], initial: Option<&[u8]>, any: &[Vec<u8>], final_: Option<&[u8]>) -> bool {
+pub(crate) fn substrings_match(
+    value: &[u8],
+    initial: Option<&[u8]>,
+    any: &[Vec<u8>],
+    final_: Option<&[u8]>,
+) -> bool {
     let mut left = value;
     if let Some(i) = initial {
         match left.strip_prefix(i) {
@@ -889,9 +1008,12 @@ pub(crate) fn fast_eq(imp: RuleImpl, value: &[u8], key: &[u8]) -> Option<bool> {
             }
             casefold
         }
-        RuleImpl::OctetString | RuleImpl::Boolean | RuleImpl::Integer | RuleImpl::Csn | RuleImpl::BitString | RuleImpl::Der => {
-            return Some(value == key)
-        }
+        RuleImpl::OctetString
+        | RuleImpl::Boolean
+        | RuleImpl::Integer
+        | RuleImpl::Csn
+        | RuleImpl::BitString
+        | RuleImpl::Der => return Some(value == key),
         _ => return None,
     };
     // Stream the normalized form of `value`: trimmed, space runs collapsed, maybe lowercased.
@@ -930,14 +1052,23 @@ mod tests {
 
     #[test]
     fn directory_string_spaces() {
-        assert_eq!(dir_string(b"  Some   Spaced Text  ", true, Use::Value).unwrap(), b"some spaced text");
+        assert_eq!(
+            dir_string(b"  Some   Spaced Text  ", true, Use::Value).unwrap(),
+            b"some spaced text"
+        );
         assert_eq!(dir_string(b"  A  ", false, Use::Value).unwrap(), b"A");
         assert_eq!(dir_string(b"   ", true, Use::Value).unwrap(), b" ");
         // Substring pieces: initial keeps a trailing space, any keeps both, final keeps a leading one.
-        assert_eq!(dir_string(b"  ab  ", true, Use::SubInitial).unwrap(), b"ab ");
+        assert_eq!(
+            dir_string(b"  ab  ", true, Use::SubInitial).unwrap(),
+            b"ab "
+        );
         assert_eq!(dir_string(b"  ab  ", true, Use::SubAny).unwrap(), b" ab ");
         assert_eq!(dir_string(b"  ab  ", true, Use::SubFinal).unwrap(), b" ab");
-        assert_eq!(dir_string("ÉCOLE Über".as_bytes(), true, Use::Value).unwrap(), "école über".as_bytes());
+        assert_eq!(
+            dir_string("ÉCOLE Über".as_bytes(), true, Use::Value).unwrap(),
+            "école über".as_bytes()
+        );
         assert!(dir_string(b"\xff", true, Use::Value).is_err());
         // Tabs are not spaces for slapd.
         assert_eq!(dir_string(b"a\tb", true, Use::Value).unwrap(), b"a\tb");
@@ -952,7 +1083,10 @@ mod tests {
 
     #[test]
     fn telephone_and_numeric() {
-        assert_eq!(strip_chars(b"+1 555-123 4567", |c| c == b' ' || c == b'-'), b"+15551234567");
+        assert_eq!(
+            strip_chars(b"+1 555-123 4567", |c| c == b' ' || c == b'-'),
+            b"+15551234567"
+        );
         assert_eq!(strip_chars(b" - ", |c| c == b' ' || c == b'-'), b" ");
         assert_eq!(strip_chars(b"12 34", |c| c == b' '), b"1234");
     }
@@ -990,28 +1124,58 @@ mod tests {
         assert!(n("202401011200Zx").is_err());
         assert!(n("20240101.5Z").is_err());
         assert!(n("2024010112.Z").is_err());
-        assert_eq!(compare_time(b"20240101000000Z", b"20240101000000.5Z"), Ordering::Less);
-        assert_eq!(compare_time(b"20240101000001Z", b"20240101000000.5Z"), Ordering::Greater);
+        assert_eq!(
+            compare_time(b"20240101000000Z", b"20240101000000.5Z"),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare_time(b"20240101000001Z", b"20240101000000.5Z"),
+            Ordering::Greater
+        );
     }
 
     #[test]
     fn substrings() {
         let any = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
-        assert!(substrings_match(b"john doe", Some(b"jo"), &any(&["n d"]), Some(b"oe")));
+        assert!(substrings_match(
+            b"john doe",
+            Some(b"jo"),
+            &any(&["n d"]),
+            Some(b"oe")
+        ));
         assert!(!substrings_match(b"abc", Some(b"ab"), &[], Some(b"bc")));
         assert!(substrings_match(b"abab", Some(b"ab"), &[], Some(b"ab")));
-        assert!(!substrings_match(b"abcabc", None, &any(&["c", "a", "c", "a"]), None));
-        assert!(substrings_match(b"abcabc", None, &any(&["c", "a", "c"]), None));
+        assert!(!substrings_match(
+            b"abcabc",
+            None,
+            &any(&["c", "a", "c", "a"]),
+            None
+        ));
+        assert!(substrings_match(
+            b"abcabc",
+            None,
+            &any(&["c", "a", "c"]),
+            None
+        ));
     }
 
     #[test]
     fn fast_equality_matches_normalization() {
         let imp = RuleImpl::DirString { casefold: true };
-        for v in ["  John   Doe ", "john doe", "JOHN DOE", "john  doex", "john"] {
+        for v in [
+            "  John   Doe ",
+            "john doe",
+            "JOHN DOE",
+            "john  doex",
+            "john",
+        ] {
             let slow = dir_string(v.as_bytes(), true, Use::Value).unwrap() == b"john doe";
             assert_eq!(fast_eq(imp, v.as_bytes(), b"john doe"), Some(slow), "{v}");
         }
-        assert_eq!(fast_eq(RuleImpl::Ia5 { casefold: true }, b" A@B.c ", b"a@b.c"), Some(true));
+        assert_eq!(
+            fast_eq(RuleImpl::Ia5 { casefold: true }, b" A@B.c ", b"a@b.c"),
+            Some(true)
+        );
         assert_eq!(fast_eq(imp, "é".as_bytes(), "é".as_bytes()), None);
     }
 
@@ -1027,7 +1191,10 @@ mod tests {
         assert_eq!(split_uid("cn=a#'01'B"), ("cn=a", Some("'01'B")));
         assert_eq!(split_uid("cn=a#b"), ("cn=a#b", None));
         assert_eq!(bit_match(RuleImpl::IntegerBitAnd, b"514", b"2"), Some(true));
-        assert_eq!(bit_match(RuleImpl::IntegerBitAnd, b"512", b"2"), Some(false));
+        assert_eq!(
+            bit_match(RuleImpl::IntegerBitAnd, b"512", b"2"),
+            Some(false)
+        );
         assert_eq!(bit_match(RuleImpl::IntegerBitOr, b"3", b"6"), Some(true));
     }
 }

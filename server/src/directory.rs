@@ -135,6 +135,17 @@ impl Directory {
             .max_by_key(|s| s.rdns.len())
     }
 
+    /// Logs a failure of the entry store. A failure of the store itself (I/O, a poisoned
+    /// journal, corruption) ends the process: fjall cannot go on safely, and the supervisor
+    /// restarts the daemon, which recovers from the journal.
+    pub fn store_failed(&self, operation: &str, e: &roster_storage::StoreError) {
+        if e.is_fatal() {
+            tracing::error!(operation, error = %e, "entry store failed; exiting so the supervisor can restart rosterd");
+            std::process::exit(70);
+        }
+        tracing::error!(operation, error = %e, "entry store refused the operation");
+    }
+
     pub fn is_root_dn(&self, ndn: &NormDn) -> bool {
         self.root_ndn.as_ref() == Some(ndn)
     }

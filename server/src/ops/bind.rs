@@ -14,7 +14,7 @@ pub fn bind(dir: &Directory, req: &LdapBindRequest) -> (LdapResult, Identity) {
         Ok(who) => (success(), who),
         Err(e) => {
             if let OpError::Store(inner) = &e {
-                tracing::error!(error = %inner, "bind failed in the entry store");
+                dir.store_failed("bind", inner);
             }
             (ldap_result(&e), Identity::Anonymous)
         }
@@ -46,9 +46,8 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest) -> Result<Identity, OpEr
         if password.is_empty() {
             return Ok(Identity::Anonymous);
         }
-        return Err(OpError::UnwillingToPerform(
-            "anonymous bind with a password is not allowed".into(),
-        ));
+        // As slapd answers: an empty name with a password matches no entry.
+        return Err(OpError::InvalidCredentials);
     }
     if password.is_empty() {
         // RFC 4513 section 5.1.2: an unauthenticated bind must never grant anything.

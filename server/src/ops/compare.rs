@@ -11,7 +11,7 @@ pub fn compare(dir: &Directory, req: &LdapCompareRequest) -> LdapResult {
         Ok(false) => result(LdapResultCode::CompareFalse, ""),
         Err(e) => {
             if let OpError::Store(inner) = &e {
-                tracing::error!(error = %inner, "compare failed in the entry store");
+                dir.store_failed("compare", inner);
             }
             ldap_result(&e)
         }

@@ -36,3 +36,139 @@ impl Identity {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The operations driven directly, with no socket: a directory in a temporary data
+    //! directory, loaded through the offline loader.
+
+    use super::search::{search, ClientGone, PageRequest, PagedSearches};
+    use super::*;
+    use crate::config::{ConfigFile, Overrides, Settings};
+    use crate::directory::Directory;
+    use ldap3_proto::proto::*;
+    use std::sync::atomic::AtomicBool;
+
+    const LDIF: &str = "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
+        dn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n\
+        dn: uid=ann,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: ann\ncn: Ann Smith\nsn: Smith\nmail: ann@example.com\nuserPassword: {SSHA}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA==\n\n\
+        dn: uid=bob,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: bob\ncn: Bob Jones\nsn: Jones\nmail: bob@example.com\n\n\
+        dn: uid=cyd,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: cyd\ncn: Cyd Smith\nsn: Smith\n";
+
+    fn directory(dir: &tempfile::TempDir) -> Directory {
+        let file: ConfigFile = toml::from_str(
+            "[directory]\nroot_dn = \"cn=admin,dc=example,dc=com\"\nroot_password = \"secret\"\nsize_limit = 2\n[storage]\ndurability = \"buffer\"\n",
+        )
+        .unwrap();
+        let settings =
+            Settings::from_file(file, dir.path(), &Overrides { listen: None, data_dir: Some(dir.path().join("data")) })
+                .unwrap();
+        let d = Directory::open(settings).unwrap();
+        let path = dir.path().join("in.ldif");
+        std::fs::write(&path, LDIF).unwrap();
+        crate::offline::load(&d, &path, false).unwrap();
+        d
+    }
+
+    fn req(base: &str, filter: &str, attrs: &[&str]) -> LdapSearchRequest {
+        LdapSearchRequest {
+            base: base.into(),
+            scope: LdapSearchScope::Subtree,
+            aliases: LdapDerefAliases::Never,
+            sizelimit: 0,
+            timelimit: 0,
+            typesonly: false,
+            filter: ldap3_proto::parse_ldap_filter_str(filter).unwrap(),
+            attrs: attrs.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn run(d: &Directory, who: &Identity, r: &LdapSearchRequest, page: Option<PageRequest>, paged: &PagedSearches) -> (Vec<LdapSearchResultEntry>, search::SearchDone) {
+        let mut got = Vec::new();
+        let mut emit = |e: LdapSearchResultEntry| -> Result<(), ClientGone> {
+            got.push(e);
+            Ok(())
+        };
+        let done = search(d, who, r, page, paged, &AtomicBool::new(false), &mut emit).unwrap();
+        (got, done)
+    }
+
+    #[test]
+    fn search_selects_filters_and_limits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = directory(&tmp);
+        let root = Identity::Root { dn: "cn=admin,dc=example,dc=com".into() };
+        let paged = PagedSearches::default();
+        let (got, done) = run(&d, &root, &req("dc=example,dc=com", "(sn=smith)", &["cn"]), None, &paged);
+        assert_eq!(done.result.code, LdapResultCode::Success);
+        let dns: Vec<_> = got.iter().map(|e| e.dn.as_str()).collect();
+        assert_eq!(dns, ["uid=ann,ou=people,dc=example,dc=com", "uid=cyd,ou=people,dc=example,dc=com"]);
+        assert_eq!(got[0].attributes.len(), 1);
+        assert_eq!(got[0].attributes[0].atype, "cn");
+        // The configured size limit (2) applies to everyone but the root DN.
+        let (got, done) = run(&d, &Identity::Anonymous, &req("dc=example,dc=com", "(uid=*)", &["1.1"]), None, &paged);
+        assert_eq!(done.result.code, LdapResultCode::SizeLimitExceeded);
+        assert_eq!(got.len(), 2);
+        let (got, done) = run(&d, &root, &req("dc=example,dc=com", "(uid=*)", &["1.1"]), None, &paged);
+        assert_eq!(done.result.code, LdapResultCode::Success);
+        assert_eq!(got.len(), 3);
+        // userPassword is withheld from anyone but the root DN.
+        let (got, _) = run(&d, &Identity::Anonymous, &req("uid=ann,ou=people,dc=example,dc=com", "(objectClass=*)", &["userPassword", "uid"]), None, &paged);
+        assert!(got[0].attributes.iter().all(|a| a.atype != "userPassword"));
+        // A missing base names the nearest existing entry.
+        let (_, done) = run(&d, &root, &req("uid=x,ou=gone,ou=people,dc=example,dc=com", "(objectClass=*)", &[]), None, &paged);
+        assert_eq!(done.result.code, LdapResultCode::NoSuchObject);
+        assert_eq!(done.result.matcheddn, "ou=people,dc=example,dc=com");
+    }
+
+    #[test]
+    fn paging_resumes_and_zero_abandons() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = directory(&tmp);
+        let root = Identity::Root { dn: "cn=admin,dc=example,dc=com".into() };
+        let paged = PagedSearches::default();
+        let r = req("dc=example,dc=com", "(objectClass=*)", &["1.1"]);
+        let (first, done) = run(&d, &root, &r, Some(PageRequest { size: 2, cookie: Vec::new() }), &paged);
+        assert_eq!(first.len(), 2);
+        let cookie = done.page_cookie.unwrap();
+        assert!(!cookie.is_empty());
+        let (second, done) = run(&d, &root, &r, Some(PageRequest { size: 2, cookie }), &paged);
+        assert_eq!(second.len(), 2);
+        let cookie = done.page_cookie.unwrap();
+        let (third, done) = run(&d, &root, &r, Some(PageRequest { size: 0, cookie: cookie.clone() }), &paged);
+        assert!(third.is_empty());
+        assert_eq!(done.page_cookie, Some(Vec::new()));
+        // The abandoned cookie is gone.
+        let (_, done) = run(&d, &root, &r, Some(PageRequest { size: 2, cookie }), &paged);
+        assert_eq!(done.result.code, LdapResultCode::UnwillingToPerform);
+        // A cookie replayed with another request is refused.
+        let (_, done) = run(&d, &root, &r, Some(PageRequest { size: 1, cookie: Vec::new() }), &paged);
+        let other = req("dc=example,dc=com", "(uid=*)", &["1.1"]);
+        let (_, done2) = run(&d, &root, &other, Some(PageRequest { size: 1, cookie: done.page_cookie.unwrap() }), &paged);
+        assert_eq!(done2.result.code, LdapResultCode::UnwillingToPerform);
+    }
+
+    #[test]
+    fn bind_and_compare() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = directory(&tmp);
+        let bind = |dn: &str, pw: &str| {
+            bind::bind(&d, &LdapBindRequest { version: 3, dn: dn.into(), cred: LdapBindCred::Simple(pw.into()) })
+        };
+        // The stored hash is {SSHA} of "secret" with salt "saltsalt".
+        let (res, who) = bind("uid=ann,ou=people,dc=example,dc=com", "secret");
+        assert_eq!(res.code, LdapResultCode::Success, "{}", res.message);
+        assert!(matches!(who, Identity::Entry { .. }));
+        assert_eq!(bind("uid=ann,ou=people,dc=example,dc=com", "wrong").0.code, LdapResultCode::InvalidCredentials);
+        assert_eq!(bind("uid=bob,ou=people,dc=example,dc=com", "x").0.code, LdapResultCode::InvalidCredentials);
+        assert_eq!(bind("uid=ann,ou=people,dc=example,dc=com", "").0.code, LdapResultCode::UnwillingToPerform);
+        assert_eq!(bind("cn=admin,dc=example,dc=com", "secret").1, Identity::Root { dn: "cn=admin,dc=example,dc=com".into() });
+        let cmp = |attr: &str, val: &str| {
+            compare::compare(&d, &LdapCompareRequest { dn: "uid=ann,ou=people,dc=example,dc=com".into(), atype: attr.into(), val: val.as_bytes().to_vec() }).code
+        };
+        assert_eq!(cmp("cn", "ANN  SMITH"), LdapResultCode::CompareTrue);
+        assert_eq!(cmp("name", "ann smith"), LdapResultCode::CompareTrue);
+        assert_eq!(cmp("cn", "Bob"), LdapResultCode::CompareFalse);
+        assert_eq!(cmp("title", "x"), LdapResultCode::NoSuchAttribute);
+    }
+}

@@ -94,7 +94,7 @@ pub fn search(
         Ok(()) => success(),
         Err(e) => {
             if let OpError::Store(inner) = &e {
-                tracing::error!(error = %inner, "search failed in the entry store");
+                dir.store_failed("search", inner);
             }
             ldap_result(&e)
         }
