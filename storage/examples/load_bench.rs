@@ -89,6 +89,15 @@ fn main() -> Result<(), Error> {
     println!("reopen: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
     search(&store, &schema, entries)?;
     let t = Instant::now();
+    let walked = store
+        .dump_iter()?
+        .try_fold(0u64, |n, item| item.map(|_| n + 1))?;
+    println!(
+        "dump_iter: {walked} entries, {:.2} µs each (read, decode, pre-order)",
+        t.elapsed().as_secs_f64() * 1e6 / walked.max(1) as f64
+    );
+    add_one_by_one(&store, &schema)?;
+    let t = Instant::now();
     let report = store.verify()?;
     println!(
         "verify: clean={} in {:.2} s",
@@ -141,6 +150,33 @@ fn load_ldif(store: &Store, schema: &Schema, ldif: &str, started: Instant) -> Re
         stats.finishing.as_secs_f64()
     );
     Ok(stats.entries)
+}
+
+/// Times single adds, each its own transaction (as over LDAP).
+fn add_one_by_one(store: &Store, schema: &Schema) -> Result<(), Error> {
+    let n = 5_000;
+    let t = Instant::now();
+    for i in 0..n {
+        let uid = format!("added{i:07}");
+        let lines: Vec<(String, String)> = [
+            ("dn", format!("uid={uid},ou=people,dc=example,dc=com")),
+            ("objectClass", "inetOrgPerson".into()),
+            ("uid", uid.clone()),
+            ("cn", format!("Added {i}")),
+            ("sn", format!("{i}")),
+            ("mail", format!("{uid}@example.com")),
+            ("mail", format!("a.{uid}@example.com")),
+        ]
+        .into_iter()
+        .map(|(a, v)| (a.to_string(), v))
+        .collect();
+        store.add(entry(schema, &lines)?)?;
+    }
+    println!(
+        "add: {n} entries one transaction each, {:.1} µs each",
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    );
+    Ok(())
 }
 
 fn search(store: &Store, schema: &Schema, entries: u64) -> Result<(), Error> {
