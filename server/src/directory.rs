@@ -2,7 +2,7 @@
 //! administrator, opened once at start and shared by every connection.
 
 use crate::config::Settings;
-use roster_schema::{Dn, Entry, NormDn, Schema};
+use roster_schema::{AttrId, Dn, Entry, NormDn, Schema};
 use roster_storage::{Durability, Store, StoreConfig};
 use std::sync::Arc;
 
@@ -46,6 +46,9 @@ pub struct Directory {
     /// The root DSE and the subschema entry, built once: they change only with the config.
     pub root_dse: Entry,
     pub subschema: Entry,
+    /// Attribute types with an equality index that narrows a search to a few entries (every
+    /// configured equality index but objectClass's, whose values each match many entries).
+    pub selective_indexes: Vec<AttrId>,
 }
 
 /// The schema of the server: built-in definitions plus the configured schema files.
@@ -114,7 +117,16 @@ impl Directory {
             subschema_ndn.clone(),
             &crate::time::generalized_now(),
         );
+        let object_class = schema.attr_id("objectClass");
+        let selective_indexes = settings
+            .indexes
+            .iter()
+            .filter(|i| i.equality)
+            .filter_map(|i| schema.attr_id(&i.attr))
+            .filter(|id| Some(*id) != object_class)
+            .collect();
         Ok(Directory {
+            selective_indexes,
             root_dse,
             subschema,
             schema,

@@ -32,6 +32,9 @@ enum Outgoing {
 /// Responses waiting in a connection's queue before a slow reader slows the search down.
 const OUTGOING_QUEUE: usize = 256;
 
+/// Most entries a search run in place may return before it moves to a blocking thread.
+const IN_PLACE_MAX_ENTRIES: usize = 16;
+
 /// What the session does after a request.
 enum Next {
     Continue,
@@ -302,7 +305,18 @@ impl Session {
                     })
                     .await?;
             }
-            LdapOp::SearchRequest(req) => self.spawn_search(msgid, req, page),
+            LdapOp::SearchRequest(req) => {
+                if page.is_none() && ops::search::is_small(&self.dir, &req) {
+                    if let Some(msgs) = self.search_in_place(msgid, &req) {
+                        for m in msgs {
+                            framed.feed(m).await?;
+                        }
+                        framed.flush().await?;
+                        return Ok(Next::Continue);
+                    }
+                }
+                self.spawn_search(msgid, req, page)
+            }
             LdapOp::CompareRequest(req) => {
                 let dir = self.dir.clone();
                 let res = tokio::task::spawn_blocking(move || ops::compare::compare(&dir, &req))
@@ -355,6 +369,23 @@ impl Session {
             }
         }
         Ok(Next::Continue)
+    }
+
+    /// Runs a small search on this task. `None` when it turned out to return more than a
+    /// handful of entries: nothing was sent, and the caller runs it on a blocking thread.
+    fn search_in_place(&self, msgid: i32, req: &ldap3_proto::proto::LdapSearchRequest) -> Option<Vec<LdapMsg>> {
+        let mut msgs = Vec::new();
+        let mut emit = |e: ldap3_proto::proto::LdapSearchResultEntry| {
+            if msgs.len() >= IN_PLACE_MAX_ENTRIES {
+                return Err(ClientGone);
+            }
+            msgs.push(LdapMsg { msgid, op: LdapOp::SearchResultEntry(e), ctrl: Vec::new() });
+            Ok(())
+        };
+        let never = AtomicBool::new(false);
+        let done = ops::search::search(&self.dir, &self.who, req, None, &self.paged, &never, &mut emit).ok()?;
+        msgs.push(LdapMsg { msgid, op: LdapOp::SearchResultDone(done.result), ctrl: Vec::new() });
+        Some(msgs)
     }
 
     fn spawn_search(

@@ -6,6 +6,7 @@ use super::{filter, Identity};
 use crate::directory::Directory;
 use crate::error::{ldap_result, success, OpError};
 use ldap3_proto::proto::{
+    LdapFilter,
     LdapPartialAttribute, LdapResult, LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
 };
 use roster_schema::{AttrId, Dn, Entry, NormDn, TriState};
@@ -73,9 +74,31 @@ pub struct SearchDone {
     pub page_cookie: Option<Vec<u8>>,
 }
 
-/// Why the consumer of results stopped taking them.
+/// Why the consumer of results stopped taking them: the client went away or abandoned the
+/// search, or a caller that runs small searches in place found this one too large.
 #[derive(Debug)]
 pub struct ClientGone;
+
+/// True for searches that touch a handful of entries: base-scope reads and searches narrowed
+/// by an equality index (`(mail=x)`, `(&(objectClass=person)(uid=x))`). The session runs
+/// those in place instead of on a blocking thread: handing a small search to another thread
+/// costs more than the search.
+pub fn is_small(dir: &Directory, req: &LdapSearchRequest) -> bool {
+    if req.scope == LdapSearchScope::Base {
+        return true;
+    }
+    let selective = |f: &LdapFilter| match f {
+        LdapFilter::Equality(attr, _) => {
+            let ty = attr.split(';').next().unwrap_or(attr);
+            dir.schema.attr_id(ty).is_some_and(|id| dir.selective_indexes.contains(&id))
+        }
+        _ => false,
+    };
+    match &req.filter {
+        LdapFilter::And(parts) => parts.iter().any(selective),
+        f => selective(f),
+    }
+}
 
 /// Runs one search, handing each result entry to `emit`.
 pub fn search(
