@@ -115,6 +115,7 @@ fn binds_and_rebinds_on_one_connection() {
         49
     );
     assert_eq!(rc(c.simple_bind("not a dn", "x")), 34);
+    assert_eq!(rc(c.simple_bind("", "x")), 49);
     assert_eq!(rc(c.simple_bind("", "")), 0);
     // ldapwhoami with the root DN.
     let (code, out, err) = run_tool(

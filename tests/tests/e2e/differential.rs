@@ -344,3 +344,72 @@ fn searches_match_slapd() {
         qs.len()
     );
 }
+
+/// Splits `ldapsearch -LLL` output into entries (unwrapped), keeping user attributes only, and
+/// sorts them, so two servers' answers compare as sets.
+fn ldif_entries(text: &str) -> Vec<Vec<String>> {
+    let mut entries: Vec<Vec<String>> = text
+        .split("\n\n")
+        .map(|block| {
+            let mut lines: Vec<String> = block
+                .lines()
+                .filter(|l| !l.is_empty())
+                .filter(|l| {
+                    let name = l.split(':').next().unwrap_or("").to_lowercase();
+                    !OPERATIONAL.contains(&name.as_str())
+                })
+                .map(str::to_string)
+                .collect();
+            // The DN stays first; attribute lines compare in any order.
+            if lines.len() > 1 {
+                lines[1..].sort();
+            }
+            lines
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    entries.sort();
+    entries
+}
+
+#[test]
+fn ldapsearch_output_matches_slapd() {
+    let d = data::directory(60, 19);
+    let slapd = Slapd::start(&d.ldif, "");
+    let ours = Rosterd::start(Some(&d.ldif), "");
+    let cases: &[&[&str]] = &[
+        &["-b", "dc=example,dc=com", "(objectClass=*)"],
+        &["-b", "dc=example,dc=com", "(cn=*smith*)", "cn", "mail"],
+        &["-b", "ou=people,dc=example,dc=com", "-s", "one", "(|(sn=Lee)(givenName=Anna))"],
+        &["-b", "dc=example,dc=com", "(&(objectClass=inetOrgPerson)(!(mail=*@example.com)))", "*"],
+        &["-b", "dc=example,dc=com", "(member=*)", "member"],
+        &["-b", "dc=example,dc=com", "-z", "3", "(uid=*)", "1.1"],
+        &["-b", "ou=Special  Unit,dc=example,dc=com", "(cn=*)", "cn", "sn", "description"],
+        &["-b", "cn=Smith\\2C John,ou=Special  Unit,dc=example,dc=com", "-s", "base", "(objectClass=*)"],
+        &["-b", "dc=example,dc=com", "-A", "(uidNumber>=3000)", "uidNumber"],
+        &["-b", "dc=example,dc=com", "(description=*\\2astar\\2a*)"],
+        &["-b", "ou=missing,dc=example,dc=com", "(objectClass=*)"],
+        &["-b", "dc=example,dc=com", "(telephoneNumber=+49 30 *)", "telephoneNumber"],
+    ];
+    let mut compared = 0;
+    for args in cases {
+        let run = |url: &str| {
+            let mut full = vec!["-x", "-LLL", "-o", "ldif-wrap=no", "-H", url];
+            full.extend_from_slice(args);
+            roster_tests::run_tool("ldapsearch", &full)
+        };
+        let (code_a, out_a, err_a) = run(&ours.url());
+        let (code_b, out_b, err_b) = run(&slapd.url());
+        assert_eq!(code_a, code_b, "exit codes differ for {args:?}: rosterd {err_a} / slapd {err_b}");
+        if code_b == 4 {
+            assert_eq!(ldif_entries(&out_a).len(), ldif_entries(&out_b).len(), "{args:?}");
+        } else {
+            assert_eq!(ldif_entries(&out_a), ldif_entries(&out_b), "{args:?}");
+        }
+        // matchedDN and diagnostics are printed on stderr; compare the matched DN line.
+        let matched = |e: &str| e.lines().find(|l| l.contains("Matched DN")).map(str::to_string);
+        assert_eq!(matched(&err_a), matched(&err_b), "{args:?}");
+        compared += ldif_entries(&out_b).len();
+    }
+    assert!(compared > 100, "only {compared} entries compared");
+}
