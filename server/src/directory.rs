@@ -25,10 +25,11 @@ pub enum OpenError {
         value: String,
         source: roster_schema::DnError,
     },
-    #[error("open entry store in {path}: {source}")]
+    #[error("open entry store in {path}: {source}{hint}")]
     Store {
         path: String,
         source: roster_storage::StoreError,
+        hint: &'static str,
     },
 }
 
@@ -106,11 +107,20 @@ impl Directory {
                 Durability::Buffer
             },
         };
-        let store =
-            Store::open(&store_config, schema.clone()).map_err(|source| OpenError::Store {
+        let store = Store::open(&store_config, schema.clone()).map_err(|source| {
+            // fjall names a held lock only in its message; say what it means here.
+            let hint = if source.to_string().contains("Locked") {
+                " (another process, probably a running rosterd, has this data directory \
+                     open; stop it before load, dump or verify)"
+            } else {
+                ""
+            };
+            OpenError::Store {
                 path: settings.data_dir.display().to_string(),
                 source,
-            })?;
+                hint,
+            }
+        })?;
         let root_dse = crate::ops::dse::root_dse(&schema, &settings.suffixes);
         let subschema = crate::ops::dse::subschema(
             &schema,

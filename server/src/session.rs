@@ -373,18 +373,39 @@ impl Session {
 
     /// Runs a small search on this task. `None` when it turned out to return more than a
     /// handful of entries: nothing was sent, and the caller runs it on a blocking thread.
-    fn search_in_place(&self, msgid: i32, req: &ldap3_proto::proto::LdapSearchRequest) -> Option<Vec<LdapMsg>> {
+    fn search_in_place(
+        &self,
+        msgid: i32,
+        req: &ldap3_proto::proto::LdapSearchRequest,
+    ) -> Option<Vec<LdapMsg>> {
         let mut msgs = Vec::new();
         let mut emit = |e: ldap3_proto::proto::LdapSearchResultEntry| {
             if msgs.len() >= IN_PLACE_MAX_ENTRIES {
                 return Err(ClientGone);
             }
-            msgs.push(LdapMsg { msgid, op: LdapOp::SearchResultEntry(e), ctrl: Vec::new() });
+            msgs.push(LdapMsg {
+                msgid,
+                op: LdapOp::SearchResultEntry(e),
+                ctrl: Vec::new(),
+            });
             Ok(())
         };
         let never = AtomicBool::new(false);
-        let done = ops::search::search(&self.dir, &self.who, req, None, &self.paged, &never, &mut emit).ok()?;
-        msgs.push(LdapMsg { msgid, op: LdapOp::SearchResultDone(done.result), ctrl: Vec::new() });
+        let done = ops::search::search(
+            &self.dir,
+            &self.who,
+            req,
+            None,
+            &self.paged,
+            &never,
+            &mut emit,
+        )
+        .ok()?;
+        msgs.push(LdapMsg {
+            msgid,
+            op: LdapOp::SearchResultDone(done.result),
+            ctrl: Vec::new(),
+        });
         Some(msgs)
     }
 

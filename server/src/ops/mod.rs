@@ -60,9 +60,15 @@ mod tests {
             "[directory]\nroot_dn = \"cn=admin,dc=example,dc=com\"\nroot_password = \"secret\"\nsize_limit = 2\n[storage]\ndurability = \"buffer\"\n",
         )
         .unwrap();
-        let settings =
-            Settings::from_file(file, dir.path(), &Overrides { listen: None, data_dir: Some(dir.path().join("data")) })
-                .unwrap();
+        let settings = Settings::from_file(
+            file,
+            dir.path(),
+            &Overrides {
+                listen: None,
+                data_dir: Some(dir.path().join("data")),
+            },
+        )
+        .unwrap();
         let d = Directory::open(settings).unwrap();
         let path = dir.path().join("in.ldif");
         std::fs::write(&path, LDIF).unwrap();
@@ -83,7 +89,13 @@ mod tests {
         }
     }
 
-    fn run(d: &Directory, who: &Identity, r: &LdapSearchRequest, page: Option<PageRequest>, paged: &PagedSearches) -> (Vec<LdapSearchResultEntry>, search::SearchDone) {
+    fn run(
+        d: &Directory,
+        who: &Identity,
+        r: &LdapSearchRequest,
+        page: Option<PageRequest>,
+        paged: &PagedSearches,
+    ) -> (Vec<LdapSearchResultEntry>, search::SearchDone) {
         let mut got = Vec::new();
         let mut emit = |e: LdapSearchResultEntry| -> Result<(), ClientGone> {
             got.push(e);
@@ -97,26 +109,72 @@ mod tests {
     fn search_selects_filters_and_limits() {
         let tmp = tempfile::tempdir().unwrap();
         let d = directory(&tmp);
-        let root = Identity::Root { dn: "cn=admin,dc=example,dc=com".into() };
+        let root = Identity::Root {
+            dn: "cn=admin,dc=example,dc=com".into(),
+        };
         let paged = PagedSearches::default();
-        let (got, done) = run(&d, &root, &req("dc=example,dc=com", "(sn=smith)", &["cn"]), None, &paged);
+        let (got, done) = run(
+            &d,
+            &root,
+            &req("dc=example,dc=com", "(sn=smith)", &["cn"]),
+            None,
+            &paged,
+        );
         assert_eq!(done.result.code, LdapResultCode::Success);
         let dns: Vec<_> = got.iter().map(|e| e.dn.as_str()).collect();
-        assert_eq!(dns, ["uid=ann,ou=people,dc=example,dc=com", "uid=cyd,ou=people,dc=example,dc=com"]);
+        assert_eq!(
+            dns,
+            [
+                "uid=ann,ou=people,dc=example,dc=com",
+                "uid=cyd,ou=people,dc=example,dc=com"
+            ]
+        );
         assert_eq!(got[0].attributes.len(), 1);
         assert_eq!(got[0].attributes[0].atype, "cn");
         // The configured size limit (2) applies to everyone but the root DN.
-        let (got, done) = run(&d, &Identity::Anonymous, &req("dc=example,dc=com", "(uid=*)", &["1.1"]), None, &paged);
+        let (got, done) = run(
+            &d,
+            &Identity::Anonymous,
+            &req("dc=example,dc=com", "(uid=*)", &["1.1"]),
+            None,
+            &paged,
+        );
         assert_eq!(done.result.code, LdapResultCode::SizeLimitExceeded);
         assert_eq!(got.len(), 2);
-        let (got, done) = run(&d, &root, &req("dc=example,dc=com", "(uid=*)", &["1.1"]), None, &paged);
+        let (got, done) = run(
+            &d,
+            &root,
+            &req("dc=example,dc=com", "(uid=*)", &["1.1"]),
+            None,
+            &paged,
+        );
         assert_eq!(done.result.code, LdapResultCode::Success);
         assert_eq!(got.len(), 3);
         // userPassword is withheld from anyone but the root DN.
-        let (got, _) = run(&d, &Identity::Anonymous, &req("uid=ann,ou=people,dc=example,dc=com", "(objectClass=*)", &["userPassword", "uid"]), None, &paged);
+        let (got, _) = run(
+            &d,
+            &Identity::Anonymous,
+            &req(
+                "uid=ann,ou=people,dc=example,dc=com",
+                "(objectClass=*)",
+                &["userPassword", "uid"],
+            ),
+            None,
+            &paged,
+        );
         assert!(got[0].attributes.iter().all(|a| a.atype != "userPassword"));
         // A missing base names the nearest existing entry.
-        let (_, done) = run(&d, &root, &req("uid=x,ou=gone,ou=people,dc=example,dc=com", "(objectClass=*)", &[]), None, &paged);
+        let (_, done) = run(
+            &d,
+            &root,
+            &req(
+                "uid=x,ou=gone,ou=people,dc=example,dc=com",
+                "(objectClass=*)",
+                &[],
+            ),
+            None,
+            &paged,
+        );
         assert_eq!(done.result.code, LdapResultCode::NoSuchObject);
         assert_eq!(done.result.matcheddn, "ou=people,dc=example,dc=com");
     }
@@ -125,26 +183,64 @@ mod tests {
     fn paging_resumes_and_zero_abandons() {
         let tmp = tempfile::tempdir().unwrap();
         let d = directory(&tmp);
-        let root = Identity::Root { dn: "cn=admin,dc=example,dc=com".into() };
+        let root = Identity::Root {
+            dn: "cn=admin,dc=example,dc=com".into(),
+        };
         let paged = PagedSearches::default();
         let r = req("dc=example,dc=com", "(objectClass=*)", &["1.1"]);
-        let (first, done) = run(&d, &root, &r, Some(PageRequest { size: 2, cookie: Vec::new() }), &paged);
+        let (first, done) = run(
+            &d,
+            &root,
+            &r,
+            Some(PageRequest {
+                size: 2,
+                cookie: Vec::new(),
+            }),
+            &paged,
+        );
         assert_eq!(first.len(), 2);
         let cookie = done.page_cookie.unwrap();
         assert!(!cookie.is_empty());
         let (second, done) = run(&d, &root, &r, Some(PageRequest { size: 2, cookie }), &paged);
         assert_eq!(second.len(), 2);
         let cookie = done.page_cookie.unwrap();
-        let (third, done) = run(&d, &root, &r, Some(PageRequest { size: 0, cookie: cookie.clone() }), &paged);
+        let (third, done) = run(
+            &d,
+            &root,
+            &r,
+            Some(PageRequest {
+                size: 0,
+                cookie: cookie.clone(),
+            }),
+            &paged,
+        );
         assert!(third.is_empty());
         assert_eq!(done.page_cookie, Some(Vec::new()));
         // The abandoned cookie is gone.
         let (_, done) = run(&d, &root, &r, Some(PageRequest { size: 2, cookie }), &paged);
         assert_eq!(done.result.code, LdapResultCode::UnwillingToPerform);
         // A cookie replayed with another request is refused.
-        let (_, done) = run(&d, &root, &r, Some(PageRequest { size: 1, cookie: Vec::new() }), &paged);
+        let (_, done) = run(
+            &d,
+            &root,
+            &r,
+            Some(PageRequest {
+                size: 1,
+                cookie: Vec::new(),
+            }),
+            &paged,
+        );
         let other = req("dc=example,dc=com", "(uid=*)", &["1.1"]);
-        let (_, done2) = run(&d, &root, &other, Some(PageRequest { size: 1, cookie: done.page_cookie.unwrap() }), &paged);
+        let (_, done2) = run(
+            &d,
+            &root,
+            &other,
+            Some(PageRequest {
+                size: 1,
+                cookie: done.page_cookie.unwrap(),
+            }),
+            &paged,
+        );
         assert_eq!(done2.result.code, LdapResultCode::UnwillingToPerform);
     }
 
@@ -153,18 +249,47 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let d = directory(&tmp);
         let bind = |dn: &str, pw: &str| {
-            bind::bind(&d, &LdapBindRequest { version: 3, dn: dn.into(), cred: LdapBindCred::Simple(pw.into()) })
+            bind::bind(
+                &d,
+                &LdapBindRequest {
+                    version: 3,
+                    dn: dn.into(),
+                    cred: LdapBindCred::Simple(pw.into()),
+                },
+            )
         };
         // The stored hash is {SSHA} of "secret" with salt "saltsalt".
         let (res, who) = bind("uid=ann,ou=people,dc=example,dc=com", "secret");
         assert_eq!(res.code, LdapResultCode::Success, "{}", res.message);
         assert!(matches!(who, Identity::Entry { .. }));
-        assert_eq!(bind("uid=ann,ou=people,dc=example,dc=com", "wrong").0.code, LdapResultCode::InvalidCredentials);
-        assert_eq!(bind("uid=bob,ou=people,dc=example,dc=com", "x").0.code, LdapResultCode::InvalidCredentials);
-        assert_eq!(bind("uid=ann,ou=people,dc=example,dc=com", "").0.code, LdapResultCode::UnwillingToPerform);
-        assert_eq!(bind("cn=admin,dc=example,dc=com", "secret").1, Identity::Root { dn: "cn=admin,dc=example,dc=com".into() });
+        assert_eq!(
+            bind("uid=ann,ou=people,dc=example,dc=com", "wrong").0.code,
+            LdapResultCode::InvalidCredentials
+        );
+        assert_eq!(
+            bind("uid=bob,ou=people,dc=example,dc=com", "x").0.code,
+            LdapResultCode::InvalidCredentials
+        );
+        assert_eq!(
+            bind("uid=ann,ou=people,dc=example,dc=com", "").0.code,
+            LdapResultCode::UnwillingToPerform
+        );
+        assert_eq!(
+            bind("cn=admin,dc=example,dc=com", "secret").1,
+            Identity::Root {
+                dn: "cn=admin,dc=example,dc=com".into()
+            }
+        );
         let cmp = |attr: &str, val: &str| {
-            compare::compare(&d, &LdapCompareRequest { dn: "uid=ann,ou=people,dc=example,dc=com".into(), atype: attr.into(), val: val.as_bytes().to_vec() }).code
+            compare::compare(
+                &d,
+                &LdapCompareRequest {
+                    dn: "uid=ann,ou=people,dc=example,dc=com".into(),
+                    atype: attr.into(),
+                    val: val.as_bytes().to_vec(),
+                },
+            )
+            .code
         };
         assert_eq!(cmp("cn", "ANN  SMITH"), LdapResultCode::CompareTrue);
         assert_eq!(cmp("name", "ann smith"), LdapResultCode::CompareTrue);

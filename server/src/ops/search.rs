@@ -6,8 +6,8 @@ use super::{filter, Identity};
 use crate::directory::Directory;
 use crate::error::{ldap_result, success, OpError};
 use ldap3_proto::proto::{
-    LdapFilter,
-    LdapPartialAttribute, LdapResult, LdapSearchRequest, LdapSearchResultEntry, LdapSearchScope,
+    LdapFilter, LdapPartialAttribute, LdapResult, LdapSearchRequest, LdapSearchResultEntry,
+    LdapSearchScope,
 };
 use roster_schema::{AttrId, Dn, Entry, NormDn, TriState};
 use roster_storage::{EntryId, Scope};
@@ -90,7 +90,9 @@ pub fn is_small(dir: &Directory, req: &LdapSearchRequest) -> bool {
     let selective = |f: &LdapFilter| match f {
         LdapFilter::Equality(attr, _) => {
             let ty = attr.split(';').next().unwrap_or(attr);
-            dir.schema.attr_id(ty).is_some_and(|id| dir.selective_indexes.contains(&id))
+            dir.schema
+                .attr_id(ty)
+                .is_some_and(|id| dir.selective_indexes.contains(&id))
         }
         _ => false,
     };

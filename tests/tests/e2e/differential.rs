@@ -380,16 +380,51 @@ fn ldapsearch_output_matches_slapd() {
     let cases: &[&[&str]] = &[
         &["-b", "dc=example,dc=com", "(objectClass=*)"],
         &["-b", "dc=example,dc=com", "(cn=*smith*)", "cn", "mail"],
-        &["-b", "ou=people,dc=example,dc=com", "-s", "one", "(|(sn=Lee)(givenName=Anna))"],
-        &["-b", "dc=example,dc=com", "(&(objectClass=inetOrgPerson)(!(mail=*@example.com)))", "*"],
+        &[
+            "-b",
+            "ou=people,dc=example,dc=com",
+            "-s",
+            "one",
+            "(|(sn=Lee)(givenName=Anna))",
+        ],
+        &[
+            "-b",
+            "dc=example,dc=com",
+            "(&(objectClass=inetOrgPerson)(!(mail=*@example.com)))",
+            "*",
+        ],
         &["-b", "dc=example,dc=com", "(member=*)", "member"],
         &["-b", "dc=example,dc=com", "-z", "3", "(uid=*)", "1.1"],
-        &["-b", "ou=Special  Unit,dc=example,dc=com", "(cn=*)", "cn", "sn", "description"],
-        &["-b", "cn=Smith\\2C John,ou=Special  Unit,dc=example,dc=com", "-s", "base", "(objectClass=*)"],
-        &["-b", "dc=example,dc=com", "-A", "(uidNumber>=3000)", "uidNumber"],
+        &[
+            "-b",
+            "ou=Special  Unit,dc=example,dc=com",
+            "(cn=*)",
+            "cn",
+            "sn",
+            "description",
+        ],
+        &[
+            "-b",
+            "cn=Smith\\2C John,ou=Special  Unit,dc=example,dc=com",
+            "-s",
+            "base",
+            "(objectClass=*)",
+        ],
+        &[
+            "-b",
+            "dc=example,dc=com",
+            "-A",
+            "(uidNumber>=3000)",
+            "uidNumber",
+        ],
         &["-b", "dc=example,dc=com", "(description=*\\2astar\\2a*)"],
         &["-b", "ou=missing,dc=example,dc=com", "(objectClass=*)"],
-        &["-b", "dc=example,dc=com", "(telephoneNumber=+49 30 *)", "telephoneNumber"],
+        &[
+            "-b",
+            "dc=example,dc=com",
+            "(telephoneNumber=+49 30 *)",
+            "telephoneNumber",
+        ],
     ];
     let mut compared = 0;
     for args in cases {
@@ -400,14 +435,25 @@ fn ldapsearch_output_matches_slapd() {
         };
         let (code_a, out_a, err_a) = run(&ours.url());
         let (code_b, out_b, err_b) = run(&slapd.url());
-        assert_eq!(code_a, code_b, "exit codes differ for {args:?}: rosterd {err_a} / slapd {err_b}");
+        assert_eq!(
+            code_a, code_b,
+            "exit codes differ for {args:?}: rosterd {err_a} / slapd {err_b}"
+        );
         if code_b == 4 {
-            assert_eq!(ldif_entries(&out_a).len(), ldif_entries(&out_b).len(), "{args:?}");
+            assert_eq!(
+                ldif_entries(&out_a).len(),
+                ldif_entries(&out_b).len(),
+                "{args:?}"
+            );
         } else {
             assert_eq!(ldif_entries(&out_a), ldif_entries(&out_b), "{args:?}");
         }
         // matchedDN and diagnostics are printed on stderr; compare the matched DN line.
-        let matched = |e: &str| e.lines().find(|l| l.contains("Matched DN")).map(str::to_string);
+        let matched = |e: &str| {
+            e.lines()
+                .find(|l| l.contains("Matched DN"))
+                .map(str::to_string)
+        };
         assert_eq!(matched(&err_a), matched(&err_b), "{args:?}");
         compared += ldif_entries(&out_b).len();
     }

@@ -92,3 +92,50 @@ fn bad_entries_are_reported_by_line() {
         );
     }
 }
+
+#[test]
+fn changing_indexes_rebuilds_them_and_offline_commands_wait_for_the_daemon() {
+    let d = data::directory(40, 5);
+    let (dir, cfg) = setup("");
+    let src = write_file(dir.path(), "in.ldif", &d.ldif);
+    let (ok, _, err) = run(&cfg, &["load", "--quiet", src.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = run(&cfg, &["verify"]);
+    assert!(ok && !out.contains("index sn"), "{out}");
+
+    // Index sn and givenName from now on; the daemon rebuilds at start.
+    let indexed = "[storage.indexes]\nobjectClass = [\"eq\"]\nsn = [\"eq\", \"sub\"]\ngivenName = [\"eq\", \"pres\"]\n";
+    std::fs::write(&cfg, rosterd_config(indexed)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = roster_tests::Rosterd::spawn(tmp, cfg.clone());
+    // While the daemon holds the data directory, offline commands refuse with a reason.
+    let (ok, _, err) = run(&cfg, &["verify"]);
+    assert!(!ok && err.contains("running rosterd"), "{err}");
+    let mut c = ldap3::LdapConn::new(&server.url()).unwrap();
+    let u = &d.users[7];
+    let (rs, _) = c
+        .search(
+            "dc=example,dc=com",
+            ldap3::Scope::Subtree,
+            &format!("(&(sn={})(givenName=*))", u.sn),
+            vec!["1.1"],
+        )
+        .unwrap()
+        .success()
+        .unwrap();
+    let expected = d
+        .users
+        .iter()
+        .filter(|x| x.sn.eq_ignore_ascii_case(&u.sn))
+        .count();
+    assert_eq!(rs.len(), expected);
+    let (_, _, status) = server.stop();
+    assert!(status.success());
+    let (ok, out, err) = run(&cfg, &["verify"]);
+    assert!(ok, "{out} {err}");
+    assert!(
+        out.contains("index sn (eq,sub)") && out.contains("index givenName"),
+        "{out}"
+    );
+    assert!(!out.contains("index mail"), "{out}");
+}
