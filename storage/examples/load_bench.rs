@@ -96,7 +96,9 @@ fn main() -> Result<(), Error> {
         "dump_iter: {walked} entries, {:.2} µs each (read, decode, pre-order)",
         t.elapsed().as_secs_f64() * 1e6 / walked.max(1) as f64
     );
-    add_one_by_one(&store, &schema)?;
+    if load {
+        add_one_by_one(&store, &schema)?;
+    }
     let t = Instant::now();
     let report = store.verify()?;
     println!(
