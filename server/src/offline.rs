@@ -25,6 +25,13 @@ pub enum OfflineError {
         dn: String,
         message: String,
     },
+    /// The store refused an entry (it exists already, its parent is missing); the store's
+    /// message names the DN.
+    #[error("line {line}: {source}")]
+    Add {
+        line: usize,
+        source: roster_storage::StoreError,
+    },
     #[error("entry store: {0}")]
     Store(#[from] roster_storage::StoreError),
     #[error("write LDIF: {0}")]
@@ -36,12 +43,14 @@ pub enum OfflineError {
 pub struct LoadSummary {
     pub entries: u64,
     pub seconds: f64,
+    /// Of `seconds`, the time the store took to sort and write its tables at the end.
+    pub finish_seconds: f64,
 }
 
 /// Loads LDIF from `path` (`-` for standard input). Stops at the first bad entry and names its
 /// line; the entries before it stay loaded.
 pub fn load(dir: &Directory, path: &Path, progress: bool) -> Result<LoadSummary, OfflineError> {
-    let (input, total): (Box<dyn Read>, u64) = if path.as_os_str() == "-" {
+    let (input, total): (Box<dyn Read + Send>, u64) = if path.as_os_str() == "-" {
         (Box::new(std::io::stdin()), 0)
     } else {
         let f = std::fs::File::open(path).map_err(|source| OfflineError::Open {
@@ -73,34 +82,71 @@ pub fn load(dir: &Directory, path: &Path, progress: bool) -> Result<LoadSummary,
     let creator = dir.settings.root_dn.clone();
     let mut loader = dir.store.bulk_loader()?;
     let mut entries = 0u64;
-    while let Some(rec) = reader.next_record()? {
-        let line = rec.line;
-        let dn_text = rec.dn.clone();
-        let fail = |message: String| OfflineError::Entry {
-            line,
-            dn: dn_text.clone(),
-            message,
-        };
-        let entry = build_entry(dir, rec, &stamp, creator.as_deref()).map_err(&fail)?;
-        // A naming context's own entry is the root of its tree and has no parent to check.
-        let added = if dir.suffixes.contains(&entry.ndn) {
-            loader.add_root(entry)
-        } else {
-            loader.add(entry)
-        };
-        added.map_err(|e| fail(e.to_string()))?;
-        entries += 1;
-        if entries.is_multiple_of(4096) {
-            bar.set_message(format!("{entries} entries"));
+    // Two stages on two threads: parsing and schema-checking entries, and indexing them into
+    // the loader. Batches keep the hand-off cheap; the bounded channel keeps memory flat.
+    std::thread::scope(|scope| -> Result<(), OfflineError> {
+        let (tx, rx) =
+            std::sync::mpsc::sync_channel::<Result<Vec<(usize, Entry)>, OfflineError>>(8);
+        let stamp = &stamp;
+        let creator = creator.as_deref();
+        scope.spawn(move || {
+            let mut batch = Vec::with_capacity(LOAD_BATCH);
+            loop {
+                let rec = match reader.next_record() {
+                    Ok(Some(rec)) => rec,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                let line = rec.line;
+                let dn = rec.dn.clone();
+                match build_entry(dir, rec, stamp, creator) {
+                    Ok(entry) => batch.push((line, entry)),
+                    Err(message) => {
+                        let _ = tx.send(Err(OfflineError::Entry { line, dn, message }));
+                        return;
+                    }
+                }
+                if batch.len() == LOAD_BATCH && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+                    return;
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(Ok(batch));
+            }
+        });
+        for batch in rx {
+            for (line, entry) in batch? {
+                // A naming context's own entry is the root of its tree and has no parent to check.
+                let added = if dir.suffixes.contains(&entry.ndn) {
+                    loader.add_root(entry)
+                } else {
+                    loader.add(entry)
+                };
+                added.map_err(|source| OfflineError::Add { line, source })?;
+                entries += 1;
+                if entries.is_multiple_of(4096) {
+                    bar.set_message(format!("{entries} entries"));
+                }
+            }
         }
-    }
+        Ok(())
+    })?;
+    bar.set_message(format!("{entries} entries; writing tables"));
+    let finishing = Instant::now();
     loader.finish()?;
     bar.finish_and_clear();
     Ok(LoadSummary {
         entries,
         seconds: started.elapsed().as_secs_f64(),
+        finish_seconds: finishing.elapsed().as_secs_f64(),
     })
 }
+
+/// Entries handed from the parsing thread to the indexing thread at a time.
+const LOAD_BATCH: usize = 256;
 
 /// Counts bytes read for the progress bar.
 struct CountingReader<R> {
