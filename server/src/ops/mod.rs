@@ -53,11 +53,17 @@ mod tests {
         dn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n\
         dn: uid=ann,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: ann\ncn: Ann Smith\nsn: Smith\nmail: ann@example.com\nuserPassword: {SSHA}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA==\n\n\
         dn: uid=bob,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: bob\ncn: Bob Jones\nsn: Jones\nmail: bob@example.com\n\n\
-        dn: uid=cyd,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: cyd\ncn: Cyd Smith\nsn: Smith\n";
+        dn: uid=cyd,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: cyd\ncn: Cyd Smith\nsn: Smith\n\n\
+        dn: cn=tagged,dc=example,dc=com\nobjectClass: device\nobjectClass: extensibleObject\ncn: tagged\nrosterTestTag: Blue\n";
+
+    /// The schema file every test directory loads, to check that configured files count.
+    const EXTRA_SCHEMA: &str = "attributetype ( 1.3.6.1.4.1.99999.1.1 NAME 'rosterTestTag'\n  EQUALITY caseIgnoreMatch\n  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n";
 
     fn directory(dir: &tempfile::TempDir) -> Directory {
+        std::fs::write(dir.path().join("extra.schema"), EXTRA_SCHEMA).unwrap();
+        // The root password is given as a hash: {SSHA} of "secret" with salt "saltsalt".
         let file: ConfigFile = toml::from_str(
-            "[directory]\nroot_dn = \"cn=admin,dc=example,dc=com\"\nroot_password = \"secret\"\nsize_limit = 2\n[storage]\ndurability = \"buffer\"\n",
+            "[directory]\nroot_dn = \"cn=admin,dc=example,dc=com\"\nroot_password = \"{SSHA}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA==\"\nsize_limit = 2\nschema_files = [\"extra.schema\"]\n[storage]\ndurability = \"buffer\"\n",
         )
         .unwrap();
         let settings = Settings::from_file(
@@ -131,6 +137,20 @@ mod tests {
         );
         assert_eq!(got[0].attributes.len(), 1);
         assert_eq!(got[0].attributes[0].atype, "cn");
+        // An attribute type from a configured schema file loads and matches by its rule.
+        let (got, _) = run(
+            &d,
+            &root,
+            &req(
+                "dc=example,dc=com",
+                "(rosterTestTag=BLUE)",
+                &["rosterTestTag"],
+            ),
+            None,
+            &paged,
+        );
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].attributes[0].atype, "rosterTestTag");
         // The configured size limit (2) applies to everyone but the root DN.
         let (got, done) = run(
             &d,
@@ -149,7 +169,7 @@ mod tests {
             &paged,
         );
         assert_eq!(done.result.code, LdapResultCode::Success);
-        assert_eq!(got.len(), 3);
+        assert_eq!(got.len(), 3, "uid=* matches the three people");
         // userPassword is withheld from anyone but the root DN.
         let (got, _) = run(
             &d,
@@ -279,6 +299,16 @@ mod tests {
             Identity::Root {
                 dn: "cn=admin,dc=example,dc=com".into()
             }
+        );
+        // The hashed root password is never accepted as the password itself.
+        assert_eq!(
+            bind(
+                "cn=admin,dc=example,dc=com",
+                "{SSHA}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA=="
+            )
+            .0
+            .code,
+            LdapResultCode::InvalidCredentials
         );
         let cmp = |attr: &str, val: &str| {
             compare::compare(
