@@ -34,9 +34,17 @@ pub struct ServerSection {
     /// Connections served at once; further connections wait in the accept queue.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// Largest LDAP message a client may send, in bytes.
+    /// Largest LDAP message a bound client may send, in bytes.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
+    /// Largest LDAP message an anonymous client may send, in bytes (binds and searches are
+    /// small; this keeps unauthenticated clients from making the server buffer megabytes).
+    #[serde(default = "default_max_message_bytes_anonymous")]
+    pub max_message_bytes_anonymous: usize,
+    /// Searches running at once on blocking threads, across all clients; small searches
+    /// (a base entry, an indexed equality) do not count.
+    #[serde(default = "default_max_concurrent_searches")]
+    pub max_concurrent_searches: usize,
     /// Deepest BER nesting accepted (bounds filter nesting).
     #[serde(default = "default_max_ber_depth")]
     pub max_ber_depth: usize,
@@ -52,6 +60,8 @@ impl Default for ServerSection {
             data_dir: default_data_dir(),
             max_connections: default_max_connections(),
             max_message_bytes: default_max_message_bytes(),
+            max_message_bytes_anonymous: default_max_message_bytes_anonymous(),
+            max_concurrent_searches: default_max_concurrent_searches(),
             max_ber_depth: default_max_ber_depth(),
             idle_timeout_secs: 0,
         }
@@ -69,7 +79,7 @@ pub struct DirectorySection {
     pub root_dn: Option<String>,
     /// The administrator password, in clear or as a `{SCHEME}` hash.
     #[serde(default)]
-    pub root_password: Option<String>,
+    pub root_password: Option<Secret>,
     /// Extra schema files (`.schema` or `cn=schema` `.ldif`), relative to the config file.
     #[serde(default)]
     pub schema_files: Vec<PathBuf>,
@@ -143,6 +153,12 @@ fn default_max_connections() -> usize {
 fn default_max_message_bytes() -> usize {
     8 * 1024 * 1024
 }
+fn default_max_message_bytes_anonymous() -> usize {
+    256 * 1024
+}
+fn default_max_concurrent_searches() -> usize {
+    16
+}
 fn default_max_ber_depth() -> usize {
     64
 }
@@ -173,6 +189,28 @@ fn default_indexes() -> BTreeMap<String, Vec<String>> {
     m
 }
 
+/// A password from the configuration: kept out of `Debug` output and so out of logs.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that checks it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -201,11 +239,13 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub max_connections: usize,
     pub max_message_bytes: usize,
+    pub max_message_bytes_anonymous: usize,
+    pub max_concurrent_searches: usize,
     pub max_ber_depth: usize,
     pub idle_timeout: Option<Duration>,
     pub suffixes: Vec<String>,
     pub root_dn: Option<String>,
-    pub root_password: Option<String>,
+    pub root_password: Option<Secret>,
     pub schema_files: Vec<PathBuf>,
     pub size_limit: Option<u32>,
     pub time_limit: Option<Duration>,
@@ -289,9 +329,9 @@ impl Settings {
             }
             indexes.push(spec);
         }
-        if file.server.max_message_bytes < 1024 {
+        if file.server.max_message_bytes < 1024 || file.server.max_message_bytes_anonymous < 1024 {
             return Err(ConfigError::Invalid(
-                "server.max_message_bytes must be at least 1024".into(),
+                "server.max_message_bytes and server.max_message_bytes_anonymous must be at least 1024".into(),
             ));
         }
         Ok(Settings {
@@ -299,6 +339,8 @@ impl Settings {
             data_dir,
             max_connections: file.server.max_connections.max(1),
             max_message_bytes: file.server.max_message_bytes,
+            max_message_bytes_anonymous: file.server.max_message_bytes_anonymous,
+            max_concurrent_searches: file.server.max_concurrent_searches.max(1),
             max_ber_depth: file.server.max_ber_depth.max(8),
             idle_timeout: (file.server.idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(file.server.idle_timeout_secs)),

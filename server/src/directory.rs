@@ -50,6 +50,11 @@ pub struct Directory {
     /// Attribute types with an equality index that narrows a search to a few entries (every
     /// configured equality index but objectClass's, whose values each match many entries).
     pub selective_indexes: Vec<AttrId>,
+    /// Searches running on blocking threads at once, across all connections.
+    pub search_slots: Arc<tokio::sync::Semaphore>,
+    /// Work that outlives a request's session task (searches on blocking threads); shutdown
+    /// waits for it before closing the store.
+    pub background: tokio_util::task::TaskTracker,
 }
 
 /// The schema of the server: built-in definitions plus the configured schema files.
@@ -136,6 +141,10 @@ impl Directory {
             .filter(|id| Some(*id) != object_class)
             .collect();
         Ok(Directory {
+            search_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.max_concurrent_searches,
+            )),
+            background: tokio_util::task::TaskTracker::new(),
             selective_indexes,
             root_dse,
             subschema,

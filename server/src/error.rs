@@ -31,12 +31,14 @@ pub enum OpError {
     InvalidAttributeSyntax(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    InsufficientAccess(String),
+    #[error("{0}")]
+    Busy(String),
     #[error("size limit exceeded")]
     SizeLimitExceeded,
     #[error("time limit exceeded")]
     TimeLimitExceeded,
-    #[error("{0}")]
-    AdminLimitExceeded(String),
     /// The entry store failed; the message is for the log, the client sees a generic text.
     #[error("entry store: {0}")]
     Store(#[from] roster_storage::StoreError),
@@ -70,9 +72,10 @@ pub fn ldap_result(err: &OpError) -> LdapResult {
         OpError::NoSuchAttribute(m) => (C::NoSuchAttribute, m.clone(), None),
         OpError::InvalidAttributeSyntax(m) => (C::InvalidAttributeSyntax, m.clone(), None),
         OpError::Unavailable(m) => (C::Unavailable, m.clone(), None),
+        OpError::InsufficientAccess(m) => (C::InsufficentAccessRights, m.clone(), None),
+        OpError::Busy(m) => (C::Busy, m.clone(), None),
         OpError::SizeLimitExceeded => (C::SizeLimitExceeded, String::new(), None),
         OpError::TimeLimitExceeded => (C::TimeLimitExceeded, String::new(), None),
-        OpError::AdminLimitExceeded(m) => (C::AdminLimitExceeded, m.clone(), None),
         OpError::Store(_) => (
             C::Other,
             "internal error in the entry store".to_string(),

@@ -90,11 +90,10 @@ impl<R: BufRead> LdifReader<R> {
             // Unfold: a line starting with one space continues the previous one.
             loop {
                 match self.physical_line()? {
-                    Some((n2, next)) if next.starts_with(' ') => {
+                    Some((_, next)) if next.starts_with(' ') => {
                         if !is_comment {
                             joined.push_str(next.get(1..).unwrap_or(""));
                         }
-                        let _ = n2;
                     }
                     Some(other) => {
                         self.pending = Some(other);

@@ -63,7 +63,8 @@ fn describe(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
         let msg = cause.to_string();
-        if text.contains(&msg) {
+        // Library errors end their message with their source's; print that only once.
+        if text.ends_with(&msg) {
             continue;
         }
         if !text.is_empty() {
@@ -135,13 +136,16 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
+/// How long shutdown waits for connections and running searches to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start runtime")?;
     runtime.block_on(async move {
-        if settings.root_password.as_deref() == Some("admin") {
+        if settings.root_password.as_ref().map(|p| p.expose()) == Some("admin") {
             tracing::warn!(
                 "the root DN's password is still \"admin\": change directory.root_password"
             );
@@ -157,11 +161,16 @@ fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
         println!("listening ldap://{local}");
         let _ = std::io::stdout().flush();
         net::run(listener, dir.clone(), shutdown_signal()).await;
+        // Searches still on blocking threads finish (their clients are gone, so they stop at
+        // the next entry) before the store is closed.
+        dir.background.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, dir.background.wait()).await.is_err() {
+            tracing::warn!("searches still running after {SHUTDOWN_GRACE:?}; stopping without closing the store (the journal is replayed at the next start)");
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
         match Arc::try_unwrap(dir) {
             Ok(dir) => dir.store.close().context("close entry store")?,
-            Err(_) => {
-                tracing::warn!("operations still hold the directory; the store is closed on exit")
-            }
+            Err(_) => tracing::warn!("the directory is still in use; stopping without closing the store (the journal is replayed at the next start)"),
         }
         tracing::info!("stopped");
         Ok(std::process::ExitCode::SUCCESS)

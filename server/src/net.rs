@@ -53,14 +53,24 @@ pub async fn run(listener: TcpListener, dir: Arc<Directory>, shutdown: impl Futu
             }
         }
     }
+    while conns.try_join_next().is_some() {}
     info!(
         connections = conns.len(),
         "shutting down: closing connections"
     );
     let _ = stop_tx.send(true);
-    while let Some(done) = conns.join_next().await {
-        if let Err(e) = done {
-            error!(error = %e, "connection task failed");
+    let drain = async {
+        while let Some(done) = conns.join_next().await {
+            if let Err(e) = done {
+                error!(error = %e, "connection task failed");
+            }
         }
+    };
+    if tokio::time::timeout(CLOSE_GRACE, drain).await.is_err() {
+        warn!("connections still open after {CLOSE_GRACE:?}; closing them");
+        conns.abort_all();
     }
 }
+
+/// How long shutdown waits for connections to finish their current operation.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

@@ -47,8 +47,9 @@ pub struct LoadSummary {
     pub finish_seconds: f64,
 }
 
-/// Loads LDIF from `path` (`-` for standard input). Stops at the first bad entry and names its
-/// line; the entries before it stay loaded.
+/// Loads LDIF from `path` (`-` for standard input). The store writes its tables only once the
+/// whole input has been read and checked, so a bad entry stops the load, naming its line, with
+/// nothing of it stored.
 pub fn load(dir: &Directory, path: &Path, progress: bool) -> Result<LoadSummary, OfflineError> {
     let (input, total): (Box<dyn Read + Send>, u64) = if path.as_os_str() == "-" {
         (Box::new(std::io::stdin()), 0)

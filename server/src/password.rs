@@ -70,15 +70,37 @@ fn salted<D: Digest>(data: &[u8], password: &[u8]) -> bool {
     constant_time_eq(&d.finalize(), hash)
 }
 
+/// Work factors past these are refused rather than computed: a stored hash with an absurd
+/// cost would otherwise make every bind against it take seconds or gigabytes.
+const MAX_BCRYPT_COST: u32 = 16;
+const MAX_SHA_CRYPT_ROUNDS: u64 = 1_000_000;
+const MAX_ARGON2_MEMORY_KIB: u32 = 256 * 1024;
+const MAX_ARGON2_PASSES: u32 = 32;
+
 fn crypt(data: &[u8], password: &[u8]) -> bool {
     let Ok(hash) = std::str::from_utf8(data) else {
         return false;
     };
     // Traditional DES crypt is refused: it silently truncates passwords to eight characters.
-    if !hash.starts_with('$') {
+    if !hash.starts_with('$') || !crypt_cost_acceptable(hash) {
         return false;
     }
     pwhash::unix::verify(password, hash)
+}
+
+/// Checks the work factor of a `$2b$NN$...` or `$5$rounds=N$...`/`$6$rounds=N$...` hash.
+fn crypt_cost_acceptable(hash: &str) -> bool {
+    let mut parts = hash.split('$').skip(1);
+    match (parts.next(), parts.next()) {
+        (Some("2a" | "2b" | "2y" | "2x"), Some(cost)) => {
+            cost.parse::<u32>().is_ok_and(|c| c <= MAX_BCRYPT_COST)
+        }
+        (Some("5" | "6"), Some(field)) => match field.strip_prefix("rounds=") {
+            Some(n) => n.parse::<u64>().is_ok_and(|r| r <= MAX_SHA_CRYPT_ROUNDS),
+            None => true,
+        },
+        _ => true,
+    }
 }
 
 fn argon2_phc(data: &[u8], password: &[u8]) -> bool {
@@ -88,6 +110,12 @@ fn argon2_phc(data: &[u8], password: &[u8]) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return false;
+    };
+    if params.m_cost() > MAX_ARGON2_MEMORY_KIB || params.t_cost() > MAX_ARGON2_PASSES {
+        return false;
+    }
     argon2::Argon2::default()
         .verify_password(password, &parsed)
         .is_ok()
@@ -207,6 +235,21 @@ mod tests {
         let stored = format!("{{PBKDF2-SHA256}}1000${}${}", enc(b"saltsalt"), enc(&key));
         assert!(verify(stored.as_bytes(), b"pw"));
         assert!(!verify(stored.as_bytes(), b"px"));
+    }
+
+    #[test]
+    fn absurd_work_factors_are_refused() {
+        assert!(!verify(
+            b"{CRYPT}$2b$31$abcdefghijklmnopqrstuuAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            b"x"
+        ));
+        assert!(!verify(b"{CRYPT}$6$rounds=999999999$salt$hash", b"x"));
+        assert!(!verify(
+            b"{ARGON2}$argon2id$v=19$m=4194304,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            b"x"
+        ));
+        assert!(crypt_cost_acceptable("$2b$12$abc"));
+        assert!(crypt_cost_acceptable("$6$salt$hash"));
     }
 
     #[test]

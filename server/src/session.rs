@@ -1,22 +1,31 @@
 //! One client connection: reads LDAP messages, runs operations, writes responses. Generic over
 //! the byte stream so that TLS wraps it without touching the operations. A failure in one
 //! connection is logged here and never reaches the accept loop or another connection.
+//!
+//! What one client can cost is bounded: a message size (smaller before a successful bind), a
+//! number of outstanding operations, a share of the blocking threads searches run on, and a
+//! write timeout for clients that stop reading.
 
 use crate::directory::Directory;
 use crate::error::{ldap_result, OpError};
-use crate::ops::search::{ClientGone, PageRequest, PagedSearches};
+use crate::ops::search::{PageRequest, PagedSearches, Stopped};
 use crate::ops::{self, Identity};
 use futures::{SinkExt, StreamExt};
 use ldap3_proto::control::LdapControl;
-use ldap3_proto::proto::{LdapExtendedResponse, LdapMsg, LdapOp, LdapResult, LdapResultCode};
+use ldap3_proto::proto::{
+    LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapResult, LdapResultCode,
+    LdapSearchRequest, LdapSearchResultEntry,
+};
 use ldap3_proto::LdapCodec;
 use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, info, Instrument};
 
 /// The OID of the unsolicited Notice of Disconnection (RFC 4511 section 4.4.1).
 const NOTICE_OF_DISCONNECTION: &str = "1.3.6.1.4.1.1466.20036";
@@ -35,6 +44,13 @@ const OUTGOING_QUEUE: usize = 256;
 /// Most entries a search run in place may return before it moves to a blocking thread.
 const IN_PLACE_MAX_ENTRIES: usize = 16;
 
+/// Operations one connection may have running at once; more are answered busy, as slapd
+/// does past its `conn_max_pending`.
+const MAX_OUTSTANDING: usize = 64;
+
+/// How long a client may leave a response unread before the connection is closed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// What the session does after a request.
 enum Next {
     Continue,
@@ -47,7 +63,9 @@ struct Session {
     who: Identity,
     /// Abandon flags of the operations still running, by message id.
     running: HashMap<i32, Arc<AtomicBool>>,
+    /// Where paged searches of this connection stopped, by cookie.
     paged: Arc<PagedSearches>,
+    /// The queue running searches write their responses to.
     tx: mpsc::Sender<Outgoing>,
 }
 
@@ -64,12 +82,17 @@ pub async fn serve<S>(
     let span = tracing::info_span!("conn", id = conn_id, peer = %peer);
     async move {
         debug!("connection opened");
-        let codec = LdapCodec::new(Some(dir.settings.max_message_bytes), Some(dir.settings.max_ber_depth));
+        let codec = codec_for(&dir, &Identity::Anonymous);
         let mut framed = Framed::new(stream, codec);
         let (tx, mut rx) = mpsc::channel(OUTGOING_QUEUE);
         let idle = dir.settings.idle_timeout;
-        let mut session =
-            Session { dir, who: Identity::Anonymous, running: HashMap::new(), paged: Arc::default(), tx };
+        let mut session = Session {
+            dir,
+            who: Identity::Anonymous,
+            running: HashMap::new(),
+            paged: Arc::default(),
+            tx,
+        };
         loop {
             let idle_sleep = async {
                 match idle {
@@ -81,9 +104,16 @@ pub async fn serve<S>(
                 biased;
                 out = rx.recv() => {
                     let Some(out) = out else { break };
-                    if let Err(e) = write_queued(&mut framed, &mut rx, &mut session, out).await {
-                        debug!(error = %e, "write failed; closing");
-                        break;
+                    match tokio::time::timeout(WRITE_TIMEOUT, write_queued(&mut framed, &mut rx, &mut session, out)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            debug!(error = %e, "write failed; closing");
+                            break;
+                        }
+                        Err(_) => {
+                            info!("client stopped reading responses; closing");
+                            break;
+                        }
                     }
                 }
                 inbound = framed.next() => match inbound {
@@ -92,37 +122,66 @@ pub async fn serve<S>(
                         break;
                     }
                     Some(Err(e)) => {
-                        warn!(error = %e, "undecodable message; closing the connection");
-                        let _ = framed.send(notice(LdapResultCode::ProtocolError, "malformed or oversized LDAP message")).await;
+                        if is_disconnect(&e) {
+                            debug!(error = %e, "connection lost");
+                        } else {
+                            info!(error = %e, "undecodable message; closing the connection");
+                            let notice = notice(LdapResultCode::ProtocolError, "malformed or oversized LDAP message");
+                            let _ = tokio::time::timeout(WRITE_TIMEOUT, framed.send(notice)).await;
+                        }
                         break;
                     }
-                    Some(Ok(msg)) => match session.handle(msg, &mut framed).await {
-                        Ok(Next::Continue) => {}
-                        Ok(Next::Close) => break,
-                        Err(e) => {
+                    Some(Ok(msg)) => match tokio::time::timeout(WRITE_TIMEOUT, session.handle(msg, &mut framed)).await {
+                        Ok(Ok(Next::Continue)) => {}
+                        Ok(Ok(Next::Close)) => break,
+                        Ok(Err(e)) => {
                             debug!(error = %e, "write failed; closing");
+                            break;
+                        }
+                        Err(_) => {
+                            info!("client stopped reading responses; closing");
                             break;
                         }
                     },
                 },
                 _ = shutdown.changed() => {
-                    let _ = framed.send(notice(LdapResultCode::Unavailable, "the server is shutting down")).await;
+                    let notice = notice(LdapResultCode::Unavailable, "the server is shutting down");
+                    let _ = tokio::time::timeout(Duration::from_secs(1), framed.send(notice)).await;
                     break;
                 }
                 _ = idle_sleep, if session.running.is_empty() => {
                     debug!("idle timeout");
-                    let _ = framed.send(notice(LdapResultCode::Unavailable, "idle timeout")).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), framed.send(notice(LdapResultCode::Unavailable, "idle timeout"))).await;
                     break;
                 }
             }
         }
-        for flag in session.running.values() {
-            flag.store(true, Ordering::Relaxed);
-        }
+        session.abandon_all();
         debug!("connection closed");
     }
     .instrument(span)
     .await
+}
+
+/// True for I/O errors that only mean the client went away.
+fn is_disconnect(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+            | ErrorKind::UnexpectedEof
+    )
+}
+
+/// The message size limit for a connection bound as `who`: anonymous clients get a smaller
+/// one, so that an unauthenticated client cannot make the server buffer megabytes.
+fn codec_for(dir: &Directory, who: &Identity) -> LdapCodec {
+    let max = match who {
+        Identity::Anonymous => dir.settings.max_message_bytes_anonymous,
+        _ => dir.settings.max_message_bytes,
+    };
+    LdapCodec::new(Some(max), Some(dir.settings.max_ber_depth))
 }
 
 /// Writes one queued message and whatever else is already queued, then flushes once.
@@ -169,7 +228,7 @@ fn notice(code: LdapResultCode, message: &str) -> LdapMsg {
 /// without a response (abandon, unbind).
 fn refusal(op: &LdapOp, res: LdapResult) -> Option<LdapOp> {
     Some(match op {
-        LdapOp::BindRequest(_) => LdapOp::BindResponse(ldap3_proto::proto::LdapBindResponse {
+        LdapOp::BindRequest(_) => LdapOp::BindResponse(LdapBindResponse {
             res,
             saslcreds: None,
         }),
@@ -190,61 +249,46 @@ fn refusal(op: &LdapOp, res: LdapResult) -> Option<LdapOp> {
 
 /// Checks the request's controls: an unknown or unsupported critical control refuses the
 /// operation (RFC 4511 section 4.1.11); a paged-results control is returned for the search.
+///
+/// ldap3_proto drops the criticality of a few controls it decodes (server-side sort, DirSync);
+/// those are ignored as if they were not critical.
 fn read_controls(ctrls: &[LdapControl]) -> Result<Option<PageRequest>, OpError> {
     let mut page = None;
     for c in ctrls {
-        match c {
+        let critical_oid = match c {
             LdapControl::SimplePagedResults { size, cookie } => {
                 page = Some(PageRequest {
                     size: usize::try_from(*size).unwrap_or(0),
                     cookie: cookie.clone(),
                 });
+                None
             }
-            LdapControl::ManageDsaIT { .. } => {}
+            LdapControl::ManageDsaIT { .. } => None,
             LdapControl::Unknown {
                 oid,
                 criticality: true,
                 ..
-            } => return Err(OpError::UnavailableCriticalExtension(oid.clone())),
+            } => Some(oid.as_str()),
             LdapControl::SyncRequest {
                 criticality: true, ..
-            } => {
-                return Err(OpError::UnavailableCriticalExtension(
-                    "1.3.6.1.4.1.4203.1.9.1.1".into(),
-                ))
-            }
+            } => Some("1.3.6.1.4.1.4203.1.9.1.1"),
             LdapControl::PasswordPolicyRequest { criticality: true } => {
-                return Err(OpError::UnavailableCriticalExtension(
-                    "1.3.6.1.4.1.42.2.27.8.5.1".into(),
-                ))
+                Some("1.3.6.1.4.1.42.2.27.8.5.1")
             }
             LdapControl::SearchOptions {
                 criticality: true, ..
-            } => {
-                return Err(OpError::UnavailableCriticalExtension(
-                    "1.2.840.113556.1.4.1340".into(),
-                ))
-            }
-            LdapControl::ShowDeleted { criticality: true } => {
-                return Err(OpError::UnavailableCriticalExtension(
-                    "1.2.840.113556.1.4.417".into(),
-                ))
-            }
+            } => Some("1.2.840.113556.1.4.1338"),
+            LdapControl::ShowDeleted { criticality: true } => Some("1.2.840.113556.1.4.417"),
             LdapControl::SdFlags {
                 criticality: true, ..
-            } => {
-                return Err(OpError::UnavailableCriticalExtension(
-                    "1.2.840.113556.1.4.801".into(),
-                ))
-            }
+            } => Some("1.2.840.113556.1.4.801"),
             LdapControl::ExtendedDn {
                 criticality: true, ..
-            } => {
-                return Err(OpError::UnavailableCriticalExtension(
-                    "1.2.840.113556.1.4.529".into(),
-                ))
-            }
-            _ => {}
+            } => Some("1.2.840.113556.1.4.529"),
+            _ => None,
+        };
+        if let Some(oid) = critical_oid {
+            return Err(OpError::UnavailableCriticalExtension(oid.to_string()));
         }
     }
     Ok(page)
@@ -260,50 +304,58 @@ impl Session {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let LdapMsg { msgid, op, ctrl } = msg;
-        let page = match read_controls(&ctrl) {
-            Ok(p) => p,
-            Err(e) => {
-                if let Some(op) = refusal(&op, ldap_result(&e)) {
-                    framed
-                        .send(LdapMsg {
-                            msgid,
-                            op,
-                            ctrl: Vec::new(),
-                        })
-                        .await?;
-                }
-                return Ok(Next::Continue);
-            }
-        };
+        // Unbind and abandon have no response, so their controls cannot be refused.
         match op {
             LdapOp::UnbindRequest => return Ok(Next::Close),
             LdapOp::AbandonRequest(target) => {
                 if let Some(flag) = self.running.get(&target) {
                     flag.store(true, Ordering::Relaxed);
                 }
+                return Ok(Next::Continue);
             }
+            _ => {}
+        }
+        let refused = if self.running.contains_key(&msgid) {
+            Some(OpError::Protocol(format!(
+                "message id {msgid} belongs to an operation still in progress"
+            )))
+        } else if self.running.len() >= MAX_OUTSTANDING {
+            Some(OpError::Busy(format!(
+                "more than {MAX_OUTSTANDING} operations outstanding on this connection"
+            )))
+        } else {
+            None
+        };
+        let page = match refused.map_or_else(|| read_controls(&ctrl), Err) {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(op) = refusal(&op, ldap_result(&e)) {
+                    let ctrl = Vec::new();
+                    framed.send(LdapMsg { msgid, op, ctrl }).await?;
+                }
+                return Ok(Next::Continue);
+            }
+        };
+        let reply = match op {
             LdapOp::BindRequest(req) => {
+                // RFC 4511 section 4.2.1: operations in progress are abandoned by a bind.
+                self.abandon_all();
                 let dir = self.dir.clone();
+                let dn = req.dn.clone();
                 let (res, who) =
                     match tokio::task::spawn_blocking(move || ops::bind::bind(&dir, &req)).await {
                         Ok(r) => r,
                         Err(e) => (internal(&e.to_string()), Identity::Anonymous),
                     };
                 if res.code == LdapResultCode::InvalidCredentials {
-                    info!(msgid, "bind failed: invalid credentials");
+                    info!(msgid, dn = %dn, "bind failed: invalid credentials");
                 }
+                *framed.codec_mut() = codec_for(&self.dir, &who);
                 self.who = who;
-                let op = LdapOp::BindResponse(ldap3_proto::proto::LdapBindResponse {
+                Some(LdapOp::BindResponse(LdapBindResponse {
                     res,
                     saslcreds: None,
-                });
-                framed
-                    .send(LdapMsg {
-                        msgid,
-                        op,
-                        ctrl: Vec::new(),
-                    })
-                    .await?;
+                }))
             }
             LdapOp::SearchRequest(req) => {
                 if page.is_none() && ops::search::is_small(&self.dir, &req) {
@@ -315,73 +367,56 @@ impl Session {
                         return Ok(Next::Continue);
                     }
                 }
-                self.spawn_search(msgid, req, page)
+                self.spawn_search(msgid, req, page);
+                None
             }
-            LdapOp::CompareRequest(req) => {
-                let dir = self.dir.clone();
-                let res = tokio::task::spawn_blocking(move || ops::compare::compare(&dir, &req))
-                    .await
-                    .unwrap_or_else(|e| internal(&e.to_string()));
-                framed
-                    .send(LdapMsg {
-                        msgid,
-                        op: LdapOp::CompareResult(res),
-                        ctrl: Vec::new(),
-                    })
-                    .await?;
-            }
-            LdapOp::ExtendedRequest(req) => {
-                let resp = ops::extended::extended(&self.who, &req);
-                framed
-                    .send(LdapMsg {
-                        msgid,
-                        op: LdapOp::ExtendedResponse(resp),
-                        ctrl: Vec::new(),
-                    })
-                    .await?;
-            }
+            // A compare reads one entry: cheaper here than on another thread.
+            LdapOp::CompareRequest(req) => Some(LdapOp::CompareResult(ops::compare::compare(
+                &self.dir, &self.who, &req,
+            ))),
+            LdapOp::ExtendedRequest(req) => Some(LdapOp::ExtendedResponse(
+                ops::extended::extended(&self.who, &req),
+            )),
             op @ (LdapOp::AddRequest(_)
             | LdapOp::ModifyRequest(_)
             | LdapOp::DelRequest(_)
             | LdapOp::ModifyDNRequest(_)) => {
                 let e =
                     OpError::UnwillingToPerform("this server does not accept changes yet".into());
-                if let Some(op) = refusal(&op, ldap_result(&e)) {
-                    framed
-                        .send(LdapMsg {
-                            msgid,
-                            op,
-                            ctrl: Vec::new(),
-                        })
-                        .await?;
-                }
+                refusal(&op, ldap_result(&e))
             }
             other => {
                 // A response type sent by a client is a protocol violation.
-                warn!(msgid, op = ?std::mem::discriminant(&other), "client sent a server-only message; closing");
-                framed
-                    .send(notice(
-                        LdapResultCode::ProtocolError,
-                        "unexpected message type from a client",
-                    ))
-                    .await?;
+                info!(msgid, op = ?std::mem::discriminant(&other), "client sent a server-only message; closing");
+                let notice = notice(
+                    LdapResultCode::ProtocolError,
+                    "unexpected message type from a client",
+                );
+                framed.send(notice).await?;
                 return Ok(Next::Close);
             }
+        };
+        if let Some(op) = reply {
+            let ctrl = Vec::new();
+            framed.send(LdapMsg { msgid, op, ctrl }).await?;
         }
         Ok(Next::Continue)
     }
 
+    /// Asks every running operation to stop; they send nothing more.
+    fn abandon_all(&self) {
+        for flag in self.running.values() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Runs a small search on this task. `None` when it turned out to return more than a
     /// handful of entries: nothing was sent, and the caller runs it on a blocking thread.
-    fn search_in_place(
-        &self,
-        msgid: i32,
-        req: &ldap3_proto::proto::LdapSearchRequest,
-    ) -> Option<Vec<LdapMsg>> {
+    fn search_in_place(&self, msgid: i32, req: &LdapSearchRequest) -> Option<Vec<LdapMsg>> {
         let mut msgs = Vec::new();
-        let mut emit = |e: ldap3_proto::proto::LdapSearchResultEntry| {
+        let mut emit = |e: LdapSearchResultEntry| {
             if msgs.len() >= IN_PLACE_MAX_ENTRIES {
-                return Err(ClientGone);
+                return Err(Stopped);
             }
             msgs.push(LdapMsg {
                 msgid,
@@ -409,12 +444,9 @@ impl Session {
         Some(msgs)
     }
 
-    fn spawn_search(
-        &mut self,
-        msgid: i32,
-        req: ldap3_proto::proto::LdapSearchRequest,
-        page: Option<PageRequest>,
-    ) {
+    /// Runs a search on a blocking thread once one of the server's search slots is free,
+    /// streaming its entries to this connection's queue.
+    fn spawn_search(&mut self, msgid: i32, req: LdapSearchRequest, page: Option<PageRequest>) {
         let flag = Arc::new(AtomicBool::new(false));
         self.running.insert(msgid, flag.clone());
         let dir = self.dir.clone();
@@ -422,32 +454,50 @@ impl Session {
         let paged = self.paged.clone();
         let tx = self.tx.clone();
         let span = tracing::debug_span!("search", msgid, base = %req.base);
-        tokio::task::spawn_blocking(move || {
-            let _enter = span.enter();
-            let mut emit = |e: ldap3_proto::proto::LdapSearchResultEntry| {
-                tx.blocking_send(Outgoing::Msg(LdapMsg {
-                    msgid,
-                    op: LdapOp::SearchResultEntry(e),
-                    ctrl: Vec::new(),
-                }))
-                .map_err(|_| ClientGone)
+        let slots = self.dir.search_slots.clone();
+        self.dir.background.spawn(async move {
+            // A slot bounds the blocking threads all clients together can occupy.
+            let Ok(slot) = slots.acquire_owned().await else {
+                return;
             };
-            match ops::search::search(&dir, &who, &req, page, &paged, &flag, &mut emit) {
-                Ok(done) => {
-                    let ctrl = match done.page_cookie {
-                        Some(cookie) => vec![LdapControl::SimplePagedResults { size: 0, cookie }],
-                        None => Vec::new(),
-                    };
-                    let msg = LdapMsg {
-                        msgid,
-                        op: LdapOp::SearchResultDone(done.result),
-                        ctrl,
-                    };
-                    let _ = tx.blocking_send(Outgoing::Msg(msg));
+            let finished_tx = tx.clone();
+            let work = tokio::task::spawn_blocking(move || {
+                let _enter = span.enter();
+                if flag.load(Ordering::Relaxed) {
+                    return;
                 }
-                Err(ClientGone) => debug!("search abandoned"),
+                let mut emit = |e: LdapSearchResultEntry| {
+                    tx.blocking_send(Outgoing::Msg(LdapMsg {
+                        msgid,
+                        op: LdapOp::SearchResultEntry(e),
+                        ctrl: Vec::new(),
+                    }))
+                    .map_err(|_| Stopped)
+                };
+                match ops::search::search(&dir, &who, &req, page, &paged, &flag, &mut emit) {
+                    Ok(done) => {
+                        let ctrl = match done.page_cookie {
+                            Some(cookie) => {
+                                vec![LdapControl::SimplePagedResults { size: 0, cookie }]
+                            }
+                            None => Vec::new(),
+                        };
+                        let msg = LdapMsg {
+                            msgid,
+                            op: LdapOp::SearchResultDone(done.result),
+                            ctrl,
+                        };
+                        let _ = tx.blocking_send(Outgoing::Msg(msg));
+                    }
+                    // RFC 4511 section 4.11: an abandoned operation gets no response.
+                    Err(Stopped) => debug!("search abandoned"),
+                }
+                drop(slot);
+            });
+            if let Err(e) = work.await {
+                tracing::error!(error = %e, "search task failed");
             }
-            let _ = tx.blocking_send(Outgoing::Finished(msgid));
+            let _ = finished_tx.send(Outgoing::Finished(msgid)).await;
         });
     }
 }

@@ -55,15 +55,18 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest) -> Result<Identity, OpEr
             "unauthenticated bind (DN with no password) disallowed".into(),
         ));
     }
-    let ndn = Dn::parse(&req.dn)?.normalize(&dir.schema)?;
+    let dn = Dn::parse(&req.dn)?;
+    let ndn = dn.normalize(&dir.schema)?;
+    // The bound DN as slapd reports it (Who am I?): types canonical, values as written.
+    let pretty = dn.pretty(&dir.schema)?.to_string();
     if dir.is_root_dn(&ndn) {
         let ok = dir
             .settings
             .root_password
-            .as_deref()
-            .is_some_and(|stored| password::verify(stored.as_bytes(), password));
+            .as_ref()
+            .is_some_and(|stored| password::verify(stored.expose().as_bytes(), password));
         return if ok {
-            Ok(Identity::Root { dn: req.dn.clone() })
+            Ok(Identity::Root { dn: pretty })
         } else {
             Err(OpError::InvalidCredentials)
         };
@@ -82,10 +85,7 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest) -> Result<Identity, OpEr
         .values_of(pw_attr)
         .any(|stored| password::verify(stored, password))
     {
-        Ok(Identity::Entry {
-            dn: req.dn.clone(),
-            ndn,
-        })
+        Ok(Identity::Entry { dn: pretty, ndn })
     } else {
         Err(OpError::InvalidCredentials)
     }

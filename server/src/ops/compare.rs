@@ -1,12 +1,13 @@
 //! Compare (RFC 4511 section 4.10): does an entry hold a value, by the attribute's equality rule.
 
+use super::Identity;
 use crate::directory::Directory;
 use crate::error::{ldap_result, result, OpError};
 use ldap3_proto::proto::{LdapCompareRequest, LdapResult, LdapResultCode};
 use roster_schema::{AttrDesc, Dn};
 
-pub fn compare(dir: &Directory, req: &LdapCompareRequest) -> LdapResult {
-    match run(dir, req) {
+pub fn compare(dir: &Directory, who: &Identity, req: &LdapCompareRequest) -> LdapResult {
+    match run(dir, who, req) {
         Ok(true) => result(LdapResultCode::CompareTrue, ""),
         Ok(false) => result(LdapResultCode::CompareFalse, ""),
         Err(e) => {
@@ -18,7 +19,7 @@ pub fn compare(dir: &Directory, req: &LdapCompareRequest) -> LdapResult {
     }
 }
 
-fn run(dir: &Directory, req: &LdapCompareRequest) -> Result<bool, OpError> {
+fn run(dir: &Directory, who: &Identity, req: &LdapCompareRequest) -> Result<bool, OpError> {
     let schema = &dir.schema;
     let ndn = Dn::parse(&req.dn)?.normalize(schema)?;
     let Some(desc) = AttrDesc::parse(schema, &req.atype) else {
@@ -42,13 +43,31 @@ fn run(dir: &Directory, req: &LdapCompareRequest) -> Result<bool, OpError> {
             )))
         }
     };
-    if dir.suffix_of(&ndn).is_none() {
-        return Err(OpError::NoSuchObject { matched: None });
+    if super::search::hidden_attributes(dir, who)
+        .iter()
+        .any(|&h| schema.is_subtype_of(h, desc.id))
+    {
+        return Err(OpError::InsufficientAccess(format!(
+            "no access to compare {}",
+            req.atype
+        )));
     }
-    let reader = dir.store.reader();
-    let Some((_, entry)) = reader.entry_by_dn(&ndn)? else {
-        let matched = reader.matched_dn(&ndn)?.map(|d| d.to_string());
-        return Err(OpError::NoSuchObject { matched });
+    let stored;
+    let entry = if ndn.is_root() {
+        &dir.root_dse
+    } else if ndn == dir.subschema_ndn {
+        &dir.subschema
+    } else {
+        if dir.suffix_of(&ndn).is_none() {
+            return Err(OpError::NoSuchObject { matched: None });
+        }
+        let reader = dir.store.reader();
+        let Some((_, found)) = reader.entry_by_dn(&ndn)? else {
+            let matched = reader.matched_dn(&ndn)?.map(|d| d.to_string());
+            return Err(OpError::NoSuchObject { matched });
+        };
+        stored = found;
+        &stored
     };
     let mut seen = false;
     for a in &entry.attrs {

@@ -1,5 +1,5 @@
-//! Extended operations (RFC 4511 section 4.12). Who am I? (RFC 4532) is answered here; StartTLS
-//! is handled by the session because it changes the connection itself.
+//! Extended operations (RFC 4511 section 4.12): Who am I? (RFC 4532). StartTLS is refused
+//! until TLS is configured; password changes come with the write path.
 
 use super::Identity;
 use crate::error::{ldap_result, success, OpError};

@@ -1,6 +1,7 @@
 //! The LDAP operations. Each is a plain function from (directory, session state, request) to
 //! responses; none of them knows about sockets, so each can be tested without a network.
-//! Storage calls block, so the session runs these functions on blocking threads.
+//! Storage calls are synchronous: the session runs binds and large searches on blocking
+//! threads, and small searches, compares and extended operations in place.
 
 pub mod attrs;
 pub mod bind;
@@ -42,7 +43,7 @@ mod tests {
     //! The operations driven directly, with no socket: a directory in a temporary data
     //! directory, loaded through the offline loader.
 
-    use super::search::{search, ClientGone, PageRequest, PagedSearches};
+    use super::search::{search, PageRequest, PagedSearches, Stopped};
     use super::*;
     use crate::config::{ConfigFile, Overrides, Settings};
     use crate::directory::Directory;
@@ -103,7 +104,7 @@ mod tests {
         paged: &PagedSearches,
     ) -> (Vec<LdapSearchResultEntry>, search::SearchDone) {
         let mut got = Vec::new();
-        let mut emit = |e: LdapSearchResultEntry| -> Result<(), ClientGone> {
+        let mut emit = |e: LdapSearchResultEntry| -> Result<(), Stopped> {
             got.push(e);
             Ok(())
         };
@@ -238,7 +239,7 @@ mod tests {
         assert_eq!(done.page_cookie, Some(Vec::new()));
         // The abandoned cookie is gone.
         let (_, done) = run(&d, &root, &r, Some(PageRequest { size: 2, cookie }), &paged);
-        assert_eq!(done.result.code, LdapResultCode::UnwillingToPerform);
+        assert_eq!(done.result.code, LdapResultCode::ProtocolError);
         // A cookie replayed with another request is refused.
         let (_, done) = run(
             &d,
@@ -261,7 +262,7 @@ mod tests {
             }),
             &paged,
         );
-        assert_eq!(done2.result.code, LdapResultCode::UnwillingToPerform);
+        assert_eq!(done2.result.code, LdapResultCode::ProtocolError);
     }
 
     #[test]
@@ -310,9 +311,22 @@ mod tests {
             .code,
             LdapResultCode::InvalidCredentials
         );
+        let cmp_as = |who: &Identity, dn: &str, attr: &str, val: &str| {
+            compare::compare(
+                &d,
+                who,
+                &LdapCompareRequest {
+                    dn: dn.into(),
+                    atype: attr.into(),
+                    val: val.as_bytes().to_vec(),
+                },
+            )
+            .code
+        };
         let cmp = |attr: &str, val: &str| {
             compare::compare(
                 &d,
+                &Identity::Anonymous,
                 &LdapCompareRequest {
                     dn: "uid=ann,ou=people,dc=example,dc=com".into(),
                     atype: attr.into(),
@@ -325,5 +339,56 @@ mod tests {
         assert_eq!(cmp("name", "ann smith"), LdapResultCode::CompareTrue);
         assert_eq!(cmp("cn", "Bob"), LdapResultCode::CompareFalse);
         assert_eq!(cmp("title", "x"), LdapResultCode::NoSuchAttribute);
+        // Password hashes cannot be tested by compare, except by the root DN.
+        let ann = "uid=ann,ou=people,dc=example,dc=com";
+        let hash = "{SSHA}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA==";
+        assert_eq!(
+            cmp("userPassword", hash),
+            LdapResultCode::InsufficentAccessRights
+        );
+        let root = Identity::Root {
+            dn: "cn=admin,dc=example,dc=com".into(),
+        };
+        assert_eq!(
+            cmp_as(&root, ann, "userPassword", hash),
+            LdapResultCode::CompareTrue
+        );
+        // The root DSE and the subschema entry can be compared like stored entries.
+        assert_eq!(
+            cmp_as(&root, "cn=Subschema", "cn", "subschema"),
+            LdapResultCode::CompareTrue
+        );
+        assert_eq!(
+            cmp_as(&root, "", "objectClass", "top"),
+            LdapResultCode::CompareTrue
+        );
+        // supportedLDAPVersion has no equality rule (RFC 4512), as slapd answers too.
+        assert_eq!(
+            cmp_as(&root, "", "supportedLDAPVersion", "3"),
+            LdapResultCode::InappropriateMatching
+        );
+    }
+
+    #[test]
+    fn filters_cannot_test_hidden_attributes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = directory(&tmp);
+        let paged = PagedSearches::default();
+        let r = req("dc=example,dc=com", "(userPassword=*)", &["1.1"]);
+        let (got, _) = run(&d, &Identity::Anonymous, &r, None, &paged);
+        assert!(got.is_empty());
+        let r = req(
+            "dc=example,dc=com",
+            "(!(userPassword:2.5.13.18:=x))",
+            &["1.1"],
+        );
+        let (got, _) = run(&d, &Identity::Anonymous, &r, None, &paged);
+        assert!(got.is_empty());
+        let root = Identity::Root {
+            dn: "cn=admin,dc=example,dc=com".into(),
+        };
+        let r = req("dc=example,dc=com", "(userPassword=*)", &["1.1"]);
+        let (got, _) = run(&d, &root, &r, None, &paged);
+        assert_eq!(got.len(), 1);
     }
 }

@@ -27,7 +27,7 @@ pub struct PageRequest {
 #[derive(Debug, Clone)]
 struct PageState {
     /// The request the cookie belongs to; a different request with this cookie is refused.
-    fingerprint: String,
+    fingerprint: [u8; 32],
     /// The first entry id of the next page.
     resume_from: EntryId,
     returned: usize,
@@ -74,16 +74,26 @@ pub struct SearchDone {
     pub page_cookie: Option<Vec<u8>>,
 }
 
-/// Why the consumer of results stopped taking them: the client went away or abandoned the
-/// search, or a caller that runs small searches in place found this one too large.
+/// The search stopped without a result to send: the client abandoned it or went away, or a
+/// caller that runs small searches in place found this one too large.
 #[derive(Debug)]
-pub struct ClientGone;
+pub struct Stopped;
+
+/// Largest filter of a search run in place: evaluating a huge filter is work of its own.
+const SMALL_FILTER_ELEMENTS: usize = 32;
+
+/// Largest filter accepted. Real filters have a few dozen elements; one of millions (which fits
+/// in a few megabytes) would cost seconds and gigabytes to compile.
+pub const MAX_FILTER_ELEMENTS: usize = 4096;
 
 /// True for searches that touch a handful of entries: base-scope reads and searches narrowed
 /// by an equality index (`(mail=x)`, `(&(objectClass=person)(uid=x))`). The session runs
 /// those in place instead of on a blocking thread: handing a small search to another thread
 /// costs more than the search.
 pub fn is_small(dir: &Directory, req: &LdapSearchRequest) -> bool {
+    if filter::elements(&req.filter) > SMALL_FILTER_ELEMENTS {
+        return false;
+    }
     if req.scope == LdapSearchScope::Base {
         return true;
     }
@@ -110,8 +120,8 @@ pub fn search(
     page: Option<PageRequest>,
     paged: &PagedSearches,
     abandoned: &AtomicBool,
-    emit: &mut dyn FnMut(LdapSearchResultEntry) -> Result<(), ClientGone>,
-) -> Result<SearchDone, ClientGone> {
+    emit: &mut dyn FnMut(LdapSearchResultEntry) -> Result<(), Stopped>,
+) -> Result<SearchDone, Stopped> {
     let paged_request = page.is_some();
     let mut cookie_out = None;
     let outcome = run(dir, who, req, page, paged, abandoned, emit, &mut cookie_out)?;
@@ -138,17 +148,26 @@ fn run(
     page: Option<PageRequest>,
     paged: &PagedSearches,
     abandoned: &AtomicBool,
-    emit: &mut dyn FnMut(LdapSearchResultEntry) -> Result<(), ClientGone>,
+    emit: &mut dyn FnMut(LdapSearchResultEntry) -> Result<(), Stopped>,
     cookie_out: &mut Option<Vec<u8>>,
-) -> Result<Result<(), OpError>, ClientGone> {
+) -> Result<Result<(), OpError>, Stopped> {
     let schema = &dir.schema;
     let base = match Dn::parse(&req.base).and_then(|d| d.normalize(schema)) {
         Ok(b) => b,
         Err(e) => return Ok(Err(e.into())),
     };
-    let filter = filter::from_wire(&req.filter).compile(schema);
-    let sel = AttrSelection::parse(schema, &req.attrs);
+    if filter::elements(&req.filter) > MAX_FILTER_ELEMENTS {
+        return Ok(Err(OpError::UnwillingToPerform(format!(
+            "the filter has more than {MAX_FILTER_ELEMENTS} elements"
+        ))));
+    }
     let hidden = hidden_attributes(dir, who);
+    let filter = filter::hide(
+        filter::from_wire(&req.filter).compile(schema),
+        schema,
+        &hidden,
+    );
+    let sel = AttrSelection::parse(schema, &req.attrs);
     let started = Instant::now();
     let deadline = time_limit(dir, who, req).map(|d| started + d);
     let limit = size_limit(dir, who, req);
@@ -174,7 +193,7 @@ fn run(
 
     let (resume, fingerprint) = match &page {
         Some(p) => {
-            let fp = fingerprint(req);
+            let fp = fingerprint(&base, req);
             if p.cookie.is_empty() {
                 (None, fp)
             } else {
@@ -188,14 +207,15 @@ fn run(
                         (Some(st), fp)
                     }
                     _ => {
-                        return Ok(Err(OpError::UnwillingToPerform(
+                        // slapd answers protocolError here too.
+                        return Ok(Err(OpError::Protocol(
                             "paged results cookie is invalid or belongs to another search".into(),
-                        )))
+                        )));
                     }
                 }
             }
         }
-        None => (None, String::new()),
+        None => (None, [0; 32]),
     };
     if let Some(p) = &page {
         if p.size == 0 && p.cookie.is_empty() {
@@ -212,16 +232,19 @@ fn run(
         LdapSearchScope::Children => Scope::Children,
     };
     let iter = match reader.search(&base, scope, &filter) {
-        Ok(it) => it,
+        // A later page skips the earlier pages' candidates without reading them.
+        Ok(it) => match &resume {
+            Some(st) => it.starting_at(st.resume_from),
+            None => it,
+        },
         Err(e) => return Ok(Err(store_error(&reader, &base, e))),
     };
-    let resume_from = resume.as_ref().map(|s| s.resume_from);
     let mut returned_total = resume.as_ref().map_or(0, |s| s.returned);
     let mut in_page = 0usize;
     let needs_children = sel.wants_any_computed(dir);
     for item in iter {
         if abandoned.load(Ordering::Relaxed) {
-            return Err(ClientGone);
+            return Err(Stopped);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(Err(OpError::TimeLimitExceeded));
@@ -230,9 +253,6 @@ fn run(
             Ok(x) => x,
             Err(e) => return Ok(Err(OpError::Store(e))),
         };
-        if resume_from.is_some_and(|first| id < first) {
-            continue;
-        }
         if let Some(p) = &page {
             if in_page == p.size {
                 let cookie = paged.put(PageState {
@@ -290,11 +310,14 @@ fn store_error(
 }
 
 /// Identifies a search for its paged-results cookie (RFC 2696: the same request every page).
-fn fingerprint(req: &LdapSearchRequest) -> String {
-    format!(
+/// A digest rather than the request itself: a paged search may carry a filter of megabytes.
+fn fingerprint(base: &NormDn, req: &LdapSearchRequest) -> [u8; 32] {
+    use sha2::Digest;
+    let text = format!(
         "{}|{:?}|{:?}|{:?}|{}",
-        req.base, req.scope, req.filter, req.attrs, req.typesonly
-    )
+        base, req.scope, req.filter, req.attrs, req.typesonly
+    );
+    sha2::Sha256::digest(text.as_bytes()).into()
 }
 
 fn size_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Option<usize> {
@@ -326,9 +349,9 @@ fn time_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Optio
     }
 }
 
-/// Attributes never returned to this identity. Until access control lands, password hashes
-/// are shown to the administrator only.
-fn hidden_attributes(dir: &Directory, who: &Identity) -> Vec<AttrId> {
+/// Attributes this identity may neither read nor test in a filter or compare. Until access
+/// control lands, password hashes are shown to the administrator only.
+pub fn hidden_attributes(dir: &Directory, who: &Identity) -> Vec<AttrId> {
     if who.is_root() {
         return Vec::new();
     }

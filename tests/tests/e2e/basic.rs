@@ -446,3 +446,78 @@ fn shutdown_is_clean_and_data_survives_restart() {
         .unwrap();
     assert_eq!(rs.len(), d.dns.len());
 }
+
+/// A subtree search for `(objectClass=*)` under dc=example,dc=com, BER-encoded by hand so a
+/// test can pipeline many without reading any answer.
+fn raw_search(msgid: u16) -> Vec<u8> {
+    let base = b"dc=example,dc=com";
+    let mut op = vec![0x04, base.len() as u8];
+    op.extend_from_slice(base);
+    op.extend_from_slice(&[
+        0x0a, 0x01, 0x02, 0x0a, 0x01, 0x00, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x01, 0x01, 0x00,
+    ]);
+    op.extend_from_slice(&[0x87, 0x0b]);
+    op.extend_from_slice(b"objectClass");
+    op.extend_from_slice(&[0x30, 0x00]);
+    let mut body = vec![
+        0x02,
+        0x02,
+        (msgid >> 8) as u8,
+        msgid as u8,
+        0x63,
+        op.len() as u8,
+    ];
+    body.extend_from_slice(&op);
+    let mut msg = vec![0x30, body.len() as u8];
+    msg.extend_from_slice(&body);
+    msg
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_stall_others() {
+    let (s, d) = server();
+    // 600 pipelined searches, none of whose answers is ever read.
+    let mut hog = TcpStream::connect(s.addr).unwrap();
+    hog.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    for id in 1..=600u16 {
+        if hog.write_all(&raw_search(id)).is_err() {
+            break;
+        }
+    }
+    // Everyone else is still served: a bind, an indexed lookup and a subtree search. The
+    // thread below only turns a hang into a failure; it is not a speed requirement.
+    let url = s.url();
+    let uid = d.users[1].uid.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut c = LdapConn::new(&url).unwrap();
+        c.simple_bind(ROOT_DN, ROOT_PW).unwrap().success().unwrap();
+        let (rs, _) = c
+            .search(
+                "dc=example,dc=com",
+                Scope::Subtree,
+                &format!("(uid={uid})"),
+                vec!["1.1"],
+            )
+            .unwrap()
+            .success()
+            .unwrap();
+        let (all, _) = c
+            .search(
+                "dc=example,dc=com",
+                Scope::Subtree,
+                "(objectClass=*)",
+                vec!["1.1"],
+            )
+            .unwrap()
+            .success()
+            .unwrap();
+        let _ = tx.send((rs.len(), all.len()));
+    });
+    let (one, all) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("other clients stalled behind a client that does not read");
+    assert_eq!(one, 1);
+    assert_eq!(all, d.dns.len());
+    drop(hog);
+}
