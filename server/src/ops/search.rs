@@ -239,10 +239,11 @@ fn run(
         },
         Err(e) => return Ok(Err(store_error(&reader, &base, e))),
     };
-    let mut returned_total = resume.as_ref().map_or(0, |s| s.returned);
-    let mut in_page = 0usize;
+    let earlier_pages = resume.as_ref().map_or(0, |s| s.returned);
     let needs_children = sel.wants_any_computed(dir);
-    for item in iter {
+    // Every pass either returns or sends one entry, so the pass number counts entries sent.
+    for (in_page, item) in iter.enumerate() {
+        let returned_total = earlier_pages + in_page;
         if abandoned.load(Ordering::Relaxed) {
             return Err(Stopped);
         }
@@ -283,8 +284,6 @@ fn run(
             &hidden,
             children,
         ))?;
-        returned_total += 1;
-        in_page += 1;
     }
     if page.is_some() {
         *cookie_out = Some(Vec::new());
