@@ -51,6 +51,9 @@ pub enum StoreError {
     /// Stored bytes do not decode.
     #[error("corrupt {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// A search's caller asked it to stop (see `SearchIter::with_stop`).
+    #[error("search stopped by its caller")]
+    Stopped,
     /// A thread panicked while holding the store's write lock.
     #[error("store write lock poisoned by an earlier panic")]
     Poisoned,

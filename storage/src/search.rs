@@ -205,6 +205,8 @@ impl Reader {
             scope,
             filter: filter.clone(),
             failed: false,
+            stop: None,
+            since_check: 0,
         }
     }
 
@@ -579,11 +581,27 @@ pub struct SearchIter {
     scope: ScopeCheck,
     filter: CompiledFilter,
     failed: bool,
+    /// Asked every [`STOP_CHECK_INTERVAL`] candidates whether the caller wants the search to
+    /// end (a time limit, an abandon): candidates that do not match are skipped inside one
+    /// `next`, which could otherwise run for as long as the scope is large.
+    stop: Option<Box<dyn Fn() -> bool + Send>>,
+    /// Candidates examined since the last stop check.
+    since_check: u32,
 }
+
+/// How many candidates a search examines between two calls of its stop check.
+const STOP_CHECK_INTERVAL: u32 = 64;
 
 impl SearchIter {
     /// Skips the candidates below `first` without reading them: resuming a paged search at the
     /// first id of its next page.
+    /// Makes the search end with [`StoreError::Stopped`] once `stop` returns true; it is asked
+    /// every few candidates, matching or not.
+    pub fn with_stop(mut self, stop: impl Fn() -> bool + Send + 'static) -> SearchIter {
+        self.stop = Some(Box::new(stop));
+        self
+    }
+
     pub fn starting_at(mut self, first: EntryId) -> SearchIter {
         self.source = match self.source {
             Source::Ids(ids) => {
@@ -602,6 +620,15 @@ impl SearchIter {
     fn step(&mut self) -> Result<Option<(EntryId, Entry)>> {
         let inner = &*self.reader.inner;
         loop {
+            if let Some(stop) = &self.stop {
+                self.since_check += 1;
+                if self.since_check >= STOP_CHECK_INTERVAL {
+                    self.since_check = 0;
+                    if stop() {
+                        return Err(StoreError::Stopped);
+                    }
+                }
+            }
             let (id, record) = match &mut self.source {
                 Source::Ids(ids) => {
                     let Some(id) = ids.next() else {
