@@ -593,8 +593,6 @@ pub struct SearchIter {
 const STOP_CHECK_INTERVAL: u32 = 64;
 
 impl SearchIter {
-    /// Skips the candidates below `first` without reading them: resuming a paged search at the
-    /// first id of its next page.
     /// Makes the search end with [`StoreError::Stopped`] once `stop` returns true; it is asked
     /// every few candidates, matching or not.
     pub fn with_stop(mut self, stop: impl Fn() -> bool + Send + 'static) -> SearchIter {
@@ -602,6 +600,8 @@ impl SearchIter {
         self
     }
 
+    /// Skips the candidates below `first` without reading them: resuming a paged search at the
+    /// first id of its next page.
     pub fn starting_at(mut self, first: EntryId) -> SearchIter {
         self.source = match self.source {
             Source::Ids(ids) => {
