@@ -425,7 +425,7 @@ impl Session {
             });
             Ok(())
         };
-        let never = AtomicBool::new(false);
+        let never = Arc::new(AtomicBool::new(false));
         let done = ops::search::search(
             &self.dir,
             &self.who,

@@ -13,7 +13,7 @@ use roster_schema::{AttrId, Dn, Entry, NormDn, TriState};
 use roster_storage::{EntryId, Scope};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A paged-results request (RFC 2696) attached to a search.
@@ -119,7 +119,7 @@ pub fn search(
     req: &LdapSearchRequest,
     page: Option<PageRequest>,
     paged: &PagedSearches,
-    abandoned: &AtomicBool,
+    abandoned: &Arc<AtomicBool>,
     emit: &mut dyn FnMut(LdapSearchResultEntry) -> Result<(), Stopped>,
 ) -> Result<SearchDone, Stopped> {
     let paged_request = page.is_some();
@@ -147,7 +147,7 @@ fn run(
     req: &LdapSearchRequest,
     page: Option<PageRequest>,
     paged: &PagedSearches,
-    abandoned: &AtomicBool,
+    abandoned: &Arc<AtomicBool>,
     emit: &mut dyn FnMut(LdapSearchResultEntry) -> Result<(), Stopped>,
     cookie_out: &mut Option<Vec<u8>>,
 ) -> Result<Result<(), OpError>, Stopped> {
@@ -233,10 +233,18 @@ fn run(
     };
     let iter = match reader.search(&base, scope, &filter) {
         // A later page skips the earlier pages' candidates without reading them.
-        Ok(it) => match &resume {
-            Some(st) => it.starting_at(st.resume_from),
-            None => it,
-        },
+        Ok(it) => {
+            let it = match &resume {
+                Some(st) => it.starting_at(st.resume_from),
+                None => it,
+            };
+            // The store asks between candidates too, so a scan over many entries that do not
+            // match still honours the time limit and an abandon.
+            let flag = abandoned.clone();
+            it.with_stop(move || {
+                flag.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d)
+            })
+        }
         Err(e) => return Ok(Err(store_error(&reader, &base, e))),
     };
     let earlier_pages = resume.as_ref().map_or(0, |s| s.returned);
@@ -252,6 +260,12 @@ fn run(
         }
         let (id, entry) = match item {
             Ok(x) => x,
+            Err(roster_storage::StoreError::Stopped) => {
+                if abandoned.load(Ordering::Relaxed) {
+                    return Err(Stopped);
+                }
+                return Ok(Err(OpError::TimeLimitExceeded));
+            }
             Err(e) => return Ok(Err(OpError::Store(e))),
         };
         if let Some(p) = &page {
