@@ -10,6 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
+// Entries, index keys and LDAP messages are many small allocations made and freed on several
+// threads; glibc's allocator spent a fifth of a bulk load's time on them (perf), mimalloc less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "rosterd", version, about = "The Roster directory server")]
 struct Cli {
