@@ -49,22 +49,31 @@ member = ["eq"]
 level = "warn"
 CONF
 rm -rf "$W/rosterd-data" "$W/slapd"
-t0=$(now); "$ROSTERD" --config "$W/rosterd.toml" load --quiet "$LDIF"; t1=$(now)
-ROSTER_LOAD=$(echo "$t1 - $t0" | bc -l)
 SLAPD_PORT=$(free_port)
 SLAPD_PID=$(bash "$SHARED/bench/slapd_up.sh" "$LDIF" "$SLAPD_PORT" "$W/slapd")
-# slapd_up.sh includes slapd's start; time slapadd alone (same config) for the ratio.
-rm -rf "$W/slapadd-only"; mkdir -p "$W/slapadd-only/db"
-sed "s#directory .*#directory $W/slapadd-only/db#; s#pidfile .*#pidfile $W/slapadd-only/pid#" "$W/slapd/slapd.conf" > "$W/slapadd-only/slapd.conf"
-t0=$(now); slapadd -q -f "$W/slapadd-only/slapd.conf" -l "$LDIF" >/dev/null 2>&1; t1=$(now)
-SLAPADD=$(echo "$t1 - $t0" | bc -l)
+# Timed loads alternate, each into a fresh directory after `sync`, so that neither pays for
+# the other's page-cache writeback; slapadd runs alone with slapd_up.sh's configuration.
+sed "s#directory .*#directory $W/slapadd-only/db#; s#pidfile .*#pidfile $W/slapadd-only/pid#" "$W/slapd/slapd.conf" > "$W/slapadd.conf"
+LOAD_ROUNDS=${LOAD_ROUNDS:-$ROUNDS}
+: > "$W/load.txt"
+for r in $(seq "$LOAD_ROUNDS"); do
+  rm -rf "$W/rosterd-data"; sync
+  t0=$(now); "$ROSTERD" --config "$W/rosterd.toml" load --quiet "$LDIF" 2>/dev/null; t1=$(now)
+  echo "roster $(echo "$t1 - $t0" | bc -l)" >> "$W/load.txt"
+  rm -rf "$W/slapadd-only"; mkdir -p "$W/slapadd-only/db"; sync
+  t0=$(now); slapadd -q -f "$W/slapadd.conf" -l "$LDIF" >/dev/null 2>&1; t1=$(now)
+  echo "slapd $(echo "$t1 - $t0" | bc -l)" >> "$W/load.txt"
+done
 rm -rf "$W/slapadd-only"
+ROSTER_LOAD=$(awk '$1 == "roster" {print $2}' "$W/load.txt" | median)
+SLAPADD=$(awk '$1 == "slapd" {print $2}' "$W/load.txt" | median)
 printf 'load %s entries: rosterd %.2f s, slapadd -q %.2f s, ratio slapadd/rosterd %.2fx\n' "$ENTRIES" "$ROSTER_LOAD" "$SLAPADD" "$(echo "$SLAPADD / $ROSTER_LOAD" | bc -l)"
 if [ -n "${LOAD_ONLY:-}" ]; then
   kill "$SLAPD_PID"
   {
     echo; echo "## $(date -u +%F) load of $ENTRIES entries ($(nproc) cores)"; echo
-    printf -- '- rosterd load: %.2f s; slapadd -q: %.2f s; slapadd/rosterd: %.2fx\n' "$ROSTER_LOAD" "$SLAPADD" "$(echo "$SLAPADD / $ROSTER_LOAD" | bc -l)"
+    printf -- '- rosterd load: %.2f s; slapadd -q: %.2f s; slapadd/rosterd: %.2fx (medians of %s alternating rounds: %s)\n' "$ROSTER_LOAD" "$SLAPADD" "$(echo "$SLAPADD / $ROSTER_LOAD" | bc -l)" "$LOAD_ROUNDS" "$(tr '\n' ';' < "$W/load.txt")"
+    echo "  Command: \`LOAD_ONLY=1 bash bench/run.sh $N\`"
   } >> "$HERE/RESULTS.md"
   exit 0
 fi
@@ -128,7 +137,7 @@ REPORT=$(cat <<TXT
 | bulk load (s; lower is better) | $(printf %.2f "$ROSTER_LOAD") | $(printf %.2f "$SLAPADD") (slapadd -q) | $(ratio "$SLAPADD" "$ROSTER_LOAD")x faster |
 | resident memory after the run (MiB) | $(( RSS_R / 1024 )) | $(( RSS_S / 1024 )) | $(ratio "$RSS_R" "$RSS_S") |
 
-Command: \`bash bench/run.sh $N\` (raw rounds: search $(tr '\n' ';' < "$W/search.txt") bind $(tr '\n' ';' < "$W/bind.txt")).
+Command: \`bash bench/run.sh $N\` (raw rounds: load $(tr '\n' ';' < "$W/load.txt") search $(tr '\n' ';' < "$W/search.txt") bind $(tr '\n' ';' < "$W/bind.txt")).
 TXT
 )
 echo "$REPORT"
