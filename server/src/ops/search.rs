@@ -30,13 +30,21 @@ struct PageState {
     fingerprint: [u8; 32],
     /// The first entry id of the next page.
     resume_from: EntryId,
+    /// Entries returned by the earlier pages, for the size limit of the whole search.
     returned: usize,
 }
 
 /// The paged searches of one connection, keyed by cookie.
 #[derive(Debug, Default)]
 pub struct PagedSearches {
-    next_cookie: Mutex<(u64, HashMap<Vec<u8>, PageState>)>,
+    inner: Mutex<OpenPages>,
+}
+
+#[derive(Debug, Default)]
+struct OpenPages {
+    /// The last cookie handed out; cookies are this counter's bytes.
+    last_cookie: u64,
+    by_cookie: HashMap<Vec<u8>, PageState>,
 }
 
 /// Most paged searches one connection may hold open; the oldest is dropped beyond it.
@@ -44,24 +52,25 @@ const MAX_OPEN_PAGED_SEARCHES: usize = 64;
 
 impl PagedSearches {
     fn take(&self, cookie: &[u8]) -> Option<PageState> {
-        self.next_cookie
+        self.inner
             .lock()
             .ok()
-            .and_then(|mut g| g.1.remove(cookie))
+            .and_then(|mut open| open.by_cookie.remove(cookie))
     }
 
     fn put(&self, state: PageState) -> Vec<u8> {
-        let Ok(mut g) = self.next_cookie.lock() else {
+        let Ok(mut open) = self.inner.lock() else {
             return Vec::new();
         };
-        g.0 += 1;
-        let cookie = g.0.to_be_bytes().to_vec();
-        if g.1.len() >= MAX_OPEN_PAGED_SEARCHES {
-            if let Some(oldest) = g.1.keys().min().cloned() {
-                g.1.remove(&oldest);
+        open.last_cookie += 1;
+        let cookie = open.last_cookie.to_be_bytes().to_vec();
+        if open.by_cookie.len() >= MAX_OPEN_PAGED_SEARCHES {
+            // Big-endian counters order like numbers: the smallest is the oldest.
+            if let Some(oldest) = open.by_cookie.keys().min().cloned() {
+                open.by_cookie.remove(&oldest);
             }
         }
-        g.1.insert(cookie.clone(), state);
+        open.by_cookie.insert(cookie.clone(), state);
         cookie
     }
 }
