@@ -907,7 +907,9 @@ fn a_stop_check_ends_a_scan_between_candidates() {
     let store = populated(dir.path(), default_indexes(), 300);
     let schema = store.schema().clone();
     // No entry matches, so without the check one `next` would scan all 300 users.
-    let f = Filter::parse("(description=no such value)").unwrap().compile(&schema);
+    let f = Filter::parse("(description=no such value)")
+        .unwrap()
+        .compile(&schema);
     let reader = store.reader();
     let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = asked.clone();
@@ -917,10 +919,19 @@ fn a_stop_check_ends_a_scan_between_candidates() {
         .with_stop(move || counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 1);
     match it.next() {
         Some(Err(StoreError::Stopped)) => {}
-        other => panic!("expected the search to stop, got {:?}", other.map(|r| r.map(|(id, _)| id))),
+        other => panic!(
+            "expected the search to stop, got {:?}",
+            other.map(|r| r.map(|(id, _)| id))
+        ),
     }
     assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 2);
     assert!(it.next().is_none(), "a stopped search yields nothing more");
     // Without a stop check the same search simply finds nothing.
-    assert!(search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(description=no such value)").is_empty());
+    assert!(search_dns(
+        &store,
+        "dc=example,dc=com",
+        Scope::Subtree,
+        "(description=no such value)"
+    )
+    .is_empty());
 }

@@ -108,7 +108,16 @@ mod tests {
             got.push(e);
             Ok(())
         };
-        let done = search(d, who, r, page, paged, &std::sync::Arc::new(AtomicBool::new(false)), &mut emit).unwrap();
+        let done = search(
+            d,
+            who,
+            r,
+            page,
+            paged,
+            &std::sync::Arc::new(AtomicBool::new(false)),
+            &mut emit,
+        )
+        .unwrap();
         (got, done)
     }
 
