@@ -175,7 +175,8 @@ fn default_durability() -> String {
     "sync".into()
 }
 fn default_log_level() -> String {
-    "info,fjall=warn,lsm_tree=warn".into()
+    // The codec logs every malformed client message as an error; the session logs those itself.
+    "info,fjall=warn,lsm_tree=warn,ldap3_proto=off".into()
 }
 fn default_indexes() -> BTreeMap<String, Vec<String>> {
     let mut m = BTreeMap::new();

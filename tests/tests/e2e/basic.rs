@@ -508,3 +508,35 @@ fn a_client_that_never_reads_does_not_stall_others() {
     assert_eq!(all, d.dns.len());
     drop(hog);
 }
+
+#[test]
+fn mutated_and_random_messages_never_take_the_server_down() {
+    let (s, _) = server();
+    let mut rng = data::Rng::new(99);
+    let valid = raw_search(7);
+    for round in 0..300 {
+        let mut bytes = if round % 3 == 0 {
+            (0..1 + rng.below(200))
+                .map(|_| rng.next_u64() as u8)
+                .collect::<Vec<u8>>()
+        } else {
+            let mut m = valid.clone();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(m.len());
+                m[at] = rng.next_u64() as u8;
+            }
+            m
+        };
+        if round % 5 == 0 {
+            bytes.truncate(rng.below(bytes.len() + 1));
+        }
+        let mut raw = TcpStream::connect(s.addr).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = raw.write_all(&bytes);
+        // End of input: the server answers what it could decode and closes.
+        let _ = raw.shutdown(std::net::Shutdown::Write);
+        let mut answer = Vec::new();
+        let _ = raw.read_to_end(&mut answer);
+    }
+    connection_still_serves(&s.url());
+}
