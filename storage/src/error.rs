@@ -1,7 +1,8 @@
 //! The typed errors of the entry store.
 //!
 //! Two families share one enum: operation outcomes the server turns into LDAP result codes
-//! (`AlreadyExists`, `NoSuchParent`, `NoSuchObject`, `InvalidEntry`) and store failures
+//! (`AlreadyExists`, `NoSuchParent`, `NoSuchObject`, `NotAllowedOnNonLeaf`,
+//! `InvalidEntry`) and store failures
 //! (`Storage`, `Corrupt`, `UnsupportedFormat`, ...) after which the caller should log and exit;
 //! [`StoreError::is_fatal`] tells them apart.
 
@@ -36,6 +37,9 @@ pub enum StoreError {
     /// The entry named by an operation (for example a search base) does not exist.
     #[error("no such entry: {dn}")]
     NoSuchObject { dn: String },
+    /// The entry to delete has children (LDAP notAllowedOnNonLeaf).
+    #[error("entry has children: {dn}")]
+    NotAllowedOnNonLeaf { dn: String },
     /// An entry cannot be stored as given.
     #[error("cannot store {dn}: {reason}")]
     InvalidEntry { dn: String, reason: String },

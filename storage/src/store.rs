@@ -23,9 +23,11 @@ use crate::verify::{self, VerifyReport};
 use fjall::config::FilterPolicy;
 use fjall::{
     KeyspaceCreateOptions, PersistMode, Readable, SingleWriterTxDatabase, SingleWriterTxKeyspace,
+    SingleWriterWriteTx,
 };
+use roster_schema::dn::NormDn;
 use roster_schema::{AttrId, Entry, Schema};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -290,22 +292,10 @@ impl Store {
         // Encoding and key computation run before the write lock is taken.
         let dn_key = keys::dn_key(&entry.ndn);
         let mut record = inner.codec.encode(&inner.schema, &entry, 0, &dn_key)?;
-        let mut index_keys: Vec<(usize, Vec<u8>)> = Vec::new();
-        KeyBuilder::default().entry_keys(
-            &inner.schema,
-            &inner.indexes,
-            None,
-            &entry,
-            &mut |slot, key| {
-                index_keys.push((slot, key.to_vec()));
-            },
-        );
+        let index_keys = self.index_keys(&entry);
 
         let _writer = self.lock_writers()?;
-        let mut tx = inner.db.write_tx();
-        if inner.durability == Durability::SyncData {
-            tx = tx.durability(Some(PersistMode::SyncData));
-        }
+        let mut tx = self.write_tx();
         if tx
             .contains_key(&inner.dn2id, &dn_key)
             .context("look up dn")?
@@ -340,14 +330,138 @@ impl Store {
         tx.insert(&inner.id2entry, id_key, record);
         tx.insert(&inner.dn2id, dn_key.as_slice(), id_key);
         tx.insert(&inner.children, keys::child_key(parent, &dn_key), id_key);
-        for (slot, mut key) in index_keys {
-            if let Some(ix) = inner.indexes.list.get(slot) {
-                key.extend_from_slice(&id_key);
-                tx.insert(&ix.keyspace, key, []);
-            }
-        }
+        self.write_index_keys(&mut tx, &index_keys, id, true);
         tx.commit().context("commit entry")?;
         Ok(EntryId(id))
+    }
+
+    /// Deletes the leaf entry named `dn` with all its keys (id2entry, dn2id, the link from its
+    /// parent and every index key of every value) in one transaction, and returns it.
+    /// `NoSuchObject` if it does not exist, `NotAllowedOnNonLeaf` if it has children.
+    pub fn delete(&self, dn: &NormDn) -> Result<Entry> {
+        let inner = &*self.inner;
+        let dn_key = keys::dn_key(dn);
+        let _writer = self.lock_writers()?;
+        let mut tx = self.write_tx();
+        let (id, record) = Self::locate(inner, &tx, dn, &dn_key)?;
+        if let Some(guard) = tx.prefix(&inner.children, keys::id_bytes(id)).next() {
+            guard.key().context("read children")?;
+            return Err(StoreError::NotAllowedOnNonLeaf { dn: dn.to_string() });
+        }
+        let parent = codec::header(id, &record)?.parent;
+        let entry = inner.codec.decode(id, &record)?;
+        let index_keys = self.index_keys(&entry);
+        let id_key = keys::id_bytes(id);
+        tx.remove(&inner.id2entry, id_key);
+        tx.remove(&inner.dn2id, dn_key.as_slice());
+        tx.remove(&inner.children, keys::child_key(parent, &dn_key));
+        self.write_index_keys(&mut tx, &index_keys, id, false);
+        tx.commit().context("commit delete")?;
+        Ok(entry)
+    }
+
+    /// Replaces the stored entry named `dn` with `new`, which must have the same normalized DN,
+    /// in one transaction: the record is rewritten and only the index keys that differ are
+    /// touched (keys of removed values deleted, keys of added values inserted). The entry keeps
+    /// its id and parent. `NoSuchObject` if it does not exist. Schema checks are the caller's.
+    pub fn replace(&self, dn: &NormDn, new: Entry) -> Result<()> {
+        let inner = &*self.inner;
+        if new.ndn != *dn {
+            return Err(StoreError::InvalidEntry {
+                dn: new.dn.to_string(),
+                reason: format!("replace must keep the DN {dn}"),
+            });
+        }
+        let dn_key = keys::dn_key(dn);
+        let mut record = inner.codec.encode(&inner.schema, &new, 0, &dn_key)?;
+        let new_keys = self.index_keys(&new);
+
+        let _writer = self.lock_writers()?;
+        let mut tx = self.write_tx();
+        let (id, old_record) = Self::locate(inner, &tx, dn, &dn_key)?;
+        let parent = codec::header(id, &old_record)?.parent;
+        let old = inner.codec.decode(id, &old_record)?;
+        let old_keys = self.index_keys(&old);
+        codec::set_parent(&mut record, parent);
+        tx.insert(&inner.id2entry, keys::id_bytes(id), record);
+        let removed: Vec<(usize, Vec<u8>)> = old_keys.difference(&new_keys).cloned().collect();
+        let added: Vec<(usize, Vec<u8>)> = new_keys.difference(&old_keys).cloned().collect();
+        self.write_index_keys(&mut tx, &removed, id, false);
+        self.write_index_keys(&mut tx, &added, id, true);
+        tx.commit().context("commit replace")?;
+        Ok(())
+    }
+
+    /// A write transaction with the configured durability.
+    fn write_tx(&self) -> SingleWriterWriteTx<'_> {
+        let tx = self.inner.db.write_tx();
+        if self.inner.durability == Durability::SyncData {
+            tx.durability(Some(PersistMode::SyncData))
+        } else {
+            tx
+        }
+    }
+
+    /// The id and record of the entry whose DN key is `dn_key`, read inside `tx`.
+    fn locate(
+        inner: &Inner,
+        tx: &SingleWriterWriteTx<'_>,
+        dn: &NormDn,
+        dn_key: &[u8],
+    ) -> Result<(u64, fjall::Slice)> {
+        let no_such = || StoreError::NoSuchObject { dn: dn.to_string() };
+        if dn.is_root() {
+            return Err(no_such());
+        }
+        let id = match tx.get(&inner.dn2id, dn_key).context("look up dn")? {
+            Some(v) => keys::id_from_value(&v)?,
+            None => return Err(no_such()),
+        };
+        let record = tx
+            .get(&inner.id2entry, keys::id_bytes(id))
+            .context("read entry")?
+            .ok_or_else(|| {
+                StoreError::corrupt("dn2id", format!("{dn} names missing entry {id}"))
+            })?;
+        Ok((id, record))
+    }
+
+    /// Every index key of `entry` as (index slot, key without the id), each once.
+    fn index_keys(&self, entry: &Entry) -> BTreeSet<(usize, Vec<u8>)> {
+        let inner = &*self.inner;
+        let mut out = BTreeSet::new();
+        KeyBuilder::default().entry_keys(
+            &inner.schema,
+            &inner.indexes,
+            None,
+            entry,
+            &mut |slot, key| {
+                out.insert((slot, key.to_vec()));
+            },
+        );
+        out
+    }
+
+    /// Inserts (or, with `insert` false, removes) the index keys `keys` of entry `id`.
+    fn write_index_keys<'k>(
+        &self,
+        tx: &mut SingleWriterWriteTx<'_>,
+        keys: impl IntoIterator<Item = &'k (usize, Vec<u8>)>,
+        id: u64,
+        insert: bool,
+    ) {
+        let id_key = keys::id_bytes(id);
+        for (slot, key) in keys {
+            if let Some(ix) = self.inner.indexes.list.get(*slot) {
+                let mut key = key.clone();
+                key.extend_from_slice(&id_key);
+                if insert {
+                    tx.insert(&ix.keyspace, key, []);
+                } else {
+                    tx.remove(&ix.keyspace, key);
+                }
+            }
+        }
     }
 
     /// Fills the (new, empty) keyspaces of the indexes in `slots` from the entries, then

@@ -935,3 +935,231 @@ fn a_stop_check_ends_a_scan_between_candidates() {
     )
     .is_empty());
 }
+
+/// Verify finds every keyspace as the entries call for; returns the index keys stored.
+fn assert_clean(store: &Store) -> u64 {
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report}");
+    report
+        .keyspaces
+        .iter()
+        .filter(|k| k.name.starts_with("index"))
+        .map(|k| k.found)
+        .sum()
+}
+
+fn count(store: &Store, filter: &str) -> usize {
+    search_dns(store, "dc=example,dc=com", Scope::Subtree, filter).len()
+}
+
+#[test]
+fn delete_removes_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let store = populated(dir.path(), default_indexes(), 10);
+    let before = assert_clean(&store);
+    assert_eq!(count(&store, "(objectClass=inetOrgPerson)"), 10);
+    assert_eq!(count(&store, "(mail=user0004@example.com)"), 1);
+    let people = store
+        .reader()
+        .lookup(&ndn(&schema, "ou=people,dc=example,dc=com"))
+        .unwrap()
+        .unwrap();
+
+    let dn = ndn(&schema, "UID=User0004,ou=people,dc=example,dc=com");
+    let old_reader = store.reader();
+    let gone = store.delete(&dn).unwrap();
+    assert_eq!(gone, user(&schema, 4));
+    let after = assert_clean(&store);
+    assert!(after < before, "index keys {before} -> {after}");
+
+    assert!(store.reader().lookup(&dn).unwrap().is_none());
+    assert_eq!(store.reader().count_children(people).unwrap(), 9);
+    assert_eq!(count(&store, "(objectClass=inetOrgPerson)"), 9);
+    assert_eq!(count(&store, "(mail=user0004@example.com)"), 0);
+    assert_eq!(count(&store, "(mail=*)"), 9 + 1);
+    assert_eq!(count(&store, "(cn=User 4 *)"), 0);
+    assert_eq!(count(&store, "(uid=*er0004)"), 0);
+    assert_eq!(
+        search_dns(
+            &store,
+            "ou=people,dc=example,dc=com",
+            Scope::One,
+            "(objectClass=*)"
+        )
+        .len(),
+        9
+    );
+    // A snapshot taken before the delete still sees the entry.
+    assert!(old_reader.lookup(&dn).unwrap().is_some());
+    assert_eq!(old_reader.count_children(people).unwrap(), 10);
+    drop(old_reader);
+
+    // Deleting it again, or something that never existed.
+    match store.delete(&dn) {
+        Err(e @ StoreError::NoSuchObject { .. }) => {
+            assert!(!e.is_fatal());
+            assert!(e.to_string().contains("uid=user0004"), "{e}");
+        }
+        other => panic!("expected NoSuchObject, got {other:?}"),
+    }
+    assert!(matches!(
+        store.delete(&ndn(&schema, "uid=x,ou=nowhere,dc=example,dc=com")),
+        Err(StoreError::NoSuchObject { .. })
+    ));
+
+    // An entry with children is refused and left as it was.
+    for parent in ["ou=people,dc=example,dc=com", "dc=example,dc=com"] {
+        match store.delete(&ndn(&schema, parent)) {
+            Err(e @ StoreError::NotAllowedOnNonLeaf { .. }) => {
+                assert!(!e.is_fatal());
+                assert!(e.to_string().contains(parent), "{e}");
+            }
+            other => panic!("expected NotAllowedOnNonLeaf, got {other:?}"),
+        }
+    }
+    assert_eq!(assert_clean(&store), after);
+    assert!(store
+        .reader()
+        .lookup(&ndn(&schema, "ou=people,dc=example,dc=com"))
+        .unwrap()
+        .is_some());
+
+    // The DN can be added again (with a new id), and a whole branch deleted leaf first.
+    let id = store.add(user(&schema, 4)).unwrap();
+    assert_eq!(assert_clean(&store), before);
+    assert_eq!(
+        search_dns(
+            &store,
+            "dc=example,dc=com",
+            Scope::Subtree,
+            "(mail=user0004@example.com)"
+        ),
+        vec!["uid=user0004,ou=people,dc=example,dc=com"]
+    );
+    assert_eq!(store.reader().lookup(&dn).unwrap(), Some(id));
+    store
+        .delete(&ndn(&schema, "cn=group0,ou=groups,dc=example,dc=com"))
+        .unwrap();
+    store
+        .delete(&ndn(&schema, "ou=groups,dc=example,dc=com"))
+        .unwrap();
+    assert_eq!(count(&store, "(objectClass=groupOfNames)"), 0);
+    assert_eq!(count(&store, "(member=*)"), 0);
+    assert_clean(&store);
+    store.close().unwrap();
+
+    // The result survives a reopen, and a delete dropped without close is replayed.
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    assert!(store
+        .reader()
+        .lookup(&ndn(&schema, "ou=groups,dc=example,dc=com"))
+        .unwrap()
+        .is_none());
+    assert_eq!(count(&store, "(objectClass=*)"), 2 + 10);
+    store
+        .delete(&ndn(&schema, "uid=user0009,ou=people,dc=example,dc=com"))
+        .unwrap();
+    drop(store);
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    assert_eq!(count(&store, "(objectClass=*)"), 2 + 9);
+    assert_eq!(count(&store, "(uid=user0009)"), 0);
+    assert_clean(&store);
+    store.close().unwrap();
+}
+
+#[test]
+fn replace_writes_the_index_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let store = populated(dir.path(), default_indexes(), 10);
+    let before = assert_clean(&store);
+    let dn = ndn(&schema, "uid=user0003,ou=people,dc=example,dc=com");
+    let id = store.reader().lookup(&dn).unwrap().unwrap();
+
+    // Drop the alias and one cn, add a mail value and a cn value.
+    let mail = AttrDesc::parse(&schema, "mail").unwrap();
+    let cn = AttrDesc::parse(&schema, "cn").unwrap();
+    let mut new = user(&schema, 3);
+    for a in &mut new.attrs {
+        if a.desc == mail {
+            a.values.retain(|v| !v.starts_with(b"a."));
+            a.values.push(b"Renamed.Three@Example.ORG".to_vec());
+        } else if a.desc == cn {
+            a.values = vec![b"Third Renamed".to_vec()];
+        }
+    }
+    store.replace(&dn, new.clone()).unwrap();
+    assert_clean(&store);
+    let reader = store.reader();
+    assert_eq!(reader.lookup(&dn).unwrap(), Some(id), "the id is kept");
+    assert_eq!(reader.get(id).unwrap().unwrap(), new);
+    drop(reader);
+    let user3 = vec!["uid=user0003,ou=people,dc=example,dc=com".to_string()];
+    let dns = |f: &str| search_dns(&store, "dc=example,dc=com", Scope::Subtree, f);
+    assert_eq!(dns("(mail=renamed.three@example.org)"), user3);
+    assert_eq!(dns("(mail=renamed.*)"), user3);
+    assert_eq!(dns("(mail=*@example.org)"), user3);
+    assert_eq!(dns("(cn=*third*)"), user3);
+    assert_eq!(
+        dns("(mail=user0003@example.com)"),
+        user3,
+        "unchanged value kept"
+    );
+    assert!(dns("(mail=a.user0003@example.com)").is_empty());
+    assert!(dns("(mail=a.user0003*)").is_empty());
+    assert!(dns("(cn=User 3 Smith3)").is_empty());
+    assert!(dns("(cn=*r 3 Sm*)").is_empty());
+    // Same number of mail and cn values as before: the same number of equality keys, and
+    // the entry still has its place in the tree.
+    assert_eq!(
+        search_dns(
+            &store,
+            "ou=people,dc=example,dc=com",
+            Scope::One,
+            "(uid=user0003)"
+        ),
+        user3
+    );
+
+    // Removing every mail value removes the presence key too; putting the entry back as it
+    // was gives the original keys.
+    let mut no_mail = user(&schema, 3);
+    no_mail.attrs.retain(|a| a.desc != mail);
+    store.replace(&dn, no_mail).unwrap();
+    assert_clean(&store);
+    assert_eq!(count(&store, "(mail=*)"), 9 + 1);
+    assert!(dns("(mail=user0003@example.com)").is_empty());
+    store.replace(&dn, user(&schema, 3)).unwrap();
+    assert_eq!(assert_clean(&store), before);
+    assert_eq!(count(&store, "(mail=*)"), 10 + 1);
+
+    // Errors: another DN, a missing entry. Nothing changes.
+    assert!(matches!(
+        store.replace(&dn, user(&schema, 4)),
+        Err(StoreError::InvalidEntry { .. })
+    ));
+    let missing = ndn(&schema, "uid=user0077,ou=people,dc=example,dc=com");
+    assert!(matches!(
+        store.replace(&missing, user(&schema, 77)),
+        Err(StoreError::NoSuchObject { .. })
+    ));
+    assert_eq!(assert_clean(&store), before);
+
+    // A replace survives close and reopen.
+    store.replace(&dn, new.clone()).unwrap();
+    store.close().unwrap();
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    assert_eq!(store.reader().get(id).unwrap().unwrap(), new);
+    assert_eq!(
+        search_dns(
+            &store,
+            "dc=example,dc=com",
+            Scope::Subtree,
+            "(mail=renamed.three@example.org)"
+        ),
+        user3
+    );
+    assert_clean(&store);
+    store.close().unwrap();
+}
