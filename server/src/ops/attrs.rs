@@ -21,7 +21,13 @@ impl AttrSelection {
                 "+" => sel.all_operational = true,
                 "1.1" => {}
                 other => {
-                    if let Some(d) = AttrDesc::parse(schema, other) {
+                    // RFC 4529: "@class" asks for every attribute the class allows.
+                    if let Some(class) = other.strip_prefix('@') {
+                        if let Some(id) = schema.class_id(class) {
+                            let all = schema.must_of(id).iter().chain(schema.may_of(id));
+                            sel.wanted.extend(all.map(|&a| AttrDesc::plain(a)));
+                        }
+                    } else if let Some(d) = AttrDesc::parse(schema, other) {
                         sel.wanted.push(d);
                     }
                 }

@@ -18,6 +18,8 @@ pub const SUPPORTED_EXTENSIONS: &[&str] = &[
 /// Protocol features (RFC 4512 section 5.1 supportedFeatures).
 pub const SUPPORTED_FEATURES: &[&str] = &[
     "1.3.6.1.4.1.4203.1.5.1", // all operational attributes: "+" (RFC 3673)
+    "1.3.6.1.4.1.4203.1.5.2", // attributes by object class: "@class" (RFC 4529)
+    "1.3.6.1.4.1.4203.1.5.3", // absolute true and false filters: (&) and (|) (RFC 4526)
 ];
 
 fn push(schema: &Schema, attrs: &mut Vec<Attribute>, name: &str, values: Vec<Vec<u8>>) {

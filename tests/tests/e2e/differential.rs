@@ -429,6 +429,15 @@ fn ldapsearch_output_matches_slapd() {
             "(telephoneNumber=+49 30 *)",
             "telephoneNumber",
         ],
+        &["-b", "ou=groups,dc=example,dc=com", "(&)", "@groupOfNames"],
+        &["-b", "dc=example,dc=com", "(|)"],
+        &[
+            "-b",
+            "ou=people,dc=example,dc=com",
+            "(uid=u000*)",
+            "@person",
+            "mail",
+        ],
     ];
     let mut compared = 0;
     for args in cases {
