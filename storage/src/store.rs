@@ -392,6 +392,152 @@ impl Store {
         Ok(())
     }
 
+    /// Renames or moves the entry named `old` to `new_entry.ndn`, storing `new_entry` (the
+    /// caller has already adjusted its RDN attribute values) with the same id, in one
+    /// transaction. The new parent is `new_entry`'s parent DN; `new_parent`, the LDAP
+    /// newSuperior, must name it when given, and when not given the entry keeps its parent.
+    /// For an entry with descendants, every descendant's DN key and stored DN are rewritten;
+    /// their ids, parent links and index keys do not change.
+    ///
+    /// Errors: `NoSuchObject` if `old` does not exist, `AlreadyExists` if the new DN does,
+    /// `NoSuchParent` if the new parent does not exist, `InvalidEntry` for a move below the
+    /// entry itself or a new DN that does not match `new_parent`.
+    pub fn rename(
+        &self,
+        old: &NormDn,
+        new_entry: Entry,
+        new_parent: Option<&NormDn>,
+    ) -> Result<()> {
+        let inner = &*self.inner;
+        let invalid = |reason: String| StoreError::InvalidEntry {
+            dn: new_entry.dn.to_string(),
+            reason,
+        };
+        if new_entry.ndn.is_root() {
+            return Err(invalid("the root DSE is not stored".into()));
+        }
+        let target_parent = new_entry.ndn.parent();
+        match new_parent {
+            Some(p) if target_parent.as_ref() != Some(p) => {
+                return Err(invalid(format!(
+                    "the new DN is not below the new superior {p}"
+                )));
+            }
+            None if target_parent != old.parent() => {
+                return Err(invalid(format!(
+                    "the new DN is not below the parent of {old} and no new superior is given"
+                )));
+            }
+            _ => {}
+        }
+        let old_key = keys::dn_key(old);
+        let new_key = keys::dn_key(&new_entry.ndn);
+        if new_key != old_key && new_key.starts_with(&old_key) {
+            return Err(invalid(format!("cannot move {old} below itself")));
+        }
+        let mut record = inner.codec.encode(&inner.schema, &new_entry, 0, &new_key)?;
+        let new_index_keys = self.index_keys(&new_entry);
+
+        let _writer = self.lock_writers()?;
+        let mut tx = self.write_tx();
+        let (id, old_record) = Self::locate(inner, &tx, old, &old_key)?;
+        let old_parent = codec::header(id, &old_record)?.parent;
+        let moved = new_key != old_key;
+        if moved
+            && tx
+                .contains_key(&inner.dn2id, &new_key)
+                .context("look up dn")?
+        {
+            return Err(StoreError::AlreadyExists {
+                dn: new_entry.dn.to_string(),
+            });
+        }
+        let parent = match keys::ancestor_key_lens(&new_key)
+            .next()
+            .and_then(|l| new_key.get(..l))
+        {
+            Some(parent_key) => match tx.get(&inner.dn2id, parent_key).context("look up parent")? {
+                Some(v) => keys::id_from_value(&v)?,
+                // A root renamed in place stays a root.
+                None if new_parent.is_none() && old_parent == 0 => 0,
+                None => {
+                    return Err(StoreError::NoSuchParent {
+                        dn: new_entry.dn.to_string(),
+                    })
+                }
+            },
+            None => 0,
+        };
+
+        // Descendants, read before anything is written: (old DN key, id, record). A new DN
+        // with the same normalized form (a change of case) still rewrites their stored DNs.
+        let old_entry = inner.codec.decode(id, &old_record)?;
+        let mut descendants = Vec::new();
+        if moved || new_entry.dn != old_entry.dn {
+            for guard in tx.prefix(&inner.dn2id, &old_key) {
+                let (k, v) = guard.into_inner().context("read subtree")?;
+                if k.len() == old_key.len() {
+                    continue;
+                }
+                let child = keys::id_from_value(&v)?;
+                let child_record = tx
+                    .get(&inner.id2entry, keys::id_bytes(child))
+                    .context("read entry")?
+                    .ok_or_else(|| {
+                        StoreError::corrupt(
+                            "dn2id",
+                            format!("{} names missing entry {child}", keys::render(&k)),
+                        )
+                    })?;
+                descendants.push((k, child, child_record));
+            }
+        }
+
+        let old_index_keys = self.index_keys(&old_entry);
+        codec::set_parent(&mut record, parent);
+        let id_key = keys::id_bytes(id);
+        tx.insert(&inner.id2entry, id_key, record);
+        if moved {
+            tx.remove(&inner.dn2id, old_key.as_slice());
+            tx.remove(&inner.children, keys::child_key(old_parent, &old_key));
+            tx.insert(&inner.dn2id, new_key.as_slice(), id_key);
+            tx.insert(&inner.children, keys::child_key(parent, &new_key), id_key);
+        }
+        let removed: Vec<(usize, Vec<u8>)> = old_index_keys
+            .difference(&new_index_keys)
+            .cloned()
+            .collect();
+        let added: Vec<(usize, Vec<u8>)> = new_index_keys
+            .difference(&old_index_keys)
+            .cloned()
+            .collect();
+        self.write_index_keys(&mut tx, &removed, id, false);
+        self.write_index_keys(&mut tx, &added, id, true);
+
+        let old_depth = old.rdns.len();
+        for (k, child, child_record) in descendants {
+            let mut entry = inner.codec.decode(child, &child_record)?;
+            let child_parent = codec::header(child, &child_record)?.parent;
+            let own = entry.dn.rdns.len().saturating_sub(old_depth);
+            entry.dn.rdns.truncate(own);
+            entry.dn.rdns.extend(new_entry.dn.rdns.iter().cloned());
+            let own = entry.ndn.rdns.len().saturating_sub(old_depth);
+            entry.ndn.rdns.truncate(own);
+            entry.ndn.rdns.extend(new_entry.ndn.rdns.iter().cloned());
+            let mut child_key = new_key.clone();
+            child_key.extend_from_slice(k.get(old_key.len()..).unwrap_or_default());
+            let record = inner
+                .codec
+                .encode(&inner.schema, &entry, child_parent, &child_key)?;
+            let child_id = keys::id_bytes(child);
+            tx.remove(&inner.dn2id, k);
+            tx.insert(&inner.dn2id, child_key, child_id);
+            tx.insert(&inner.id2entry, child_id, record);
+        }
+        tx.commit().context("commit rename")?;
+        Ok(())
+    }
+
     /// A write transaction with the configured durability.
     fn write_tx(&self) -> SingleWriterWriteTx<'_> {
         let tx = self.inner.db.write_tx();

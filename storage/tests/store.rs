@@ -1163,3 +1163,243 @@ fn replace_writes_the_index_differences() {
     assert_clean(&store);
     store.close().unwrap();
 }
+
+/// `e` under a new DN, with the RDN's attribute value set to the new one (what ModifyDN with
+/// deleteOldRDN stores).
+fn with_dn(schema: &Schema, mut e: Entry, dn: &str) -> Entry {
+    let parsed = Dn::parse(dn).unwrap();
+    let rdn = parsed.to_string();
+    let (ava, _) = rdn.split_once(',').unwrap_or((&rdn, ""));
+    let (attr, value) = ava.split_once('=').unwrap();
+    let desc = AttrDesc::parse(schema, attr).unwrap();
+    if let Some(a) = e.attrs.iter_mut().find(|a| a.desc == desc) {
+        a.values = vec![value.as_bytes().to_vec()];
+    }
+    e.ndn = parsed.normalize(schema).unwrap();
+    e.dn = parsed;
+    e
+}
+
+#[test]
+fn rename_a_leaf_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let store = populated(dir.path(), default_indexes(), 10);
+    let before = assert_clean(&store);
+    let old = ndn(&schema, "uid=user0003,ou=people,dc=example,dc=com");
+    let id = store.reader().lookup(&old).unwrap().unwrap();
+    let new_dn = "uid=three,ou=people,dc=example,dc=com";
+    let renamed = with_dn(&schema, user(&schema, 3), new_dn);
+    store.rename(&old, renamed.clone(), None).unwrap();
+    // uid keys: e, b and f, and the grams of "user0003" (6) replaced by those of "three" (3).
+    assert_eq!(assert_clean(&store), before - (3 + 6) + (3 + 3));
+
+    let reader = store.reader();
+    assert!(reader.lookup(&old).unwrap().is_none());
+    assert_eq!(reader.lookup(&ndn(&schema, new_dn)).unwrap(), Some(id));
+    assert_eq!(reader.get(id).unwrap().unwrap(), renamed);
+    drop(reader);
+    assert_eq!(count(&store, "(uid=user0003)"), 0);
+    assert_eq!(
+        search_dns(&store, "dc=example,dc=com", Scope::Subtree, "(uid=three)"),
+        vec![new_dn]
+    );
+    assert_eq!(
+        search_dns(
+            &store,
+            "dc=example,dc=com",
+            Scope::Subtree,
+            "(mail=user0003@example.com)"
+        ),
+        vec![new_dn]
+    );
+    assert_eq!(
+        search_dns(
+            &store,
+            "ou=people,dc=example,dc=com",
+            Scope::One,
+            "(uid=thr*)"
+        ),
+        vec![new_dn]
+    );
+
+    // Errors leave everything as it was.
+    let after = assert_clean(&store);
+    let to_user4 = with_dn(
+        &schema,
+        user(&schema, 3),
+        "uid=user0004,ou=people,dc=example,dc=com",
+    );
+    assert!(matches!(
+        store.rename(&ndn(&schema, new_dn), to_user4, None),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        store.rename(&old, renamed.clone(), None),
+        Err(StoreError::NoSuchObject { .. })
+    ));
+    let elsewhere = with_dn(
+        &schema,
+        user(&schema, 3),
+        "uid=three,ou=nowhere,dc=example,dc=com",
+    );
+    let nowhere = ndn(&schema, "ou=nowhere,dc=example,dc=com");
+    assert!(matches!(
+        store.rename(&ndn(&schema, new_dn), elsewhere.clone(), Some(&nowhere)),
+        Err(StoreError::NoSuchParent { .. })
+    ));
+    // Without a new superior the entry must stay below its parent.
+    assert!(matches!(
+        store.rename(&ndn(&schema, new_dn), elsewhere, None),
+        Err(StoreError::InvalidEntry { .. })
+    ));
+    assert_eq!(assert_clean(&store), after);
+    assert_eq!(count(&store, "(objectClass=*)"), 3 + 10 + 1);
+
+    store.close().unwrap();
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    assert_eq!(
+        store.reader().lookup(&ndn(&schema, new_dn)).unwrap(),
+        Some(id)
+    );
+    assert!(store.reader().lookup(&old).unwrap().is_none());
+    assert_clean(&store);
+    store.close().unwrap();
+}
+
+#[test]
+fn rename_and_move_a_subtree() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let store = populated(dir.path(), default_indexes(), 10);
+    store
+        .add(entry(
+            &schema,
+            "ou=org,dc=example,dc=com",
+            &[("objectClass", "organizationalUnit"), ("ou", "org")],
+        ))
+        .unwrap();
+    let before = assert_clean(&store);
+    let people = ndn(&schema, "ou=people,dc=example,dc=com");
+    let people_id = store.reader().lookup(&people).unwrap().unwrap();
+    let user5 = store
+        .reader()
+        .lookup(&ndn(&schema, "uid=user0005,ou=people,dc=example,dc=com"))
+        .unwrap()
+        .unwrap();
+
+    // Move ou=people below ou=org, renaming it to ou=Staff on the way.
+    let org = ndn(&schema, "ou=org,dc=example,dc=com");
+    let moved = with_dn(
+        &schema,
+        store.reader().get(people_id).unwrap().unwrap(),
+        "ou=Staff,ou=org,dc=example,dc=com",
+    );
+    store.rename(&people, moved.clone(), Some(&org)).unwrap();
+    assert_eq!(assert_clean(&store), before - 1 + 1, "ou is not indexed");
+
+    let reader = store.reader();
+    assert!(reader.lookup(&people).unwrap().is_none());
+    let staff = ndn(&schema, "ou=staff,ou=org,dc=example,dc=com");
+    assert_eq!(reader.lookup(&staff).unwrap(), Some(people_id));
+    assert_eq!(reader.count_children(people_id).unwrap(), 10);
+    let org_id = reader.lookup(&org).unwrap().unwrap();
+    assert_eq!(reader.count_children(org_id).unwrap(), 1);
+    let (id, e) = reader
+        .entry_by_dn(&ndn(
+            &schema,
+            "uid=user0005,ou=staff,ou=org,dc=example,dc=com",
+        ))
+        .unwrap()
+        .unwrap();
+    assert_eq!(id, user5);
+    assert_eq!(
+        e.dn.to_string(),
+        "uid=user0005,ou=Staff,ou=org,dc=example,dc=com",
+        "descendants' stored DNs are rewritten"
+    );
+    assert_eq!(e.attrs, user(&schema, 5).attrs);
+    drop(reader);
+    assert!(
+        search_dns(
+            &store,
+            "dc=example,dc=com",
+            Scope::Subtree,
+            "(uid=user0005)"
+        ) == vec!["uid=user0005,ou=staff,ou=org,dc=example,dc=com"]
+    );
+    assert_eq!(
+        search_dns(
+            &store,
+            "ou=org,dc=example,dc=com",
+            Scope::Subtree,
+            "(objectClass=*)"
+        )
+        .len(),
+        1 + 1 + 10
+    );
+    assert_eq!(
+        search_dns(
+            &store,
+            "ou=staff,ou=org,dc=example,dc=com",
+            Scope::One,
+            "(mail=*)"
+        )
+        .len(),
+        10
+    );
+    assert_eq!(
+        search_dns(&store, "dc=example,dc=com", Scope::One, "(objectClass=*)"),
+        vec!["ou=groups,dc=example,dc=com", "ou=org,dc=example,dc=com"]
+    );
+
+    // A move below itself is refused; so is a move onto an existing entry.
+    let staff_entry = store.reader().get(people_id).unwrap().unwrap();
+    let user5_dn = ndn(&schema, "uid=user0005,ou=staff,ou=org,dc=example,dc=com");
+    let inside = with_dn(
+        &schema,
+        staff_entry.clone(),
+        "ou=staff,uid=user0005,ou=staff,ou=org,dc=example,dc=com",
+    );
+    assert!(matches!(
+        store.rename(&staff, inside, Some(&user5_dn)),
+        Err(StoreError::InvalidEntry { .. })
+    ));
+    let onto_groups = with_dn(&schema, staff_entry.clone(), "ou=groups,dc=example,dc=com");
+    assert!(matches!(
+        store.rename(
+            &staff,
+            onto_groups,
+            Some(&ndn(&schema, "dc=example,dc=com"))
+        ),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert_clean(&store);
+
+    // A change of case only rewrites the stored DNs below it.
+    let cased = with_dn(&schema, staff_entry, "OU=STAFF,ou=org,dc=example,dc=com");
+    store.rename(&staff, cased, None).unwrap();
+    assert_clean(&store);
+    assert_eq!(
+        store.reader().get(user5).unwrap().unwrap().dn.to_string(),
+        "uid=user0005,OU=STAFF,ou=org,dc=example,dc=com"
+    );
+    store.close().unwrap();
+
+    // The whole move survives a reopen.
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    assert_eq!(store.reader().lookup(&user5_dn).unwrap(), Some(user5));
+    assert_eq!(
+        search_dns(
+            &store,
+            "ou=staff,ou=org,dc=example,dc=com",
+            Scope::Subtree,
+            "(objectClass=*)"
+        )
+        .len(),
+        11
+    );
+    assert_eq!(count(&store, "(objectClass=*)"), 3 + 1 + 10 + 1);
+    assert_clean(&store);
+    store.close().unwrap();
+}
