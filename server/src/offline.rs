@@ -5,7 +5,7 @@
 use crate::directory::Directory;
 use crate::ldif::{self, LdifError, LdifReader};
 use indicatif::{ProgressBar, ProgressStyle};
-use roster_schema::{AttrDesc, Attribute, Dn, Entry, Schema};
+use roster_schema::{AttrDesc, Attribute, Entry, Schema};
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 use std::time::Instant;
@@ -172,25 +172,19 @@ pub fn build_entry(
     creator: Option<&str>,
 ) -> Result<Entry, String> {
     let schema = &dir.schema;
-    let dn = Dn::parse(&rec.dn).map_err(|e| e.to_string())?;
-    let ndn = dn.normalize(schema).map_err(|e| e.to_string())?;
-    if dir.suffix_of(&ndn).is_none() {
+    // `from_parts` parses and normalizes the DN and merges repeated attributes (aliases too).
+    let parts = rec
+        .attrs
+        .into_iter()
+        .map(|(name, value)| (name, vec![value]))
+        .collect();
+    let mut entry = Entry::from_parts(schema, &rec.dn, parts).map_err(|e| e.to_string())?;
+    if dir.suffix_of(&entry.ndn).is_none() {
         return Err(format!(
             "not within any naming context (suffixes: {})",
             dir.suffix_names.join("; ")
         ));
     }
-    let mut grouped: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
-    for (name, value) in rec.attrs {
-        match grouped
-            .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
-        {
-            Some((_, vals)) => vals.push(value),
-            None => grouped.push((name, vec![value])),
-        }
-    }
-    let mut entry = Entry::from_parts(schema, &rec.dn, grouped).map_err(|e| e.to_string())?;
     let mut extra: Vec<(&str, Vec<u8>)> = Vec::new();
     if let Some(soc) = schema
         .structural_class(&entry)
