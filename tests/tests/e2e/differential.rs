@@ -472,3 +472,22 @@ fn ldapsearch_output_matches_slapd() {
     }
     assert!(compared > 100, "only {compared} entries compared");
 }
+
+#[test]
+fn default_size_limit_matches_slapd_for_anonymous_clients() {
+    let d = data::directory(620, 23);
+    let slapd = Slapd::start(&d.ldif, "");
+    let ours = Rosterd::start(Some(&d.ldif), "");
+    for extra in [&[][..], &["-E", "pr=100/noprompt"][..]] {
+        let run = |url: &str| {
+            let mut args = vec!["-x", "-LLL", "-H", url, "-b", "ou=people,dc=example,dc=com"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&["(uid=*)", "1.1"]);
+            let (code, out, _) = roster_tests::run_tool("ldapsearch", &args);
+            (code, out.lines().filter(|l| l.starts_with("dn:")).count())
+        };
+        let (a, b) = (run(&ours.url()), run(&slapd.url()));
+        assert_eq!(a, b, "rosterd vs slapd with {extra:?}");
+        assert_eq!(b, (4, 500), "slapd's default limit with {extra:?}");
+    }
+}
