@@ -174,7 +174,7 @@ impl Directory {
             tracing::error!(operation, error = %e, "entry store failed; exiting so the supervisor can restart rosterd");
             std::process::exit(70);
         }
-        tracing::error!(operation, error = %e, "entry store refused the operation");
+        tracing::debug!(operation, error = %e, "entry store refused the operation");
     }
 
     pub fn is_root_dn(&self, ndn: &NormDn) -> bool {

@@ -35,6 +35,15 @@ pub enum OpError {
     InsufficientAccess(String),
     #[error("{0}")]
     Busy(String),
+    #[error("{0}")]
+    ConstraintViolation(String),
+    #[error("{0}")]
+    StrongerAuthRequired(String),
+    #[error("{0}")]
+    NotAllowedOnNonLeaf(String),
+    /// The entry fails the schema (RFC 4512 rules as slapd applies them).
+    #[error("{0}")]
+    Entry(#[from] roster_schema::EntryError),
     #[error("size limit exceeded")]
     SizeLimitExceeded,
     #[error("time limit exceeded")]
@@ -74,8 +83,22 @@ pub fn ldap_result(err: &OpError) -> LdapResult {
         OpError::Unavailable(m) => (C::Unavailable, m.clone(), None),
         OpError::InsufficientAccess(m) => (C::InsufficentAccessRights, m.clone(), None),
         OpError::Busy(m) => (C::Busy, m.clone(), None),
+        OpError::ConstraintViolation(m) => (C::ConstraintViolation, m.clone(), None),
+        OpError::StrongerAuthRequired(m) => (C::StrongerAuthRequired, m.clone(), None),
+        OpError::NotAllowedOnNonLeaf(m) => (C::NotAllowedOnNonLeaf, m.clone(), None),
+        OpError::Entry(e) => (entry_code(e), e.to_string(), None),
         OpError::SizeLimitExceeded => (C::SizeLimitExceeded, String::new(), None),
         OpError::TimeLimitExceeded => (C::TimeLimitExceeded, String::new(), None),
+        OpError::Store(roster_storage::StoreError::AlreadyExists { .. }) => {
+            (C::EntryAlreadyExists, String::new(), None)
+        }
+        OpError::Store(
+            roster_storage::StoreError::NoSuchObject { .. }
+            | roster_storage::StoreError::NoSuchParent { .. },
+        ) => (C::NoSuchObject, String::new(), None),
+        OpError::Store(roster_storage::StoreError::NotAllowedOnNonLeaf { .. }) => {
+            (C::NotAllowedOnNonLeaf, String::new(), None)
+        }
         OpError::Store(_) => (
             C::Other,
             "internal error in the entry store".to_string(),
@@ -108,5 +131,19 @@ pub fn result(code: LdapResultCode, message: impl Into<String>) -> LdapResult {
         matcheddn: String::new(),
         message: message.into(),
         referral: Vec::new(),
+    }
+}
+
+/// The result code for a schema violation, as slapd gives it.
+fn entry_code(e: &roster_schema::EntryError) -> LdapResultCode {
+    use LdapResultCode as C;
+    match e.result_code() {
+        17 => C::UndefinedAttributeType,
+        19 => C::ConstraintViolation,
+        20 => C::AttributeOrValueExists,
+        21 => C::InvalidAttributeSyntax,
+        34 => C::InvalidDNSyntax,
+        64 => C::NamingViolation,
+        _ => C::ObjectClassViolation,
     }
 }

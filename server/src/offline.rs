@@ -5,7 +5,7 @@
 use crate::directory::Directory;
 use crate::ldif::{self, LdifError, LdifReader};
 use indicatif::{ProgressBar, ProgressStyle};
-use roster_schema::{AttrDesc, Attribute, Entry, Schema};
+use roster_schema::{Entry, Schema};
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 use std::time::Instant;
@@ -185,34 +185,7 @@ pub fn build_entry(
             dir.suffix_names.join("; ")
         ));
     }
-    let mut extra: Vec<(&str, Vec<u8>)> = Vec::new();
-    if let Some(soc) = schema
-        .structural_class(&entry)
-        .ok()
-        .and_then(|id| schema.class(id))
-    {
-        extra.push(("structuralObjectClass", soc.name().as_bytes().to_vec()));
-    }
-    extra.push((
-        "entryUUID",
-        uuid::Uuid::new_v4().hyphenated().to_string().into_bytes(),
-    ));
-    if let Some(c) = creator {
-        extra.push(("creatorsName", c.as_bytes().to_vec()));
-        extra.push(("modifiersName", c.as_bytes().to_vec()));
-    }
-    extra.push(("createTimestamp", stamp.as_bytes().to_vec()));
-    extra.push(("modifyTimestamp", stamp.as_bytes().to_vec()));
-    for (name, value) in extra {
-        if let Some(desc) = AttrDesc::parse(schema, name) {
-            if entry.values_of(desc.id).next().is_none() {
-                entry.attrs.push(Attribute {
-                    desc,
-                    values: vec![value],
-                });
-            }
-        }
-    }
+    crate::ops::add::stamp_new_entry(schema, &mut entry, creator, stamp);
     schema.check_entry(&entry).map_err(|e| e.to_string())?;
     Ok(entry)
 }

@@ -31,6 +31,19 @@ pub fn verify(stored: &[u8], password: &[u8]) -> bool {
     }
 }
 
+/// Hashes a clear password for storage as `{ARGON2}` with argon2id's default parameters and a
+/// random salt.
+pub fn hash(clear: &[u8]) -> Result<Vec<u8>, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    // A version 4 UUID is 122 random bits from the operating system: enough salt.
+    let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes())
+        .map_err(|e| format!("make salt: {e}"))?;
+    let phc = argon2::Argon2::default()
+        .hash_password(clear, &salt)
+        .map_err(|e| format!("hash password: {e}"))?;
+    Ok(format!("{{ARGON2}}{phc}").into_bytes())
+}
+
 /// Splits `{SCHEME}rest`; `None` when the value carries no scheme.
 pub fn split_scheme(stored: &[u8]) -> Option<(String, &[u8])> {
     if stored.first() != Some(&b'{') {
@@ -250,6 +263,15 @@ mod tests {
         ));
         assert!(crypt_cost_acceptable("$2b$12$abc"));
         assert!(crypt_cost_acceptable("$6$salt$hash"));
+    }
+
+    #[test]
+    fn new_hashes_verify() {
+        let h = hash(b"s3cret").unwrap();
+        assert!(h.starts_with(b"{ARGON2}$argon2id$"));
+        assert!(verify(&h, b"s3cret"));
+        assert!(!verify(&h, b"s3creT"));
+        assert_ne!(hash(b"s3cret").unwrap(), h, "salts differ");
     }
 
     #[test]

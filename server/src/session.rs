@@ -377,10 +377,22 @@ impl Session {
             LdapOp::ExtendedRequest(req) => Some(LdapOp::ExtendedResponse(
                 ops::extended::extended(&self.who, &req),
             )),
-            op @ (LdapOp::AddRequest(_)
-            | LdapOp::ModifyRequest(_)
-            | LdapOp::DelRequest(_)
-            | LdapOp::ModifyDNRequest(_)) => {
+            // Writes wait for their transaction (and its fsync) on a blocking thread.
+            LdapOp::AddRequest(req) => {
+                let (dir, who) = (self.dir.clone(), self.who.clone());
+                let res = tokio::task::spawn_blocking(move || ops::add::add(&dir, &who, &req))
+                    .await
+                    .unwrap_or_else(|e| internal(&e.to_string()));
+                Some(LdapOp::AddResponse(res))
+            }
+            LdapOp::DelRequest(dn) => {
+                let (dir, who) = (self.dir.clone(), self.who.clone());
+                let res = tokio::task::spawn_blocking(move || ops::delete::delete(&dir, &who, &dn))
+                    .await
+                    .unwrap_or_else(|e| internal(&e.to_string()));
+                Some(LdapOp::DelResponse(res))
+            }
+            op @ (LdapOp::ModifyRequest(_) | LdapOp::ModifyDNRequest(_)) => {
                 let e =
                     OpError::UnwillingToPerform("this server does not accept changes yet".into());
                 refusal(&op, ldap_result(&e))

@@ -3,15 +3,32 @@
 //! Storage calls are synchronous: the session runs binds and large searches on blocking
 //! threads, and small searches, compares and extended operations in place.
 
+pub mod add;
 pub mod attrs;
 pub mod bind;
 pub mod compare;
+pub mod delete;
 pub mod dse;
 pub mod extended;
 pub mod filter;
 pub mod search;
 
+use crate::error::OpError;
 use roster_schema::NormDn;
+
+/// Until access control lands, only the root DN changes entries. Anonymous clients get
+/// slapd's answer to an anonymous update.
+pub fn require_root(who: &Identity) -> Result<(), OpError> {
+    match who {
+        Identity::Root { .. } => Ok(()),
+        Identity::Anonymous => Err(OpError::StrongerAuthRequired(
+            "modifications require authentication".into(),
+        )),
+        Identity::Entry { .. } => Err(OpError::InsufficientAccess(
+            "only the root DN may change entries (access control is not configured yet)".into(),
+        )),
+    }
+}
 
 /// Who a connection is bound as.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

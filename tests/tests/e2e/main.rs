@@ -5,3 +5,4 @@
 mod basic;
 mod differential;
 mod offline;
+mod writes;

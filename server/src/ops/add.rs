@@ -1,0 +1,122 @@
+//! Add (RFC 4511 section 4.7): a schema-checked new entry with the operational attributes the
+//! server maintains, and `userPassword` values in clear stored hashed.
+
+use super::Identity;
+use crate::directory::Directory;
+use crate::error::{ldap_result, success, OpError};
+use crate::password;
+use ldap3_proto::proto::{LdapAddRequest, LdapResult};
+use roster_schema::{AttrDesc, Attribute, Entry, Schema};
+
+pub fn add(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> LdapResult {
+    match run(dir, who, req) {
+        Ok(()) => success(),
+        Err(e) => {
+            if let OpError::Store(inner) = &e {
+                dir.store_failed("add", inner);
+            }
+            ldap_result(&e)
+        }
+    }
+}
+
+fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpError> {
+    super::require_root(who)?;
+    let schema = &dir.schema;
+    let parts = req
+        .attributes
+        .iter()
+        .map(|a| (a.atype.clone(), a.vals.clone()))
+        .collect();
+    let mut entry = Entry::from_add_request(schema, &req.dn, parts)?;
+    if dir.suffix_of(&entry.ndn).is_none() {
+        // slapd's words for a DN no database holds.
+        return Err(OpError::UnwillingToPerform(
+            "no global superior knowledge".into(),
+        ));
+    }
+    if let Some(a) = entry.attrs.iter().find(|a| {
+        schema
+            .attr(a.desc.id)
+            .is_some_and(|t| t.no_user_modification)
+    }) {
+        return Err(OpError::ConstraintViolation(format!(
+            "{}: no user modification allowed",
+            schema.attr_name(a.desc.id)
+        )));
+    }
+    entry.add_naming_values(schema);
+    hash_clear_passwords(schema, &mut entry)?;
+    stamp_new_entry(
+        schema,
+        &mut entry,
+        Some(who.dn()),
+        &crate::time::generalized_now(),
+    );
+    schema.check_entry(&entry)?;
+    let is_suffix = dir.suffixes.contains(&entry.ndn);
+    let ndn = entry.ndn.clone();
+    let added = if is_suffix {
+        dir.store.add_root(entry)
+    } else {
+        dir.store.add(entry)
+    };
+    match added {
+        Ok(_) => Ok(()),
+        Err(roster_storage::StoreError::NoSuchParent { .. }) => {
+            let matched = dir.store.reader().matched_dn(&ndn)?.map(|d| d.to_string());
+            Err(OpError::NoSuchObject { matched })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stores `userPassword` values given in clear as `{ARGON2}` hashes; values that already
+/// carry a `{SCHEME}` are kept, so hashes can be imported from other servers.
+fn hash_clear_passwords(schema: &Schema, entry: &mut Entry) -> Result<(), OpError> {
+    let Some(pw) = schema.attr_id("userPassword") else {
+        return Ok(());
+    };
+    for a in entry.attrs.iter_mut().filter(|a| a.desc.id == pw) {
+        for v in a.values.iter_mut() {
+            if password::split_scheme(v).is_none() {
+                *v = password::hash(v).map_err(OpError::Internal)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds the operational attributes a new entry gets, as slapd does on add and slapadd on
+/// load: structuralObjectClass, entryUUID, creatorsName and modifiersName, and the times.
+/// Values the entry already carries (from an LDIF export) are kept.
+pub fn stamp_new_entry(schema: &Schema, entry: &mut Entry, creator: Option<&str>, now: &str) {
+    let mut extra: Vec<(&str, Vec<u8>)> = Vec::new();
+    if let Some(soc) = schema
+        .structural_class(entry)
+        .ok()
+        .and_then(|id| schema.class(id))
+    {
+        extra.push(("structuralObjectClass", soc.name().as_bytes().to_vec()));
+    }
+    extra.push((
+        "entryUUID",
+        uuid::Uuid::new_v4().hyphenated().to_string().into_bytes(),
+    ));
+    if let Some(c) = creator {
+        extra.push(("creatorsName", c.as_bytes().to_vec()));
+        extra.push(("modifiersName", c.as_bytes().to_vec()));
+    }
+    extra.push(("createTimestamp", now.as_bytes().to_vec()));
+    extra.push(("modifyTimestamp", now.as_bytes().to_vec()));
+    for (name, value) in extra {
+        if let Some(desc) = AttrDesc::parse(schema, name) {
+            if entry.values_of(desc.id).next().is_none() {
+                entry.attrs.push(Attribute {
+                    desc,
+                    values: vec![value],
+                });
+            }
+        }
+    }
+}

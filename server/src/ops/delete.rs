@@ -1,0 +1,40 @@
+//! Delete (RFC 4511 section 4.8): removes a leaf entry and all its index keys in one
+//! transaction.
+
+use super::Identity;
+use crate::directory::Directory;
+use crate::error::{ldap_result, success, OpError};
+use ldap3_proto::proto::LdapResult;
+use roster_schema::Dn;
+use roster_storage::StoreError;
+
+pub fn delete(dir: &Directory, who: &Identity, dn: &str) -> LdapResult {
+    match run(dir, who, dn) {
+        Ok(()) => success(),
+        Err(e) => {
+            if let OpError::Store(inner) = &e {
+                dir.store_failed("delete", inner);
+            }
+            ldap_result(&e)
+        }
+    }
+}
+
+fn run(dir: &Directory, who: &Identity, dn: &str) -> Result<(), OpError> {
+    super::require_root(who)?;
+    let ndn = Dn::parse(dn)?.normalize(&dir.schema)?;
+    if dir.suffix_of(&ndn).is_none() {
+        return Err(OpError::NoSuchObject { matched: None });
+    }
+    match dir.store.delete(&ndn) {
+        Ok(_) => Ok(()),
+        Err(StoreError::NoSuchObject { .. }) => {
+            let matched = dir.store.reader().matched_dn(&ndn)?.map(|d| d.to_string());
+            Err(OpError::NoSuchObject { matched })
+        }
+        Err(StoreError::NotAllowedOnNonLeaf { .. }) => Err(OpError::NotAllowedOnNonLeaf(
+            "subordinate objects must be deleted first".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
