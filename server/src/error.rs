@@ -40,6 +40,10 @@ pub enum OpError {
     #[error("{0}")]
     StrongerAuthRequired(String),
     #[error("{0}")]
+    AttributeOrValueExists(String),
+    #[error("{0}")]
+    ObjectClassModsProhibited(String),
+    #[error("{0}")]
     NotAllowedOnNonLeaf(String),
     /// The entry fails the schema (RFC 4512 rules as slapd applies them).
     #[error("{0}")]
@@ -85,6 +89,8 @@ pub fn ldap_result(err: &OpError) -> LdapResult {
         OpError::Busy(m) => (C::Busy, m.clone(), None),
         OpError::ConstraintViolation(m) => (C::ConstraintViolation, m.clone(), None),
         OpError::StrongerAuthRequired(m) => (C::StrongerAuthRequired, m.clone(), None),
+        OpError::AttributeOrValueExists(m) => (C::AttributeOrValueExists, m.clone(), None),
+        OpError::ObjectClassModsProhibited(m) => (C::ObjectClassModsProhibited, m.clone(), None),
         OpError::NotAllowedOnNonLeaf(m) => (C::NotAllowedOnNonLeaf, m.clone(), None),
         OpError::Entry(e) => (entry_code(e), e.to_string(), None),
         OpError::SizeLimitExceeded => (C::SizeLimitExceeded, String::new(), None),

@@ -392,7 +392,15 @@ impl Session {
                     .unwrap_or_else(|e| internal(&e.to_string()));
                 Some(LdapOp::DelResponse(res))
             }
-            op @ (LdapOp::ModifyRequest(_) | LdapOp::ModifyDNRequest(_)) => {
+            LdapOp::ModifyRequest(req) => {
+                let (dir, who) = (self.dir.clone(), self.who.clone());
+                let res =
+                    tokio::task::spawn_blocking(move || ops::modify::modify(&dir, &who, &req))
+                        .await
+                        .unwrap_or_else(|e| internal(&e.to_string()));
+                Some(LdapOp::ModifyResponse(res))
+            }
+            op @ LdapOp::ModifyDNRequest(_) => {
                 let e =
                     OpError::UnwillingToPerform("this server does not accept changes yet".into());
                 refusal(&op, ldap_result(&e))

@@ -11,6 +11,7 @@ pub mod delete;
 pub mod dse;
 pub mod extended;
 pub mod filter;
+pub mod modify;
 pub mod search;
 
 use crate::error::OpError;

@@ -18,8 +18,30 @@ fn changes() -> Vec<Change> {
         input,
         as_root: true,
     };
+    let modify = |body: &'static str| Change {
+        tool: "ldapmodify",
+        input: body,
+        as_root: true,
+    };
     vec![
         root("ldapadd", USER),
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\nadd: mail\nmail: second@example.com\n"),
+        // A value the entry has, in another case: attributeOrValueExists.
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\nadd: mail\nmail: NEW@example.com\n"),
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\ndelete: mail\nmail: nothere@example.com\n"),
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\ndelete: description\n"),
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: description\ndescription: one\ndescription: two\n"),
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\ndelete: sn\n"),
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\nadd: fooBar\nfooBar: 1\n"),
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\ndelete: uid\nuid: new\n"),
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: entryUUID\nentryUUID: 597ae2f6-16a6-1027-98f4-d28b5365dc14\n"),
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\nadd: displayName\ndisplayName: a\ndisplayName: b\n"),
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\nadd: mail\nmail: \u{fc}ber@example.com\n"),
+        // All changes or none: the first is valid, the second is not.
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\nadd: title\ntitle: Boss\n-\nadd: fooBar\nfooBar: 1\n"),
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: cn\ncn: Renamed Person\ncn: Alias\n-\ndelete: mail\nmail: second@example.com\n"),
+        modify("dn: uid=ghost,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: cn\ncn: x\n"),
+        Change { tool: "ldapmodify", input: "dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: cn\ncn: anon\n", as_root: false },
         // The same DN again: entryAlreadyExists.
         root("ldapadd", USER),
         // A required attribute missing: objectClassViolation.
@@ -60,7 +82,7 @@ fn apply(url: &str, dir: &std::path::Path, n: usize, c: &Change) -> (i32, Option
         args.extend_from_slice(&["-D", ROOT_DN, "-w", ROOT_PW]);
     }
     let file;
-    if c.tool == "ldapadd" {
+    if c.tool != "ldapdelete" {
         file = write_file(dir, &format!("change{n}.ldif"), c.input);
         args.extend_from_slice(&["-f", file.to_str().unwrap()]);
     } else {

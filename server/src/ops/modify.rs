@@ -1,0 +1,217 @@
+//! Modify (RFC 4511 section 4.6): the changes are applied in order to a copy of the entry,
+//! the result is schema-checked (which also keeps the RDN's values in it, with slapd's
+//! namingViolation), and the store replaces the entry in one transaction writing
+//! only the index keys that changed. Either every change takes effect or none does.
+
+use super::Identity;
+use crate::directory::Directory;
+use crate::error::{ldap_result, success, OpError};
+use crate::password;
+use ldap3_proto::proto::{LdapModify, LdapModifyRequest, LdapModifyType, LdapResult};
+use roster_schema::{AttrDesc, AttrId, Attribute, Dn, Entry, Schema};
+
+pub fn modify(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> LdapResult {
+    match run(dir, who, req) {
+        Ok(()) => success(),
+        Err(e) => {
+            if let OpError::Store(inner) = &e {
+                dir.store_failed("modify", inner);
+            }
+            ldap_result(&e)
+        }
+    }
+}
+
+fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), OpError> {
+    super::require_root(who)?;
+    let schema = &dir.schema;
+    let ndn = Dn::parse(&req.dn)?.normalize(schema)?;
+    if dir.suffix_of(&ndn).is_none() {
+        return Err(OpError::NoSuchObject { matched: None });
+    }
+    let reader = dir.store.reader();
+    let Some((_, mut entry)) = reader.entry_by_dn(&ndn)? else {
+        let matched = reader.matched_dn(&ndn)?.map(|d| d.to_string());
+        return Err(OpError::NoSuchObject { matched });
+    };
+    let structural_before = schema.structural_class(&entry).ok();
+    for change in &req.changes {
+        apply(schema, &mut entry, change)?;
+    }
+    if schema.structural_class(&entry).ok() != structural_before {
+        return Err(OpError::ObjectClassModsProhibited(
+            "structural object class modification from one class to another not allowed".into(),
+        ));
+    }
+    schema.check_entry(&entry)?;
+    set_single(
+        schema,
+        &mut entry,
+        "modifiersName",
+        who.dn().as_bytes().to_vec(),
+    );
+    set_single(
+        schema,
+        &mut entry,
+        "modifyTimestamp",
+        crate::time::generalized_now().into_bytes(),
+    );
+    dir.store.replace(&ndn, entry)?;
+    Ok(())
+}
+
+/// Applies one change to the working copy, with the result codes slapd gives.
+fn apply(schema: &Schema, entry: &mut Entry, change: &LdapModify) -> Result<(), OpError> {
+    let name = &change.modification.atype;
+    let Some(desc) = AttrDesc::parse(schema, name) else {
+        return Err(OpError::UndefinedAttributeType(format!(
+            "{name}: attribute type undefined"
+        )));
+    };
+    if schema.attr(desc.id).is_some_and(|t| t.no_user_modification) {
+        return Err(OpError::ConstraintViolation(format!(
+            "{name}: no user modification allowed"
+        )));
+    }
+    let mut values = change.modification.vals.clone();
+    if schema.attr_id("userPassword") == Some(desc.id) {
+        for v in values.iter_mut() {
+            if password::split_scheme(v).is_none() {
+                *v = password::hash(v).map_err(OpError::Internal)?;
+            }
+        }
+    }
+    for (i, v) in values.iter().enumerate() {
+        schema.validate(desc.id, v).map_err(|e| {
+            OpError::InvalidAttributeSyntax(format!("{name}: value #{i} invalid per syntax: {e}"))
+        })?;
+    }
+    let pos = entry.attrs.iter().position(|a| a.desc.same_as(&desc));
+    match change.operation {
+        LdapModifyType::Add => {
+            if values.is_empty() {
+                return Err(OpError::Protocol(format!(
+                    "modify/add: {name}: no values given"
+                )));
+            }
+            let mut keys: Vec<Vec<u8>> = match pos.and_then(|p| entry.attrs.get(p)) {
+                Some(a) => a.values.iter().map(|v| key(schema, desc.id, v)).collect(),
+                None => Vec::new(),
+            };
+            for (i, v) in values.iter().enumerate() {
+                let k = key(schema, desc.id, v);
+                if keys.contains(&k) {
+                    return Err(OpError::AttributeOrValueExists(format!(
+                        "modify/add: {name}: value #{i} already exists"
+                    )));
+                }
+                keys.push(k);
+            }
+            match pos.and_then(|p| entry.attrs.get_mut(p)) {
+                Some(a) => a.values.extend(values),
+                None if values.is_empty() => {}
+                None => entry.attrs.push(Attribute { desc, values }),
+            }
+        }
+        LdapModifyType::Delete => {
+            let Some(p) = pos else {
+                return Err(OpError::NoSuchAttribute(format!(
+                    "modify/delete: {name}: no such attribute"
+                )));
+            };
+            if values.is_empty() {
+                entry.attrs.remove(p);
+                return Ok(());
+            }
+            let Some(a) = entry.attrs.get_mut(p) else {
+                return Ok(());
+            };
+            for (i, v) in values.iter().enumerate() {
+                let k = key(schema, desc.id, v);
+                let Some(found) = a.values.iter().position(|x| key(schema, desc.id, x) == k) else {
+                    return Err(OpError::NoSuchAttribute(format!(
+                        "modify/delete: {name}: no such value (#{i})"
+                    )));
+                };
+                a.values.remove(found);
+            }
+            if a.values.is_empty() {
+                entry.attrs.remove(p);
+            }
+        }
+        LdapModifyType::Replace => {
+            let mut keys: Vec<Vec<u8>> = Vec::new();
+            for (i, v) in values.iter().enumerate() {
+                let k = key(schema, desc.id, v);
+                if keys.contains(&k) {
+                    return Err(OpError::AttributeOrValueExists(format!(
+                        "modify/replace: {name}: value #{i} provided more than once"
+                    )));
+                }
+                keys.push(k);
+            }
+            match (pos, values.is_empty()) {
+                (Some(p), true) => {
+                    entry.attrs.remove(p);
+                }
+                (Some(p), false) => {
+                    if let Some(a) = entry.attrs.get_mut(p) {
+                        a.values = values;
+                    }
+                }
+                (None, true) => {}
+                (None, false) => entry.attrs.push(Attribute { desc, values }),
+            }
+        }
+        LdapModifyType::Increment => {
+            let delta = values
+                .first()
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .ok_or_else(|| {
+                    OpError::InvalidAttributeSyntax(format!(
+                        "modify/increment: {name}: invalid syntax of assertion"
+                    ))
+                })?;
+            let Some(a) = pos.and_then(|p| entry.attrs.get_mut(p)) else {
+                return Err(OpError::NoSuchAttribute(format!(
+                    "modify/increment: {name}: no such attribute"
+                )));
+            };
+            for v in a.values.iter_mut() {
+                let n = std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i64>().ok())
+                    .and_then(|n| n.checked_add(delta))
+                    .ok_or_else(|| {
+                        OpError::ConstraintViolation(format!(
+                            "modify/increment: {name}: value is not an integer in range"
+                        ))
+                    })?;
+                *v = n.to_string().into_bytes();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The value's equality key, or the value itself for types without an equality rule.
+fn key(schema: &Schema, id: AttrId, v: &[u8]) -> Vec<u8> {
+    schema
+        .normalize_eq(id, v)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| v.to_vec())
+}
+
+/// Replaces an operational attribute's value (it has no options).
+fn set_single(schema: &Schema, entry: &mut Entry, name: &str, value: Vec<u8>) {
+    let Some(id) = schema.attr_id(name) else {
+        return;
+    };
+    entry.attrs.retain(|a| a.desc.id != id);
+    entry.attrs.push(Attribute {
+        desc: AttrDesc::plain(id),
+        values: vec![value],
+    });
+}
