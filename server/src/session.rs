@@ -400,10 +400,13 @@ impl Session {
                         .unwrap_or_else(|e| internal(&e.to_string()));
                 Some(LdapOp::ModifyResponse(res))
             }
-            op @ LdapOp::ModifyDNRequest(_) => {
-                let e =
-                    OpError::UnwillingToPerform("this server does not accept changes yet".into());
-                refusal(&op, ldap_result(&e))
+            LdapOp::ModifyDNRequest(req) => {
+                let (dir, who) = (self.dir.clone(), self.who.clone());
+                let res =
+                    tokio::task::spawn_blocking(move || ops::modrdn::modify_dn(&dir, &who, &req))
+                        .await
+                        .unwrap_or_else(|e| internal(&e.to_string()));
+                Some(LdapOp::ModifyDNResponse(res))
             }
             other => {
                 // A response type sent by a client is a protocol violation.

@@ -12,10 +12,24 @@ pub mod dse;
 pub mod extended;
 pub mod filter;
 pub mod modify;
+pub mod modrdn;
 pub mod search;
 
 use crate::error::OpError;
-use roster_schema::NormDn;
+use roster_schema::{AttrDesc, Attribute, NormDn, Schema};
+
+/// Sets an operational attribute the server maintains (modifiersName, modifyTimestamp) to
+/// one value.
+pub fn set_operational(schema: &Schema, attrs: &mut Vec<Attribute>, name: &str, value: &[u8]) {
+    let Some(id) = schema.attr_id(name) else {
+        return;
+    };
+    attrs.retain(|a| a.desc.id != id);
+    attrs.push(Attribute {
+        desc: AttrDesc::plain(id),
+        values: vec![value.to_vec()],
+    });
+}
 
 /// Until access control lands, only the root DN changes entries. Anonymous clients get
 /// slapd's answer to an anonymous update.

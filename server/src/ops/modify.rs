@@ -44,18 +44,14 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
         ));
     }
     schema.check_entry(&entry)?;
-    set_single(
+    let now = crate::time::generalized_now();
+    super::set_operational(
         schema,
-        &mut entry,
+        &mut entry.attrs,
         "modifiersName",
-        who.dn().as_bytes().to_vec(),
+        who.dn().as_bytes(),
     );
-    set_single(
-        schema,
-        &mut entry,
-        "modifyTimestamp",
-        crate::time::generalized_now().into_bytes(),
-    );
+    super::set_operational(schema, &mut entry.attrs, "modifyTimestamp", now.as_bytes());
     dir.store.replace(&ndn, entry)?;
     Ok(())
 }
@@ -202,16 +198,4 @@ fn key(schema: &Schema, id: AttrId, v: &[u8]) -> Vec<u8> {
         .ok()
         .flatten()
         .unwrap_or_else(|| v.to_vec())
-}
-
-/// Replaces an operational attribute's value (it has no options).
-fn set_single(schema: &Schema, entry: &mut Entry, name: &str, value: Vec<u8>) {
-    let Some(id) = schema.attr_id(name) else {
-        return;
-    };
-    entry.attrs.retain(|a| a.desc.id != id);
-    entry.attrs.push(Attribute {
-        desc: AttrDesc::plain(id),
-        values: vec![value],
-    });
 }

@@ -352,11 +352,25 @@ fn compare_controls_extended_and_writes() {
         ],
     );
     assert_eq!(code, 0);
-    // Renames are not there yet.
+    // The root DN renames it.
     c.simple_bind(ROOT_DN, ROOT_PW).unwrap().success().unwrap();
     assert_eq!(
         rc(c.modifydn("cn=new,dc=example,dc=com", "cn=newer", true, None)),
-        53
+        0
+    );
+    let (rs, _) = c
+        .search(
+            "cn=newer,dc=example,dc=com",
+            Scope::Base,
+            "(cn=newer)",
+            vec!["cn"],
+        )
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(
+        SearchEntry::construct(rs.into_iter().next().unwrap()).attrs["cn"],
+        vec!["newer"]
     );
 }
 

@@ -72,6 +72,17 @@ fn changes() -> Vec<Change> {
         root("ldapdelete", "uid=u0003,ou=people,dc=example,dc=com"),
         Change { tool: "ldapdelete", input: "uid=u0004,ou=people,dc=example,dc=com", as_root: false },
         root("ldapadd", USER),
+        // Renames and moves.
+        modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=newer\ndeleteoldrdn: 1\n"),
+        modify("dn: uid=newer,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=u0001\ndeleteoldrdn: 1\n"),
+        modify("dn: uid=gone,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=x\ndeleteoldrdn: 1\n"),
+        modify("dn: uid=newer,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: cn=New Person\ndeleteoldrdn: 0\n"),
+        modify("dn: uid=u0002,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=u0002\ndeleteoldrdn: 1\nnewsuperior: ou=contacts,dc=example,dc=com\n"),
+        modify("dn: uid=u0005,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=u0005\ndeleteoldrdn: 1\nnewsuperior: ou=nowhere,dc=example,dc=com\n"),
+        // A whole subtree moves with its root.
+        modify("dn: ou=Special  Unit,dc=example,dc=com\nchangetype: modrdn\nnewrdn: ou=Renamed Unit\ndeleteoldrdn: 1\n"),
+        modify("dn: ou=deep,ou=Renamed Unit,dc=example,dc=com\nchangetype: modrdn\nnewrdn: ou=deep\ndeleteoldrdn: 1\nnewsuperior: ou=groups,dc=example,dc=com\n"),
+        Change { tool: "ldapmodify", input: "dn: uid=u0006,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=anon\ndeleteoldrdn: 1\n", as_root: false },
     ]
 }
 
