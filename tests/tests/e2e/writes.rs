@@ -108,7 +108,7 @@ fn apply(url: &str, dir: &std::path::Path, n: usize, c: &Change) -> (i32, Option
 }
 
 #[test]
-fn adds_and_deletes_answer_as_slapd_does() {
+fn changes_answer_as_slapd_does() {
     let d = data::directory(30, 31);
     let slapd = Slapd::start(&d.ldif, "");
     let ours = Rosterd::start(Some(&d.ldif), "");
