@@ -44,6 +44,24 @@ pub fn hash(clear: &[u8]) -> Result<Vec<u8>, String> {
     Ok(format!("{{ARGON2}}{phc}").into_bytes())
 }
 
+/// A new random password: 16 characters from a 64-letter alphabet (96 bits), drawn from the
+/// operating system's random source through version 4 UUIDs.
+pub fn generate() -> String {
+    let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_.+!*";
+    let mut out = String::with_capacity(16);
+    while out.len() < 16 {
+        for b in uuid::Uuid::new_v4().as_bytes().iter().skip(1) {
+            if out.len() == 16 {
+                break;
+            }
+            // Six random bits per byte; the version and variant bits sit in bytes 6 and 8.
+            let c = alphabet.get(usize::from(b & 0x3f)).copied().unwrap_or(b'x');
+            out.push(char::from(c));
+        }
+    }
+    out
+}
+
 /// Splits `{SCHEME}rest`; `None` when the value carries no scheme.
 pub fn split_scheme(stored: &[u8]) -> Option<(String, &[u8])> {
     if stored.first() != Some(&b'{') {

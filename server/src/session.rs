@@ -374,6 +374,20 @@ impl Session {
             LdapOp::CompareRequest(req) => Some(LdapOp::CompareResult(ops::compare::compare(
                 &self.dir, &self.who, &req,
             ))),
+            // A password change hashes with argon2: a blocking thread's work.
+            LdapOp::ExtendedRequest(req) if req.name == ldap3_proto::proto::OID_PASSWORD_MODIFY => {
+                let (dir, who) = (self.dir.clone(), self.who.clone());
+                let resp = tokio::task::spawn_blocking(move || {
+                    ops::passwd::password_modify(&dir, &who, &req)
+                })
+                .await
+                .unwrap_or_else(|e| LdapExtendedResponse {
+                    res: internal(&e.to_string()),
+                    name: None,
+                    value: None,
+                });
+                Some(LdapOp::ExtendedResponse(resp))
+            }
             LdapOp::ExtendedRequest(req) => Some(LdapOp::ExtendedResponse(
                 ops::extended::extended(&self.who, &req),
             )),

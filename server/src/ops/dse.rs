@@ -12,6 +12,7 @@ pub const SUPPORTED_CONTROLS: &[&str] = &[
 
 /// Extended operations the server understands.
 pub const SUPPORTED_EXTENSIONS: &[&str] = &[
+    "1.3.6.1.4.1.4203.1.11.1", // Password Modify (RFC 3062)
     "1.3.6.1.4.1.4203.1.11.3", // Who am I? (RFC 4532)
 ];
 

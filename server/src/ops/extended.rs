@@ -1,5 +1,5 @@
-//! Extended operations (RFC 4511 section 4.12): Who am I? (RFC 4532). StartTLS is refused
-//! until TLS is configured; password changes come with the write path.
+//! Extended operations answered in place (RFC 4511 section 4.12): Who am I? (RFC 4532).
+//! StartTLS is refused until TLS is configured; Password Modify is in `passwd`.
 
 use super::Identity;
 use crate::error::{ldap_result, success, OpError};
@@ -26,8 +26,9 @@ pub fn extended(who: &Identity, req: &LdapExtendedRequest) -> LdapExtendedRespon
         START_TLS => refuse(OpError::Unavailable(
             "StartTLS is not configured on this server".into(),
         )),
-        OID_PASSWORD_MODIFY => refuse(OpError::UnwillingToPerform(
-            "password changes are not available yet".into(),
+        // The session runs password changes (ops::passwd) on a blocking thread.
+        OID_PASSWORD_MODIFY => refuse(OpError::Internal(
+            "password modify reached the in-place extended operations".into(),
         )),
         other => refuse(OpError::Protocol(format!(
             "extended operation {other} is not supported"

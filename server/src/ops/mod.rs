@@ -13,6 +13,7 @@ pub mod extended;
 pub mod filter;
 pub mod modify;
 pub mod modrdn;
+pub mod passwd;
 pub mod search;
 
 use crate::error::OpError;

@@ -249,3 +249,71 @@ fn base64_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn password_changes_answer_as_slapd_does() {
+    let d = data::directory(10, 41);
+    let slapd = Slapd::start(&d.ldif, "");
+    let ours = Rosterd::start(Some(&d.ldif), "");
+    let u1 = "uid=u0001,ou=people,dc=example,dc=com";
+    let u2 = "uid=u0002,ou=people,dc=example,dc=com";
+    let u3 = "uid=u0003,ou=people,dc=example,dc=com";
+    let root = ["-D", ROOT_DN, "-w", ROOT_PW];
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("ldappasswd", [&root[..], &["-s", "newpw1", u1]].concat()),
+        ("ldapwhoami", vec!["-D", u1, "-w", "newpw1"]),
+        (
+            "ldappasswd",
+            vec!["-D", u1, "-w", "newpw1", "-a", "newpw1", "-s", "newpw2"],
+        ),
+        ("ldapwhoami", vec!["-D", u1, "-w", "newpw2"]),
+        ("ldapwhoami", vec!["-D", u1, "-w", "newpw1"]),
+        (
+            "ldappasswd",
+            vec!["-D", u1, "-w", "newpw2", "-a", "wrong", "-s", "newpw3"],
+        ),
+        (
+            "ldappasswd",
+            vec!["-D", u1, "-w", "newpw2", "-s", "stolen", u2],
+        ),
+        ("ldappasswd", vec!["-s", "anon", u2]),
+        (
+            "ldappasswd",
+            [
+                &root[..],
+                &["-s", "x", "uid=ghost,ou=people,dc=example,dc=com"],
+            ]
+            .concat(),
+        ),
+    ];
+    for (n, (tool, args)) in cases.iter().enumerate() {
+        let run = |url: &str| {
+            let mut full = vec!["-x", "-H", url];
+            full.extend_from_slice(args);
+            run_tool(tool, &full).0
+        };
+        assert_eq!(
+            run(&ours.url()),
+            run(&slapd.url()),
+            "case {n}: {tool} {args:?}"
+        );
+    }
+    // Without a new password the server makes one up, returns it, and it binds.
+    for url in [ours.url(), slapd.url()] {
+        let (code, out, err) = run_tool(
+            "ldappasswd",
+            &[&["-x", "-H", &url][..], &root[..], &[u3]].concat(),
+        );
+        assert_eq!(code, 0, "{url}: {err}");
+        let generated = out
+            .lines()
+            .find_map(|l| l.strip_prefix("New password: "))
+            .unwrap()
+            .to_string();
+        let (code, _, err) = run_tool(
+            "ldapwhoami",
+            &["-x", "-H", &url, "-D", u3, "-w", &generated],
+        );
+        assert_eq!(code, 0, "{url}: {err}");
+    }
+}

@@ -1,0 +1,109 @@
+//! Password Modify (RFC 3062): the root DN sets anyone's password; an entry changes its own,
+//! proving the old one when it gives it. Without a new password the server generates one and
+//! returns it. The stored value is always a hash.
+
+use super::Identity;
+use crate::directory::Directory;
+use crate::error::{ldap_result, success, OpError};
+use crate::password;
+use ldap3_proto::proto::{
+    LdapExtendedRequest, LdapExtendedResponse, LdapPasswordModifyRequest,
+    LdapPasswordModifyResponse,
+};
+use roster_schema::{AttrDesc, Attribute, Dn};
+
+pub fn password_modify(
+    dir: &Directory,
+    who: &Identity,
+    req: &LdapExtendedRequest,
+) -> LdapExtendedResponse {
+    match run(dir, who, req) {
+        Ok(generated) => LdapPasswordModifyResponse {
+            res: success(),
+            gen_password: generated,
+        }
+        .into(),
+        Err(e) => {
+            if let OpError::Store(inner) = &e {
+                dir.store_failed("password modify", inner);
+            }
+            LdapExtendedResponse {
+                res: ldap_result(&e),
+                name: None,
+                value: None,
+            }
+        }
+    }
+}
+
+fn run(
+    dir: &Directory,
+    who: &Identity,
+    req: &LdapExtendedRequest,
+) -> Result<Option<String>, OpError> {
+    let req = LdapPasswordModifyRequest::try_from(req)
+        .map_err(|_| OpError::Protocol("malformed password modify request".into()))?;
+    let schema = &dir.schema;
+    let target = match (&req.user_identity, who) {
+        (_, Identity::Anonymous) => {
+            return Err(OpError::UnwillingToPerform(
+                "only authenticated users may change passwords".into(),
+            ))
+        }
+        (Some(id), _) => Dn::parse(id)?.normalize(schema)?,
+        (None, Identity::Entry { ndn, .. }) => ndn.clone(),
+        (None, Identity::Root { .. }) => {
+            return Err(OpError::UnwillingToPerform(
+                "the root DN's password is set in the configuration".into(),
+            ))
+        }
+    };
+    let is_self = matches!(who, Identity::Entry { ndn, .. } if *ndn == target);
+    if !who.is_root() && !is_self {
+        return Err(OpError::InsufficientAccess(
+            "an entry may change only its own password".into(),
+        ));
+    }
+    if dir.suffix_of(&target).is_none() {
+        return Err(OpError::NoSuchObject { matched: None });
+    }
+    let Some(pw) = schema.attr_id("userPassword") else {
+        return Err(OpError::Internal("the schema has no userPassword".into()));
+    };
+    let reader = dir.store.reader();
+    let Some((_, mut entry)) = reader.entry_by_dn(&target)? else {
+        let matched = reader.matched_dn(&target)?.map(|d| d.to_string());
+        return Err(OpError::NoSuchObject { matched });
+    };
+    if let (Some(old), false) = (&req.old_password, who.is_root()) {
+        if !entry
+            .values_of(pw)
+            .any(|v| password::verify(v, old.as_bytes()))
+        {
+            return Err(OpError::InvalidCredentials);
+        }
+    }
+    let (new, generated) = match req.new_password {
+        Some(p) if !p.is_empty() => (p, None),
+        _ => {
+            let g = password::generate();
+            (g.clone(), Some(g))
+        }
+    };
+    let hashed = password::hash(new.as_bytes()).map_err(OpError::Internal)?;
+    entry.attrs.retain(|a| a.desc.id != pw);
+    entry.attrs.push(Attribute {
+        desc: AttrDesc::plain(pw),
+        values: vec![hashed],
+    });
+    let now = crate::time::generalized_now();
+    super::set_operational(
+        schema,
+        &mut entry.attrs,
+        "modifiersName",
+        who.dn().as_bytes(),
+    );
+    super::set_operational(schema, &mut entry.attrs, "modifyTimestamp", now.as_bytes());
+    dir.store.replace(&target, entry)?;
+    Ok(generated)
+}
