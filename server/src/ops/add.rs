@@ -3,21 +3,13 @@
 
 use super::Identity;
 use crate::directory::Directory;
-use crate::error::{ldap_result, success, OpError};
+use crate::error::OpError;
 use crate::password;
 use ldap3_proto::proto::{LdapAddRequest, LdapResult};
 use roster_schema::{AttrDesc, Attribute, Entry, Schema};
 
 pub fn add(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> LdapResult {
-    match run(dir, who, req) {
-        Ok(()) => success(),
-        Err(e) => {
-            if let OpError::Store(inner) = &e {
-                dir.store_failed("add", inner);
-            }
-            ldap_result(&e)
-        }
-    }
+    super::write_result(dir, "add", run(dir, who, req))
 }
 
 fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpError> {

@@ -3,21 +3,13 @@
 
 use super::Identity;
 use crate::directory::Directory;
-use crate::error::{ldap_result, success, OpError};
+use crate::error::OpError;
 use ldap3_proto::proto::LdapResult;
 use roster_schema::Dn;
 use roster_storage::StoreError;
 
 pub fn delete(dir: &Directory, who: &Identity, dn: &str) -> LdapResult {
-    match run(dir, who, dn) {
-        Ok(()) => success(),
-        Err(e) => {
-            if let OpError::Store(inner) = &e {
-                dir.store_failed("delete", inner);
-            }
-            ldap_result(&e)
-        }
-    }
+    super::write_result(dir, "delete", run(dir, who, dn))
 }
 
 fn run(dir: &Directory, who: &Identity, dn: &str) -> Result<(), OpError> {

@@ -16,7 +16,9 @@ pub mod modrdn;
 pub mod passwd;
 pub mod search;
 
+use crate::directory::Directory;
 use crate::error::OpError;
+use ldap3_proto::proto::LdapResult;
 use roster_schema::{AttrDesc, Attribute, NormDn, Schema};
 
 /// Sets an operational attribute the server maintains (modifiersName, modifyTimestamp) to
@@ -30,6 +32,20 @@ pub fn set_operational(schema: &Schema, attrs: &mut Vec<Attribute>, name: &str, 
         desc: AttrDesc::plain(id),
         values: vec![value.to_vec()],
     });
+}
+
+/// The result of a write: success, or the failure's result code, logging store failures (and
+/// ending the process on fatal ones, see `Directory::store_failed`).
+pub fn write_result(dir: &Directory, operation: &str, r: Result<(), OpError>) -> LdapResult {
+    match r {
+        Ok(()) => crate::error::success(),
+        Err(e) => {
+            if let OpError::Store(inner) = &e {
+                dir.store_failed(operation, inner);
+            }
+            crate::error::ldap_result(&e)
+        }
+    }
 }
 
 /// Until access control lands, only the root DN changes entries. Anonymous clients get

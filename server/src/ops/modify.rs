@@ -5,21 +5,13 @@
 
 use super::Identity;
 use crate::directory::Directory;
-use crate::error::{ldap_result, success, OpError};
+use crate::error::OpError;
 use crate::password;
 use ldap3_proto::proto::{LdapModify, LdapModifyRequest, LdapModifyType, LdapResult};
 use roster_schema::{AttrDesc, AttrId, Attribute, Dn, Entry, Schema};
 
 pub fn modify(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> LdapResult {
-    match run(dir, who, req) {
-        Ok(()) => success(),
-        Err(e) => {
-            if let OpError::Store(inner) = &e {
-                dir.store_failed("modify", inner);
-            }
-            ldap_result(&e)
-        }
-    }
+    super::write_result(dir, "modify", run(dir, who, req))
 }
 
 fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), OpError> {

@@ -4,21 +4,13 @@
 
 use super::Identity;
 use crate::directory::Directory;
-use crate::error::{ldap_result, success, OpError};
+use crate::error::OpError;
 use ldap3_proto::proto::{LdapModifyDNRequest, LdapResult};
 use roster_schema::{Attribute, Dn, Schema};
 use roster_storage::StoreError;
 
 pub fn modify_dn(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> LdapResult {
-    match run(dir, who, req) {
-        Ok(()) => success(),
-        Err(e) => {
-            if let OpError::Store(inner) = &e {
-                dir.store_failed("modify DN", inner);
-            }
-            ldap_result(&e)
-        }
-    }
+    super::write_result(dir, "modify DN", run(dir, who, req))
 }
 
 fn run(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> Result<(), OpError> {
