@@ -12,7 +12,7 @@
 
 use crate::codec;
 use crate::error::{Context, Result, StoreError};
-use crate::index::piece_grams;
+use crate::index::{piece_grams, AttrIndex, IndexFlags};
 use crate::keys;
 use crate::reader::Reader;
 use crate::store::EntryId;
@@ -309,30 +309,26 @@ impl Reader {
             .unwrap_or_default()
     }
 
-    fn value_ids(&self, attr: AttrId, key: &[u8], cap: usize) -> Result<(IdSet, IndexUse)> {
+    /// The union over `attr` and its subtypes of what `read` finds in each one's index of the
+    /// kind `has` selects. Any type without such an index, or a lookup past `cap` (`read`
+    /// returning `Some(None)`), leaves the scope as the candidates; `read` returning `None`
+    /// skips that type.
+    fn union_over_types(
+        &self,
+        attr: AttrId,
+        has: fn(IndexFlags) -> bool,
+        mut read: impl FnMut(AttrId, &AttrIndex) -> Result<Option<Option<Vec<u64>>>>,
+        used: fn(String, usize) -> IndexUse,
+    ) -> Result<(IdSet, IndexUse)> {
         let mut acc = Vec::new();
         for t in self.types(attr) {
-            let Some(ix) = self.inner.indexes.get(t).filter(|ix| ix.flags.equality()) else {
+            let Some(ix) = self.inner.indexes.get(t).filter(|ix| has(ix.flags)) else {
                 return Ok((IdSet::All, IndexUse::All));
             };
-            // A subtype normally shares its supertype's equality rule; normalizing the assertion
-            // again keeps the key right if it does not.
-            let norm = if t == attr {
-                key.to_vec()
-            } else {
-                match self.inner.schema.normalize_eq(t, key) {
-                    Ok(Some(n)) => n,
-                    _ => continue,
-                }
-            };
-            match self.read_ids(
-                &ix.keyspace,
-                &keys::value_prefix(keys::EQUALITY, &norm),
-                cap,
-                true,
-            )? {
-                Some(ids) => acc = union(&acc, &ids),
-                None => {
+            match read(t, ix)? {
+                None => continue,
+                Some(Some(ids)) => acc = union(&acc, &ids),
+                Some(None) => {
                     return Ok((
                         IdSet::All,
                         IndexUse::TooMany {
@@ -342,11 +338,30 @@ impl Reader {
                 }
             }
         }
-        let used = IndexUse::Equality {
-            attr: self.attr_name(attr),
-            ids: acc.len(),
-        };
-        Ok((IdSet::Ids(acc), used))
+        let n = acc.len();
+        Ok((IdSet::Ids(acc), used(self.attr_name(attr), n)))
+    }
+
+    fn value_ids(&self, attr: AttrId, key: &[u8], cap: usize) -> Result<(IdSet, IndexUse)> {
+        self.union_over_types(
+            attr,
+            IndexFlags::equality,
+            |t, ix| {
+                // A subtype normally shares its supertype's equality rule; normalizing the
+                // assertion again keeps the key right if it does not.
+                let norm = if t == attr {
+                    key.to_vec()
+                } else {
+                    match self.inner.schema.normalize_eq(t, key) {
+                        Ok(Some(n)) => n,
+                        _ => return Ok(None),
+                    }
+                };
+                let prefix = keys::value_prefix(keys::EQUALITY, &norm);
+                self.read_ids(&ix.keyspace, &prefix, cap, true).map(Some)
+            },
+            |attr, ids| IndexUse::Equality { attr, ids },
+        )
     }
 
     fn presence_ids(&self, attr: AttrId, cap: usize) -> Result<(IdSet, IndexUse)> {
@@ -354,28 +369,15 @@ impl Reader {
         if Some(attr) == self.inner.object_class {
             return Ok((IdSet::All, IndexUse::All));
         }
-        let mut acc = Vec::new();
-        for t in self.types(attr) {
-            let Some(ix) = self.inner.indexes.get(t).filter(|ix| ix.flags.presence()) else {
-                return Ok((IdSet::All, IndexUse::All));
-            };
-            match self.read_ids(&ix.keyspace, &[keys::PRESENCE], cap, true)? {
-                Some(ids) => acc = union(&acc, &ids),
-                None => {
-                    return Ok((
-                        IdSet::All,
-                        IndexUse::TooMany {
-                            attr: ix.name.clone(),
-                        },
-                    ))
-                }
-            }
-        }
-        let used = IndexUse::Presence {
-            attr: self.attr_name(attr),
-            ids: acc.len(),
-        };
-        Ok((IdSet::Ids(acc), used))
+        self.union_over_types(
+            attr,
+            IndexFlags::presence,
+            |_, ix| {
+                self.read_ids(&ix.keyspace, &[keys::PRESENCE], cap, true)
+                    .map(Some)
+            },
+            |attr, ids| IndexUse::Presence { attr, ids },
+        )
     }
 
     fn substring_ids(
@@ -384,28 +386,12 @@ impl Reader {
         pieces: &SubstringPieces,
         cap: usize,
     ) -> Result<(IdSet, IndexUse)> {
-        let mut acc = Vec::new();
-        for t in self.types(attr) {
-            let Some(ix) = self.inner.indexes.get(t).filter(|ix| ix.flags.substring()) else {
-                return Ok((IdSet::All, IndexUse::All));
-            };
-            match self.pieces_ids(&ix.keyspace, pieces, cap)? {
-                Some(ids) => acc = union(&acc, &ids),
-                None => {
-                    return Ok((
-                        IdSet::All,
-                        IndexUse::TooMany {
-                            attr: ix.name.clone(),
-                        },
-                    ))
-                }
-            }
-        }
-        let used = IndexUse::Substrings {
-            attr: self.attr_name(attr),
-            ids: acc.len(),
-        };
-        Ok((IdSet::Ids(acc), used))
+        self.union_over_types(
+            attr,
+            IndexFlags::substring,
+            |_, ix| self.pieces_ids(&ix.keyspace, pieces, cap).map(Some),
+            |attr, ids| IndexUse::Substrings { attr, ids },
+        )
     }
 
     /// Candidates for substring pieces in one attribute's index: the values starting with the
