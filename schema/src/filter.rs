@@ -13,11 +13,14 @@
 //! "less than".
 
 use crate::approx;
+use crate::dn::{Dn, NormDn};
 use crate::entry::{options_cover, AttrDesc, Attribute, Entry};
 use crate::error::ValueError;
 use crate::registry::{AttrId, Schema};
 use crate::rules::{self, RuleImpl, RuleKind, Use};
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 /// A filter as received from a client, nothing resolved yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +143,25 @@ pub enum CompiledFilter {
         options: Vec<String>,
         raw: Vec<u8>,
     },
+    /// `(attr:1.2.840.113556.1.4.1941:=dn)`, Active Directory's in-chain rule on a DN-syntax
+    /// attribute: true for an entry linked to `dn` through a chain of `attr` values (for
+    /// `memberOf`, the members of the group `dn` and of the groups nested in it; for `member`,
+    /// the groups that hold `dn` directly or through nested groups). Deciding it needs the
+    /// directory, so evaluation alone gives Undefined; a store resolves it into [`Self::DnIn`].
+    InChain {
+        attr: AttrId,
+        dn: NormDn,
+    },
+    /// True for the entries whose normalized DN is in the set, False for the others: what a
+    /// store resolves a filter on directory links into (see [`Self::InChain`]).
+    DnIn(Arc<HashSet<NormDn>>),
 }
+
+/// The OID of Active Directory's in-chain matching rule (LDAP_MATCHING_RULE_IN_CHAIN).
+pub const IN_CHAIN_RULE: &str = "1.2.840.113556.1.4.1941";
+
+/// The OID of the DN syntax (RFC 4517 section 3.3.9).
+const DN_SYNTAX: &str = "1.3.6.1.4.1.1466.115.121.1.12";
 
 fn err(msg: impl Into<String>) -> ValueError {
     ValueError::Invalid(msg.into())
@@ -771,6 +792,11 @@ fn compile_extensible(
         },
         None => None,
     };
+    if let (Some(r), Some(d)) = (rule, &desc) {
+        if r == IN_CHAIN_RULE {
+            return compile_in_chain(schema, d, value);
+        }
+    }
     let rule_idx = match (rule, &desc) {
         (Some(r), _) => match schema.rule_index_of(r) {
             Some(i) => i,
@@ -808,6 +834,25 @@ fn compile_extensible(
         dn_attributes,
         options,
         raw: value.to_vec(),
+    }
+}
+
+/// The in-chain rule applies to attributes of the DN syntax and takes a DN; anything else, or
+/// options on the attribute, is Undefined.
+fn compile_in_chain(schema: &Schema, desc: &AttrDesc, value: &[u8]) -> CompiledFilter {
+    let is_dn = schema
+        .attr_syntax(desc.id)
+        .is_some_and(|s| s.oid == DN_SYNTAX);
+    if !is_dn || !desc.options.is_empty() {
+        return CompiledFilter::Undefined;
+    }
+    let dn = std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| Dn::parse(v).ok())
+        .and_then(|d| d.normalize(schema).ok());
+    match dn {
+        Some(dn) => CompiledFilter::InChain { attr: desc.id, dn },
+        None => CompiledFilter::Undefined,
     }
 }
 
@@ -921,6 +966,42 @@ impl CompiledFilter {
                 *dn_attributes,
                 options,
             ),
+            CompiledFilter::InChain { .. } => TriState::Undefined,
+            CompiledFilter::DnIn(set) => {
+                if set.contains(&entry.ndn) {
+                    TriState::True
+                } else {
+                    TriState::False
+                }
+            }
+        }
+    }
+
+    /// True if any part of the filter looks at attribute `attr` (or a subtype of it) of an
+    /// entry, so that a caller knows whether a computed attribute must be added to candidates
+    /// before evaluation.
+    pub fn looks_at(&self, schema: &Schema, attr: AttrId) -> bool {
+        let on = |a: &AttrId| schema.is_subtype_of(*a, attr) || schema.is_subtype_of(attr, *a);
+        match self {
+            CompiledFilter::And(v) | CompiledFilter::Or(v) => {
+                v.iter().any(|f| f.looks_at(schema, attr))
+            }
+            CompiledFilter::Not(f) => f.looks_at(schema, attr),
+            CompiledFilter::Undefined | CompiledFilter::DnIn(_) => false,
+            CompiledFilter::Equality { attr: a, .. }
+            | CompiledFilter::Substrings { attr: a, .. }
+            | CompiledFilter::GreaterOrEqual { attr: a, .. }
+            | CompiledFilter::LessOrEqual { attr: a, .. }
+            | CompiledFilter::Present { attr: a, .. }
+            | CompiledFilter::Approx { attr: a, .. }
+            | CompiledFilter::InChain { attr: a, .. } => on(a),
+            CompiledFilter::Extensible {
+                attr: Some(a),
+                dn_attributes,
+                ..
+            } => on(a) || *dn_attributes,
+            // Without an attribute, every attribute the rule applies to is looked at.
+            CompiledFilter::Extensible { attr: None, .. } => true,
         }
     }
 

@@ -301,7 +301,8 @@ mod tests {
     fn matching_rule_use_as_slapd() {
         let s = Schema::builtin();
         let mru = s.subschema_values().matching_rule_use;
-        // slapd 2.5 with the same schema (olc* attributes left out).
+        // slapd 2.5 with the same schema (olc* attributes left out), plus
+        // msDS-memberOfTransitive, which slapd does not define.
         let expect = [
             "( 2.5.13.23 NAME 'uniqueMemberMatch' APPLIES uniqueMember )",
             "( 2.5.13.22 NAME 'presentationAddressMatch' APPLIES presentationAddress )",
@@ -309,7 +310,7 @@ mod tests {
             "( 2.5.13.0 NAME 'objectIdentifierMatch' APPLIES ( supportedControl $ supportedExtension $ supportedFeatures $ supportedApplicationContext ) )",
             "( 2.5.13.17 NAME 'octetStringMatch' APPLIES userPassword )",
             "( 2.5.13.14 NAME 'integerMatch' APPLIES ( supportedLDAPVersion $ entryTtl $ uidNumber $ gidNumber $ numSubordinates $ mailPreferenceOption $ shadowLastChange $ shadowMin $ shadowMax $ shadowWarning $ shadowInactive $ shadowExpire $ shadowFlag $ ipServicePort $ ipProtocolNumber $ oncRpcNumber ) )",
-            "( 2.5.13.1 NAME 'distinguishedNameMatch' APPLIES ( creatorsName $ modifiersName $ subschemaSubentry $ entryDN $ namingContexts $ aliasedObjectName $ dynamicSubtrees $ distinguishedName $ seeAlso $ memberOf $ member $ owner $ roleOccupant $ manager $ documentAuthor $ secretary $ associatedName $ dITRedirect ) )",
+            "( 2.5.13.1 NAME 'distinguishedNameMatch' APPLIES ( creatorsName $ modifiersName $ subschemaSubentry $ entryDN $ namingContexts $ aliasedObjectName $ dynamicSubtrees $ distinguishedName $ seeAlso $ memberOf $ msDS-memberOfTransitive $ member $ owner $ roleOccupant $ manager $ documentAuthor $ secretary $ associatedName $ dITRedirect ) )",
         ];
         for e in expect {
             assert!(mru.iter().any(|m| m == e), "{e}\n{mru:#?}");

@@ -90,6 +90,10 @@ pub struct DirectorySection {
     /// Seconds one search may run at most, unless the client asks for less; 0 is unlimited.
     #[serde(default = "default_time_limit")]
     pub time_limit_secs: u32,
+    /// DN-valued attributes kept referentially intact: deleting or renaming an entry removes
+    /// or rewrites these values wherever they name it, in the same transaction.
+    #[serde(default = "default_integrity_attributes")]
+    pub integrity_attributes: Vec<String>,
 }
 
 impl Default for DirectorySection {
@@ -101,6 +105,7 @@ impl Default for DirectorySection {
             schema_files: Vec::new(),
             size_limit: default_size_limit(),
             time_limit_secs: default_time_limit(),
+            integrity_attributes: default_integrity_attributes(),
         }
     }
 }
@@ -171,6 +176,10 @@ fn default_size_limit() -> u32 {
 fn default_time_limit() -> u32 {
     3600
 }
+fn default_integrity_attributes() -> Vec<String> {
+    vec!["member".into()]
+}
+
 fn default_durability() -> String {
     "sync".into()
 }
@@ -252,6 +261,7 @@ pub struct Settings {
     pub time_limit: Option<Duration>,
     pub sync_writes: bool,
     pub indexes: Vec<roster_storage::IndexSpec>,
+    pub integrity_attributes: Vec<String>,
     pub log_level: String,
 }
 
@@ -359,6 +369,7 @@ impl Settings {
                 .then(|| Duration::from_secs(u64::from(file.directory.time_limit_secs))),
             sync_writes,
             indexes,
+            integrity_attributes: file.directory.integrity_attributes,
             log_level: file.log.level,
         })
     }

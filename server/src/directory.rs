@@ -111,6 +111,7 @@ impl Directory {
             } else {
                 Durability::Buffer
             },
+            integrity: settings.integrity_attributes.clone(),
         };
         let store = Store::open(&store_config, schema.clone()).map_err(|source| {
             // fjall names a held lock only in its message; say what it means here.

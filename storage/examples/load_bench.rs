@@ -71,6 +71,7 @@ fn main() -> Result<(), Error> {
             index("member", true, false),
         ],
         durability: Durability::Buffer,
+        integrity: vec!["member".into()],
     };
 
     let started = Instant::now();

@@ -17,6 +17,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::keys;
+use roster_schema::dn::NormDn;
 use roster_schema::{AttrDesc, AttrId, Attribute, Ava, Dn, Entry, Rdn, Schema};
 use rustc_hash::FxHashMap;
 
@@ -92,18 +93,7 @@ impl EntryCodec {
         let mut r = Reader { buf: record, id };
         let header = r.header()?;
         let ndn = keys::ndn_from_key(header.dn_key)?;
-        let rdn_count = r.len()?;
-        let mut rdns = Vec::with_capacity(rdn_count.min(64));
-        for _ in 0..rdn_count {
-            let ava_count = r.len()?;
-            let mut avas = Vec::with_capacity(ava_count.min(16));
-            for _ in 0..ava_count {
-                let attr = r.string()?;
-                let value = r.bytes()?.to_vec();
-                avas.push(Ava { attr, value });
-            }
-            rdns.push(Rdn { avas });
-        }
+        let dn = r.dn()?;
         let attr_count = r.len()?;
         let mut attrs = Vec::with_capacity(attr_count.min(256));
         for _ in 0..attr_count {
@@ -136,12 +126,17 @@ impl EntryCodec {
         if !r.buf.is_empty() {
             return Err(r.corrupt("trailing bytes"));
         }
-        Ok(Entry {
-            dn: Dn { rdns },
-            ndn,
-            attrs,
-        })
+        Ok(Entry { dn, ndn, attrs })
     }
+}
+
+/// The DN of a record of entry `id` as written, and its normalized form, without decoding
+/// the attributes (a group of thousands of members named in a `memberOf` value).
+pub(crate) fn decode_dn(id: u64, record: &[u8]) -> Result<(Dn, NormDn)> {
+    let mut r = Reader { buf: record, id };
+    let header = r.header()?;
+    let ndn = keys::ndn_from_key(header.dn_key)?;
+    Ok((r.dn()?, ndn))
 }
 
 /// Reads the header of a record of entry `id`.
@@ -179,6 +174,22 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn corrupt(&self, detail: &str) -> StoreError {
         StoreError::corrupt("entry record", format!("entry {}: {detail}", self.id))
+    }
+
+    fn dn(&mut self) -> Result<Dn> {
+        let rdn_count = self.len()?;
+        let mut rdns = Vec::with_capacity(rdn_count.min(64));
+        for _ in 0..rdn_count {
+            let ava_count = self.len()?;
+            let mut avas = Vec::with_capacity(ava_count.min(16));
+            for _ in 0..ava_count {
+                let attr = self.string()?;
+                let value = self.bytes()?.to_vec();
+                avas.push(Ava { attr, value });
+            }
+            rdns.push(Rdn { avas });
+        }
+        Ok(Dn { rdns })
     }
 
     fn header(&mut self) -> Result<RecordHeader<'a>> {

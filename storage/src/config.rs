@@ -12,6 +12,10 @@ pub struct StoreConfig {
     pub indexes: Vec<IndexSpec>,
     /// What a commit waits for.
     pub durability: Durability,
+    /// DN-valued attribute types (names or OIDs) kept referentially intact: a delete removes,
+    /// and a rename rewrites, the values naming the changed entries. Each gets an equality
+    /// index, as does `member`, from which `memberOf` is computed.
+    pub integrity: Vec<String>,
 }
 
 /// The indexes kept for one attribute type. Indexes are per type: a filter on a supertype

@@ -46,6 +46,9 @@ pub enum StoreError {
     /// An index is configured on an attribute type the schema does not define.
     #[error("index configured on unknown attribute type {attr}")]
     UnknownIndexAttribute { attr: String },
+    /// Referential integrity is configured on an attribute type the schema does not define.
+    #[error("referential integrity configured on unknown attribute type {attr}")]
+    UnknownIntegrityAttribute { attr: String },
     /// The store was written by a build with another on-disk format.
     #[error("unsupported on-disk format version {found} (this build reads version {supported}); export with the build that wrote it and load again")]
     UnsupportedFormat { found: u32, supported: u32 },

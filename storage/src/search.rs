@@ -95,6 +95,11 @@ pub struct SearchPlan {
     pub source: CandidateSource,
     candidates: Candidates,
     base_key: Vec<u8>,
+    /// The filter with its links resolved (see `links`), evaluated on each candidate.
+    filter: CompiledFilter,
+    /// Whether candidates need `memberOf` and `msDS-memberOfTransitive` computed before the
+    /// filter sees them.
+    link_attrs: (bool, bool),
 }
 
 impl fmt::Debug for SearchPlan {
@@ -124,6 +129,8 @@ enum IdSet {
 impl Reader {
     /// Plans a search. Fails with [`StoreError::NoSuchObject`] when the base does not exist.
     pub fn plan(&self, base: &NormDn, scope: Scope, filter: &CompiledFilter) -> Result<SearchPlan> {
+        let filter = self.resolve_links(filter)?;
+        let link_attrs = self.link_attrs_needed(&filter);
         let base_key = keys::dn_key(base);
         let base_id = match base.is_root() {
             true => None,
@@ -141,7 +148,7 @@ impl Reader {
                 Candidates::Ids(vec![base_id.0]),
             )
         } else {
-            let (set, index) = self.filter_ids(filter, MAX_IDS)?;
+            let (set, index) = self.filter_ids(&filter, MAX_IDS)?;
             match set {
                 IdSet::Ids(ids) => (
                     index,
@@ -173,6 +180,8 @@ impl Reader {
             source,
             candidates,
             base_key,
+            filter,
+            link_attrs,
         })
     }
 
@@ -184,11 +193,11 @@ impl Reader {
         filter: &CompiledFilter,
     ) -> Result<SearchIter> {
         let plan = self.plan(base, scope, filter)?;
-        Ok(self.run(plan, filter))
+        Ok(self.run(plan))
     }
 
     /// Runs a plan made by [`Reader::plan`] on this reader.
-    pub fn run(&self, plan: SearchPlan, filter: &CompiledFilter) -> SearchIter {
+    pub fn run(&self, plan: SearchPlan) -> SearchIter {
         let scope = match plan.scope {
             Scope::Base => ScopeCheck::Base(plan.base.0),
             Scope::One => ScopeCheck::One(plan.base.0),
@@ -203,7 +212,8 @@ impl Reader {
             reader: self.clone(),
             source,
             scope,
-            filter: filter.clone(),
+            filter: plan.filter,
+            link_attrs: plan.link_attrs,
             failed: false,
             stop: None,
             since_check: 0,
@@ -234,6 +244,7 @@ impl Reader {
             CompiledFilter::Substrings { attr, pieces, .. } => {
                 self.substring_ids(*attr, pieces, cap)
             }
+            CompiledFilter::DnIn(set) => self.dn_set_ids(set, cap),
             _ => Ok((IdSet::All, IndexUse::All)),
         }
     }
@@ -243,7 +254,7 @@ impl Reader {
         match filter {
             CompiledFilter::Undefined => 0,
             CompiledFilter::Equality { attr, .. } if Some(*attr) == self.inner.object_class => 5,
-            CompiledFilter::Equality { .. } => 1,
+            CompiledFilter::Equality { .. } | CompiledFilter::DnIn(_) => 1,
             CompiledFilter::Substrings { pieces, .. } if pieces.initial.is_some() => 2,
             CompiledFilter::Substrings { .. } => 3,
             CompiledFilter::And(_) | CompiledFilter::Or(_) => 4,
@@ -289,6 +300,37 @@ impl Reader {
             }
         }
         Ok((IdSet::Ids(acc), IndexUse::Or(uses)))
+    }
+
+    /// The ids of the entries named in `set` (a resolved link filter) from the DN index.
+    fn dn_set_ids(
+        &self,
+        set: &std::collections::HashSet<NormDn>,
+        cap: usize,
+    ) -> Result<(IdSet, IndexUse)> {
+        if set.len() > cap {
+            return Ok((
+                IdSet::All,
+                IndexUse::TooMany {
+                    attr: "entryDN".into(),
+                },
+            ));
+        }
+        let mut ids = Vec::with_capacity(set.len());
+        for dn in set {
+            if let Some(id) = self.lookup(dn)? {
+                ids.push(id.0);
+            }
+        }
+        ids.sort_unstable();
+        let n = ids.len();
+        Ok((
+            IdSet::Ids(ids),
+            IndexUse::Equality {
+                attr: "entryDN".into(),
+                ids: n,
+            },
+        ))
     }
 
     /// The attribute and its subtypes: a filter on `name` matches `cn` values.
@@ -566,6 +608,8 @@ pub struct SearchIter {
     source: Source,
     scope: ScopeCheck,
     filter: CompiledFilter,
+    /// (`memberOf`, `msDS-memberOfTransitive`) computed on each candidate before evaluation.
+    link_attrs: (bool, bool),
     failed: bool,
     /// Asked every [`STOP_CHECK_INTERVAL`] candidates whether the caller wants the search to
     /// end (a time limit, an abandon): candidates that do not match are skipped inside one
@@ -646,7 +690,12 @@ impl SearchIter {
             if !self.scope.accepts(id, &codec::header(id, &record)?) {
                 continue;
             }
-            let entry = inner.codec.decode(id, &record)?;
+            let mut entry = inner.codec.decode(id, &record)?;
+            if self.link_attrs != (false, false) {
+                let (member_of, transitive) = self.link_attrs;
+                self.reader
+                    .add_link_attrs(&mut entry, member_of, transitive)?;
+            }
             if self.filter.evaluate(&inner.schema, &entry) == TriState::True {
                 return Ok(Some((EntryId(id), entry)));
             }

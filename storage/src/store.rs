@@ -18,6 +18,7 @@ use crate::config::{Durability, StoreConfig};
 use crate::error::{Context, Result, StoreError};
 use crate::index::{self, AttrIndex, IndexFlags, Indexes, KeyBuilder};
 use crate::keys;
+use crate::links::{LinkAttrs, Repaired};
 use crate::reader::{Reader, WalkIter};
 use crate::verify::{self, VerifyReport};
 use fjall::config::FilterPolicy;
@@ -27,7 +28,7 @@ use fjall::{
 };
 use roster_schema::dn::NormDn;
 use roster_schema::{AttrId, Entry, Schema};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -87,6 +88,8 @@ pub(crate) struct Inner {
     pub(crate) write_lock: Mutex<()>,
     /// `objectClass`, whose equality index is the least selective: the planner reads it last.
     pub(crate) object_class: Option<AttrId>,
+    /// `member`, `memberOf` and the attributes kept referentially intact (`links`).
+    pub(crate) links: LinkAttrs,
 }
 
 impl fmt::Debug for Store {
@@ -148,7 +151,17 @@ impl Store {
             None => 1,
         };
 
-        let wanted = resolve_indexes(config, &schema)?;
+        let integrity = config
+            .integrity
+            .iter()
+            .map(|name| {
+                schema
+                    .attr_id(name)
+                    .ok_or_else(|| StoreError::UnknownIntegrityAttribute { attr: name.clone() })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let links = LinkAttrs::new(&schema, integrity);
+        let wanted = resolve_indexes(config, &schema, &links)?;
         let stored = stored_indexes(&meta)?;
         let mut list = Vec::new();
         // (slot, generation) of each index to build; the keyspaces they replace are deleted
@@ -208,6 +221,7 @@ impl Store {
             durability: config.durability,
             write_lock: Mutex::new(()),
             object_class,
+            links,
         };
         let store = Store {
             inner: Arc::new(inner),
@@ -338,7 +352,10 @@ impl Store {
     /// Deletes the leaf entry named `dn` with all its keys (id2entry, dn2id, the link from its
     /// parent and every index key of every value) in one transaction, and returns it.
     /// `NoSuchObject` if it does not exist, `NotAllowedOnNonLeaf` if it has children.
-    pub fn delete(&self, dn: &NormDn) -> Result<Entry> {
+    ///
+    /// Values of the integrity attributes naming it are removed from every entry holding one
+    /// (its groups), in the same transaction; `touch` is applied to each such entry.
+    pub fn delete(&self, dn: &NormDn, touch: &dyn Fn(&mut Entry)) -> Result<(Entry, Repaired)> {
         let inner = &*self.inner;
         let dn_key = keys::dn_key(dn);
         let _writer = self.lock_writers()?;
@@ -356,8 +373,10 @@ impl Store {
         tx.remove(&inner.dn2id, dn_key.as_slice());
         tx.remove(&inner.children, keys::child_key(parent, &dn_key));
         self.write_index_keys(&mut tx, &index_keys, id, false);
+        let changes = HashMap::from([(dn.clone(), None)]);
+        let repaired = self.repair_links(&mut tx, &changes, touch)?;
         tx.commit().context("commit delete")?;
-        Ok(entry)
+        Ok((entry, repaired))
     }
 
     /// Replaces the stored entry named `dn` with `new`, which must have the same normalized DN,
@@ -381,15 +400,44 @@ impl Store {
         let (id, old_record) = Self::locate(inner, &tx, dn, &dn_key)?;
         let parent = codec::header(id, &old_record)?.parent;
         let old = inner.codec.decode(id, &old_record)?;
-        let old_keys = self.index_keys(&old);
         codec::set_parent(&mut record, parent);
         tx.insert(&inner.id2entry, keys::id_bytes(id), record);
-        let removed: Vec<(usize, Vec<u8>)> = old_keys.difference(&new_keys).cloned().collect();
-        let added: Vec<(usize, Vec<u8>)> = new_keys.difference(&old_keys).cloned().collect();
-        self.write_index_keys(&mut tx, &removed, id, false);
-        self.write_index_keys(&mut tx, &added, id, true);
+        self.write_index_diff(&mut tx, id, &self.index_keys(&old), &new_keys);
         tx.commit().context("commit replace")?;
         Ok(())
+    }
+
+    /// Inside `tx`: stores `new` (same DN as `old`, whose record is `old_record`) as entry
+    /// `id`, writing only the index keys that differ.
+    pub(crate) fn rewrite(
+        &self,
+        tx: &mut SingleWriterWriteTx<'_>,
+        id: u64,
+        old_record: &[u8],
+        old: &Entry,
+        new: &Entry,
+    ) -> Result<()> {
+        let inner = &*self.inner;
+        let header = codec::header(id, old_record)?;
+        let record = inner
+            .codec
+            .encode(&inner.schema, new, header.parent, header.dn_key)?;
+        tx.insert(&inner.id2entry, keys::id_bytes(id), record);
+        self.write_index_diff(tx, id, &self.index_keys(old), &self.index_keys(new));
+        Ok(())
+    }
+
+    /// Removes the keys of `old` missing from `new` and inserts those of `new` missing from
+    /// `old`, for entry `id`.
+    fn write_index_diff(
+        &self,
+        tx: &mut SingleWriterWriteTx<'_>,
+        id: u64,
+        old: &BTreeSet<(usize, Vec<u8>)>,
+        new: &BTreeSet<(usize, Vec<u8>)>,
+    ) {
+        self.write_index_keys(tx, old.difference(new), id, false);
+        self.write_index_keys(tx, new.difference(old), id, true);
     }
 
     /// Renames or moves the entry named `old` to `new_entry.ndn`, storing `new_entry` (the
@@ -402,12 +450,17 @@ impl Store {
     /// Errors: `NoSuchObject` if `old` does not exist, `AlreadyExists` if the new DN does,
     /// `NoSuchParent` if the new parent does not exist, `InvalidEntry` for a move below the
     /// entry itself or a new DN that does not match `new_parent`.
+    ///
+    /// Values of the integrity attributes naming the entry or a descendant are rewritten to
+    /// the new DNs in every entry holding one, in the same transaction; `touch` is applied to
+    /// each such entry.
     pub fn rename(
         &self,
         old: &NormDn,
         new_entry: Entry,
         new_parent: Option<&NormDn>,
-    ) -> Result<()> {
+        touch: &dyn Fn(&mut Entry),
+    ) -> Result<Repaired> {
         let inner = &*self.inner;
         let invalid = |reason: String| StoreError::InvalidEntry {
             dn: new_entry.dn.to_string(),
@@ -503,17 +556,13 @@ impl Store {
             tx.insert(&inner.dn2id, new_key.as_slice(), id_key);
             tx.insert(&inner.children, keys::child_key(parent, &new_key), id_key);
         }
-        let removed: Vec<(usize, Vec<u8>)> = old_index_keys
-            .difference(&new_index_keys)
-            .cloned()
-            .collect();
-        let added: Vec<(usize, Vec<u8>)> = new_index_keys
-            .difference(&old_index_keys)
-            .cloned()
-            .collect();
-        self.write_index_keys(&mut tx, &removed, id, false);
-        self.write_index_keys(&mut tx, &added, id, true);
+        self.write_index_diff(&mut tx, id, &old_index_keys, &new_index_keys);
 
+        // Old normalized DN -> new DN as written, for the references to rewrite.
+        let mut changes = HashMap::new();
+        if new_entry.ndn != *old || new_entry.dn != old_entry.dn {
+            changes.insert(old.clone(), Some(new_entry.dn.clone()));
+        }
         let old_depth = old.rdns.len();
         for (k, child, child_record) in descendants {
             let mut entry = inner.codec.decode(child, &child_record)?;
@@ -530,12 +579,15 @@ impl Store {
                 .codec
                 .encode(&inner.schema, &entry, child_parent, &child_key)?;
             let child_id = keys::id_bytes(child);
+            let old_child = keys::ndn_from_key(&k)?;
             tx.remove(&inner.dn2id, k);
             tx.insert(&inner.dn2id, child_key, child_id);
             tx.insert(&inner.id2entry, child_id, record);
+            changes.insert(old_child, Some(entry.dn));
         }
+        let repaired = self.repair_links(&mut tx, &changes, touch)?;
         tx.commit().context("commit rename")?;
-        Ok(())
+        Ok(repaired)
     }
 
     /// A write transaction with the configured durability.
@@ -764,8 +816,16 @@ fn check_format(meta: &SingleWriterTxKeyspace, id2entry: &SingleWriterTxKeyspace
 fn resolve_indexes(
     config: &StoreConfig,
     schema: &Schema,
+    links: &LinkAttrs,
 ) -> Result<BTreeMap<String, (AttrId, IndexFlags)>> {
     let mut wanted: BTreeMap<String, (AttrId, IndexFlags)> = BTreeMap::new();
+    // Links are found through equality indexes, configured or not.
+    for &id in links.member.iter().chain(&links.integrity) {
+        if let Some(at) = schema.attr(id) {
+            let slot = wanted.entry(at.oid.clone()).or_insert((id, IndexFlags(0)));
+            slot.1 = IndexFlags(slot.1 .0 | IndexFlags::EQUALITY);
+        }
+    }
     for spec in &config.indexes {
         let unknown = || StoreError::UnknownIndexAttribute {
             attr: spec.attr.clone(),

@@ -45,6 +45,7 @@ fn config(path: &Path, indexes: Vec<IndexSpec>) -> StoreConfig {
         path: path.to_path_buf(),
         indexes,
         durability: Durability::Buffer,
+        integrity: vec!["member".into()],
     }
 }
 
@@ -575,7 +576,8 @@ fn reindex_on_configuration_change() {
     assert_eq!(p.index, IndexUse::All);
     let report = store.verify().unwrap();
     assert!(report.is_clean(), "{report}");
-    assert_eq!(report.keyspaces.len(), 4);
+    // member's equality index is kept whatever the configuration says (memberOf, integrity).
+    assert_eq!(report.keyspaces.len(), 5);
     store.close().unwrap();
 
     // The same configuration again: nothing to rebuild, still clean.
@@ -597,7 +599,11 @@ fn reindex_on_configuration_change() {
         names.sort();
         assert_eq!(
             names,
-            vec!["ix:2.5.4.0:0".to_string(), "ix:2.5.4.3:1".to_string()]
+            vec![
+                "ix:2.5.4.0:0".to_string(),
+                "ix:2.5.4.31:0".to_string(),
+                "ix:2.5.4.3:1".to_string()
+            ]
         );
     }
 
@@ -968,7 +974,7 @@ fn delete_removes_every_key() {
 
     let dn = ndn(&schema, "UID=User0004,ou=people,dc=example,dc=com");
     let old_reader = store.reader();
-    let gone = store.delete(&dn).unwrap();
+    let (gone, _) = store.delete(&dn, &|_| {}).unwrap();
     assert_eq!(gone, user(&schema, 4));
     let after = assert_clean(&store);
     assert!(after < before, "index keys {before} -> {after}");
@@ -980,6 +986,12 @@ fn delete_removes_every_key() {
     assert_eq!(count(&store, "(mail=*)"), 9 + 1);
     assert_eq!(count(&store, "(cn=User 4 *)"), 0);
     assert_eq!(count(&store, "(uid=*er0004)"), 0);
+    // Its group no longer lists it (referential integrity), in the same commit.
+    assert_eq!(
+        count(&store, "(member=uid=user0004,ou=people,dc=example,dc=com)"),
+        0
+    );
+    assert_eq!(count(&store, "(member=*)"), 1);
     assert_eq!(
         search_dns(
             &store,
@@ -996,7 +1008,7 @@ fn delete_removes_every_key() {
     drop(old_reader);
 
     // Deleting it again, or something that never existed.
-    match store.delete(&dn) {
+    match store.delete(&dn, &|_| {}) {
         Err(e @ StoreError::NoSuchObject { .. }) => {
             assert!(!e.is_fatal());
             assert!(e.to_string().contains("uid=user0004"), "{e}");
@@ -1004,13 +1016,13 @@ fn delete_removes_every_key() {
         other => panic!("expected NoSuchObject, got {other:?}"),
     }
     assert!(matches!(
-        store.delete(&ndn(&schema, "uid=x,ou=nowhere,dc=example,dc=com")),
+        store.delete(&ndn(&schema, "uid=x,ou=nowhere,dc=example,dc=com"), &|_| {}),
         Err(StoreError::NoSuchObject { .. })
     ));
 
     // An entry with children is refused and left as it was.
     for parent in ["ou=people,dc=example,dc=com", "dc=example,dc=com"] {
-        match store.delete(&ndn(&schema, parent)) {
+        match store.delete(&ndn(&schema, parent), &|_| {}) {
             Err(e @ StoreError::NotAllowedOnNonLeaf { .. }) => {
                 assert!(!e.is_fatal());
                 assert!(e.to_string().contains(parent), "{e}");
@@ -1025,9 +1037,10 @@ fn delete_removes_every_key() {
         .unwrap()
         .is_some());
 
-    // The DN can be added again (with a new id), and a whole branch deleted leaf first.
+    // The DN can be added again (with a new id), and a whole branch deleted leaf first. The
+    // group's member value is not restored: one key fewer than before.
     let id = store.add(user(&schema, 4)).unwrap();
-    assert_eq!(assert_clean(&store), before);
+    assert_eq!(assert_clean(&store), before - 1);
     assert_eq!(
         search_dns(
             &store,
@@ -1039,10 +1052,13 @@ fn delete_removes_every_key() {
     );
     assert_eq!(store.reader().lookup(&dn).unwrap(), Some(id));
     store
-        .delete(&ndn(&schema, "cn=group0,ou=groups,dc=example,dc=com"))
+        .delete(
+            &ndn(&schema, "cn=group0,ou=groups,dc=example,dc=com"),
+            &|_| {},
+        )
         .unwrap();
     store
-        .delete(&ndn(&schema, "ou=groups,dc=example,dc=com"))
+        .delete(&ndn(&schema, "ou=groups,dc=example,dc=com"), &|_| {})
         .unwrap();
     assert_eq!(count(&store, "(objectClass=groupOfNames)"), 0);
     assert_eq!(count(&store, "(member=*)"), 0);
@@ -1058,7 +1074,10 @@ fn delete_removes_every_key() {
         .is_none());
     assert_eq!(count(&store, "(objectClass=*)"), 2 + 10);
     store
-        .delete(&ndn(&schema, "uid=user0009,ou=people,dc=example,dc=com"))
+        .delete(
+            &ndn(&schema, "uid=user0009,ou=people,dc=example,dc=com"),
+            &|_| {},
+        )
         .unwrap();
     drop(store);
     let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
@@ -1190,7 +1209,7 @@ fn rename_a_leaf_in_place() {
     let id = store.reader().lookup(&old).unwrap().unwrap();
     let new_dn = "uid=three,ou=people,dc=example,dc=com";
     let renamed = with_dn(&schema, user(&schema, 3), new_dn);
-    store.rename(&old, renamed.clone(), None).unwrap();
+    store.rename(&old, renamed.clone(), None, &|_| {}).unwrap();
     // uid keys: e, b and f, and the grams of "user0003" (6) replaced by those of "three" (3).
     assert_eq!(assert_clean(&store), before - (3 + 6) + (3 + 3));
 
@@ -1231,11 +1250,11 @@ fn rename_a_leaf_in_place() {
         "uid=user0004,ou=people,dc=example,dc=com",
     );
     assert!(matches!(
-        store.rename(&ndn(&schema, new_dn), to_user4, None),
+        store.rename(&ndn(&schema, new_dn), to_user4, None, &|_| {}),
         Err(StoreError::AlreadyExists { .. })
     ));
     assert!(matches!(
-        store.rename(&old, renamed.clone(), None),
+        store.rename(&old, renamed.clone(), None, &|_| {}),
         Err(StoreError::NoSuchObject { .. })
     ));
     let elsewhere = with_dn(
@@ -1245,12 +1264,17 @@ fn rename_a_leaf_in_place() {
     );
     let nowhere = ndn(&schema, "ou=nowhere,dc=example,dc=com");
     assert!(matches!(
-        store.rename(&ndn(&schema, new_dn), elsewhere.clone(), Some(&nowhere)),
+        store.rename(
+            &ndn(&schema, new_dn),
+            elsewhere.clone(),
+            Some(&nowhere),
+            &|_| {}
+        ),
         Err(StoreError::NoSuchParent { .. })
     ));
     // Without a new superior the entry must stay below its parent.
     assert!(matches!(
-        store.rename(&ndn(&schema, new_dn), elsewhere, None),
+        store.rename(&ndn(&schema, new_dn), elsewhere, None, &|_| {}),
         Err(StoreError::InvalidEntry { .. })
     ));
     assert_eq!(assert_clean(&store), after);
@@ -1295,7 +1319,9 @@ fn rename_and_move_a_subtree() {
         store.reader().get(people_id).unwrap().unwrap(),
         "ou=Staff,ou=org,dc=example,dc=com",
     );
-    store.rename(&people, moved.clone(), Some(&org)).unwrap();
+    store
+        .rename(&people, moved.clone(), Some(&org), &|_| {})
+        .unwrap();
     assert_eq!(assert_clean(&store), before - 1 + 1, "ou is not indexed");
 
     let reader = store.reader();
@@ -1362,7 +1388,7 @@ fn rename_and_move_a_subtree() {
         "ou=staff,uid=user0005,ou=staff,ou=org,dc=example,dc=com",
     );
     assert!(matches!(
-        store.rename(&staff, inside, Some(&user5_dn)),
+        store.rename(&staff, inside, Some(&user5_dn), &|_| {}),
         Err(StoreError::InvalidEntry { .. })
     ));
     let onto_groups = with_dn(&schema, staff_entry.clone(), "ou=groups,dc=example,dc=com");
@@ -1370,7 +1396,8 @@ fn rename_and_move_a_subtree() {
         store.rename(
             &staff,
             onto_groups,
-            Some(&ndn(&schema, "dc=example,dc=com"))
+            Some(&ndn(&schema, "dc=example,dc=com")),
+            &|_| {}
         ),
         Err(StoreError::AlreadyExists { .. })
     ));
@@ -1378,7 +1405,7 @@ fn rename_and_move_a_subtree() {
 
     // A change of case only rewrites the stored DNs below it.
     let cased = with_dn(&schema, staff_entry, "OU=STAFF,ou=org,dc=example,dc=com");
-    store.rename(&staff, cased, None).unwrap();
+    store.rename(&staff, cased, None, &|_| {}).unwrap();
     assert_clean(&store);
     assert_eq!(
         store.reader().get(user5).unwrap().unwrap().dn.to_string(),
@@ -1400,6 +1427,236 @@ fn rename_and_move_a_subtree() {
         11
     );
     assert_eq!(count(&store, "(objectClass=*)"), 3 + 1 + 10 + 1);
+    assert_clean(&store);
+    store.close().unwrap();
+}
+
+/// A group named `cn=<name>,ou=groups,dc=example,dc=com` with the given member DNs.
+fn named_group(schema: &Schema, name: &str, members: &[&str]) -> Entry {
+    let dn = format!("cn={name},ou=groups,dc=example,dc=com");
+    let mut attrs: Vec<(&str, &str)> = vec![("objectClass", "groupOfNames"), ("cn", name)];
+    for m in members {
+        attrs.push(("member", m));
+    }
+    entry(schema, &dn, &attrs)
+}
+
+fn dns(list: Vec<Dn>) -> Vec<String> {
+    list.into_iter().map(|d| d.to_string()).collect()
+}
+
+#[test]
+fn member_of_nested_groups_and_referential_integrity() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    // No index configured on member: the store keeps one anyway.
+    let store = populated(dir.path(), vec![spec("objectClass", true, false, false)], 6);
+    let u = |i: u32| format!("uid=user{i:04},ou=people,dc=example,dc=com");
+    let g = |n: &str| format!("cn={n},ou=groups,dc=example,dc=com");
+    // all > (staff > (admins > user1, user2), user3) ; loop: a > b > a ; user4 in staff and a.
+    store
+        .add(named_group(&schema, "admins", &[&u(1), &u(2)]))
+        .unwrap();
+    store
+        .add(named_group(&schema, "staff", &[&g("admins"), &u(3), &u(4)]))
+        .unwrap();
+    store
+        .add(named_group(&schema, "all", &[&g("staff")]))
+        .unwrap();
+    store
+        .add(named_group(&schema, "a", &[&g("b"), &u(4)]))
+        .unwrap();
+    store.add(named_group(&schema, "b", &[&g("a")])).unwrap();
+    assert_clean(&store);
+
+    let reader = store.reader();
+    let user1 = ndn(&schema, &u(1));
+    assert_eq!(
+        dns(reader.member_of(&user1).unwrap()),
+        vec!["cn=group0,ou=groups,dc=example,dc=com", &g("admins")]
+    );
+    assert_eq!(
+        dns(reader.member_of_transitive(&user1).unwrap()),
+        vec![
+            "cn=group0,ou=groups,dc=example,dc=com".to_string(),
+            g("admins"),
+            g("staff"),
+            g("all")
+        ]
+    );
+    // A cycle ends: a holds b holds a.
+    assert_eq!(
+        dns(reader.member_of_transitive(&ndn(&schema, &g("a"))).unwrap()),
+        vec![g("a"), g("b")]
+    );
+    drop(reader);
+
+    let base = "dc=example,dc=com";
+    let sub = Scope::Subtree;
+    assert_eq!(
+        search_dns(&store, base, sub, &format!("(memberOf={})", g("ADMINS"))),
+        vec![u(1), u(2)]
+    );
+    assert_eq!(
+        search_dns(
+            &store,
+            base,
+            sub,
+            &format!("(memberOf:1.2.840.113556.1.4.1941:={})", g("all"))
+        ),
+        vec![u(1), u(2), u(3), u(4), g("admins"), g("staff")]
+    );
+    assert_eq!(
+        search_dns(
+            &store,
+            base,
+            sub,
+            &format!("(member:1.2.840.113556.1.4.1941:={})", u(2))
+        ),
+        vec![
+            "cn=group0,ou=groups,dc=example,dc=com".to_string(),
+            g("admins"),
+            g("staff"),
+            g("all")
+        ]
+    );
+    assert_eq!(
+        search_dns(
+            &store,
+            base,
+            sub,
+            &format!(
+                "(&(objectClass=groupOfNames)(!(member:1.2.840.113556.1.4.1941:={})))",
+                u(4)
+            )
+        ),
+        vec![g("admins")]
+    );
+    // Other forms on memberOf see it computed on each candidate.
+    assert_eq!(
+        search_dns(
+            &store,
+            base,
+            sub,
+            "(&(objectClass=groupOfNames)(memberOf=*))"
+        ),
+        vec![g("admins"), g("staff"), g("a"), g("b")]
+    );
+    assert_eq!(
+        search_dns(
+            &store,
+            base,
+            sub,
+            &format!("(msDS-memberOfTransitive={})", g("b"))
+        ),
+        vec![u(4), g("a"), g("b")]
+    );
+    // The in-chain rule needs a DN and a DN-syntax attribute.
+    assert!(search_dns(
+        &store,
+        base,
+        sub,
+        "(memberOf:1.2.840.113556.1.4.1941:=not a dn)"
+    )
+    .is_empty());
+    assert!(search_dns(&store, base, sub, "(cn:1.2.840.113556.1.4.1941:=cn=x)").is_empty());
+
+    // Deleting a member removes it from every group, marking each as changed.
+    let touched = |e: &mut Entry| {
+        let desc = AttrDesc::parse(&schema, "description").unwrap();
+        e.attrs.retain(|a| a.desc != desc);
+        e.attrs.push(Attribute {
+            desc,
+            values: vec![b"touched".to_vec()],
+        });
+    };
+    let (_, repaired) = store.delete(&ndn(&schema, &u(4)), &touched).unwrap();
+    assert_eq!(
+        dns(repaired.entries),
+        vec![
+            "cn=group0,ou=groups,dc=example,dc=com".to_string(),
+            g("staff"),
+            g("a")
+        ]
+    );
+    assert_eq!(count(&store, &format!("(member={})", u(4))), 0);
+    assert_eq!(
+        search_dns(&store, base, sub, "(description=touched)"),
+        vec![
+            "cn=group0,ou=groups,dc=example,dc=com".to_string(),
+            g("staff"),
+            g("a")
+        ]
+    );
+    assert_clean(&store);
+
+    // Renaming people moves every user; the groups follow, once each.
+    let people = ndn(&schema, "ou=people,dc=example,dc=com");
+    let (_, staff_entry) = store
+        .reader()
+        .entry_by_dn(&ndn(&schema, "ou=people,dc=example,dc=com"))
+        .unwrap()
+        .unwrap();
+    let renamed = with_dn(&schema, staff_entry, "ou=Staff,dc=example,dc=com");
+    let repaired = store.rename(&people, renamed, None, &|_| {}).unwrap();
+    assert_eq!(
+        dns(repaired.entries),
+        vec![
+            "cn=group0,ou=groups,dc=example,dc=com".to_string(),
+            g("admins"),
+            g("staff")
+        ]
+    );
+    let moved = |i: u32| format!("uid=user{i:04},ou=staff,dc=example,dc=com");
+    assert_eq!(
+        search_dns(&store, base, sub, &format!("(memberOf={})", g("admins"))),
+        vec![moved(1), moved(2)]
+    );
+    let (_, admins) = store
+        .reader()
+        .entry_by_dn(&ndn(&schema, &g("admins")))
+        .unwrap()
+        .unwrap();
+    let member = schema.attr_id("member").unwrap();
+    let values: Vec<&[u8]> = admins.values_of(member).map(|v| v.as_slice()).collect();
+    assert_eq!(
+        values,
+        vec![
+            b"uid=user0001,ou=Staff,dc=example,dc=com".as_slice(),
+            b"uid=user0002,ou=Staff,dc=example,dc=com".as_slice()
+        ]
+    );
+
+    // Renaming a group that holds itself through the cycle, and is held: both values follow.
+    let (_, a) = store
+        .reader()
+        .entry_by_dn(&ndn(&schema, &g("a")))
+        .unwrap()
+        .unwrap();
+    let a2 = with_dn(&schema, a, &g("a2"));
+    store
+        .rename(&ndn(&schema, &g("a")), a2, None, &|_| {})
+        .unwrap();
+    assert_eq!(
+        search_dns(&store, base, sub, &format!("(member={})", g("a2"))),
+        vec![g("b")]
+    );
+    assert_eq!(
+        dns(store
+            .reader()
+            .member_of_transitive(&ndn(&schema, &g("a2")))
+            .unwrap()),
+        vec![g("a2"), g("b")]
+    );
+    // The last member leaves: the group stays, empty.
+    store.delete(&ndn(&schema, &g("all")), &|_| {}).unwrap();
+    store.delete(&ndn(&schema, &moved(3)), &|_| {}).unwrap();
+    let (_, staff) = store
+        .reader()
+        .entry_by_dn(&ndn(&schema, &g("staff")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(staff.values_of(member).count(), 1);
     assert_clean(&store);
     store.close().unwrap();
 }

@@ -189,8 +189,29 @@ fn find_slapd() -> PathBuf {
     panic!("slapd not found: run scripts/install-test-deps.sh (the README's test command does)");
 }
 
+/// The overlays that make slapd keep groups as rosterd does: `memberOf` maintained on the
+/// members, and `member` values following deletes and renames (slapd applies the latter in the
+/// background, after answering: see [`settle`]).
+pub const GROUP_OVERLAYS: &str = "overlay memberof\noverlay refint\nrefint_attributes member\n";
+
+/// Calls `read` until two answers in a row 200 ms apart are equal (at most 10 s), for a slapd
+/// whose refint overlay rewrites groups after it has answered.
+pub fn settle<T: PartialEq>(mut read: impl FnMut() -> T) -> T {
+    let mut last = read();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(200));
+        let next = read();
+        if next == last {
+            return next;
+        }
+        last = next;
+    }
+    last
+}
+
 impl Slapd {
-    /// `extra` is appended to slapd.conf inside the database section (indexes, overlays).
+    /// `extra` is appended to slapd.conf inside the database section (indexes, overlays; the
+    /// memberof and refint modules are loaded, see [`GROUP_OVERLAYS`]).
     pub fn start(ldif: &str, extra: &str) -> Slapd {
         let slapd = find_slapd();
         let dir = tempfile::tempdir().expect("temp dir");
@@ -201,7 +222,7 @@ impl Slapd {
         let text = format!(
             "include {schema}/core.schema\ninclude {schema}/cosine.schema\ninclude {schema}/inetorgperson.schema\n\
              include {schema}/nis.schema\ninclude {schema}/misc.schema\npidfile {pid}\nloglevel 0\n\
-             moduleload back_mdb\nthreads 4\ndatabase mdb\nsuffix \"{SUFFIX}\"\nrootdn \"{ROOT_DN}\"\nrootpw {ROOT_PW}\n\
+             moduleload back_mdb\nmoduleload memberof\nmoduleload refint\nthreads 4\ndatabase mdb\nsuffix \"{SUFFIX}\"\nrootdn \"{ROOT_DN}\"\nrootpw {ROOT_PW}\n\
              directory {db}\nmaxsize 1073741824\nindex objectClass eq\nindex uid,mail,cn eq,sub\nindex member eq\n{extra}\n\
              access to attrs=userPassword by self write by anonymous auth by * none\naccess to * by * read\n",
             pid = dir.path().join("slapd.pid").display(),

@@ -62,10 +62,12 @@ fn run(dir: &Directory, who: &Identity, req: &LdapCompareRequest) -> Result<bool
             return Err(OpError::NoSuchObject { matched: None });
         }
         let reader = dir.store.reader();
-        let Some((_, found)) = reader.entry_by_dn(&ndn)? else {
+        let Some((_, mut found)) = reader.entry_by_dn(&ndn)? else {
             let matched = reader.matched_dn(&ndn)?.map(|d| d.to_string());
             return Err(OpError::NoSuchObject { matched });
         };
+        let is = |name: &str| schema.attr_id(name) == Some(desc.id);
+        reader.add_link_attrs(&mut found, is("memberOf"), is("msDS-memberOfTransitive"))?;
         stored = found;
         &stored
     };

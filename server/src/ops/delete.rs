@@ -1,5 +1,5 @@
-//! Delete (RFC 4511 section 4.8): removes a leaf entry and all its index keys in one
-//! transaction.
+//! Delete (RFC 4511 section 4.8): removes a leaf entry and all its index keys, and the values
+//! naming it in its groups (referential integrity), in one transaction.
 
 use super::Identity;
 use crate::directory::Directory;
@@ -18,8 +18,16 @@ fn run(dir: &Directory, who: &Identity, dn: &str) -> Result<(), OpError> {
     if dir.suffix_of(&ndn).is_none() {
         return Err(OpError::NoSuchObject { matched: None });
     }
-    match dir.store.delete(&ndn) {
-        Ok(_) => Ok(()),
+    let now = crate::time::generalized_now();
+    let touch = super::mark_modified(&dir.schema, who, &now);
+    let result = dir.store.delete(&ndn, &touch);
+    match result {
+        Ok((_, repaired)) => {
+            if !repaired.entries.is_empty() {
+                tracing::debug!(dn = %ndn, references = repaired.entries.len(), "references to the deleted entry removed");
+            }
+            Ok(())
+        }
         Err(StoreError::NoSuchObject { .. }) => {
             let matched = dir.store.reader().matched_dn(&ndn)?.map(|d| d.to_string());
             Err(OpError::NoSuchObject { matched })

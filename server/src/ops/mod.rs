@@ -19,7 +19,7 @@ pub mod search;
 use crate::directory::Directory;
 use crate::error::OpError;
 use ldap3_proto::proto::LdapResult;
-use roster_schema::{AttrDesc, Attribute, NormDn, Schema};
+use roster_schema::{AttrDesc, Attribute, Entry, NormDn, Schema};
 
 /// Sets an operational attribute the server maintains (modifiersName, modifyTimestamp) to
 /// one value.
@@ -32,6 +32,20 @@ pub fn set_operational(schema: &Schema, attrs: &mut Vec<Attribute>, name: &str, 
         desc: AttrDesc::plain(id),
         values: vec![value.to_vec()],
     });
+}
+
+/// What a write does to the entries it changes besides its target (the groups whose
+/// references a delete or rename rewrites): they are marked as modified by the same client at
+/// the same time.
+pub fn mark_modified<'a>(
+    schema: &'a Schema,
+    who: &'a Identity,
+    now: &'a str,
+) -> impl Fn(&mut Entry) + 'a {
+    move |e: &mut Entry| {
+        set_operational(schema, &mut e.attrs, "modifiersName", who.dn().as_bytes());
+        set_operational(schema, &mut e.attrs, "modifyTimestamp", now.as_bytes());
+    }
 }
 
 /// The result of a write: success, or the failure's result code, logging store failures (and

@@ -73,8 +73,10 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> Result<(),
     );
     super::set_operational(schema, &mut entry.attrs, "modifyTimestamp", now.as_bytes());
     let new_parent = new_superior.as_ref().map(|(_, n)| n);
-    match dir.store.rename(&ndn, entry, new_parent) {
-        Ok(()) => Ok(()),
+    let touch = super::mark_modified(schema, who, &now);
+    let result = dir.store.rename(&ndn, entry, new_parent, &touch);
+    match result {
+        Ok(_) => Ok(()),
         Err(StoreError::NoSuchParent { .. }) => Err(OpError::NoSuchObject { matched: None }),
         Err(StoreError::InvalidEntry { reason, .. }) => Err(OpError::UnwillingToPerform(reason)),
         Err(e) => Err(e.into()),

@@ -192,7 +192,14 @@ fn run(
             &dir.subschema
         };
         if filter.evaluate(schema, entry) == TriState::True {
-            emit(to_result(dir, entry, &sel, req.typesonly, &hidden, None))?;
+            emit(to_result(
+                dir,
+                entry,
+                &sel,
+                req.typesonly,
+                &hidden,
+                &Computed::default(),
+            ))?;
         }
         return Ok(Ok(()));
     }
@@ -257,7 +264,7 @@ fn run(
         Err(e) => return Ok(Err(store_error(&reader, &base, e))),
     };
     let earlier_pages = resume.as_ref().map_or(0, |s| s.returned);
-    let needs_children = sel.wants_any_computed(dir);
+    let wanted = Wanted::of(dir, &sel);
     // Every pass either returns or sends one entry, so the pass number counts entries sent.
     for (in_page, item) in iter.enumerate() {
         let returned_total = earlier_pages + in_page;
@@ -291,13 +298,9 @@ fn run(
         if limit.is_some_and(|l| returned_total >= l) {
             return Ok(Err(OpError::SizeLimitExceeded));
         }
-        let children = if needs_children {
-            match reader.has_children(id) {
-                Ok(c) => Some(c),
-                Err(e) => return Ok(Err(OpError::Store(e))),
-            }
-        } else {
-            None
+        let computed = match wanted.compute(&reader, id, &entry) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(OpError::Store(e))),
         };
         emit(to_result(
             dir,
@@ -305,7 +308,7 @@ fn run(
             &sel,
             req.typesonly,
             &hidden,
-            children,
+            &computed,
         ))?;
     }
     if page.is_some() {
@@ -380,12 +383,57 @@ pub fn hidden_attributes(dir: &Directory, who: &Identity) -> Vec<AttrId> {
     dir.schema.attr_id("userPassword").into_iter().collect()
 }
 
-impl AttrSelection {
-    /// True if any attribute computed from the tree (hasSubordinates) is requested.
-    fn wants_any_computed(&self, dir: &Directory) -> bool {
-        dir.schema
-            .attr_id("hasSubordinates")
-            .is_some_and(|id| self.wants(&dir.schema, id))
+/// Which attributes computed from the rest of the directory a search returns.
+#[derive(Debug, Default, Clone, Copy)]
+struct Wanted {
+    has_subordinates: bool,
+    num_subordinates: bool,
+    member_of: bool,
+    member_of_transitive: bool,
+}
+
+/// The values of the computed attributes of one entry (`None`: not asked for).
+#[derive(Debug, Default)]
+pub struct Computed {
+    pub children: Option<u64>,
+    pub member_of: Option<Vec<Dn>>,
+    pub member_of_transitive: Option<Vec<Dn>>,
+}
+
+impl Wanted {
+    fn of(dir: &Directory, sel: &AttrSelection) -> Wanted {
+        let wants = |name: &str| {
+            dir.schema
+                .attr_id(name)
+                .is_some_and(|id| sel.wants(&dir.schema, id))
+        };
+        Wanted {
+            has_subordinates: wants("hasSubordinates"),
+            num_subordinates: wants("numSubordinates"),
+            member_of: wants("memberOf"),
+            member_of_transitive: wants("msDS-memberOfTransitive"),
+        }
+    }
+
+    fn compute(
+        &self,
+        reader: &roster_storage::Reader,
+        id: roster_storage::EntryId,
+        entry: &Entry,
+    ) -> Result<Computed, roster_storage::StoreError> {
+        let mut c = Computed::default();
+        if self.num_subordinates {
+            c.children = Some(reader.count_children(id)?);
+        } else if self.has_subordinates {
+            c.children = Some(u64::from(reader.has_children(id)?));
+        }
+        if self.member_of {
+            c.member_of = Some(reader.member_of(&entry.ndn)?);
+        }
+        if self.member_of_transitive {
+            c.member_of_transitive = Some(reader.member_of_transitive(&entry.ndn)?);
+        }
+        Ok(c)
     }
 }
 
@@ -396,35 +444,43 @@ fn to_result(
     sel: &AttrSelection,
     types_only: bool,
     hidden: &[AttrId],
-    has_children: Option<bool>,
+    computed: &Computed,
 ) -> LdapSearchResultEntry {
     let schema = &dir.schema;
     let mut list = attrs::select(schema, entry, sel, types_only, hidden);
-    let mut computed = |name: &str, value: Vec<u8>| {
-        if let Some(id) = schema.attr_id(name) {
-            if sel.wants(schema, id) && entry.values_of(id).next().is_none() {
-                let vals = if types_only { Vec::new() } else { vec![value] };
-                let display = schema
-                    .attr(id)
-                    .map(|a| a.name().to_string())
-                    .unwrap_or_else(|| name.to_string());
-                list.push((display, vals));
-            }
+    // A computed attribute already in the entry (added for the filter) was selected above.
+    let mut add = |name: &str, values: Vec<Vec<u8>>| {
+        let Some(id) = schema.attr_id(name) else {
+            return;
+        };
+        if values.is_empty() || !sel.wants(schema, id) || entry.values_of(id).next().is_some() {
+            return;
         }
+        let display = schema
+            .attr(id)
+            .map(|a| a.name().to_string())
+            .unwrap_or_else(|| name.to_string());
+        list.push((display, if types_only { Vec::new() } else { values }));
     };
     if !entry.ndn.is_root() && entry.ndn != dir.subschema_ndn {
-        computed("entryDN", entry.dn.to_string().into_bytes());
-        computed("subschemaSubentry", b"cn=Subschema".to_vec());
-        if let Some(c) = has_children {
-            computed(
-                "hasSubordinates",
-                if c {
-                    b"TRUE".to_vec()
-                } else {
-                    b"FALSE".to_vec()
-                },
-            );
+        add("entryDN", vec![entry.dn.to_string().into_bytes()]);
+        add("subschemaSubentry", vec![b"cn=Subschema".to_vec()]);
+        if let Some(n) = computed.children {
+            let has: &[u8] = if n > 0 { b"TRUE" } else { b"FALSE" };
+            add("hasSubordinates", vec![has.to_vec()]);
+            add("numSubordinates", vec![n.to_string().into_bytes()]);
         }
+        let dns = |v: &Option<Vec<Dn>>| {
+            v.iter()
+                .flatten()
+                .map(|d| d.to_string().into_bytes())
+                .collect::<Vec<_>>()
+        };
+        add("memberOf", dns(&computed.member_of));
+        add(
+            "msDS-memberOfTransitive",
+            dns(&computed.member_of_transitive),
+        );
     }
     LdapSearchResultEntry {
         dn: entry.dn.to_string(),
