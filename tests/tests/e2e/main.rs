@@ -4,5 +4,6 @@
 
 mod basic;
 mod differential;
+mod groups;
 mod offline;
 mod writes;
