@@ -1,9 +1,11 @@
 //! rosterd: the Roster directory server. The binary in `main.rs` is glue; the pieces live here:
 //! `config` (settings), `directory` (schema + store), `net` (accepting), `session` (one
 //! connection), `ops` (the LDAP operations), `error` (result codes), `ldif` and `offline`
-//! (load, dump, verify), `password` (hash schemes).
+//! (load, dump, verify), `control` (the socket `rosterd dump` uses while the server runs),
+//! `password` (hash schemes).
 
 pub mod config;
+pub mod control;
 pub mod directory;
 pub mod error;
 pub mod ldif;

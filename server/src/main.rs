@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use roster_server::config::{Overrides, Settings};
 use roster_server::directory::Directory;
 use roster_server::{net, offline};
-use std::io::Write as _;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -41,7 +41,9 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Write every entry as LDIF (offline, like slapcat).
+    /// Write every entry as LDIF, like slapcat. With the server running, it writes the dump
+    /// from one snapshot through the control socket in the data directory; otherwise the store
+    /// is read directly.
     Dump {
         /// Output file; standard output when absent.
         #[arg(short = 'o', long = "output")]
@@ -109,14 +111,24 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Some(Command::Dump { output }) => {
+            let socket = roster_server::control::socket_path(&settings.data_dir);
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                let n = match &output {
+                    Some(path) => {
+                        write_to_file(path, |w| roster_server::control::request_dump(&socket, w))?
+                    }
+                    None => {
+                        let stdout = std::io::stdout();
+                        let mut w = std::io::BufWriter::new(stdout.lock());
+                        roster_server::control::request_dump(&socket, &mut w)?
+                    }
+                };
+                eprintln!("dumped {n} entries from the running server");
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
             let dir = Directory::open(settings)?;
             let n = match &output {
-                Some(path) => {
-                    let f = std::fs::File::create(path)
-                        .with_context(|| format!("create {}", path.display()))?;
-                    let mut w = std::io::BufWriter::new(f);
-                    offline::dump(&dir, &mut w)?
-                }
+                Some(path) => write_to_file(path, |w| offline::dump(&dir, w))?,
                 None => {
                     let stdout = std::io::stdout();
                     let mut w = std::io::BufWriter::new(stdout.lock());
@@ -139,6 +151,39 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             })
         }
     }
+}
+
+/// Writes through `write` into a temporary file next to `path`, renamed to `path` only once
+/// complete and synced, so that a failed dump never leaves a cut file under the final name.
+fn write_to_file<E>(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<u64, E>,
+) -> anyhow::Result<u64>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".partial");
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let f = std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    let result = write(&mut w);
+    let n = match result {
+        Ok(n) => n,
+        Err(e) => {
+            drop(w);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+    };
+    let f = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("write {}", tmp.display()))?;
+    f.sync_all()
+        .with_context(|| format!("sync {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+    Ok(n)
 }
 
 /// How long shutdown waits for connections and running searches to finish.
@@ -165,7 +210,13 @@ fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
         // Tests and scripts read this line to learn the port when it was chosen by the system.
         println!("listening ldap://{local}");
         let _ = std::io::stdout().flush();
+        let stop_control = tokio_util::sync::CancellationToken::new();
+        let control = roster_server::control::start(&dir, stop_control.clone());
         net::run(listener, dir.clone(), shutdown_signal()).await;
+        stop_control.cancel();
+        if let Some(c) = control {
+            let _ = c.await;
+        }
         // Searches still on blocking threads finish (their clients are gone, so they stop at
         // the next entry) before the store is closed.
         dir.background.close();

@@ -139,3 +139,103 @@ fn changing_indexes_rebuilds_them_and_offline_commands_wait_for_the_daemon() {
     );
     assert!(!out.contains("index mail"), "{out}");
 }
+
+#[test]
+fn dump_while_the_server_runs_and_writes() {
+    use ldap3::LdapConn;
+    let d = data::directory(60, 9);
+    let server = roster_tests::Rosterd::start(Some(&d.ldif), "");
+    let url = server.url();
+    let cfg = server.config.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // One client adds users (each add is whole: dn, mail, cn) while dumps are taken.
+    let writer = {
+        let stop = stop.clone();
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let mut conn = LdapConn::new(&url).unwrap();
+            conn.simple_bind(roster_tests::ROOT_DN, roster_tests::ROOT_PW)
+                .unwrap()
+                .success()
+                .unwrap();
+            let mut added = 0;
+            while added < 2000 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let uid = format!("live{added}");
+                let mail = format!("{uid}@example.com");
+                conn.add(
+                    &format!("uid={uid},ou=people,dc=example,dc=com"),
+                    vec![
+                        ("objectClass", ["inetOrgPerson"].into()),
+                        ("uid", [uid.as_str()].into()),
+                        ("cn", ["Live"].into()),
+                        ("sn", ["Live"].into()),
+                        ("mail", [mail.as_str()].into()),
+                    ],
+                )
+                .unwrap()
+                .success()
+                .unwrap();
+                added += 1;
+            }
+            added
+        })
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sizes = Vec::new();
+    for i in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let file = tmp.path().join(format!("live{i}.ldif"));
+        let (ok, _, err) = run(&cfg, &["dump", "-o", file.to_str().unwrap()]);
+        assert!(ok, "online dump failed: {err}");
+        assert!(err.contains("from the running server"), "{err}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let dns = text.lines().filter(|l| l.starts_with("dn:")).count();
+        assert!(dns >= d.dns.len(), "{dns} entries");
+        // Every live entry in the dump is whole.
+        let live: Vec<&str> = text
+            .split("\n\n")
+            .filter(|b| b.contains("uid=live"))
+            .collect();
+        for b in &live {
+            assert!(
+                b.contains("\nmail: live") && b.contains("\ncn: Live"),
+                "{b}"
+            );
+        }
+        // The dump loads into a fresh store and verifies.
+        let data = tmp.path().join(format!("data{i}"));
+        let data_s = data.to_str().unwrap();
+        let (ok, _, err) = run(
+            &cfg,
+            &[
+                "--data-dir",
+                data_s,
+                "load",
+                "--quiet",
+                file.to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "reload of online dump {i}: {err}");
+        let (ok, out, err) = run(&cfg, &["--data-dir", data_s, "verify"]);
+        assert!(ok, "{out} {err}");
+        sizes.push(dns);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let added = writer.join().unwrap();
+    assert!(added > 0);
+    // Dumps taken later hold at least as much: each is one point in time.
+    assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{sizes:?}");
+    // Stopped, the same command reads the store directly.
+    let (dir, cfg, status) = server.stop();
+    assert!(status.success());
+    // The control socket is gone with the server.
+    assert!(dir.path().join("data").is_dir());
+    assert!(!dir.path().join("data").join("control.sock").exists());
+    let (ok, out, err) = run(&cfg, &["dump"]);
+    assert!(ok, "{err}");
+    assert!(!err.contains("running server"), "{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("dn:")).count(),
+        d.dns.len() + added
+    );
+}
