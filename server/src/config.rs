@@ -94,6 +94,11 @@ pub struct DirectorySection {
     /// or rewrites these values wherever they name it, in the same transaction.
     #[serde(default = "default_integrity_attributes")]
     pub integrity_attributes: Vec<String>,
+    /// The scheme clear passwords are stored in: ARGON2 (argon2id, the default),
+    /// PBKDF2-SHA256, CRYPT (SHA-512 crypt), SSHA512, SSHA256 or SSHA. Values that already carry
+    /// a `{SCHEME}` are stored as given.
+    #[serde(default = "default_password_scheme")]
+    pub password_scheme: String,
 }
 
 impl Default for DirectorySection {
@@ -106,6 +111,7 @@ impl Default for DirectorySection {
             size_limit: default_size_limit(),
             time_limit_secs: default_time_limit(),
             integrity_attributes: default_integrity_attributes(),
+            password_scheme: default_password_scheme(),
         }
     }
 }
@@ -176,6 +182,10 @@ fn default_size_limit() -> u32 {
 fn default_time_limit() -> u32 {
     3600
 }
+fn default_password_scheme() -> String {
+    "ARGON2".into()
+}
+
 fn default_integrity_attributes() -> Vec<String> {
     vec!["member".into()]
 }
@@ -262,6 +272,7 @@ pub struct Settings {
     pub sync_writes: bool,
     pub indexes: Vec<roster_storage::IndexSpec>,
     pub integrity_attributes: Vec<String>,
+    pub password_scheme: crate::password::Scheme,
     pub log_level: String,
 }
 
@@ -309,6 +320,11 @@ impl Settings {
                 "directory.root_dn and directory.root_password must be given together".into(),
             ));
         }
+        let password_scheme = file
+            .directory
+            .password_scheme
+            .parse()
+            .map_err(|e| ConfigError::Invalid(format!("directory.password_scheme: {e}")))?;
         let sync_writes = match file.storage.durability.as_str() {
             "sync" => true,
             "buffer" => false,
@@ -370,6 +386,7 @@ impl Settings {
             sync_writes,
             indexes,
             integrity_attributes: file.directory.integrity_attributes,
+            password_scheme,
             log_level: file.log.level,
         })
     }

@@ -31,17 +31,94 @@ pub fn verify(stored: &[u8], password: &[u8]) -> bool {
     }
 }
 
-/// Hashes a clear password for storage as `{ARGON2}` with argon2id's default parameters and a
-/// random salt.
-pub fn hash(clear: &[u8]) -> Result<Vec<u8>, String> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    // A version 4 UUID is 122 random bits from the operating system: enough salt.
-    let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes())
-        .map_err(|e| format!("make salt: {e}"))?;
-    let phc = argon2::Argon2::default()
-        .hash_password(clear, &salt)
-        .map_err(|e| format!("hash password: {e}"))?;
-    Ok(format!("{{ARGON2}}{phc}").into_bytes())
+/// The scheme new passwords are stored in (`directory.password_scheme`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheme {
+    /// `{ARGON2}` argon2id with the argon2 crate's default parameters (19 MiB, 2 passes).
+    #[default]
+    Argon2,
+    /// `{PBKDF2-SHA256}` with [`PBKDF2_ITERATIONS`] iterations, as OpenLDAP's pw-pbkdf2 module
+    /// and 389-ds read it.
+    Pbkdf2Sha256,
+    /// `{CRYPT}$6$`: SHA-512 crypt with 5000 rounds, which every Unix reads.
+    CryptSha512,
+    /// `{SSHA512}`, `{SSHA256}`, `{SSHA}`: one salted digest, for clients that must check
+    /// hashes themselves; weak against guessing.
+    Ssha512,
+    Ssha256,
+    Ssha,
+}
+
+/// Iterations of a new `{PBKDF2-SHA256}` hash.
+pub const PBKDF2_ITERATIONS: u32 = 100_000;
+
+impl std::str::FromStr for Scheme {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Scheme, String> {
+        Ok(match s.to_ascii_uppercase().trim_matches(['{', '}']) {
+            "ARGON2" => Scheme::Argon2,
+            "PBKDF2-SHA256" => Scheme::Pbkdf2Sha256,
+            "CRYPT" | "CRYPT-SHA512" => Scheme::CryptSha512,
+            "SSHA512" => Scheme::Ssha512,
+            "SSHA256" => Scheme::Ssha256,
+            "SSHA" => Scheme::Ssha,
+            other => {
+                return Err(format!(
+                    "unknown password scheme {other:?} (ARGON2, PBKDF2-SHA256, CRYPT, SSHA512, SSHA256 or SSHA)"
+                ))
+            }
+        })
+    }
+}
+
+/// 16 random bytes from the operating system (a version 4 UUID carries 122 random bits).
+fn salt() -> [u8; 16] {
+    *uuid::Uuid::new_v4().as_bytes()
+}
+
+/// Hashes a clear password for storage in `scheme`, with a random salt.
+pub fn hash(scheme: Scheme, clear: &[u8]) -> Result<Vec<u8>, String> {
+    match scheme {
+        Scheme::Argon2 => {
+            use argon2::password_hash::{PasswordHasher, SaltString};
+            let salt = SaltString::encode_b64(&salt()).map_err(|e| format!("make salt: {e}"))?;
+            let phc = argon2::Argon2::default()
+                .hash_password(clear, &salt)
+                .map_err(|e| format!("hash password: {e}"))?;
+            Ok(format!("{{ARGON2}}{phc}").into_bytes())
+        }
+        Scheme::Pbkdf2Sha256 => {
+            let salt = salt();
+            let mut key = [0u8; 32];
+            pbkdf2::pbkdf2_hmac::<Sha256>(clear, &salt, PBKDF2_ITERATIONS, &mut key);
+            let enc = |b: &[u8]| B64_NO_PAD.encode(b).replace('+', ".");
+            Ok(format!(
+                "{{PBKDF2-SHA256}}{PBKDF2_ITERATIONS}${}${}",
+                enc(&salt),
+                enc(&key)
+            )
+            .into_bytes())
+        }
+        Scheme::CryptSha512 => {
+            let h = pwhash::sha512_crypt::hash(clear).map_err(|e| format!("hash password: {e}"))?;
+            Ok(format!("{{CRYPT}}{h}").into_bytes())
+        }
+        Scheme::Ssha512 => Ok(salted_hash::<Sha512>("SSHA512", clear)),
+        Scheme::Ssha256 => Ok(salted_hash::<Sha256>("SSHA256", clear)),
+        Scheme::Ssha => Ok(salted_hash::<Sha1>("SSHA", clear)),
+    }
+}
+
+/// `{SCHEME}` + base64(digest(password + salt) + salt), as slappasswd writes it.
+fn salted_hash<D: Digest>(scheme: &str, clear: &[u8]) -> Vec<u8> {
+    let salt = salt();
+    let mut d = D::new();
+    d.update(clear);
+    d.update(salt);
+    let mut raw = d.finalize().to_vec();
+    raw.extend_from_slice(&salt);
+    format!("{{{scheme}}}{}", B64.encode(raw)).into_bytes()
 }
 
 /// A new random password: 16 characters from a 64-letter alphabet (96 bits), drawn from the
@@ -285,11 +362,29 @@ mod tests {
 
     #[test]
     fn new_hashes_verify() {
-        let h = hash(b"s3cret").unwrap();
+        let h = hash(Scheme::Argon2, b"s3cret").unwrap();
         assert!(h.starts_with(b"{ARGON2}$argon2id$"));
         assert!(verify(&h, b"s3cret"));
         assert!(!verify(&h, b"s3creT"));
-        assert_ne!(hash(b"s3cret").unwrap(), h, "salts differ");
+        assert_ne!(hash(Scheme::Argon2, b"s3cret").unwrap(), h, "salts differ");
+        for (name, prefix) in [
+            ("pbkdf2-sha256", "{PBKDF2-SHA256}100000$"),
+            ("{CRYPT}", "{CRYPT}$6$"),
+            ("ssha512", "{SSHA512}"),
+            ("SSHA256", "{SSHA256}"),
+            ("ssha", "{SSHA}"),
+            ("argon2", "{ARGON2}"),
+        ] {
+            let scheme: Scheme = name.parse().unwrap();
+            let h = hash(scheme, "pässword".as_bytes()).unwrap();
+            assert!(h.starts_with(prefix.as_bytes()), "{name}");
+            assert!(verify(&h, "pässword".as_bytes()), "{name}");
+            assert!(!verify(&h, b"password"), "{name}");
+        }
+        assert!("md5"
+            .parse::<Scheme>()
+            .unwrap_err()
+            .contains("md5".to_ascii_uppercase().as_str()));
     }
 
     #[test]

@@ -38,7 +38,7 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpEr
         )));
     }
     entry.add_naming_values(schema);
-    hash_clear_passwords(schema, &mut entry)?;
+    hash_clear_passwords(schema, dir.settings.password_scheme, &mut entry)?;
     stamp_new_entry(
         schema,
         &mut entry,
@@ -63,16 +63,20 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpEr
     }
 }
 
-/// Stores `userPassword` values given in clear as `{ARGON2}` hashes; values that already
-/// carry a `{SCHEME}` are kept, so hashes can be imported from other servers.
-fn hash_clear_passwords(schema: &Schema, entry: &mut Entry) -> Result<(), OpError> {
+/// Stores `userPassword` values given in clear as hashes in the configured scheme; values
+/// that already carry a `{SCHEME}` are kept, so hashes can be imported from other servers.
+fn hash_clear_passwords(
+    schema: &Schema,
+    scheme: password::Scheme,
+    entry: &mut Entry,
+) -> Result<(), OpError> {
     let Some(pw) = schema.attr_id("userPassword") else {
         return Ok(());
     };
     for a in entry.attrs.iter_mut().filter(|a| a.desc.id == pw) {
         for v in a.values.iter_mut() {
             if password::split_scheme(v).is_none() {
-                *v = password::hash(v).map_err(OpError::Internal)?;
+                *v = password::hash(scheme, v).map_err(OpError::Internal)?;
             }
         }
     }

@@ -8,16 +8,16 @@ use crate::directory::Directory;
 use crate::error::OpError;
 use crate::password;
 use ldap3_proto::proto::{LdapModify, LdapModifyRequest, LdapModifyType, LdapResult};
-use roster_schema::{AttrDesc, AttrId, Attribute, Dn, Entry, Schema};
+use roster_schema::{AttrDesc, AttrId, Attribute, Dn, Entry, NormDn, Schema};
 
 pub fn modify(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> LdapResult {
     super::write_result(dir, "modify", run(dir, who, req))
 }
 
 fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), OpError> {
-    super::require_root(who)?;
     let schema = &dir.schema;
     let ndn = Dn::parse(&req.dn)?.normalize(schema)?;
+    may_modify(schema, who, &ndn, req)?;
     if dir.suffix_of(&ndn).is_none() {
         return Err(OpError::NoSuchObject { matched: None });
     }
@@ -28,7 +28,7 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
     };
     let structural_before = schema.structural_class(&entry).ok();
     for change in &req.changes {
-        apply(schema, &mut entry, change)?;
+        apply(schema, dir.settings.password_scheme, &mut entry, change)?;
     }
     if schema.structural_class(&entry).ok() != structural_before {
         return Err(OpError::ObjectClassModsProhibited(
@@ -48,8 +48,36 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
     Ok(())
 }
 
+/// Until access control lands: the root DN changes anything, an entry its own `userPassword`
+/// and nothing else (slapd's `by self write` on userPassword), anonymous clients nothing.
+fn may_modify(
+    schema: &Schema,
+    who: &Identity,
+    target: &NormDn,
+    req: &LdapModifyRequest,
+) -> Result<(), OpError> {
+    let Identity::Entry { ndn, .. } = who else {
+        return super::require_root(who);
+    };
+    let password = schema.attr_id("userPassword");
+    let only_password = req
+        .changes
+        .iter()
+        .all(|c| AttrDesc::parse(schema, &c.modification.atype).map(|d| d.id) == password);
+    if ndn == target && only_password {
+        Ok(())
+    } else {
+        super::require_root(who)
+    }
+}
+
 /// Applies one change to the working copy, with the result codes slapd gives.
-fn apply(schema: &Schema, entry: &mut Entry, change: &LdapModify) -> Result<(), OpError> {
+fn apply(
+    schema: &Schema,
+    scheme: password::Scheme,
+    entry: &mut Entry,
+    change: &LdapModify,
+) -> Result<(), OpError> {
     let name = &change.modification.atype;
     let Some(desc) = AttrDesc::parse(schema, name) else {
         return Err(OpError::UndefinedAttributeType(format!(
@@ -62,10 +90,13 @@ fn apply(schema: &Schema, entry: &mut Entry, change: &LdapModify) -> Result<(), 
         )));
     }
     let mut values = change.modification.vals.clone();
-    if schema.attr_id("userPassword") == Some(desc.id) {
+    let is_password = schema.attr_id("userPassword") == Some(desc.id);
+    // New clear passwords are stored hashed; a value to delete is found by checking it
+    // against the stored hashes instead.
+    if is_password && change.operation != LdapModifyType::Delete {
         for v in values.iter_mut() {
             if password::split_scheme(v).is_none() {
-                *v = password::hash(v).map_err(OpError::Internal)?;
+                *v = password::hash(scheme, v).map_err(OpError::Internal)?;
             }
         }
     }
@@ -116,7 +147,9 @@ fn apply(schema: &Schema, entry: &mut Entry, change: &LdapModify) -> Result<(), 
             };
             for (i, v) in values.iter().enumerate() {
                 let k = key(schema, desc.id, v);
-                let Some(found) = a.values.iter().position(|x| key(schema, desc.id, x) == k) else {
+                let Some(found) = a.values.iter().position(|x| {
+                    key(schema, desc.id, x) == k || (is_password && password::verify(x, v))
+                }) else {
                     return Err(OpError::NoSuchAttribute(format!(
                         "modify/delete: {name}: no such value (#{i})"
                     )));

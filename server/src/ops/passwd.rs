@@ -90,7 +90,8 @@ fn run(
             (g.clone(), Some(g))
         }
     };
-    let hashed = password::hash(new.as_bytes()).map_err(OpError::Internal)?;
+    let hashed =
+        password::hash(dir.settings.password_scheme, new.as_bytes()).map_err(OpError::Internal)?;
     entry.attrs.retain(|a| a.desc.id != pw);
     entry.attrs.push(Attribute {
         desc: AttrDesc::plain(pw),

@@ -74,6 +74,14 @@ fn changes() -> Vec<Change> {
         root("ldapdelete", "uid=u0003,ou=people,dc=example,dc=com"),
         Change { tool: "ldapdelete", input: "uid=u0004,ou=people,dc=example,dc=com", as_root: false },
         root("ldapadd", USER),
+        // Increments: an integer, a type without integer semantics, a missing attribute, a
+        // value that is not a number, and a negative step.
+        modify("dn: uid=u0001,ou=people,dc=example,dc=com\nchangetype: modify\nincrement: uidNumber\nuidNumber: 5\n"),
+        modify("dn: uid=u0001,ou=people,dc=example,dc=com\nchangetype: modify\nincrement: cn\ncn: 1\n"),
+        modify("dn: uid=u0000,ou=people,dc=example,dc=com\nchangetype: modify\nincrement: uidNumber\nuidNumber: 1\n"),
+        modify("dn: uid=u0001,ou=people,dc=example,dc=com\nchangetype: modify\nincrement: uidNumber\nuidNumber: abc\n"),
+        modify("dn: uid=u0001,ou=people,dc=example,dc=com\nchangetype: modify\nincrement: uidNumber\nuidNumber: -1000\n"),
+        modify("dn: uid=u0001,ou=people,dc=example,dc=com\nchangetype: modify\nincrement: gidNumber\ngidNumber: 1\n-\nincrement: uidNumber\nuidNumber: x\n"),
         // Renames and moves.
         modify("dn: uid=new,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=newer\ndeleteoldrdn: 1\n"),
         modify("dn: uid=newer,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=u0001\ndeleteoldrdn: 1\n"),
@@ -289,11 +297,53 @@ fn password_changes_answer_as_slapd_does() {
             ]
             .concat(),
         ),
+        // An entry changes its own userPassword with ldapmodify, and nothing else.
+        (
+            "ldapmodify",
+            vec!["-D", u1, "-w", "newpw2", "-f", "self-replace.ldif"],
+        ),
+        ("ldapwhoami", vec!["-D", u1, "-w", "newpw4"]),
+        (
+            "ldapmodify",
+            vec!["-D", u1, "-w", "newpw4", "-f", "self-cn.ldif"],
+        ),
+        (
+            "ldapmodify",
+            vec!["-D", u1, "-w", "newpw4", "-f", "other-password.ldif"],
+        ),
+        (
+            "ldapmodify",
+            vec!["-D", u1, "-w", "newpw4", "-f", "self-swap.ldif"],
+        ),
+        ("ldapwhoami", vec!["-D", u1, "-w", "newpw5"]),
+        ("ldapwhoami", vec!["-D", u1, "-w", "newpw4"]),
+        (
+            "ldapmodify",
+            vec!["-D", u1, "-w", "newpw5", "-f", "self-delete-wrong.ldif"],
+        ),
     ];
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, body) in [
+        ("self-replace.ldif", format!("dn: {u1}\nchangetype: modify\nreplace: userPassword\nuserPassword: newpw4\n")),
+        ("self-cn.ldif", format!("dn: {u1}\nchangetype: modify\nreplace: cn\ncn: Mine\n")),
+        ("other-password.ldif", format!("dn: {u2}\nchangetype: modify\nreplace: userPassword\nuserPassword: stolen\n")),
+        ("self-swap.ldif", format!("dn: {u1}\nchangetype: modify\ndelete: userPassword\nuserPassword: newpw4\n-\nadd: userPassword\nuserPassword: newpw5\n")),
+        ("self-delete-wrong.ldif", format!("dn: {u1}\nchangetype: modify\ndelete: userPassword\nuserPassword: not-it\n")),
+    ] {
+        write_file(tmp.path(), name, &body);
+    }
+    let in_tmp = |a: &str| -> String {
+        if a.ends_with(".ldif") {
+            tmp.path().join(a).to_string_lossy().into_owned()
+        } else {
+            a.to_string()
+        }
+    };
     for (n, (tool, args)) in cases.iter().enumerate() {
+        let args: Vec<String> = args.iter().map(|a| in_tmp(a)).collect();
         let run = |url: &str| {
             let mut full = vec!["-x", "-H", url];
-            full.extend_from_slice(args);
+            full.extend(args.iter().map(String::as_str));
             run_tool(tool, &full).0
         };
         assert_eq!(
@@ -301,6 +351,11 @@ fn password_changes_answer_as_slapd_does() {
             run(&slapd.url()),
             "case {n}: {tool} {args:?}"
         );
+    }
+    // The self-service changes took effect: the last password set binds, on both.
+    for url in [ours.url(), slapd.url()] {
+        let (code, _, err) = run_tool("ldapwhoami", &["-x", "-H", &url, "-D", u1, "-w", "newpw5"]);
+        assert_eq!(code, 0, "{url}: {err}");
     }
     // Without a new password the server makes one up, returns it, and it binds.
     for url in [ours.url(), slapd.url()] {
