@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests run against: OpenLDAP's slapd (the reference server of the
-# differential tests) and its command-line tools, and ldclt (from 389-ds-base) for benchmarks.
+# differential tests) and its command-line tools, openssl (TLS version checks), and ldclt (from 389-ds-base) for benchmarks.
 # Services are kept from starting on their own; the tests start their own on loopback.
 set -euo pipefail
 need=()
@@ -8,6 +8,7 @@ command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v ldapsearch >/dev/null 2>&1 || need+=(ldap-utils)
 command -v ldclt >/dev/null 2>&1 || need+=(389-ds-base)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

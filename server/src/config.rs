@@ -19,7 +19,95 @@ pub struct ConfigFile {
     #[serde(default)]
     pub storage: StorageSection,
     #[serde(default)]
+    pub tls: TlsSection,
+    #[serde(default)]
+    pub security: SecuritySection,
+    #[serde(default)]
     pub log: LogSection,
+}
+
+/// Who may send what.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySection {
+    /// Where a password may travel over a connection without TLS (simple binds, Password
+    /// Modify): "loopback" (clients on this host only), "anywhere", or "never". Elsewhere the
+    /// request is refused with confidentialityRequired.
+    #[serde(default = "default_plain_passwords")]
+    pub plain_passwords: String,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        SecuritySection {
+            plain_passwords: default_plain_passwords(),
+        }
+    }
+}
+
+fn default_plain_passwords() -> String {
+    "loopback".into()
+}
+
+/// Where a password may be sent without TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainPasswords {
+    Loopback,
+    Anywhere,
+    Never,
+}
+
+impl PlainPasswords {
+    /// True if a password from `peer` over a connection without TLS is accepted.
+    pub fn allows(self, peer: std::net::IpAddr) -> bool {
+        match self {
+            PlainPasswords::Anywhere => true,
+            PlainPasswords::Never => false,
+            PlainPasswords::Loopback => {
+                peer.is_loopback()
+                    || matches!(peer, std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+            }
+        }
+    }
+}
+
+/// TLS: StartTLS on the plain listener and an optional LDAPS listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Offer TLS at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Address of the LDAPS listener (TLS from the first byte); none when absent.
+    #[serde(default)]
+    pub ldaps_listen: Option<String>,
+    /// The server's certificate chain and private key (PEM), relative to the config file. When
+    /// both are absent, a private CA and a localhost certificate are generated in the data
+    /// directory (`tls/`) on first start.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// CA certificates (PEM) client certificates are checked against; clients are not asked
+    /// for one when absent.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            enabled: true,
+            ldaps_listen: None,
+            cert: None,
+            key: None,
+            client_ca: None,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,6 +337,7 @@ pub enum ConfigError {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<String>,
+    pub ldaps_listen: Option<String>,
     pub data_dir: Option<PathBuf>,
 }
 
@@ -273,6 +362,12 @@ pub struct Settings {
     pub indexes: Vec<roster_storage::IndexSpec>,
     pub integrity_attributes: Vec<String>,
     pub password_scheme: crate::password::Scheme,
+    /// TLS on (StartTLS), with these files (`None`: generated in the data directory).
+    pub tls_enabled: bool,
+    pub tls_files: Option<crate::tls::TlsFiles>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub ldaps_listen: Option<SocketAddr>,
+    pub plain_passwords: PlainPasswords,
     pub log_level: String,
 }
 
@@ -320,6 +415,47 @@ impl Settings {
                 "directory.root_dn and directory.root_password must be given together".into(),
             ));
         }
+        let ldaps_listen = match overrides
+            .ldaps_listen
+            .clone()
+            .or(file.tls.ldaps_listen.clone())
+        {
+            Some(a) => Some(
+                a.parse()
+                    .map_err(|e| ConfigError::Invalid(format!("tls.ldaps_listen {a:?}: {e}")))?,
+            ),
+            None => None,
+        };
+        let tls_client_ca = file.tls.client_ca.as_ref().map(|p| base.join(p));
+        let tls_files = match (&file.tls.cert, &file.tls.key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                cert: base.join(cert),
+                key: base.join(key),
+                client_ca: tls_client_ca.clone(),
+                generated_ca: None,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls.cert and tls.key must be given together".into(),
+                ))
+            }
+        };
+        if ldaps_listen.is_some() && !file.tls.enabled {
+            return Err(ConfigError::Invalid(
+                "tls.ldaps_listen needs tls.enabled".into(),
+            ));
+        }
+        let plain_passwords = match file.security.plain_passwords.as_str() {
+            "loopback" => PlainPasswords::Loopback,
+            "anywhere" => PlainPasswords::Anywhere,
+            "never" => PlainPasswords::Never,
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "security.plain_passwords must be \"loopback\", \"anywhere\" or \"never\", not {other:?}"
+                )))
+            }
+        };
         let password_scheme = file
             .directory
             .password_scheme
@@ -387,6 +523,11 @@ impl Settings {
             indexes,
             integrity_attributes: file.directory.integrity_attributes,
             password_scheme,
+            tls_enabled: file.tls.enabled,
+            tls_files,
+            tls_client_ca,
+            ldaps_listen,
+            plain_passwords,
             log_level: file.log.level,
         })
     }
@@ -408,6 +549,7 @@ mod tests {
         let o = Overrides {
             listen: Some("127.0.0.1:2".into()),
             data_dir: Some("/tmp/x".into()),
+            ..Overrides::default()
         };
         let s = Settings::from_file(file, Path::new("/etc"), &o).unwrap();
         assert_eq!(s.listen.port(), 2);

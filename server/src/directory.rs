@@ -127,7 +127,7 @@ impl Directory {
                 hint,
             }
         })?;
-        let root_dse = crate::ops::dse::root_dse(&schema, &settings.suffixes);
+        let root_dse = crate::ops::dse::root_dse(&schema, &settings.suffixes, settings.tls_enabled);
         let subschema = crate::ops::dse::subschema(
             &schema,
             subschema_ndn.clone(),

@@ -45,6 +45,13 @@ pub enum OpError {
     ObjectClassModsProhibited(String),
     #[error("{0}")]
     NotAllowedOnNonLeaf(String),
+    /// The operation cannot run in the connection's present state (StartTLS with operations
+    /// outstanding or TLS already in use).
+    #[error("{0}")]
+    Operations(String),
+    /// The operation needs a protected connection (a password over plain LDAP).
+    #[error("{0}")]
+    ConfidentialityRequired(String),
     /// The entry fails the schema (RFC 4512 rules as slapd applies them).
     #[error("{0}")]
     Entry(#[from] roster_schema::EntryError),
@@ -92,6 +99,8 @@ pub fn ldap_result(err: &OpError) -> LdapResult {
         OpError::AttributeOrValueExists(m) => (C::AttributeOrValueExists, m.clone(), None),
         OpError::ObjectClassModsProhibited(m) => (C::ObjectClassModsProhibited, m.clone(), None),
         OpError::NotAllowedOnNonLeaf(m) => (C::NotAllowedOnNonLeaf, m.clone(), None),
+        OpError::Operations(m) => (C::OperationsError, m.clone(), None),
+        OpError::ConfidentialityRequired(m) => (C::ConfidentialityRequired, m.clone(), None),
         OpError::Entry(e) => (entry_code(e), e.to_string(), None),
         OpError::SizeLimitExceeded => (C::SizeLimitExceeded, String::new(), None),
         OpError::TimeLimitExceeded => (C::TimeLimitExceeded, String::new(), None),

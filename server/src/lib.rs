@@ -2,7 +2,7 @@
 //! `config` (settings), `directory` (schema + store), `net` (accepting), `session` (one
 //! connection), `ops` (the LDAP operations), `error` (result codes), `ldif` and `offline`
 //! (load, dump, verify), `control` (the socket `rosterd dump` uses while the server runs),
-//! `password` (hash schemes).
+//! `password` (hash schemes), `tls` (certificates for LDAPS and StartTLS).
 
 pub mod config;
 pub mod control;
@@ -15,3 +15,4 @@ pub mod ops;
 pub mod password;
 pub mod session;
 pub mod time;
+pub mod tls;

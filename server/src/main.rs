@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use roster_server::config::{Overrides, Settings};
 use roster_server::directory::Directory;
+use roster_server::tls::Tls;
 use roster_server::{net, offline};
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ struct Cli {
     /// Address of the LDAP listener, overriding server.listen (port 0 picks a free port).
     #[arg(long, global = true)]
     listen: Option<String>,
+    /// Address of the LDAPS listener, overriding tls.ldaps_listen.
+    #[arg(long, global = true)]
+    ldaps_listen: Option<String>,
     /// The data directory, overriding server.data_dir.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
@@ -85,6 +89,7 @@ fn describe(e: &anyhow::Error) -> String {
 fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let overrides = Overrides {
         listen: cli.listen.clone(),
+        ldaps_listen: cli.ldaps_listen.clone(),
         data_dir: cli.data_dir.clone(),
     };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
@@ -201,7 +206,21 @@ fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
             );
         }
         let listen = settings.listen;
+        let ldaps_listen = settings.ldaps_listen;
         let dir = Arc::new(Directory::open(settings)?);
+        let tls = if dir.settings.tls_enabled {
+            let tls = Tls::open(
+                dir.settings.tls_files.clone(),
+                dir.settings.tls_client_ca.clone(),
+                &dir.settings.data_dir,
+            )?;
+            if let Some(ca) = &tls.files().generated_ca {
+                tracing::info!(ca = %ca.display(), "TLS certificate from the generated private CA");
+            }
+            Some(Arc::new(tls))
+        } else {
+            None
+        };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listen on {listen}"))?;
@@ -209,10 +228,25 @@ fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
         tracing::info!(address = %local, "listening for LDAP");
         // Tests and scripts read this line to learn the port when it was chosen by the system.
         println!("listening ldap://{local}");
+        let ldaps = match ldaps_listen {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listen on {addr}"))?;
+                let local = l.local_addr().context("read listener address")?;
+                tracing::info!(address = %local, "listening for LDAPS");
+                println!("listening ldaps://{local}");
+                Some(l)
+            }
+            None => None,
+        };
         let _ = std::io::stdout().flush();
+        if let Some(tls) = &tls {
+            reload_on_sighup(tls.clone());
+        }
         let stop_control = tokio_util::sync::CancellationToken::new();
         let control = roster_server::control::start(&dir, stop_control.clone());
-        net::run(listener, dir.clone(), shutdown_signal()).await;
+        net::run(listener, ldaps, dir.clone(), tls, shutdown_signal()).await;
         stop_control.cancel();
         if let Some(c) = control {
             let _ = c.await;
@@ -231,6 +265,28 @@ fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
         tracing::info!("stopped");
         Ok(std::process::ExitCode::SUCCESS)
     })
+}
+
+/// Reads the TLS certificate and key again on every SIGHUP; open connections keep theirs.
+fn reload_on_sighup(tls: Arc<Tls>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; TLS files will not reload");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS reload failed; the previous certificate stays in use")
+                }
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

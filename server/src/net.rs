@@ -1,17 +1,36 @@
-//! Accepting connections: a bound listener, a cap on connections served at once, and a clean
-//! shutdown that tells every client and waits for every connection to finish.
+//! Accepting connections: the plain listener and the LDAPS one (TLS handshake first, with a
+//! time limit), a cap on connections served at once, and a clean shutdown that tells every
+//! client and waits for every connection to finish.
 
 use crate::directory::Directory;
-use crate::session;
+use crate::session::{self, Conn};
+use crate::tls::Tls;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-/// Serves `listener` until `shutdown` completes, then waits for the connections to close.
-pub async fn run(listener: TcpListener, dir: Arc<Directory>, shutdown: impl Future<Output = ()>) {
+/// Accepts on `listener`, or never when there is none.
+async fn accept_on(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves the plain listener (with StartTLS when `tls` is set) and the LDAPS listener, if any,
+/// until `shutdown` completes, then waits for the connections to close.
+pub async fn run(
+    plain: TcpListener,
+    ldaps: Option<TcpListener>,
+    dir: Arc<Directory>,
+    tls: Option<Arc<Tls>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let limit = Arc::new(Semaphore::new(dir.settings.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
@@ -26,8 +45,9 @@ pub async fn run(listener: TcpListener, dir: Arc<Directory>, shutdown: impl Futu
             },
             _ = &mut shutdown => break,
         };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
+        let (accepted, secure) = tokio::select! {
+            a = plain.accept() => (a, false),
+            a = accept_on(ldaps.as_ref()) => (a, true),
             _ = &mut shutdown => break,
         };
         match accepted {
@@ -36,8 +56,23 @@ pub async fn run(listener: TcpListener, dir: Arc<Directory>, shutdown: impl Futu
                 let _ = stream.set_nodelay(true);
                 let dir = dir.clone();
                 let stop = stop_rx.clone();
+                let conn = Conn {
+                    id: next_id,
+                    peer,
+                    secure,
+                    tls: tls.clone(),
+                };
                 conns.spawn(async move {
-                    session::serve(stream, dir, next_id, peer.to_string(), stop).await;
+                    if !secure {
+                        session::serve(stream, dir, conn, stop).await;
+                    } else if let Some(tls) = conn.tls.clone() {
+                        let handshake = tls.acceptor().accept(stream);
+                        match tokio::time::timeout(session::HANDSHAKE_TIMEOUT, handshake).await {
+                            Ok(Ok(stream)) => session::serve(stream, dir, conn, stop).await,
+                            Ok(Err(e)) => debug!(peer = %peer, error = %e, "TLS handshake failed"),
+                            Err(_) => debug!(peer = %peer, "TLS handshake timed out"),
+                        }
+                    }
                     drop(permit);
                 });
             }

@@ -10,15 +10,17 @@ use crate::directory::Directory;
 use crate::error::{ldap_result, OpError};
 use crate::ops::search::{PageRequest, PagedSearches, Stopped};
 use crate::ops::{self, Identity};
+use crate::tls::Tls;
 use futures::{SinkExt, StreamExt};
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
-    LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapResult, LdapResultCode,
-    LdapSearchRequest, LdapSearchResultEntry,
+    LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapResult,
+    LdapResultCode, LdapSearchRequest, LdapSearchResultEntry,
 };
 use ldap3_proto::LdapCodec;
 use std::collections::HashMap;
 use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +57,27 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 enum Next {
     Continue,
     Close,
+    /// StartTLS was accepted: the TLS handshake comes next on this stream.
+    StartTls,
+}
+
+/// How a connection's message loop ended.
+enum Ended {
+    Closed,
+    StartTls,
+}
+
+/// How long a client has to complete a TLS handshake (StartTLS or LDAPS).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the accept loop knows about a connection.
+pub struct Conn {
+    pub id: u64,
+    pub peer: SocketAddr,
+    /// TLS is in use from the first byte (LDAPS).
+    pub secure: bool,
+    /// The server's TLS configuration, for StartTLS.
+    pub tls: Option<Arc<Tls>>,
 }
 
 /// The state of one connection between requests.
@@ -67,93 +90,45 @@ struct Session {
     paged: Arc<PagedSearches>,
     /// The queue running searches write their responses to.
     tx: mpsc::Sender<Outgoing>,
+    peer: SocketAddr,
+    /// TLS protects the connection (LDAPS, or after StartTLS).
+    secure: bool,
+    tls: Option<Arc<Tls>>,
 }
 
 /// Serves one connection until the client unbinds or disconnects, or the server shuts down.
 pub async fn serve<S>(
     stream: S,
     dir: Arc<Directory>,
-    conn_id: u64,
-    peer: String,
+    conn: Conn,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let span = tracing::info_span!("conn", id = conn_id, peer = %peer);
+    let span = tracing::info_span!("conn", id = conn.id, peer = %conn.peer);
     async move {
-        debug!("connection opened");
-        let codec = codec_for(&dir, &Identity::Anonymous);
-        let mut framed = Framed::new(stream, codec);
+        debug!(tls = conn.secure, "connection opened");
         let (tx, mut rx) = mpsc::channel(OUTGOING_QUEUE);
-        let idle = dir.settings.idle_timeout;
         let mut session = Session {
             dir,
             who: Identity::Anonymous,
             running: HashMap::new(),
             paged: Arc::default(),
             tx,
+            peer: conn.peer,
+            secure: conn.secure,
+            tls: conn.tls,
         };
-        loop {
-            let idle_sleep = async {
-                match idle {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                out = rx.recv() => {
-                    let Some(out) = out else { break };
-                    match tokio::time::timeout(WRITE_TIMEOUT, write_queued(&mut framed, &mut rx, &mut session, out)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            debug!(error = %e, "write failed; closing");
-                            break;
-                        }
-                        Err(_) => {
-                            info!("client stopped reading responses; closing");
-                            break;
-                        }
-                    }
-                }
-                inbound = framed.next() => match inbound {
-                    None => {
-                        debug!("client closed the connection");
-                        break;
-                    }
-                    Some(Err(e)) => {
-                        if is_disconnect(&e) {
-                            debug!(error = %e, "connection lost");
-                        } else {
-                            info!(error = %e, "undecodable message; closing the connection");
-                            let notice = notice(LdapResultCode::ProtocolError, "malformed or oversized LDAP message");
-                            let _ = tokio::time::timeout(WRITE_TIMEOUT, framed.send(notice)).await;
-                        }
-                        break;
-                    }
-                    Some(Ok(msg)) => match tokio::time::timeout(WRITE_TIMEOUT, session.handle(msg, &mut framed)).await {
-                        Ok(Ok(Next::Continue)) => {}
-                        Ok(Ok(Next::Close)) => break,
-                        Ok(Err(e)) => {
-                            debug!(error = %e, "write failed; closing");
-                            break;
-                        }
-                        Err(_) => {
-                            info!("client stopped reading responses; closing");
-                            break;
-                        }
-                    },
-                },
-                _ = shutdown.changed() => {
-                    let notice = notice(LdapResultCode::Unavailable, "the server is shutting down");
-                    let _ = tokio::time::timeout(Duration::from_secs(1), framed.send(notice)).await;
-                    break;
-                }
-                _ = idle_sleep, if session.running.is_empty() => {
-                    debug!("idle timeout");
-                    let _ = tokio::time::timeout(Duration::from_secs(1), framed.send(notice(LdapResultCode::Unavailable, "idle timeout"))).await;
-                    break;
-                }
+        let mut framed = Framed::new(stream, codec_for(&session.dir, &Identity::Anonymous));
+        let ended = drive(&mut framed, &mut session, &mut rx, &mut shutdown).await;
+        if let Ended::StartTls = ended {
+            if let Some(stream) = upgrade(framed, &session).await {
+                session.secure = true;
+                debug!("TLS started");
+                let codec = codec_for(&session.dir, &session.who);
+                let mut framed = Framed::new(stream, codec);
+                // A second StartTLS is refused (the session is secure), so this ends closed.
+                drive(&mut framed, &mut session, &mut rx, &mut shutdown).await;
             }
         }
         session.abandon_all();
@@ -161,6 +136,111 @@ pub async fn serve<S>(
     }
     .instrument(span)
     .await
+}
+
+/// The TLS handshake after an accepted StartTLS. `None` (the connection closes) when the client
+/// sent more before the handshake, or the handshake fails or times out.
+async fn upgrade<S>(
+    framed: Framed<S, LdapCodec>,
+    session: &Session,
+) -> Option<tokio_rustls::server::TlsStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let parts = framed.into_parts();
+    if !parts.read_buf.is_empty() {
+        info!("client sent data between the StartTLS response and the handshake; closing");
+        return None;
+    }
+    let acceptor = session.tls.as_ref()?.acceptor();
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(parts.io)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            info!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            info!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// The message loop of a connection over one stream.
+async fn drive<S>(
+    framed: &mut Framed<S, LdapCodec>,
+    session: &mut Session,
+    rx: &mut mpsc::Receiver<Outgoing>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let idle = session.dir.settings.idle_timeout;
+    loop {
+        let idle_sleep = async {
+            match idle {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            out = rx.recv() => {
+                let Some(out) = out else { return Ended::Closed };
+                match tokio::time::timeout(WRITE_TIMEOUT, write_queued(framed, rx, session, out)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        debug!(error = %e, "write failed; closing");
+                        return Ended::Closed;
+                    }
+                    Err(_) => {
+                        info!("client stopped reading responses; closing");
+                        return Ended::Closed;
+                    }
+                }
+            }
+            inbound = framed.next() => match inbound {
+                None => {
+                    debug!("client closed the connection");
+                    return Ended::Closed;
+                }
+                Some(Err(e)) => {
+                    if is_disconnect(&e) {
+                        debug!(error = %e, "connection lost");
+                    } else {
+                        info!(error = %e, "undecodable message; closing the connection");
+                        let notice = notice(LdapResultCode::ProtocolError, "malformed or oversized LDAP message");
+                        let _ = tokio::time::timeout(WRITE_TIMEOUT, framed.send(notice)).await;
+                    }
+                    return Ended::Closed;
+                }
+                Some(Ok(msg)) => match tokio::time::timeout(WRITE_TIMEOUT, session.handle(msg, framed)).await {
+                    Ok(Ok(Next::Continue)) => {}
+                    Ok(Ok(Next::Close)) => return Ended::Closed,
+                    Ok(Ok(Next::StartTls)) => return Ended::StartTls,
+                    Ok(Err(e)) => {
+                        debug!(error = %e, "write failed; closing");
+                        return Ended::Closed;
+                    }
+                    Err(_) => {
+                        info!("client stopped reading responses; closing");
+                        return Ended::Closed;
+                    }
+                },
+            },
+            _ = shutdown.changed() => {
+                let notice = notice(LdapResultCode::Unavailable, "the server is shutting down");
+                let _ = tokio::time::timeout(Duration::from_secs(1), framed.send(notice)).await;
+                return Ended::Closed;
+            }
+            _ = idle_sleep, if session.running.is_empty() => {
+                debug!("idle timeout");
+                let _ = tokio::time::timeout(Duration::from_secs(1), framed.send(notice(LdapResultCode::Unavailable, "idle timeout"))).await;
+                return Ended::Closed;
+            }
+        }
+    }
 }
 
 /// True for I/O errors that only mean the client went away.
@@ -337,6 +417,20 @@ impl Session {
             }
         };
         let reply = match op {
+            LdapOp::BindRequest(req) if self.refuses_plain_password(&req.cred) => {
+                // RFC 4513 section 5.1.2: the password is not checked, and the connection's
+                // authorization state becomes anonymous.
+                self.abandon_all();
+                *framed.codec_mut() = codec_for(&self.dir, &Identity::Anonymous);
+                self.who = Identity::Anonymous;
+                info!(msgid, dn = %req.dn, "simple bind over a connection without TLS refused");
+                Some(LdapOp::BindResponse(LdapBindResponse {
+                    res: ldap_result(&OpError::ConfidentialityRequired(
+                        "passwords are accepted only over TLS here: use StartTLS or LDAPS".into(),
+                    )),
+                    saslcreds: None,
+                }))
+            }
             LdapOp::BindRequest(req) => {
                 // RFC 4511 section 4.2.1: operations in progress are abandoned by a bind.
                 self.abandon_all();
@@ -375,6 +469,19 @@ impl Session {
                 &self.dir, &self.who, &req,
             ))),
             // A password change hashes with argon2: a blocking thread's work.
+            LdapOp::ExtendedRequest(req)
+                if req.name == ldap3_proto::proto::OID_PASSWORD_MODIFY
+                    && !self.secure
+                    && !self.dir.settings.plain_passwords.allows(self.peer.ip()) =>
+            {
+                Some(LdapOp::ExtendedResponse(LdapExtendedResponse {
+                    res: ldap_result(&OpError::ConfidentialityRequired(
+                        "passwords are accepted only over TLS here: use StartTLS or LDAPS".into(),
+                    )),
+                    name: None,
+                    value: None,
+                }))
+            }
             LdapOp::ExtendedRequest(req) if req.name == ldap3_proto::proto::OID_PASSWORD_MODIFY => {
                 let (dir, who) = (self.dir.clone(), self.who.clone());
                 let resp = tokio::task::spawn_blocking(move || {
@@ -387,6 +494,46 @@ impl Session {
                     value: None,
                 });
                 Some(LdapOp::ExtendedResponse(resp))
+            }
+            LdapOp::ExtendedRequest(req) if req.name == ops::extended::START_TLS => {
+                // RFC 4511 section 4.14 and RFC 4513 section 3.1.1.
+                let refused = if self.secure {
+                    Some(OpError::Operations(
+                        "TLS is already in use on this connection".into(),
+                    ))
+                } else if !self.running.is_empty() {
+                    Some(OpError::Operations(
+                        "operations are outstanding on this connection".into(),
+                    ))
+                } else if self.tls.is_none() {
+                    Some(OpError::Unavailable(
+                        "TLS is not configured on this server".into(),
+                    ))
+                } else {
+                    None
+                };
+                match refused {
+                    Some(e) => Some(LdapOp::ExtendedResponse(LdapExtendedResponse {
+                        res: ldap_result(&e),
+                        name: None,
+                        value: None,
+                    })),
+                    None => {
+                        let op = LdapOp::ExtendedResponse(LdapExtendedResponse {
+                            res: crate::error::success(),
+                            name: Some(ops::extended::START_TLS.to_string()),
+                            value: None,
+                        });
+                        framed
+                            .send(LdapMsg {
+                                msgid,
+                                op,
+                                ctrl: Vec::new(),
+                            })
+                            .await?;
+                        return Ok(Next::StartTls);
+                    }
+                }
             }
             LdapOp::ExtendedRequest(req) => Some(LdapOp::ExtendedResponse(
                 ops::extended::extended(&self.who, &req),
@@ -438,6 +585,12 @@ impl Session {
             framed.send(LdapMsg { msgid, op, ctrl }).await?;
         }
         Ok(Next::Continue)
+    }
+
+    /// True for a simple bind with a password that this connection may not carry in clear.
+    fn refuses_plain_password(&self, cred: &LdapBindCred) -> bool {
+        let has_password = matches!(cred, LdapBindCred::Simple(pw) if !pw.is_empty());
+        has_password && !self.secure && !self.dir.settings.plain_passwords.allows(self.peer.ip())
     }
 
     /// Asks every running operation to stop; they send nothing more.

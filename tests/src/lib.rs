@@ -40,6 +40,8 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 /// A running rosterd with its own data directory.
 pub struct Rosterd {
     pub addr: SocketAddr,
+    /// The LDAPS listener, when the config has `tls.ldaps_listen`.
+    pub ldaps: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     child: Child,
@@ -97,10 +99,28 @@ impl Rosterd {
             .unwrap_or_else(|| panic!("unexpected first line from rosterd: {first}"))
             .parse()
             .expect("listen address");
+        let wants_ldaps = std::fs::read_to_string(&config)
+            .map(|c| c.contains("ldaps_listen"))
+            .unwrap_or(false);
+        let ldaps = if wants_ldaps {
+            let line = lines
+                .next()
+                .expect("rosterd exited before listening for LDAPS")
+                .expect("read rosterd stdout");
+            Some(
+                line.strip_prefix("listening ldaps://")
+                    .unwrap_or_else(|| panic!("unexpected second line from rosterd: {line}"))
+                    .parse()
+                    .expect("ldaps address"),
+            )
+        } else {
+            None
+        };
         // Keep draining stdout so the daemon never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Rosterd {
             addr,
+            ldaps,
             dir,
             config,
             child,
@@ -109,6 +129,18 @@ impl Rosterd {
 
     pub fn url(&self) -> String {
         format!("ldap://{}", self.addr)
+    }
+
+    pub fn ldaps_url(&self) -> String {
+        format!(
+            "ldaps://{}",
+            self.ldaps.expect("no LDAPS listener configured")
+        )
+    }
+
+    /// The CA certificate the server generated in its data directory.
+    pub fn generated_ca(&self) -> PathBuf {
+        self.dir.path().join("data").join("tls").join("ca.pem")
     }
 
     pub fn pid(&self) -> u32 {
@@ -284,6 +316,22 @@ pub fn run_tool(tool: &str, args: &[&str]) -> (i32, String, String) {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs an OpenLDAP tool with extra environment variables (`LDAPTLS_CACERT`, ...), which
+/// override ldap.conf; (exit code, stdout, stderr).
+pub fn run_tool_env(tool: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(tool);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {tool}: {e}"));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -37,7 +37,7 @@ fn strs<'a>(v: impl IntoIterator<Item = &'a str>) -> Vec<Vec<u8>> {
 }
 
 /// The root DSE: the entry with the empty DN.
-pub fn root_dse(schema: &Schema, suffixes: &[String]) -> Entry {
+pub fn root_dse(schema: &Schema, suffixes: &[String], starttls: bool) -> Entry {
     let mut attrs = Vec::new();
     push(
         schema,
@@ -74,7 +74,12 @@ pub fn root_dse(schema: &Schema, suffixes: &[String]) -> Entry {
         schema,
         &mut attrs,
         "supportedExtension",
-        strs(SUPPORTED_EXTENSIONS.iter().copied()),
+        strs(
+            SUPPORTED_EXTENSIONS
+                .iter()
+                .copied()
+                .chain(starttls.then_some(super::extended::START_TLS)),
+        ),
     );
     push(
         schema,

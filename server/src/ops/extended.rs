@@ -1,5 +1,5 @@
 //! Extended operations answered in place (RFC 4511 section 4.12): Who am I? (RFC 4532).
-//! StartTLS is refused until TLS is configured; Password Modify is in `passwd`.
+//! StartTLS changes the stream and is the session's; Password Modify is in `passwd`.
 
 use super::Identity;
 use crate::error::{ldap_result, success, OpError};
@@ -23,8 +23,9 @@ pub fn extended(who: &Identity, req: &LdapExtendedRequest) -> LdapExtendedRespon
                 value: Some(authz.into_bytes()),
             }
         }
-        START_TLS => refuse(OpError::Unavailable(
-            "StartTLS is not configured on this server".into(),
+        // The session answers StartTLS before operations see it.
+        START_TLS => refuse(OpError::Internal(
+            "StartTLS reached the in-place extended operations".into(),
         )),
         // The session runs password changes (ops::passwd) on a blocking thread.
         OID_PASSWORD_MODIFY => refuse(OpError::Internal(

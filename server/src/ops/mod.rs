@@ -134,8 +134,8 @@ mod tests {
             file,
             dir.path(),
             &Overrides {
-                listen: None,
                 data_dir: Some(dir.path().join("data")),
+                ..Overrides::default()
             },
         )
         .unwrap();

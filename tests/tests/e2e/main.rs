@@ -6,4 +6,5 @@ mod basic;
 mod differential;
 mod groups;
 mod offline;
+mod tls;
 mod writes;

@@ -1,0 +1,231 @@
+//! TLS: StartTLS and LDAPS with the certificate rosterd generates on first start, checked with
+//! OpenLDAP's tools, the ldap3 crate and openssl; confidentiality rules for passwords; reload of
+//! the certificate on SIGHUP.
+
+use ldap3::{LdapConn, LdapConnSettings, Scope};
+use roster_tests::{run_tool_env, Rosterd, ROOT_DN, ROOT_PW};
+use std::path::Path;
+use std::sync::Arc;
+
+const LDAPS: &str = "[tls]\nldaps_listen = \"127.0.0.1:0\"\n";
+
+fn whoami(url: &str, starttls: bool, ca: Option<&Path>) -> (i32, String, String) {
+    let mut args = vec!["-x", "-H", url, "-D", ROOT_DN, "-w", ROOT_PW];
+    if starttls {
+        args.push("-ZZ");
+    }
+    let ca_s;
+    let mut env = vec![("LDAPTLS_REQCERT", "demand")];
+    match ca {
+        Some(p) => {
+            ca_s = p.to_string_lossy().into_owned();
+            env.push(("LDAPTLS_CACERT", ca_s.as_str()));
+        }
+        // A CA file that does not sign the server's certificate.
+        None => env.push(("LDAPTLS_CACERT", "/etc/ssl/certs/ca-certificates.crt")),
+    }
+    run_tool_env("ldapwhoami", &args, &env)
+}
+
+/// A rustls client configuration trusting only the PEM CA at `ca`.
+fn client_config(ca: &Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+#[test]
+fn starttls_and_ldaps_with_the_generated_ca() {
+    let server = Rosterd::start(None, LDAPS);
+    let ca = server.generated_ca();
+    assert!(ca.exists(), "generated CA at {}", ca.display());
+    let key = server.dir.path().join("data/tls/server.key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "server key readable by others: {mode:o}");
+    }
+    let url = server.url();
+    let ldaps = server.ldaps_url();
+
+    // OpenLDAP's tools: StartTLS (-ZZ requires success) and LDAPS, with the CA and without.
+    let (code, out, err) = whoami(&url, true, Some(&ca));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("dn:{ROOT_DN}"));
+    let (code, out, err) = whoami(&ldaps, false, Some(&ca));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("dn:{ROOT_DN}"));
+    let (code, _, _) = whoami(&url, true, None);
+    assert_ne!(code, 0, "StartTLS must fail against an unknown CA");
+    let (code, _, _) = whoami(&ldaps, false, None);
+    assert_ne!(code, 0, "LDAPS must fail against an unknown CA");
+    // The ldap3 crate, both ways.
+    let config = client_config(&ca);
+    let settings = LdapConnSettings::new()
+        .set_config(config.clone())
+        .set_starttls(true);
+    let mut conn = LdapConn::with_settings(settings, &url).unwrap();
+    conn.simple_bind(ROOT_DN, ROOT_PW)
+        .unwrap()
+        .success()
+        .unwrap();
+    let (entries, _) = conn
+        .search(
+            "",
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["supportedExtension"],
+        )
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    // A second StartTLS on a protected connection: operationsError.
+    let res = conn
+        .extended(ldap3::exop::Exop {
+            name: Some("1.3.6.1.4.1.1466.20037".into()),
+            val: None,
+        })
+        .unwrap();
+    assert_eq!(res.1.rc, 1, "{:?}", res.1);
+    conn.unbind().unwrap();
+    let settings = LdapConnSettings::new().set_config(config);
+    let mut conn = LdapConn::with_settings(settings, &ldaps).unwrap();
+    conn.simple_bind(ROOT_DN, ROOT_PW)
+        .unwrap()
+        .success()
+        .unwrap();
+    let res = conn
+        .extended(ldap3::exop::Exop {
+            name: Some("1.3.6.1.4.1.1466.20037".into()),
+            val: None,
+        })
+        .unwrap();
+    assert_eq!(res.1.rc, 1, "StartTLS over LDAPS: {:?}", res.1);
+    conn.unbind().unwrap();
+
+    // TLS 1.0 and 1.1 are refused; 1.2 and 1.3 are served.
+    let hostport = ldaps.trim_start_matches("ldaps://").to_string();
+    let ca_s = ca.to_string_lossy().into_owned();
+    for (flag, ok) in [
+        ("-tls1", false),
+        ("-tls1_1", false),
+        ("-tls1_2", true),
+        ("-tls1_3", true),
+    ] {
+        let out = std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &hostport,
+                flag,
+                "-CAfile",
+                &ca_s,
+                "-verify_return_error",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), ok, "openssl {flag}: {text}");
+    }
+}
+
+#[test]
+fn passwords_only_over_tls_when_configured() {
+    let server = Rosterd::start(None, "[security]\nplain_passwords = \"never\"\n");
+    let ca = server.generated_ca();
+    let url = server.url();
+    // A simple bind in clear: confidentialityRequired (13); anonymous still works.
+    let (code, _, err) = whoami(&url, false, Some(&ca));
+    assert_eq!(code, 13, "{err}");
+    let (code, out, err) = run_tool_env("ldapwhoami", &["-x", "-H", &url], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "anonymous");
+    // Password Modify in clear is refused the same way; over StartTLS both work.
+    let (code, out, _) = run_tool_env(
+        "ldappasswd",
+        &["-x", "-H", &url, "-s", "x", "cn=nobody,dc=example,dc=com"],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(out.contains("Confidentiality required (13)"), "{out}");
+    let (code, _, err) = whoami(&url, true, Some(&ca));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn certificate_reloads_on_sighup() {
+    // Two servers generate two unrelated CAs; the third serves files that are replaced.
+    let first = Rosterd::start(None, "");
+    let second = Rosterd::start(None, "");
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = |from: &Rosterd| {
+        let tls = from.dir.path().join("data/tls");
+        std::fs::copy(tls.join("server.pem"), tmp.path().join("cert.pem")).unwrap();
+        std::fs::copy(tls.join("server.key"), tmp.path().join("key.pem")).unwrap();
+    };
+    copy(&first);
+    let config = format!(
+        "[tls]\nldaps_listen = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        tmp.path().join("cert.pem").display(),
+        tmp.path().join("key.pem").display()
+    );
+    let server = Rosterd::start(None, &config);
+    let ldaps = server.ldaps_url();
+    assert!(!server.generated_ca().exists(), "configured files are used");
+    assert_eq!(whoami(&ldaps, false, Some(&first.generated_ca())).0, 0);
+    assert_ne!(whoami(&ldaps, false, Some(&second.generated_ca())).0, 0);
+
+    // A connection made before the reload keeps working after it.
+    let settings = LdapConnSettings::new().set_config(client_config(&first.generated_ca()));
+    let mut before = LdapConn::with_settings(settings, &ldaps).unwrap();
+    before
+        .simple_bind(ROOT_DN, ROOT_PW)
+        .unwrap()
+        .success()
+        .unwrap();
+
+    copy(&second);
+    let kill = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut reloaded = false;
+    for _ in 0..50 {
+        if whoami(&ldaps, false, Some(&second.generated_ca())).0 == 0 {
+            reloaded = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(reloaded, "new handshakes use the new certificate");
+    assert_ne!(whoami(&ldaps, false, Some(&first.generated_ca())).0, 0);
+    let (entries, _) = before
+        .search("", Scope::Base, "(objectClass=*)", vec!["vendorName"])
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+
+    // A broken file is refused at reload and the working certificate stays.
+    std::fs::write(tmp.path().join("cert.pem"), "not a certificate").unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(whoami(&ldaps, false, Some(&second.generated_ca())).0, 0);
+}
