@@ -80,7 +80,7 @@ pub struct TlsSection {
     pub enabled: bool,
     /// Address of the LDAPS listener (TLS from the first byte); none when absent.
     #[serde(default)]
-    pub ldaps_listen: Option<String>,
+    pub listen: Option<String>,
     /// The server's certificate chain and private key (PEM), relative to the config file. When
     /// both are absent, a private CA and a localhost certificate are generated in the data
     /// directory (`tls/`) on first start.
@@ -98,7 +98,7 @@ impl Default for TlsSection {
     fn default() -> Self {
         TlsSection {
             enabled: true,
-            ldaps_listen: None,
+            listen: None,
             cert: None,
             key: None,
             client_ca: None,
@@ -418,11 +418,11 @@ impl Settings {
         let ldaps_listen = match overrides
             .ldaps_listen
             .clone()
-            .or(file.tls.ldaps_listen.clone())
+            .or(file.tls.listen.clone())
         {
             Some(a) => Some(
                 a.parse()
-                    .map_err(|e| ConfigError::Invalid(format!("tls.ldaps_listen {a:?}: {e}")))?,
+                    .map_err(|e| ConfigError::Invalid(format!("tls.listen {a:?}: {e}")))?,
             ),
             None => None,
         };
@@ -443,7 +443,7 @@ impl Settings {
         };
         if ldaps_listen.is_some() && !file.tls.enabled {
             return Err(ConfigError::Invalid(
-                "tls.ldaps_listen needs tls.enabled".into(),
+                "tls.listen needs tls.enabled".into(),
             ));
         }
         let plain_passwords = match file.security.plain_passwords.as_str() {

@@ -25,9 +25,9 @@ struct Cli {
     /// Address of the LDAP listener, overriding server.listen (port 0 picks a free port).
     #[arg(long, global = true)]
     listen: Option<String>,
-    /// Address of the LDAPS listener, overriding tls.ldaps_listen.
+    /// Address of the LDAPS listener, overriding tls.listen.
     #[arg(long, global = true)]
-    ldaps_listen: Option<String>,
+    listen_tls: Option<String>,
     /// The data directory, overriding server.data_dir.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
@@ -89,7 +89,7 @@ fn describe(e: &anyhow::Error) -> String {
 fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let overrides = Overrides {
         listen: cli.listen.clone(),
-        ldaps_listen: cli.ldaps_listen.clone(),
+        ldaps_listen: cli.listen_tls.clone(),
         data_dir: cli.data_dir.clone(),
     };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;

@@ -40,7 +40,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 /// A running rosterd with its own data directory.
 pub struct Rosterd {
     pub addr: SocketAddr,
-    /// The LDAPS listener, when the config has `tls.ldaps_listen`.
+    /// The LDAPS listener, when the config has `listen` in its `[tls]` section.
     pub ldaps: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
@@ -100,7 +100,11 @@ impl Rosterd {
             .parse()
             .expect("listen address");
         let wants_ldaps = std::fs::read_to_string(&config)
-            .map(|c| c.contains("ldaps_listen"))
+            .map(|c| {
+                c.split("[tls]")
+                    .nth(1)
+                    .is_some_and(|t| t.lines().any(|l| l.trim_start().starts_with("listen")))
+            })
             .unwrap_or(false);
         let ldaps = if wants_ldaps {
             let line = lines

@@ -7,7 +7,7 @@ use roster_tests::{run_tool_env, Rosterd, ROOT_DN, ROOT_PW};
 use std::path::Path;
 use std::sync::Arc;
 
-const LDAPS: &str = "[tls]\nldaps_listen = \"127.0.0.1:0\"\n";
+const LDAPS: &str = "[tls]\nlisten = \"127.0.0.1:0\"\n";
 
 fn whoami(url: &str, starttls: bool, ca: Option<&Path>) -> (i32, String, String) {
     let mut args = vec!["-x", "-H", url, "-D", ROOT_DN, "-w", ROOT_PW];
@@ -178,7 +178,7 @@ fn certificate_reloads_on_sighup() {
     };
     copy(&first);
     let config = format!(
-        "[tls]\nldaps_listen = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        "[tls]\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n",
         tmp.path().join("cert.pem").display(),
         tmp.path().join("key.pem").display()
     );
