@@ -977,6 +977,86 @@ impl CompiledFilter {
         }
     }
 
+    /// Evaluates as [`Self::evaluate`] with access control: an item on an attribute type for
+    /// which `allowed` is false is Undefined, as slapd treats an assertion the client may not
+    /// search (its value can then not change the result). Types are asked as the filter names
+    /// them; an extensible match without a type looks only at allowed attributes.
+    pub fn evaluate_with(
+        &self,
+        schema: &Schema,
+        entry: &Entry,
+        allowed: &dyn Fn(AttrId) -> bool,
+    ) -> TriState {
+        match self {
+            CompiledFilter::And(v) => {
+                let mut r = TriState::True;
+                for f in v {
+                    match f.evaluate_with(schema, entry, allowed) {
+                        TriState::False => return TriState::False,
+                        TriState::Undefined => r = TriState::Undefined,
+                        TriState::True => {}
+                    }
+                }
+                r
+            }
+            CompiledFilter::Or(v) => {
+                let mut r = TriState::False;
+                for f in v {
+                    match f.evaluate_with(schema, entry, allowed) {
+                        TriState::True => return TriState::True,
+                        TriState::Undefined => r = TriState::Undefined,
+                        TriState::False => {}
+                    }
+                }
+                r
+            }
+            CompiledFilter::Not(f) => match f.evaluate_with(schema, entry, allowed) {
+                TriState::True => TriState::False,
+                TriState::False => TriState::True,
+                TriState::Undefined => TriState::Undefined,
+            },
+            CompiledFilter::Equality { attr, .. }
+            | CompiledFilter::Substrings { attr, .. }
+            | CompiledFilter::GreaterOrEqual { attr, .. }
+            | CompiledFilter::LessOrEqual { attr, .. }
+            | CompiledFilter::Present { attr, .. }
+            | CompiledFilter::Approx { attr, .. }
+            | CompiledFilter::InChain { attr, .. }
+            | CompiledFilter::Extensible {
+                attr: Some(attr), ..
+            } => {
+                if allowed(*attr) {
+                    self.evaluate(schema, entry)
+                } else {
+                    TriState::Undefined
+                }
+            }
+            CompiledFilter::Extensible { attr: None, .. } => {
+                if entry.attrs.iter().all(|a| allowed(a.desc.id)) {
+                    self.evaluate(schema, entry)
+                } else {
+                    let visible = Entry {
+                        dn: entry.dn.clone(),
+                        ndn: entry.ndn.clone(),
+                        attrs: entry
+                            .attrs
+                            .iter()
+                            .filter(|a| allowed(a.desc.id))
+                            .cloned()
+                            .collect(),
+                    };
+                    // What the hidden attributes would have said is unknown: False becomes
+                    // Undefined, so the result is never truer than without access control.
+                    match self.evaluate(schema, &visible) {
+                        TriState::True => TriState::True,
+                        _ => TriState::Undefined,
+                    }
+                }
+            }
+            CompiledFilter::Undefined | CompiledFilter::DnIn(_) => self.evaluate(schema, entry),
+        }
+    }
+
     /// True if any part of the filter looks at attribute `attr` (or a subtype of it) of an
     /// entry, so that a caller knows whether a computed attribute must be added to candidates
     /// before evaluation.
@@ -1310,6 +1390,50 @@ fn eval_extensible(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn items_on_attributes_not_allowed_are_undefined() {
+        let schema = Schema::builtin();
+        let pw = schema.attr_id("userPassword").unwrap();
+        let dn = crate::dn::Dn::parse("uid=a,dc=example,dc=com").unwrap();
+        let entry = Entry::from_parts(
+            &schema,
+            &dn.to_string(),
+            vec![
+                ("objectClass".into(), vec![b"inetOrgPerson".to_vec()]),
+                ("uid".into(), vec![b"a".to_vec()]),
+                ("cn".into(), vec![b"A".to_vec()]),
+                ("sn".into(), vec![b"A".to_vec()]),
+                ("userPassword".into(), vec![b"secret".to_vec()]),
+            ],
+        )
+        .unwrap();
+        let allowed = |a: AttrId| a != pw;
+        let eval = |s: &str| {
+            Filter::parse(s)
+                .unwrap()
+                .compile(&schema)
+                .evaluate_with(&schema, &entry, &allowed)
+        };
+        assert_eq!(eval("(userPassword=secret)"), TriState::Undefined);
+        assert_eq!(eval("(!(userPassword=x))"), TriState::Undefined);
+        assert_eq!(
+            eval("(userpassword:2.5.13.17:=secret)"),
+            TriState::Undefined
+        );
+        assert_eq!(eval("(|(cn=a)(userPassword=*))"), TriState::True);
+        assert_eq!(eval("(&(cn=a)(userPassword=*))"), TriState::Undefined);
+        // Without a type: what the visible attributes say if True, else unknown.
+        assert_eq!(eval("(:2.5.13.2:=a)"), TriState::True);
+        assert_eq!(eval("(:2.5.13.17:=secret)"), TriState::Undefined);
+        assert_eq!(
+            Filter::parse("(userPassword=secret)")
+                .unwrap()
+                .compile(&schema)
+                .evaluate_with(&schema, &entry, &|_| true),
+            TriState::True
+        );
+    }
 
     fn entry(s: &Schema, dn: &str, attrs: &[(&str, &[&str])]) -> Entry {
         let mut parts: Vec<(String, Vec<Vec<u8>>)> = attrs

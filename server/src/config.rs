@@ -23,7 +23,59 @@ pub struct ConfigFile {
     #[serde(default)]
     pub security: SecuritySection,
     #[serde(default)]
+    pub access: AccessSection,
+    #[serde(default)]
     pub log: LogSection,
+}
+
+/// Access control (see `access.rs`): custom rules first, then the built-in policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSection {
+    /// "mail" (the built-in mail directory policy after the custom rules) or "custom" (the
+    /// custom rules alone).
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    /// A group whose members (nested too) manage every domain.
+    #[serde(default)]
+    pub global_admins: Option<String>,
+    /// The group whose members manage a domain, `{suffix}` standing for the domain.
+    #[serde(default = "default_domain_admins")]
+    pub domain_admins: String,
+    /// Where service accounts (mail servers, sync jobs) live; `{any}`: in any domain.
+    #[serde(default = "default_services")]
+    pub services: String,
+    /// What service accounts read.
+    #[serde(default = "crate::access::default_service_attributes")]
+    pub service_attributes: Vec<String>,
+    /// Rules evaluated before the built-in policy, first match wins.
+    #[serde(default)]
+    pub rule: Vec<crate::access::RuleSpec>,
+}
+
+impl Default for AccessSection {
+    fn default() -> Self {
+        AccessSection {
+            policy: default_policy(),
+            global_admins: None,
+            domain_admins: default_domain_admins(),
+            services: default_services(),
+            service_attributes: crate::access::default_service_attributes(),
+            rule: Vec::new(),
+        }
+    }
+}
+
+fn default_policy() -> String {
+    "mail".into()
+}
+
+fn default_domain_admins() -> String {
+    "cn=admins,ou=groups,{suffix}".into()
+}
+
+fn default_services() -> String {
+    "ou=services,{any}".into()
 }
 
 /// Who may send what.
@@ -368,6 +420,8 @@ pub struct Settings {
     pub tls_client_ca: Option<PathBuf>,
     pub ldaps_listen: Option<SocketAddr>,
     pub plain_passwords: PlainPasswords,
+    /// The access rules in evaluation order (custom, then built-in).
+    pub access_rules: Vec<crate::access::RuleSpec>,
     pub log_level: String,
 }
 
@@ -415,11 +469,7 @@ impl Settings {
                 "directory.root_dn and directory.root_password must be given together".into(),
             ));
         }
-        let ldaps_listen = match overrides
-            .ldaps_listen
-            .clone()
-            .or(file.tls.listen.clone())
-        {
+        let ldaps_listen = match overrides.ldaps_listen.clone().or(file.tls.listen.clone()) {
             Some(a) => Some(
                 a.parse()
                     .map_err(|e| ConfigError::Invalid(format!("tls.listen {a:?}: {e}")))?,
@@ -442,9 +492,7 @@ impl Settings {
             }
         };
         if ldaps_listen.is_some() && !file.tls.enabled {
-            return Err(ConfigError::Invalid(
-                "tls.listen needs tls.enabled".into(),
-            ));
+            return Err(ConfigError::Invalid("tls.listen needs tls.enabled".into()));
         }
         let plain_passwords = match file.security.plain_passwords.as_str() {
             "loopback" => PlainPasswords::Loopback,
@@ -456,6 +504,21 @@ impl Settings {
                 )))
             }
         };
+        let mut access_rules = file.access.rule.clone();
+        match file.access.policy.as_str() {
+            "mail" => access_rules.extend(crate::access::mail_rules(&crate::access::MailPolicy {
+                global_admins: file.access.global_admins.clone(),
+                domain_admins: file.access.domain_admins.clone(),
+                services: file.access.services.clone(),
+                service_attributes: file.access.service_attributes.clone(),
+            })),
+            "custom" => {}
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "access.policy must be \"mail\" or \"custom\", not {other:?}"
+                )))
+            }
+        }
         let password_scheme = file
             .directory
             .password_scheme
@@ -528,6 +591,7 @@ impl Settings {
             tls_client_ca,
             ldaps_listen,
             plain_passwords,
+            access_rules,
             log_level: file.log.level,
         })
     }

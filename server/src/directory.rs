@@ -25,6 +25,8 @@ pub enum OpenError {
         value: String,
         source: roster_schema::DnError,
     },
+    #[error("{0}")]
+    Access(String),
     #[error("open entry store in {path}: {source}{hint}")]
     Store {
         path: String,
@@ -47,6 +49,8 @@ pub struct Directory {
     /// The root DSE and the subschema entry, built once: they change only with the config.
     pub root_dse: Entry,
     pub subschema: Entry,
+    /// Who may do what (see `access`).
+    pub policy: crate::access::Policy,
     /// Attribute types with an equality index that narrows a search to a few entries (every
     /// configured equality index but objectClass's, whose values each match many entries).
     pub selective_indexes: Vec<AttrId>,
@@ -103,6 +107,8 @@ impl Directory {
             None => None,
         };
         let subschema_ndn = norm("subschema", "cn=Subschema")?;
+        let policy = crate::access::Policy::compile(&schema, &suffixes, &settings.access_rules)
+            .map_err(OpenError::Access)?;
         let store_config = StoreConfig {
             path: settings.data_dir.clone(),
             indexes: settings.indexes.clone(),
@@ -149,6 +155,7 @@ impl Directory {
             selective_indexes,
             root_dse,
             subschema,
+            policy,
             schema,
             store,
             suffix_names: settings.suffixes.clone(),

@@ -4,6 +4,7 @@
 //! (load, dump, verify), `control` (the socket `rosterd dump` uses while the server runs),
 //! `password` (hash schemes), `tls` (certificates for LDAPS and StartTLS).
 
+pub mod access;
 pub mod config;
 pub mod control;
 pub mod directory;

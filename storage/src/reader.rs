@@ -25,6 +25,11 @@ impl Reader {
         }
     }
 
+    /// The schema the store was opened with.
+    pub fn schema(&self) -> &Arc<roster_schema::Schema> {
+        &self.inner.schema
+    }
+
     /// The id of the entry named `dn`.
     pub fn lookup(&self, dn: &NormDn) -> Result<Option<EntryId>> {
         if dn.is_root() {

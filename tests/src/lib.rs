@@ -47,10 +47,23 @@ pub struct Rosterd {
     child: Child,
 }
 
-/// The config every test server starts from; `extra` is appended (TOML).
+/// The access rules of the stock slapd the tests compare with (`Slapd::start`): a password
+/// is written by its entry and used for binds by anonymous clients, and everything else is
+/// readable by everyone.
+pub const SLAPD_ACCESS: &str = "[access]\npolicy = \"custom\"\n\
+[[access.rule]]\nattrs = [\"userPassword\"]\nby = [{ who = \"self\", rights = \"write\" }, { who = \"anonymous\", rights = \"auth\" }]\n\
+[[access.rule]]\nby = [{ who = \"*\", rights = \"read\" }]\n";
+
+/// The config every test server starts from; `extra` is appended (TOML). Unless `extra` has an
+/// `[access]` section of its own, the server gets slapd's access rules ([`SLAPD_ACCESS`]).
 pub fn rosterd_config(extra: &str) -> String {
+    let access = if extra.contains("[access]") {
+        ""
+    } else {
+        SLAPD_ACCESS
+    };
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[directory]\nsuffixes = [\"{SUFFIX}\"]\nroot_dn = \"{ROOT_DN}\"\nroot_password = \"{ROOT_PW}\"\n\n[storage]\ndurability = \"buffer\"\n\n[log]\nlevel = \"warn\"\n{extra}\n"
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[directory]\nsuffixes = [\"{SUFFIX}\"]\nroot_dn = \"{ROOT_DN}\"\nroot_password = \"{ROOT_PW}\"\n\n[storage]\ndurability = \"buffer\"\n\n[log]\nlevel = \"warn\"\n{extra}\n{access}"
     )
 }
 

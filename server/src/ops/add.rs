@@ -2,6 +2,7 @@
 //! server maintains, and `userPassword` values in clear stored hashed.
 
 use super::Identity;
+use crate::access::Rights;
 use crate::directory::Directory;
 use crate::error::OpError;
 use crate::password;
@@ -13,7 +14,7 @@ pub fn add(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> LdapResult 
 }
 
 fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpError> {
-    super::require_root(who)?;
+    super::require_authenticated(who)?;
     let schema = &dir.schema;
     let parts = req
         .attributes
@@ -38,6 +39,15 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpEr
         )));
     }
     entry.add_naming_values(schema);
+    super::require_right(
+        dir,
+        who,
+        &dir.store.reader(),
+        &entry,
+        None,
+        Rights::ADD,
+        "add",
+    )?;
     hash_clear_passwords(schema, dir.settings.password_scheme, &mut entry)?;
     stamp_new_entry(
         schema,

@@ -74,11 +74,11 @@ pub fn select(
     entry: &Entry,
     sel: &AttrSelection,
     types_only: bool,
-    hidden: &[AttrId],
+    readable: &dyn Fn(AttrId) -> bool,
 ) -> Vec<(String, Vec<Vec<u8>>)> {
     let mut out = Vec::with_capacity(entry.attrs.len());
     for a in &entry.attrs {
-        if hidden.contains(&a.desc.id) || !sel.includes(schema, &a.desc) {
+        if !sel.includes(schema, &a.desc) || !readable(a.desc.id) {
             continue;
         }
         let vals = if types_only {

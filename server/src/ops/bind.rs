@@ -2,6 +2,7 @@
 //! and any entry with a `userPassword`. A failed bind leaves the connection anonymous.
 
 use super::Identity;
+use crate::access::{Requester, Rights};
 use crate::directory::Directory;
 use crate::error::{ldap_result, success, OpError};
 use crate::password;
@@ -81,6 +82,17 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest) -> Result<Identity, OpEr
     let Some(pw_attr) = dir.schema.attr_id("userPassword") else {
         return Err(OpError::InvalidCredentials);
     };
+    // A bind is decided as for an anonymous client (as slapd does): it needs the auth right
+    // on the entry's password. Without it the password is not even checked.
+    let anonymous = Identity::Anonymous;
+    let requester = Requester::new(&anonymous, &reader);
+    if !dir
+        .policy
+        .for_entry(&dir.schema, &requester, &entry)
+        .allows(Some(pw_attr), Rights::AUTH)
+    {
+        return Err(OpError::InvalidCredentials);
+    }
     if entry
         .values_of(pw_attr)
         .any(|stored| password::verify(stored, password))

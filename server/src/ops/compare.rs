@@ -1,6 +1,7 @@
 //! Compare (RFC 4511 section 4.10): does an entry hold a value, by the attribute's equality rule.
 
 use super::Identity;
+use crate::access::{Requester, Rights};
 use crate::directory::Directory;
 use crate::error::{ldap_result, result, OpError};
 use ldap3_proto::proto::{LdapCompareRequest, LdapResult, LdapResultCode};
@@ -43,15 +44,6 @@ fn run(dir: &Directory, who: &Identity, req: &LdapCompareRequest) -> Result<bool
             )))
         }
     };
-    if super::search::hidden_attributes(dir, who)
-        .iter()
-        .any(|&h| schema.is_subtype_of(h, desc.id))
-    {
-        return Err(OpError::InsufficientAccess(format!(
-            "no access to compare {}",
-            req.atype
-        )));
-    }
     let stored;
     let entry = if ndn.is_root() {
         &dir.root_dse
@@ -66,6 +58,19 @@ fn run(dir: &Directory, who: &Identity, req: &LdapCompareRequest) -> Result<bool
             let matched = reader.matched_dn(&ndn)?.map(|d| d.to_string());
             return Err(OpError::NoSuchObject { matched });
         };
+        // An entry the client may not see at all is not there for it; one it sees needs the
+        // compare right on the attribute.
+        let requester = Requester::new(who, &reader);
+        let access = dir.policy.for_entry(schema, &requester, &found);
+        if access.rights(None) == Rights::NONE && access.rights(Some(desc.id)) == Rights::NONE {
+            return Err(OpError::NoSuchObject { matched: None });
+        }
+        if !access.allows(Some(desc.id), Rights::COMPARE) {
+            return Err(OpError::InsufficientAccess(format!(
+                "no access to compare {}",
+                req.atype
+            )));
+        }
         let is = |name: &str| schema.attr_id(name) == Some(desc.id);
         reader.add_link_attrs(&mut found, is("memberOf"), is("msDS-memberOfTransitive"))?;
         stored = found;

@@ -2,6 +2,7 @@
 //! naming it in its groups (referential integrity), in one transaction.
 
 use super::Identity;
+use crate::access::Rights;
 use crate::directory::Directory;
 use crate::error::OpError;
 use ldap3_proto::proto::LdapResult;
@@ -13,11 +14,16 @@ pub fn delete(dir: &Directory, who: &Identity, dn: &str) -> LdapResult {
 }
 
 fn run(dir: &Directory, who: &Identity, dn: &str) -> Result<(), OpError> {
-    super::require_root(who)?;
+    super::require_authenticated(who)?;
     let ndn = Dn::parse(dn)?.normalize(&dir.schema)?;
     if dir.suffix_of(&ndn).is_none() {
         return Err(OpError::NoSuchObject { matched: None });
     }
+    let reader = dir.store.reader();
+    if let Some((_, entry)) = reader.entry_by_dn(&ndn)? {
+        super::require_right(dir, who, &reader, &entry, None, Rights::DELETE, "delete")?;
+    }
+    drop(reader);
     let now = crate::time::generalized_now();
     let touch = super::mark_modified(&dir.schema, who, &now);
     let result = dir.store.delete(&ndn, &touch);

@@ -1,7 +1,7 @@
 //! Converts the wire form of a search filter into the schema crate's filter.
 
 use ldap3_proto::proto::LdapFilter;
-use roster_schema::{AttrId, CompiledFilter, Filter, Schema};
+use roster_schema::Filter;
 
 pub fn from_wire(f: &LdapFilter) -> Filter {
     match f {
@@ -46,77 +46,5 @@ pub fn elements(f: &LdapFilter) -> usize {
         LdapFilter::And(v) | LdapFilter::Or(v) => 1 + v.iter().map(elements).sum::<usize>(),
         LdapFilter::Not(x) => 1 + elements(x),
         _ => 1,
-    }
-}
-
-/// Makes every part of a compiled filter that could look at a hidden attribute Undefined, so
-/// that a client cannot test values it may not read (`(userPassword=...)`, or an ordering match
-/// that narrows a hash down byte by byte). An extensible match without an attribute type
-/// looks at every attribute, so it is Undefined too while anything is hidden.
-pub fn hide(f: CompiledFilter, schema: &Schema, hidden: &[AttrId]) -> CompiledFilter {
-    if hidden.is_empty() {
-        return f;
-    }
-    let sees = |attr: AttrId| hidden.iter().any(|&h| schema.is_subtype_of(h, attr));
-    match f {
-        CompiledFilter::And(v) => {
-            CompiledFilter::And(v.into_iter().map(|x| hide(x, schema, hidden)).collect())
-        }
-        CompiledFilter::Or(v) => {
-            CompiledFilter::Or(v.into_iter().map(|x| hide(x, schema, hidden)).collect())
-        }
-        CompiledFilter::Not(x) => CompiledFilter::Not(Box::new(hide(*x, schema, hidden))),
-        CompiledFilter::Equality { attr, .. }
-        | CompiledFilter::Substrings { attr, .. }
-        | CompiledFilter::GreaterOrEqual { attr, .. }
-        | CompiledFilter::LessOrEqual { attr, .. }
-        | CompiledFilter::Present { attr, .. }
-        | CompiledFilter::Approx { attr, .. }
-            if sees(attr) =>
-        {
-            CompiledFilter::Undefined
-        }
-        CompiledFilter::Extensible { attr: None, .. } => CompiledFilter::Undefined,
-        CompiledFilter::Extensible {
-            attr: Some(attr), ..
-        } if sees(attr) => CompiledFilter::Undefined,
-        other => other,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hidden_attributes_make_filter_parts_undefined() {
-        let schema = Schema::builtin();
-        let pw = schema.attr_id("userPassword").unwrap();
-        let compile = |s: &str| Filter::parse(s).unwrap().compile(&schema);
-        let hidden = [pw];
-        assert_eq!(
-            hide(compile("(userPassword=x)"), &schema, &hidden),
-            CompiledFilter::Undefined
-        );
-        assert_eq!(
-            hide(compile("(userpassword:2.5.13.18:=x)"), &schema, &hidden),
-            CompiledFilter::Undefined
-        );
-        assert_eq!(
-            hide(compile("(:2.5.13.18:=x)"), &schema, &hidden),
-            CompiledFilter::Undefined
-        );
-        assert_eq!(
-            hide(compile("(|(cn=a)(!(userPassword=*)))"), &schema, &hidden),
-            CompiledFilter::Or(vec![
-                compile("(cn=a)"),
-                CompiledFilter::Not(Box::new(CompiledFilter::Undefined))
-            ])
-        );
-        // Nothing hidden (the root DN): the filter stays as it is.
-        assert_eq!(
-            hide(compile("(:2.5.13.18:=x)"), &schema, &[]),
-            compile("(:2.5.13.18:=x)")
-        );
     }
 }

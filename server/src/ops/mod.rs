@@ -62,18 +62,42 @@ pub fn write_result(dir: &Directory, operation: &str, r: Result<(), OpError>) ->
     }
 }
 
-/// Until access control lands, only the root DN changes entries. Anonymous clients get
-/// slapd's answer to an anonymous update.
-pub fn require_root(who: &Identity) -> Result<(), OpError> {
+/// Anonymous clients change nothing: slapd's answer to an anonymous update.
+pub fn require_authenticated(who: &Identity) -> Result<(), OpError> {
     match who {
-        Identity::Root { .. } => Ok(()),
         Identity::Anonymous => Err(OpError::StrongerAuthRequired(
             "modifications require authentication".into(),
         )),
-        Identity::Entry { .. } => Err(OpError::InsufficientAccess(
-            "only the root DN may change entries (access control is not configured yet)".into(),
-        )),
+        _ => Ok(()),
     }
+}
+
+/// Checks that `who` has `right` on `entry` itself (`attr` `None`) or on one of its
+/// attributes, by the access policy; insufficientAccess naming what is missing otherwise.
+pub fn require_right(
+    dir: &Directory,
+    who: &Identity,
+    reader: &roster_storage::Reader,
+    entry: &Entry,
+    attr: Option<roster_schema::AttrId>,
+    right: crate::access::Rights,
+    what: &str,
+) -> Result<(), OpError> {
+    let requester = crate::access::Requester::new(who, reader);
+    if dir
+        .policy
+        .for_entry(&dir.schema, &requester, entry)
+        .allows(attr, right)
+    {
+        return Ok(());
+    }
+    let on = match attr {
+        Some(a) => format!("{} of {}", dir.schema.attr_name(a), entry.dn),
+        None => entry.dn.to_string(),
+    };
+    Err(OpError::InsufficientAccess(format!(
+        "no access to {what} {on}"
+    )))
 }
 
 /// Who a connection is bound as.
@@ -127,7 +151,10 @@ mod tests {
         std::fs::write(dir.path().join("extra.schema"), EXTRA_SCHEMA).unwrap();
         // The root password is given as a hash: {SSHA} of "secret" with salt "saltsalt".
         let file: ConfigFile = toml::from_str(
-            "[directory]\nroot_dn = \"cn=admin,dc=example,dc=com\"\nroot_password = \"{SSHA}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA==\"\nsize_limit = 2\nschema_files = [\"extra.schema\"]\n[storage]\ndurability = \"buffer\"\n",
+            "[directory]\nroot_dn = \"cn=admin,dc=example,dc=com\"\nroot_password = \"{SSHA}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA==\"\nsize_limit = 2\nschema_files = [\"extra.schema\"]\n[storage]\ndurability = \"buffer\"\n\
+             [access]\npolicy = \"custom\"\n[[access.rule]]\nattrs = [\"userPassword\"]\n\
+             by = [{ who = \"self\", rights = \"write\" }, { who = \"anonymous\", rights = \"auth\" }]\n\
+             [[access.rule]]\nby = [{ who = \"*\", rights = \"read\" }]\n",
         )
         .unwrap();
         let settings = Settings::from_file(

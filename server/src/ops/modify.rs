@@ -4,20 +4,21 @@
 //! only the index keys that changed. Either every change takes effect or none does.
 
 use super::Identity;
+use crate::access::Rights;
 use crate::directory::Directory;
 use crate::error::OpError;
 use crate::password;
 use ldap3_proto::proto::{LdapModify, LdapModifyRequest, LdapModifyType, LdapResult};
-use roster_schema::{AttrDesc, AttrId, Attribute, Dn, Entry, NormDn, Schema};
+use roster_schema::{AttrDesc, AttrId, Attribute, Dn, Entry, Schema};
 
 pub fn modify(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> LdapResult {
     super::write_result(dir, "modify", run(dir, who, req))
 }
 
 fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), OpError> {
+    super::require_authenticated(who)?;
     let schema = &dir.schema;
     let ndn = Dn::parse(&req.dn)?.normalize(schema)?;
-    may_modify(schema, who, &ndn, req)?;
     if dir.suffix_of(&ndn).is_none() {
         return Err(OpError::NoSuchObject { matched: None });
     }
@@ -26,6 +27,20 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
         let matched = reader.matched_dn(&ndn)?.map(|d| d.to_string());
         return Err(OpError::NoSuchObject { matched });
     };
+    // Every attribute changed needs the write right on it.
+    for change in &req.changes {
+        if let Some(desc) = AttrDesc::parse(schema, &change.modification.atype) {
+            super::require_right(
+                dir,
+                who,
+                &reader,
+                &entry,
+                Some(desc.id),
+                Rights::WRITE,
+                "modify",
+            )?;
+        }
+    }
     let structural_before = schema.structural_class(&entry).ok();
     for change in &req.changes {
         apply(schema, dir.settings.password_scheme, &mut entry, change)?;
@@ -46,29 +61,6 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
     super::set_operational(schema, &mut entry.attrs, "modifyTimestamp", now.as_bytes());
     dir.store.replace(&ndn, entry)?;
     Ok(())
-}
-
-/// Until access control lands: the root DN changes anything, an entry its own `userPassword`
-/// and nothing else (slapd's `by self write` on userPassword), anonymous clients nothing.
-fn may_modify(
-    schema: &Schema,
-    who: &Identity,
-    target: &NormDn,
-    req: &LdapModifyRequest,
-) -> Result<(), OpError> {
-    let Identity::Entry { ndn, .. } = who else {
-        return super::require_root(who);
-    };
-    let password = schema.attr_id("userPassword");
-    let only_password = req
-        .changes
-        .iter()
-        .all(|c| AttrDesc::parse(schema, &c.modification.atype).map(|d| d.id) == password);
-    if ndn == target && only_password {
-        Ok(())
-    } else {
-        super::require_root(who)
-    }
 }
 
 /// Applies one change to the working copy, with the result codes slapd gives.

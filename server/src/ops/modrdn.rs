@@ -3,6 +3,7 @@
 //! transaction.
 
 use super::Identity;
+use crate::access::Rights;
 use crate::directory::Directory;
 use crate::error::OpError;
 use ldap3_proto::proto::{LdapModifyDNRequest, LdapResult};
@@ -14,7 +15,7 @@ pub fn modify_dn(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> 
 }
 
 fn run(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> Result<(), OpError> {
-    super::require_root(who)?;
+    super::require_authenticated(who)?;
     let schema = &dir.schema;
     let ndn = Dn::parse(&req.dn)?.normalize(schema)?;
     let new_rdn_dn = Dn::parse(&req.newrdn)?;
@@ -50,6 +51,8 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> Result<(),
         let matched = reader.matched_dn(&ndn)?.map(|d| d.to_string());
         return Err(OpError::NoSuchObject { matched });
     };
+    // A rename is a delete where the entry was and an add where it goes.
+    super::require_right(dir, who, &reader, &entry, None, Rights::DELETE, "move")?;
     let parent = match &new_superior {
         Some((dn, _)) => dn.clone(),
         None => entry.dn.parent().unwrap_or_default(),
@@ -64,6 +67,7 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> Result<(),
     // The new RDN's values join the entry, as on add.
     entry.add_naming_values(schema);
     schema.check_entry(&entry)?;
+    super::require_right(dir, who, &reader, &entry, None, Rights::ADD, "move to")?;
     let now = crate::time::generalized_now();
     super::set_operational(
         schema,

@@ -3,6 +3,7 @@
 //! returns it. The stored value is always a hash.
 
 use super::Identity;
+use crate::access::Rights;
 use crate::directory::Directory;
 use crate::error::{ldap_result, success, OpError};
 use crate::password;
@@ -58,12 +59,6 @@ fn run(
             ))
         }
     };
-    let is_self = matches!(who, Identity::Entry { ndn, .. } if *ndn == target);
-    if !who.is_root() && !is_self {
-        return Err(OpError::InsufficientAccess(
-            "an entry may change only its own password".into(),
-        ));
-    }
     if dir.suffix_of(&target).is_none() {
         return Err(OpError::NoSuchObject { matched: None });
     }
@@ -75,6 +70,7 @@ fn run(
         let matched = reader.matched_dn(&target)?.map(|d| d.to_string());
         return Err(OpError::NoSuchObject { matched });
     };
+    super::require_right(dir, who, &reader, &entry, Some(pw), Rights::WRITE, "change")?;
     if let (Some(old), false) = (&req.old_password, who.is_root()) {
         if !entry
             .values_of(pw)

@@ -3,6 +3,7 @@
 
 use super::attrs::{self, AttrSelection};
 use super::{filter, Identity};
+use crate::access::{Requester, Rights};
 use crate::directory::Directory;
 use crate::error::{ldap_result, success, OpError};
 use ldap3_proto::proto::{
@@ -170,12 +171,7 @@ fn run(
             "the filter has more than {MAX_FILTER_ELEMENTS} elements"
         ))));
     }
-    let hidden = hidden_attributes(dir, who);
-    let filter = filter::hide(
-        filter::from_wire(&req.filter).compile(schema),
-        schema,
-        &hidden,
-    );
+    let filter = filter::from_wire(&req.filter).compile(schema);
     let sel = AttrSelection::parse(schema, &req.attrs);
     let started = Instant::now();
     let deadline = time_limit(dir, who, req).map(|d| started + d);
@@ -197,7 +193,7 @@ fn run(
                 entry,
                 &sel,
                 req.typesonly,
-                &hidden,
+                &|_| true,
                 &Computed::default(),
             ))?;
         }
@@ -265,8 +261,10 @@ fn run(
     };
     let earlier_pages = resume.as_ref().map_or(0, |s| s.returned);
     let wanted = Wanted::of(dir, &sel);
-    // Every pass either returns or sends one entry, so the pass number counts entries sent.
-    for (in_page, item) in iter.enumerate() {
+    let requester = Requester::new(who, &reader);
+    // Entries sent in this page.
+    let mut in_page = 0;
+    for item in iter {
         let returned_total = earlier_pages + in_page;
         if abandoned.load(Ordering::Relaxed) {
             return Err(Stopped);
@@ -295,6 +293,18 @@ fn run(
                 return Ok(Ok(()));
             }
         }
+        // Entries the client may not see are not there for it; attributes it may not search
+        // make the parts of the filter about them Undefined (the store matched without
+        // access control, which can only have let more entries through).
+        let access = dir.policy.for_entry(schema, &requester, &entry);
+        if !requester.is_root()
+            && (!access.allows(None, Rights::READ)
+                || filter
+                    .evaluate_with(schema, &entry, &|a| access.allows(Some(a), Rights::SEARCH))
+                    != TriState::True)
+        {
+            continue;
+        }
         if limit.is_some_and(|l| returned_total >= l) {
             return Ok(Err(OpError::SizeLimitExceeded));
         }
@@ -307,9 +317,10 @@ fn run(
             &entry,
             &sel,
             req.typesonly,
-            &hidden,
+            &|a| access.allows(Some(a), Rights::READ),
             &computed,
         ))?;
+        in_page += 1;
     }
     if page.is_some() {
         *cookie_out = Some(Vec::new());
@@ -374,15 +385,6 @@ fn time_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Optio
     }
 }
 
-/// Attributes this identity may neither read nor test in a filter or compare. Until access
-/// control lands, password hashes are shown to the administrator only.
-pub fn hidden_attributes(dir: &Directory, who: &Identity) -> Vec<AttrId> {
-    if who.is_root() {
-        return Vec::new();
-    }
-    dir.schema.attr_id("userPassword").into_iter().collect()
-}
-
 /// Which attributes computed from the rest of the directory a search returns.
 #[derive(Debug, Default, Clone, Copy)]
 struct Wanted {
@@ -443,17 +445,21 @@ fn to_result(
     entry: &Entry,
     sel: &AttrSelection,
     types_only: bool,
-    hidden: &[AttrId],
+    readable: &dyn Fn(AttrId) -> bool,
     computed: &Computed,
 ) -> LdapSearchResultEntry {
     let schema = &dir.schema;
-    let mut list = attrs::select(schema, entry, sel, types_only, hidden);
+    let mut list = attrs::select(schema, entry, sel, types_only, readable);
     // A computed attribute already in the entry (added for the filter) was selected above.
     let mut add = |name: &str, values: Vec<Vec<u8>>| {
         let Some(id) = schema.attr_id(name) else {
             return;
         };
-        if values.is_empty() || !sel.wants(schema, id) || entry.values_of(id).next().is_some() {
+        if values.is_empty()
+            || !sel.wants(schema, id)
+            || !readable(id)
+            || entry.values_of(id).next().is_some()
+        {
             return;
         }
         let display = schema
