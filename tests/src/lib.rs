@@ -70,9 +70,14 @@ pub fn rosterd_config(extra: &str) -> String {
 impl Rosterd {
     /// Loads `ldif` (if any) with `rosterd load`, then starts the daemon on a free port.
     pub fn start(ldif: Option<&str>, extra_config: &str) -> Rosterd {
+        Rosterd::start_with_config(ldif, &rosterd_config(extra_config))
+    }
+
+    /// As [`Rosterd::start`] with a whole config file of the test's own.
+    pub fn start_with_config(ldif: Option<&str>, config_text: &str) -> Rosterd {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("rosterd.toml");
-        std::fs::write(&config, rosterd_config(extra_config)).expect("write config");
+        std::fs::write(&config, config_text).expect("write config");
         if let Some(ldif) = ldif {
             let path = dir.path().join("load.ldif");
             std::fs::write(&path, ldif).expect("write ldif");

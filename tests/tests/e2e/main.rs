@@ -2,6 +2,7 @@
 //! crate and OpenLDAP's command-line tools), compared with a stock slapd where correctness is
 //! in doubt. One test binary for the whole crate keeps linking cheap.
 
+mod access;
 mod basic;
 mod differential;
 mod groups;
