@@ -135,6 +135,7 @@ const BUILTIN_FILES: &[(&str, &str, bool)] = &[
     ),
     ("nis.schema", include_str!("builtin/nis.schema"), false),
     ("misc.schema", include_str!("builtin/misc.schema"), false),
+    ("roster.schema", include_str!("../roster.schema"), false),
 ];
 
 /// The well-known OIDs the registry gives special behaviour.

@@ -25,7 +25,22 @@ pub struct ConfigFile {
     #[serde(default)]
     pub access: AccessSection,
     #[serde(default)]
+    pub audit: AuditSection,
+    /// Password rules per domain (`[[password_policy]]`).
+    #[serde(default)]
+    pub password_policy: Vec<crate::password::Policy>,
+    #[serde(default)]
     pub log: LogSection,
+}
+
+/// The audit log (see `audit.rs`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// A file to append JSON lines to, relative to the config file; without it, audit lines go
+    /// to the server log under the target `audit`.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
 }
 
 /// Access control (see `access.rs`): custom rules first, then the built-in policy.
@@ -87,14 +102,43 @@ pub struct SecuritySection {
     /// request is refused with confidentialityRequired.
     #[serde(default = "default_plain_passwords")]
     pub plain_passwords: String,
+    /// Failed binds in a row (to one account, or from one address) after which binds are
+    /// refused for a while; 0 turns lockout off.
+    #[serde(default = "default_lockout_threshold")]
+    pub lockout_threshold: u32,
+    /// The same for one source address (all the accounts it tries).
+    #[serde(default = "default_lockout_threshold")]
+    pub lockout_address_threshold: u32,
+    /// The first lock's length in seconds; each further lock doubles it.
+    #[serde(default = "default_lockout_secs")]
+    pub lockout_secs: u64,
+    /// The longest lock, in seconds.
+    #[serde(default = "default_lockout_max_secs")]
+    pub lockout_max_secs: u64,
 }
 
 impl Default for SecuritySection {
     fn default() -> Self {
         SecuritySection {
             plain_passwords: default_plain_passwords(),
+            lockout_threshold: default_lockout_threshold(),
+            lockout_address_threshold: default_lockout_threshold(),
+            lockout_secs: default_lockout_secs(),
+            lockout_max_secs: default_lockout_max_secs(),
         }
     }
+}
+
+fn default_lockout_threshold() -> u32 {
+    10
+}
+
+fn default_lockout_secs() -> u64 {
+    60
+}
+
+fn default_lockout_max_secs() -> u64 {
+    3600
 }
 
 fn default_plain_passwords() -> String {
@@ -420,6 +464,9 @@ pub struct Settings {
     pub tls_client_ca: Option<PathBuf>,
     pub ldaps_listen: Option<SocketAddr>,
     pub plain_passwords: PlainPasswords,
+    pub lockout: crate::lockout::LockoutConfig,
+    pub audit_file: Option<PathBuf>,
+    pub password_policies: Vec<crate::password::Policy>,
     /// The access rules in evaluation order (custom, then built-in).
     pub access_rules: Vec<crate::access::RuleSpec>,
     pub log_level: String,
@@ -591,7 +638,19 @@ impl Settings {
             tls_client_ca,
             ldaps_listen,
             plain_passwords,
+            lockout: crate::lockout::LockoutConfig {
+                threshold: file.security.lockout_threshold,
+                address_threshold: file.security.lockout_address_threshold,
+                base: Duration::from_secs(file.security.lockout_secs),
+                max: Duration::from_secs(
+                    file.security
+                        .lockout_max_secs
+                        .max(file.security.lockout_secs),
+                ),
+            },
             access_rules,
+            audit_file: file.audit.file.as_ref().map(|p| base.join(p)),
+            password_policies: file.password_policy,
             log_level: file.log.level,
         })
     }

@@ -51,6 +51,10 @@ pub struct Directory {
     pub subschema: Entry,
     /// Who may do what (see `access`).
     pub policy: crate::access::Policy,
+    /// Failed binds by account and address (see `lockout`).
+    pub lockout: crate::lockout::Lockout,
+    /// Password policies by naming context (`None`: the default).
+    pub password_policies: Vec<(Option<NormDn>, crate::password::Policy)>,
     /// Attribute types with an equality index that narrows a search to a few entries (every
     /// configured equality index but objectClass's, whose values each match many entries).
     pub selective_indexes: Vec<AttrId>,
@@ -109,6 +113,14 @@ impl Directory {
         let subschema_ndn = norm("subschema", "cn=Subschema")?;
         let policy = crate::access::Policy::compile(&schema, &suffixes, &settings.access_rules)
             .map_err(OpenError::Access)?;
+        let mut password_policies = Vec::new();
+        for p in &settings.password_policies {
+            let suffix = match &p.suffix {
+                Some(s) => Some(norm("password_policy.suffix", s)?),
+                None => None,
+            };
+            password_policies.push((suffix, p.clone()));
+        }
         let store_config = StoreConfig {
             path: settings.data_dir.clone(),
             indexes: settings.indexes.clone(),
@@ -156,6 +168,8 @@ impl Directory {
             root_dse,
             subschema,
             policy,
+            lockout: crate::lockout::Lockout::new(settings.lockout),
+            password_policies,
             schema,
             store,
             suffix_names: settings.suffixes.clone(),
@@ -167,6 +181,26 @@ impl Directory {
     }
 
     /// The naming context holding `ndn`, if any.
+    /// Checks a new clear password for `entry` against its domain's policy (or the default).
+    pub fn check_password(&self, entry: &Entry, clear: &[u8]) -> Result<(), String> {
+        let suffix = self.suffix_of(&entry.ndn);
+        let policy = self
+            .password_policies
+            .iter()
+            .find(|(s, _)| s.is_some() && s.as_ref() == suffix)
+            .or_else(|| self.password_policies.iter().find(|(s, _)| s.is_none()));
+        let Some((_, policy)) = policy else {
+            return Ok(());
+        };
+        let names: Vec<String> = ["uid", "cn"]
+            .iter()
+            .filter_map(|n| self.schema.attr_id(n))
+            .flat_map(|id| entry.values_of(id))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        policy.check(clear, &names)
+    }
+
     pub fn suffix_of(&self, ndn: &NormDn) -> Option<&NormDn> {
         self.suffixes
             .iter()

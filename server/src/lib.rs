@@ -5,11 +5,13 @@
 //! `password` (hash schemes), `tls` (certificates for LDAPS and StartTLS).
 
 pub mod access;
+pub mod audit;
 pub mod config;
 pub mod control;
 pub mod directory;
 pub mod error;
 pub mod ldif;
+pub mod lockout;
 pub mod net;
 pub mod offline;
 pub mod ops;

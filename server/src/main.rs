@@ -205,6 +205,10 @@ fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
                 "the root DN's password is still \"admin\": change directory.root_password"
             );
         }
+        if let Some(path) = &settings.audit_file {
+            roster_server::audit::to_file(path)
+                .with_context(|| format!("open the audit log {}", path.display()))?;
+        }
         let listen = settings.listen;
         let ldaps_listen = settings.ldaps_listen;
         let dir = Arc::new(Directory::open(settings)?);

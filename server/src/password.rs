@@ -31,6 +31,72 @@ pub fn verify(stored: &[u8], password: &[u8]) -> bool {
     }
 }
 
+/// What a new clear password must satisfy in one domain (`[[password_policy]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The naming context this policy is for; absent: every domain without one of its own.
+    #[serde(default)]
+    pub suffix: Option<String>,
+    /// Fewest characters.
+    #[serde(default)]
+    pub min_length: usize,
+    /// Fewest character classes among lower case, upper case, digits and others.
+    #[serde(default)]
+    pub min_classes: usize,
+    /// The password may not contain the account's uid or cn (ignoring case).
+    #[serde(default)]
+    pub not_username: bool,
+}
+
+impl Policy {
+    /// Checks a clear password for the entry it is set on; the message names the rule broken.
+    pub fn check(&self, clear: &[u8], names: &[String]) -> Result<(), String> {
+        let text = String::from_utf8_lossy(clear);
+        let length = text.chars().count();
+        if length < self.min_length {
+            return Err(format!(
+                "password policy: at least {} characters are required, {length} given",
+                self.min_length
+            ));
+        }
+        let classes = [
+            text.chars().any(|c| c.is_lowercase()),
+            text.chars().any(|c| c.is_uppercase()),
+            text.chars().any(|c| c.is_ascii_digit()),
+            text.chars()
+                .any(|c| !c.is_lowercase() && !c.is_uppercase() && !c.is_ascii_digit()),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if classes < self.min_classes {
+            return Err(format!(
+                "password policy: characters from at least {} of lower case, upper case, digits and others are required, {classes} given",
+                self.min_classes
+            ));
+        }
+        if self.not_username {
+            let lower = text.to_lowercase();
+            // The whole names and their words ("Ann One": "ann one", "ann", "one"), from
+            // three characters on.
+            let words = names.iter().flat_map(|n| {
+                std::iter::once(n.as_str())
+                    .chain(n.split(|c: char| !c.is_alphanumeric()))
+            });
+            if let Some(n) = words
+                .filter(|n| n.chars().count() >= 3)
+                .find(|n| lower.contains(&n.to_lowercase()))
+            {
+                return Err(format!(
+                    "password policy: the password may not contain the user name {n:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The scheme new passwords are stored in (`directory.password_scheme`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Scheme {

@@ -6,6 +6,7 @@
 //! number of outstanding operations, a share of the blocking threads searches run on, and a
 //! write timeout for clients that stop reading.
 
+use crate::audit;
 use crate::directory::Directory;
 use crate::error::{ldap_result, OpError};
 use crate::ops::search::{PageRequest, PagedSearches, Stopped};
@@ -14,8 +15,8 @@ use crate::tls::Tls;
 use futures::{SinkExt, StreamExt};
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
-    LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapResult,
-    LdapResultCode, LdapSearchRequest, LdapSearchResultEntry,
+    LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapModifyType, LdapMsg, LdapOp,
+    LdapResult, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry,
 };
 use ldap3_proto::LdapCodec;
 use std::collections::HashMap;
@@ -436,8 +437,11 @@ impl Session {
                 self.abandon_all();
                 let dir = self.dir.clone();
                 let dn = req.dn.clone();
+                let peer = self.peer.ip();
                 let (res, who) =
-                    match tokio::task::spawn_blocking(move || ops::bind::bind(&dir, &req)).await {
+                    match tokio::task::spawn_blocking(move || ops::bind::bind(&dir, &req, peer))
+                        .await
+                    {
                         Ok(r) => r,
                         Err(e) => (internal(&e.to_string()), Identity::Anonymous),
                     };
@@ -484,6 +488,10 @@ impl Session {
             }
             LdapOp::ExtendedRequest(req) if req.name == ldap3_proto::proto::OID_PASSWORD_MODIFY => {
                 let (dir, who) = (self.dir.clone(), self.who.clone());
+                let target = ldap3_proto::proto::LdapPasswordModifyRequest::try_from(&req)
+                    .ok()
+                    .and_then(|r| r.user_identity)
+                    .unwrap_or_else(|| self.who.dn().to_string());
                 let resp = tokio::task::spawn_blocking(move || {
                     ops::passwd::password_modify(&dir, &who, &req)
                 })
@@ -493,6 +501,8 @@ impl Session {
                     name: None,
                     value: None,
                 });
+                let changes = audit::changes([("replace", "userPassword", vec![b"".as_slice()])]);
+                self.audit("passwd", &target, &changes, &resp.res);
                 Some(LdapOp::ExtendedResponse(resp))
             }
             LdapOp::ExtendedRequest(req) if req.name == ops::extended::START_TLS => {
@@ -541,32 +551,72 @@ impl Session {
             // Writes wait for their transaction (and its fsync) on a blocking thread.
             LdapOp::AddRequest(req) => {
                 let (dir, who) = (self.dir.clone(), self.who.clone());
+                let (dn, changes) = (
+                    req.dn.clone(),
+                    audit::changes(req.attributes.iter().map(|a| {
+                        (
+                            "add",
+                            a.atype.as_str(),
+                            a.vals.iter().map(Vec::as_slice).collect(),
+                        )
+                    })),
+                );
                 let res = tokio::task::spawn_blocking(move || ops::add::add(&dir, &who, &req))
                     .await
                     .unwrap_or_else(|e| internal(&e.to_string()));
+                self.audit("add", &dn, &changes, &res);
                 Some(LdapOp::AddResponse(res))
             }
             LdapOp::DelRequest(dn) => {
                 let (dir, who) = (self.dir.clone(), self.who.clone());
+                let target = dn.clone();
                 let res = tokio::task::spawn_blocking(move || ops::delete::delete(&dir, &who, &dn))
                     .await
                     .unwrap_or_else(|e| internal(&e.to_string()));
+                self.audit("delete", &target, "[]", &res);
                 Some(LdapOp::DelResponse(res))
             }
             LdapOp::ModifyRequest(req) => {
                 let (dir, who) = (self.dir.clone(), self.who.clone());
+                let (dn, changes) = (
+                    req.dn.clone(),
+                    audit::changes(req.changes.iter().map(|c| {
+                        let op = match c.operation {
+                            LdapModifyType::Add => "add",
+                            LdapModifyType::Delete => "delete",
+                            LdapModifyType::Replace => "replace",
+                            LdapModifyType::Increment => "increment",
+                        };
+                        (
+                            op,
+                            c.modification.atype.as_str(),
+                            c.modification.vals.iter().map(Vec::as_slice).collect(),
+                        )
+                    })),
+                );
                 let res =
                     tokio::task::spawn_blocking(move || ops::modify::modify(&dir, &who, &req))
                         .await
                         .unwrap_or_else(|e| internal(&e.to_string()));
+                self.audit("modify", &dn, &changes, &res);
                 Some(LdapOp::ModifyResponse(res))
             }
             LdapOp::ModifyDNRequest(req) => {
                 let (dir, who) = (self.dir.clone(), self.who.clone());
+                let dn = req.dn.clone();
+                let mut change = vec![("newrdn", "rdn", vec![req.newrdn.as_bytes()])];
+                if let Some(sup) = &req.new_superior {
+                    change.push(("newsuperior", "dn", vec![sup.as_bytes()]));
+                }
+                if req.deleteoldrdn {
+                    change.push(("deleteoldrdn", "rdn", Vec::new()));
+                }
+                let changes = audit::changes(change);
                 let res =
                     tokio::task::spawn_blocking(move || ops::modrdn::modify_dn(&dir, &who, &req))
                         .await
                         .unwrap_or_else(|e| internal(&e.to_string()));
+                self.audit("modrdn", &dn, &changes, &res);
                 Some(LdapOp::ModifyDNResponse(res))
             }
             other => {
@@ -585,6 +635,19 @@ impl Session {
             framed.send(LdapMsg { msgid, op, ctrl }).await?;
         }
         Ok(Next::Continue)
+    }
+
+    /// Writes the audit line of a write.
+    fn audit(&self, op: &str, dn: &str, changes: &str, res: &LdapResult) {
+        let code = res.code.clone() as i64;
+        audit::write(
+            op,
+            self.who.dn(),
+            self.peer.ip(),
+            dn,
+            changes,
+            u32::try_from(code).unwrap_or(80),
+        );
     }
 
     /// True for a simple bind with a password that this connection may not carry in clear.

@@ -48,6 +48,14 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpEr
         Rights::ADD,
         "add",
     )?;
+    if let Some(pw) = schema.attr_id("userPassword") {
+        for v in entry.values_of(pw) {
+            if password::split_scheme(v).is_none() {
+                dir.check_password(&entry, v)
+                    .map_err(OpError::ConstraintViolation)?;
+            }
+        }
+    }
     hash_clear_passwords(schema, dir.settings.password_scheme, &mut entry)?;
     stamp_new_entry(
         schema,

@@ -5,13 +5,16 @@ use super::Identity;
 use crate::access::{Requester, Rights};
 use crate::directory::Directory;
 use crate::error::{ldap_result, success, OpError};
+use crate::lockout::Refusal;
 use crate::password;
 use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult};
+use roster_schema::dn::NormDn;
 use roster_schema::Dn;
+use std::net::IpAddr;
 
-/// Runs a bind and returns its result and the connection's identity afterwards.
-pub fn bind(dir: &Directory, req: &LdapBindRequest) -> (LdapResult, Identity) {
-    match authenticate(dir, req) {
+/// Runs a bind from `peer` and returns its result and the connection's identity afterwards.
+pub fn bind(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> (LdapResult, Identity) {
+    match authenticate(dir, req, peer) {
         Ok(who) => (success(), who),
         Err(e) => {
             if let OpError::Store(inner) = &e {
@@ -22,7 +25,7 @@ pub fn bind(dir: &Directory, req: &LdapBindRequest) -> (LdapResult, Identity) {
     }
 }
 
-fn authenticate(dir: &Directory, req: &LdapBindRequest) -> Result<Identity, OpError> {
+fn authenticate(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> Result<Identity, OpError> {
     if req.version != 3 {
         return Err(OpError::Protocol(format!(
             "LDAP version {} is not supported; use version 3",
@@ -48,7 +51,7 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest) -> Result<Identity, OpEr
             return Ok(Identity::Anonymous);
         }
         // As slapd answers: an empty name with a password matches no entry.
-        return Err(OpError::InvalidCredentials);
+        return Err(failed(dir, None, peer, "empty name with a password"));
     }
     if password.is_empty() {
         // RFC 4513 section 5.1.2: an unauthenticated bind must never grant anything.
@@ -60,6 +63,15 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest) -> Result<Identity, OpEr
     let ndn = dn.normalize(&dir.schema)?;
     // The bound DN as slapd reports it (Who am I?): types canonical, values as written.
     let pretty = dn.pretty(&dir.schema)?.to_string();
+    // A locked account or address gets the answer of a wrong password, without a check.
+    if let Err(refusal) = dir.lockout.check(&ndn, peer) {
+        let (what, remaining) = match refusal {
+            Refusal::Account { remaining } => ("account", remaining),
+            Refusal::Address { remaining } => ("address", remaining),
+        };
+        crate::audit::bind_refused(&req.dn, peer, what, remaining.as_secs());
+        return Err(OpError::InvalidCredentials);
+    }
     if dir.is_root_dn(&ndn) {
         let ok = dir
             .settings
@@ -67,17 +79,20 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest) -> Result<Identity, OpEr
             .as_ref()
             .is_some_and(|stored| password::verify(stored.expose().as_bytes(), password));
         return if ok {
+            dir.lockout.succeeded(&ndn, peer);
             Ok(Identity::Root { dn: pretty })
         } else {
-            Err(OpError::InvalidCredentials)
+            // The root DN's account is never locked (that would lock the administrator
+            // out); its guessers are, by address.
+            Err(failed(dir, None, peer, &req.dn))
         };
     }
     if dir.suffix_of(&ndn).is_none() {
-        return Err(OpError::InvalidCredentials);
+        return Err(failed(dir, None, peer, &req.dn));
     }
     let reader = dir.store.reader();
     let Some((_, entry)) = reader.entry_by_dn(&ndn)? else {
-        return Err(OpError::InvalidCredentials);
+        return Err(failed(dir, None, peer, &req.dn));
     };
     let Some(pw_attr) = dir.schema.attr_id("userPassword") else {
         return Err(OpError::InvalidCredentials);
@@ -91,14 +106,35 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest) -> Result<Identity, OpEr
         .for_entry(&dir.schema, &requester, &entry)
         .allows(Some(pw_attr), Rights::AUTH)
     {
-        return Err(OpError::InvalidCredentials);
+        return Err(failed(dir, Some(&ndn), peer, &req.dn));
     }
-    if entry
+    if !entry
         .values_of(pw_attr)
         .any(|stored| password::verify(stored, password))
     {
-        Ok(Identity::Entry { dn: pretty, ndn })
-    } else {
-        Err(OpError::InvalidCredentials)
+        return Err(failed(dir, Some(&ndn), peer, &req.dn));
     }
+    // A disabled account keeps its data and its password, and does not bind.
+    if is_disabled(dir, &entry) {
+        crate::audit::bind_failed(&req.dn, peer, "account disabled");
+        return Err(OpError::InvalidCredentials);
+    }
+    dir.lockout.succeeded(&ndn, peer);
+    Ok(Identity::Entry { dn: pretty, ndn })
+}
+
+/// True for an entry with `rosterAccountDisabled: TRUE`.
+pub fn is_disabled(dir: &Directory, entry: &roster_schema::Entry) -> bool {
+    dir.schema
+        .attr_id("rosterAccountDisabled")
+        .is_some_and(|id| entry.values_of(id).any(|v| v.eq_ignore_ascii_case(b"TRUE")))
+}
+
+/// Records a failed bind (and the locks it causes) and returns its error.
+fn failed(dir: &Directory, account: Option<&NormDn>, peer: IpAddr, dn: &str) -> OpError {
+    crate::audit::bind_failed(dn, peer, "invalid credentials");
+    for lock in dir.lockout.failed(account, peer) {
+        crate::audit::locked(&lock);
+    }
+    OpError::InvalidCredentials
 }

@@ -376,6 +376,7 @@ mod tests {
                     dn: dn.into(),
                     cred: LdapBindCred::Simple(pw.into()),
                 },
+                std::net::IpAddr::from([127, 0, 0, 1]),
             )
         };
         // The stored hash is {SSHA} of "secret" with salt "saltsalt".

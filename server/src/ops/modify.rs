@@ -27,8 +27,30 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
         let matched = reader.matched_dn(&ndn)?.map(|d| d.to_string());
         return Err(OpError::NoSuchObject { matched });
     };
+    // The lock of failed binds is not stored: deleting pwdAccountLockedTime clears it.
+    let locked_attr = schema.attr_id("pwdAccountLockedTime");
+    let (lock_changes, changes): (Vec<&LdapModify>, Vec<&LdapModify>) = req
+        .changes
+        .iter()
+        .partition(|c| AttrDesc::parse(schema, &c.modification.atype).map(|d| d.id) == locked_attr);
+    for change in &lock_changes {
+        super::require_right(
+            dir,
+            who,
+            &reader,
+            &entry,
+            locked_attr,
+            Rights::WRITE,
+            "unlock",
+        )?;
+        if change.operation != LdapModifyType::Delete || !change.modification.vals.is_empty() {
+            return Err(OpError::UnwillingToPerform(
+                "pwdAccountLockedTime can only be deleted (to unlock the account)".into(),
+            ));
+        }
+    }
     // Every attribute changed needs the write right on it.
-    for change in &req.changes {
+    for change in &changes {
         if let Some(desc) = AttrDesc::parse(schema, &change.modification.atype) {
             super::require_right(
                 dir,
@@ -42,8 +64,28 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
         }
     }
     let structural_before = schema.structural_class(&entry).ok();
-    for change in &req.changes {
-        apply(schema, dir.settings.password_scheme, &mut entry, change)?;
+    for change in &changes {
+        apply(
+            schema,
+            dir.settings.password_scheme,
+            &|e, clear| dir.check_password(e, clear),
+            &mut entry,
+            change,
+        )?;
+    }
+    if !lock_changes.is_empty() {
+        if dir.lockout.clear(&ndn) {
+            crate::audit::emit(
+                "unlocked",
+                &[
+                    ("account", crate::audit::Value::Str(&req.dn)),
+                    ("by", crate::audit::Value::Str(who.dn())),
+                ],
+            );
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
     }
     if schema.structural_class(&entry).ok() != structural_before {
         return Err(OpError::ObjectClassModsProhibited(
@@ -63,10 +105,14 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
     Ok(())
 }
 
+/// Checks a new clear password for the entry it is set on (the password policy).
+type PasswordCheck<'a> = dyn Fn(&Entry, &[u8]) -> Result<(), String> + 'a;
+
 /// Applies one change to the working copy, with the result codes slapd gives.
 fn apply(
     schema: &Schema,
     scheme: password::Scheme,
+    policy: &PasswordCheck<'_>,
     entry: &mut Entry,
     change: &LdapModify,
 ) -> Result<(), OpError> {
@@ -88,6 +134,7 @@ fn apply(
     if is_password && change.operation != LdapModifyType::Delete {
         for v in values.iter_mut() {
             if password::split_scheme(v).is_none() {
+                policy(entry, v).map_err(OpError::ConstraintViolation)?;
                 *v = password::hash(scheme, v).map_err(OpError::Internal)?;
             }
         }

@@ -80,7 +80,11 @@ fn run(
         }
     }
     let (new, generated) = match req.new_password {
-        Some(p) if !p.is_empty() => (p, None),
+        Some(p) if !p.is_empty() => {
+            dir.check_password(&entry, p.as_bytes())
+                .map_err(OpError::ConstraintViolation)?;
+            (p, None)
+        }
         _ => {
             let g = password::generate();
             (g.clone(), Some(g))

@@ -308,7 +308,7 @@ fn run(
         if limit.is_some_and(|l| returned_total >= l) {
             return Ok(Err(OpError::SizeLimitExceeded));
         }
-        let computed = match wanted.compute(&reader, id, &entry) {
+        let computed = match wanted.compute(dir, &reader, id, &entry) {
             Ok(c) => c,
             Err(e) => return Ok(Err(OpError::Store(e))),
         };
@@ -392,6 +392,7 @@ struct Wanted {
     num_subordinates: bool,
     member_of: bool,
     member_of_transitive: bool,
+    locked: bool,
 }
 
 /// The values of the computed attributes of one entry (`None`: not asked for).
@@ -400,6 +401,8 @@ pub struct Computed {
     pub children: Option<u64>,
     pub member_of: Option<Vec<Dn>>,
     pub member_of_transitive: Option<Vec<Dn>>,
+    /// `pwdAccountLockedTime` while failed binds lock the account.
+    pub locked_since: Option<String>,
 }
 
 impl Wanted {
@@ -414,11 +417,13 @@ impl Wanted {
             num_subordinates: wants("numSubordinates"),
             member_of: wants("memberOf"),
             member_of_transitive: wants("msDS-memberOfTransitive"),
+            locked: wants("pwdAccountLockedTime"),
         }
     }
 
     fn compute(
         &self,
+        dir: &Directory,
         reader: &roster_storage::Reader,
         id: roster_storage::EntryId,
         entry: &Entry,
@@ -434,6 +439,15 @@ impl Wanted {
         }
         if self.member_of_transitive {
             c.member_of_transitive = Some(reader.member_of_transitive(&entry.ndn)?);
+        }
+        if self.locked {
+            c.locked_since = dir.lockout.locked_since(&entry.ndn).map(|t| {
+                let secs = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                crate::time::generalized(secs)
+            });
         }
         Ok(c)
     }
@@ -487,6 +501,9 @@ fn to_result(
             "msDS-memberOfTransitive",
             dns(&computed.member_of_transitive),
         );
+        if let Some(t) = &computed.locked_since {
+            add("pwdAccountLockedTime", vec![t.clone().into_bytes()]);
+        }
     }
     LdapSearchResultEntry {
         dn: entry.dn.to_string(),

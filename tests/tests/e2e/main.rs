@@ -3,6 +3,7 @@
 //! in doubt. One test binary for the whole crate keeps linking cheap.
 
 mod access;
+mod accounts;
 mod basic;
 mod differential;
 mod groups;
