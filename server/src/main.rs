@@ -205,13 +205,13 @@ fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
                 "the root DN's password is still \"admin\": change directory.root_password"
             );
         }
-        if let Some(path) = &settings.audit_file {
-            roster_server::audit::to_file(path)
-                .with_context(|| format!("open the audit log {}", path.display()))?;
-        }
         let listen = settings.listen;
         let ldaps_listen = settings.ldaps_listen;
         let dir = Arc::new(Directory::open(settings)?);
+        if let Some(path) = &dir.settings.audit_file {
+            roster_server::audit::to_file(path)
+                .with_context(|| format!("open the audit log {}", path.display()))?;
+        }
         let tls = if dir.settings.tls_enabled {
             let tls = Tls::open(
                 dir.settings.tls_files.clone(),
