@@ -55,9 +55,14 @@ pub fn rosterd_config(extra: &str) -> String {
 impl Rosterd {
     /// Loads `ldif` (if any) with `rosterd load`, then starts the daemon on a free port.
     pub fn start(ldif: Option<&str>, extra_config: &str) -> Rosterd {
+        Rosterd::start_with_config(ldif, &rosterd_config(extra_config))
+    }
+
+    /// As [`Rosterd::start`], with the whole configuration file given.
+    pub fn start_with_config(ldif: Option<&str>, config_text: &str) -> Rosterd {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("rosterd.toml");
-        std::fs::write(&config, rosterd_config(extra_config)).expect("write config");
+        std::fs::write(&config, config_text).expect("write config");
         if let Some(ldif) = ldif {
             let path = dir.path().join("load.ldif");
             std::fs::write(&path, ldif).expect("write ldif");
@@ -124,6 +129,22 @@ impl Rosterd {
         let status = wait_with_deadline(&mut self.child, Duration::from_secs(30));
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         (dir, self.config.clone(), status)
+    }
+
+    /// Kills the daemon with SIGKILL (no shutdown, no flush: a crash) and waits for it;
+    /// returns the data directory and config for a restart with [`Rosterd::spawn`].
+    pub fn kill(mut self) -> (tempfile::TempDir, PathBuf) {
+        // `Child::kill` sends SIGKILL on Unix.
+        self.child.kill().expect("send SIGKILL to rosterd");
+        let status = self.child.wait().expect("wait for killed rosterd");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "rosterd exited on its own before the kill: {status}"
+        );
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        (dir, self.config.clone())
     }
 }
 

@@ -3,6 +3,7 @@
 //! in doubt. One test binary for the whole crate keeps linking cheap.
 
 mod basic;
+mod crash;
 mod differential;
 mod offline;
 mod writes;
