@@ -211,7 +211,7 @@ impl Store {
             next_id: AtomicU64::new(next_id),
             durability: config.durability,
             write_lock: Mutex::new(()),
-            group: GroupCommit::default(),
+            group: GroupCommit::new(&config.path),
             object_class,
         };
         let store = Store {
@@ -572,9 +572,7 @@ impl Store {
         }
         let ticket = self.inner.group.committed()?;
         drop(writer);
-        self.inner
-            .group
-            .wait(ticket, || self.inner.db.persist(PersistMode::SyncData))
+        self.inner.group.wait_durable(ticket, &self.inner.db)
     }
 
     /// The id and record of the entry whose DN key is `dn_key`, read inside `tx`.
