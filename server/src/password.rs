@@ -81,8 +81,7 @@ impl Policy {
             // The whole names and their words ("Ann One": "ann one", "ann", "one"), from
             // three characters on.
             let words = names.iter().flat_map(|n| {
-                std::iter::once(n.as_str())
-                    .chain(n.split(|c: char| !c.is_alphanumeric()))
+                std::iter::once(n.as_str()).chain(n.split(|c: char| !c.is_alphanumeric()))
             });
             if let Some(n) = words
                 .filter(|n| n.chars().count() >= 3)

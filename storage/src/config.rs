@@ -41,6 +41,7 @@ pub enum Durability {
     /// power loss.
     #[default]
     Buffer,
-    /// Each commit is written through to the disk (fsync of the journal's data).
+    /// A write returns once its commit is on disk (`fdatasync` of the journal; writers waiting
+    /// at the same time share one, see group commit in the crate's `README.md`).
     SyncData,
 }

@@ -61,6 +61,11 @@ pub enum StoreError {
     /// A search's caller asked it to stop (see `SearchIter::with_stop`).
     #[error("search stopped by its caller")]
     Stopped,
+    /// Syncing the journal to disk failed (group commit). The writes waiting on that sync, and
+    /// every later one, may not be on disk: fatal, like every failure after which fjall refuses
+    /// to go on.
+    #[error("journal sync failed: {detail}")]
+    JournalSync { detail: String },
     /// A thread panicked while holding the store's write lock.
     #[error("store write lock poisoned by an earlier panic")]
     Poisoned,
@@ -76,6 +81,7 @@ impl StoreError {
                 | StoreError::Io { .. }
                 | StoreError::Corrupt { .. }
                 | StoreError::Poisoned
+                | StoreError::JournalSync { .. }
                 | StoreError::UnsupportedFormat { .. }
         )
     }

@@ -15,6 +15,7 @@
 
 mod bulk;
 mod codec;
+mod commit;
 mod config;
 mod error;
 mod index;

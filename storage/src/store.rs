@@ -10,10 +10,12 @@
 //!
 //! Writers are serialized by one lock (fjall's single-writer transactions take another inside):
 //! an add's existence checks, id allocation and writes happen in one transaction, so they
-//! cannot interleave with another writer's.
+//! cannot interleave with another writer's. With `Durability::SyncData` the lock is released
+//! after the commit and before the journal sync, which one writer runs for all (`commit`).
 
 use crate::bulk::{BulkLoader, KvBuffer};
 use crate::codec::{self, EntryCodec};
+use crate::commit::GroupCommit;
 use crate::config::{Durability, StoreConfig};
 use crate::error::{Context, Result, StoreError};
 use crate::index::{self, AttrIndex, IndexFlags, Indexes, KeyBuilder};
@@ -86,6 +88,8 @@ pub(crate) struct Inner {
     pub(crate) durability: Durability,
     /// Serializes writers, including a bulk load, which bypasses transactions.
     pub(crate) write_lock: Mutex<()>,
+    /// Commit tickets and the synced mark (`Durability::SyncData`).
+    group: GroupCommit,
     /// `objectClass`, whose equality index is the least selective: the planner reads it last.
     pub(crate) object_class: Option<AttrId>,
     /// `member`, `memberOf` and the attributes kept referentially intact (`links`).
@@ -220,6 +224,7 @@ impl Store {
             next_id: AtomicU64::new(next_id),
             durability: config.durability,
             write_lock: Mutex::new(()),
+            group: GroupCommit::new(&config.path),
             object_class,
             links,
         };
@@ -308,7 +313,7 @@ impl Store {
         let mut record = inner.codec.encode(&inner.schema, &entry, 0, &dn_key)?;
         let index_keys = self.index_keys(&entry);
 
-        let _writer = self.lock_writers()?;
+        let writer = self.lock_writers()?;
         let mut tx = self.write_tx();
         if tx
             .contains_key(&inner.dn2id, &dn_key)
@@ -345,7 +350,7 @@ impl Store {
         tx.insert(&inner.dn2id, dn_key.as_slice(), id_key);
         tx.insert(&inner.children, keys::child_key(parent, &dn_key), id_key);
         self.write_index_keys(&mut tx, &index_keys, id, true);
-        tx.commit().context("commit entry")?;
+        self.commit(tx, writer, "commit entry")?;
         Ok(EntryId(id))
     }
 
@@ -358,7 +363,7 @@ impl Store {
     pub fn delete(&self, dn: &NormDn, touch: &dyn Fn(&mut Entry)) -> Result<(Entry, Repaired)> {
         let inner = &*self.inner;
         let dn_key = keys::dn_key(dn);
-        let _writer = self.lock_writers()?;
+        let writer = self.lock_writers()?;
         let mut tx = self.write_tx();
         let (id, record) = Self::locate(inner, &tx, dn, &dn_key)?;
         if let Some(guard) = tx.prefix(&inner.children, keys::id_bytes(id)).next() {
@@ -375,7 +380,7 @@ impl Store {
         self.write_index_keys(&mut tx, &index_keys, id, false);
         let changes = HashMap::from([(dn.clone(), None)]);
         let repaired = self.repair_links(&mut tx, &changes, touch)?;
-        tx.commit().context("commit delete")?;
+        self.commit(tx, writer, "commit delete")?;
         Ok((entry, repaired))
     }
 
@@ -395,7 +400,7 @@ impl Store {
         let mut record = inner.codec.encode(&inner.schema, &new, 0, &dn_key)?;
         let new_keys = self.index_keys(&new);
 
-        let _writer = self.lock_writers()?;
+        let writer = self.lock_writers()?;
         let mut tx = self.write_tx();
         let (id, old_record) = Self::locate(inner, &tx, dn, &dn_key)?;
         let parent = codec::header(id, &old_record)?.parent;
@@ -403,7 +408,7 @@ impl Store {
         codec::set_parent(&mut record, parent);
         tx.insert(&inner.id2entry, keys::id_bytes(id), record);
         self.write_index_diff(&mut tx, id, &self.index_keys(&old), &new_keys);
-        tx.commit().context("commit replace")?;
+        self.commit(tx, writer, "commit replace")?;
         Ok(())
     }
 
@@ -491,7 +496,7 @@ impl Store {
         let mut record = inner.codec.encode(&inner.schema, &new_entry, 0, &new_key)?;
         let new_index_keys = self.index_keys(&new_entry);
 
-        let _writer = self.lock_writers()?;
+        let writer = self.lock_writers()?;
         let mut tx = self.write_tx();
         let (id, old_record) = Self::locate(inner, &tx, old, &old_key)?;
         let old_parent = codec::header(id, &old_record)?.parent;
@@ -586,18 +591,40 @@ impl Store {
             changes.insert(old_child, Some(entry.dn));
         }
         let repaired = self.repair_links(&mut tx, &changes, touch)?;
-        tx.commit().context("commit rename")?;
+        self.commit(tx, writer, "commit rename")?;
         Ok(repaired)
     }
 
-    /// A write transaction with the configured durability.
+    /// A write transaction. Its commit hands the batch to the operating system
+    /// (`Durability::Buffer`) or, with `Durability::SyncData`, only writes it into the
+    /// journal's buffer: [`Store::commit`] then waits for a sync that covers it.
     fn write_tx(&self) -> SingleWriterWriteTx<'_> {
         let tx = self.inner.db.write_tx();
         if self.inner.durability == Durability::SyncData {
-            tx.durability(Some(PersistMode::SyncData))
+            tx.durability(None)
         } else {
-            tx
+            tx.durability(Some(PersistMode::Buffer))
         }
+    }
+
+    /// Commits `tx` and releases the writer lock. With `Durability::SyncData`, returns only
+    /// once the journal is on disk up to this commit (group commit, see `commit`): the ticket
+    /// is taken under the writer lock, so a sync that covers it covers every earlier commit,
+    /// and the lock is released before waiting so that other writers can commit meanwhile and
+    /// share the same sync.
+    fn commit(
+        &self,
+        tx: SingleWriterWriteTx<'_>,
+        writer: MutexGuard<'_, ()>,
+        context: &'static str,
+    ) -> Result<()> {
+        tx.commit().context(context)?;
+        if self.inner.durability != Durability::SyncData {
+            return Ok(());
+        }
+        let ticket = self.inner.group.committed()?;
+        drop(writer);
+        self.inner.group.wait_durable(ticket, &self.inner.db)
     }
 
     /// The id and record of the entry whose DN key is `dn_key`, read inside `tx`.

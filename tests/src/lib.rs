@@ -179,6 +179,22 @@ impl Rosterd {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         (dir, self.config.clone(), status)
     }
+
+    /// Kills the daemon with SIGKILL (no shutdown, no flush: a crash) and waits for it;
+    /// returns the data directory and config for a restart with [`Rosterd::spawn`].
+    pub fn kill(mut self) -> (tempfile::TempDir, PathBuf) {
+        // `Child::kill` sends SIGKILL on Unix.
+        self.child.kill().expect("send SIGKILL to rosterd");
+        let status = self.child.wait().expect("wait for killed rosterd");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "rosterd exited on its own before the kill: {status}"
+        );
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        (dir, self.config.clone())
+    }
 }
 
 fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {

@@ -5,6 +5,7 @@
 mod access;
 mod accounts;
 mod basic;
+mod crash;
 mod differential;
 mod groups;
 mod offline;
