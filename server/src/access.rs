@@ -475,6 +475,46 @@ fn parse_subject(schema: &Schema, who: &str) -> Result<Subject, String> {
     })
 }
 
+/// A subject standing alone (`[[limits]]`): matched against the client only, so `self` never
+/// matches and `{suffix}` means any naming context.
+#[derive(Debug, Clone)]
+pub struct Who {
+    subject: Subject,
+    suffixes: Vec<NormDn>,
+}
+
+impl Who {
+    pub fn parse(schema: &Schema, suffixes: &[NormDn], text: &str) -> Result<Who, String> {
+        Ok(Who {
+            subject: parse_subject(schema, text)?,
+            suffixes: suffixes.to_vec(),
+        })
+    }
+
+    pub fn matches(&self, req: &Requester<'_>) -> bool {
+        let any = |p: &DnPattern| -> Vec<NormDn> {
+            let mut p = p.clone();
+            if p.tail == Tail::Suffix {
+                p.tail = Tail::Any;
+            }
+            p.concrete(None, &self.suffixes).collect()
+        };
+        match &self.subject {
+            Subject::Anyone => true,
+            Subject::Anonymous => matches!(req.who, Identity::Anonymous),
+            Subject::Users => !matches!(req.who, Identity::Anonymous),
+            Subject::SelfEntry => false,
+            Subject::Dn(p) => req.ndn().is_some_and(|me| any(p).iter().any(|d| d == me)),
+            Subject::Subtree(p) => req
+                .ndn()
+                .is_some_and(|me| any(p).iter().any(|d| me.is_within(d))),
+            Subject::Group(p) => {
+                req.ndn().is_some() && any(p).iter().any(|g| req.groups().contains(g))
+            }
+        }
+    }
+}
+
 /// The client an access decision is about, with its groups read once per operation.
 pub struct Requester<'a> {
     who: &'a Identity,

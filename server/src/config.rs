@@ -29,8 +29,24 @@ pub struct ConfigFile {
     /// Password rules per domain (`[[password_policy]]`).
     #[serde(default)]
     pub password_policy: Vec<crate::password::Policy>,
+    /// Search limits per identity (`[[limits]]`), first match wins.
+    #[serde(default)]
+    pub limits: Vec<LimitsSpec>,
     #[serde(default)]
     pub log: LogSection,
+}
+
+/// Search limits for the clients a subject (as in access rules) matches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    pub who: String,
+    /// Entries one search returns at most (0: unlimited); the default applies when absent.
+    #[serde(default)]
+    pub size_limit: Option<u32>,
+    /// Seconds one search may run (0: unlimited); the default applies when absent.
+    #[serde(default)]
+    pub time_limit_secs: Option<u32>,
 }
 
 /// The audit log (see `audit.rs`).
@@ -218,6 +234,9 @@ pub struct ServerSection {
     /// Connections served at once; further connections wait in the accept queue.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections one source address may hold at once; more are closed at once (0: no cap).
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
     /// Largest LDAP message a bound client may send, in bytes.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
@@ -233,7 +252,7 @@ pub struct ServerSection {
     #[serde(default = "default_max_ber_depth")]
     pub max_ber_depth: usize,
     /// Seconds a connection may stay idle before it is closed; 0 keeps idle connections open.
-    #[serde(default)]
+    #[serde(default = "default_idle_timeout_secs")]
     pub idle_timeout_secs: u64,
 }
 
@@ -243,11 +262,12 @@ impl Default for ServerSection {
             listen: default_listen(),
             data_dir: default_data_dir(),
             max_connections: default_max_connections(),
+            max_connections_per_address: default_max_connections_per_address(),
             max_message_bytes: default_max_message_bytes(),
             max_message_bytes_anonymous: default_max_message_bytes_anonymous(),
             max_concurrent_searches: default_max_concurrent_searches(),
             max_ber_depth: default_max_ber_depth(),
-            idle_timeout_secs: 0,
+            idle_timeout_secs: default_idle_timeout_secs(),
         }
     }
 }
@@ -342,6 +362,14 @@ fn default_listen() -> String {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
+fn default_idle_timeout_secs() -> u64 {
+    900
+}
+
+fn default_max_connections_per_address() -> usize {
+    1024
+}
+
 fn default_max_connections() -> usize {
     4096
 }
@@ -443,6 +471,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
     pub max_message_bytes: usize,
     pub max_message_bytes_anonymous: usize,
     pub max_concurrent_searches: usize,
@@ -467,6 +496,7 @@ pub struct Settings {
     pub lockout: crate::lockout::LockoutConfig,
     pub audit_file: Option<PathBuf>,
     pub password_policies: Vec<crate::password::Policy>,
+    pub limits: Vec<LimitsSpec>,
     /// The access rules in evaluation order (custom, then built-in).
     pub access_rules: Vec<crate::access::RuleSpec>,
     pub log_level: String,
@@ -611,6 +641,7 @@ impl Settings {
             listen,
             data_dir,
             max_connections: file.server.max_connections.max(1),
+            max_connections_per_address: file.server.max_connections_per_address,
             max_message_bytes: file.server.max_message_bytes,
             max_message_bytes_anonymous: file.server.max_message_bytes_anonymous,
             max_concurrent_searches: file.server.max_concurrent_searches.max(1),
@@ -651,6 +682,7 @@ impl Settings {
             access_rules,
             audit_file: file.audit.file.as_ref().map(|p| base.join(p)),
             password_policies: file.password_policy,
+            limits: file.limits,
             log_level: file.log.level,
         })
     }

@@ -53,6 +53,8 @@ pub struct Directory {
     pub policy: crate::access::Policy,
     /// Failed binds by account and address (see `lockout`).
     pub lockout: crate::lockout::Lockout,
+    /// Search limits per identity: (who, size limit, time limit), `Some(0)` unlimited.
+    pub limits: Vec<(crate::access::Who, Option<u32>, Option<u32>)>,
     /// Password policies by naming context (`None`: the default).
     pub password_policies: Vec<(Option<NormDn>, crate::password::Policy)>,
     /// Attribute types with an equality index that narrows a search to a few entries (every
@@ -113,6 +115,12 @@ impl Directory {
         let subschema_ndn = norm("subschema", "cn=Subschema")?;
         let policy = crate::access::Policy::compile(&schema, &suffixes, &settings.access_rules)
             .map_err(OpenError::Access)?;
+        let mut limits = Vec::new();
+        for l in &settings.limits {
+            let who = crate::access::Who::parse(&schema, &suffixes, &l.who)
+                .map_err(|e| OpenError::Access(format!("limits {:?}: {e}", l.who)))?;
+            limits.push((who, l.size_limit, l.time_limit_secs));
+        }
         let mut password_policies = Vec::new();
         for p in &settings.password_policies {
             let suffix = match &p.suffix {
@@ -170,6 +178,7 @@ impl Directory {
             policy,
             lockout: crate::lockout::Lockout::new(settings.lockout),
             password_policies,
+            limits,
             schema,
             store,
             suffix_names: settings.suffixes.clone(),

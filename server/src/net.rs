@@ -5,8 +5,11 @@
 use crate::directory::Directory;
 use crate::session::{self, Conn};
 use crate::tls::Tls;
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::{Mutex, PoisonError};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -32,6 +35,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let limit = Arc::new(Semaphore::new(dir.settings.max_connections));
+    let per_address = Arc::new(PerAddress {
+        cap: dir.settings.max_connections_per_address,
+        open: Mutex::new(HashMap::new()),
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let mut next_id: u64 = 0;
@@ -52,6 +59,12 @@ pub async fn run(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Some(slot) = per_address.claim(peer.ip()) else {
+                    // Closed at once: one address may not take the server's connections.
+                    warn!(peer = %peer, limit = dir.settings.max_connections_per_address, "connection refused: too many from this address");
+                    drop(stream);
+                    continue;
+                };
                 next_id += 1;
                 let _ = stream.set_nodelay(true);
                 let dir = dir.clone();
@@ -74,6 +87,7 @@ pub async fn run(
                         }
                     }
                     drop(permit);
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -104,6 +118,49 @@ pub async fn run(
     if tokio::time::timeout(CLOSE_GRACE, drain).await.is_err() {
         warn!("connections still open after {CLOSE_GRACE:?}; closing them");
         conns.abort_all();
+    }
+}
+
+/// Connections open per source address.
+struct PerAddress {
+    cap: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place in its address's count, given back when dropped.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    addr: IpAddr,
+}
+
+impl PerAddress {
+    fn claim(self: &Arc<Self>, addr: IpAddr) -> Option<AddressSlot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(addr).or_insert(0);
+        if self.cap > 0 && *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            table: self.clone(),
+            addr,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .table
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.addr);
+            }
+        }
     }
 }
 

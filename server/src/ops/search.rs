@@ -356,12 +356,29 @@ fn fingerprint(base: &NormDn, req: &LdapSearchRequest) -> [u8; 32] {
     sha2::Sha256::digest(text.as_bytes()).into()
 }
 
+/// The `[[limits]]` entry that applies to `who`: (size limit, time limit) overrides.
+fn identity_limits(dir: &Directory, who: &Identity) -> (Option<u32>, Option<u32>) {
+    if dir.limits.is_empty() {
+        return (None, None);
+    }
+    let reader = dir.store.reader();
+    let requester = Requester::new(who, &reader);
+    dir.limits
+        .iter()
+        .find(|(w, _, _)| w.matches(&requester))
+        .map_or((None, None), |(_, s, t)| (*s, *t))
+}
+
 fn size_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Option<usize> {
     let client = usize::try_from(req.sizelimit).ok().filter(|&n| n > 0);
     let server = if who.is_root() {
         None
     } else {
-        dir.settings.size_limit.map(|n| n as usize)
+        match identity_limits(dir, who).0 {
+            Some(0) => None,
+            Some(n) => Some(n as usize),
+            None => dir.settings.size_limit.map(|n| n as usize),
+        }
     };
     match (client, server) {
         (Some(c), Some(s)) => Some(c.min(s)),
@@ -377,7 +394,11 @@ fn time_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Optio
     let server = if who.is_root() {
         None
     } else {
-        dir.settings.time_limit
+        match identity_limits(dir, who).1 {
+            Some(0) => None,
+            Some(n) => Some(Duration::from_secs(u64::from(n))),
+            None => dir.settings.time_limit,
+        }
     };
     match (client, server) {
         (Some(c), Some(s)) => Some(c.min(s)),

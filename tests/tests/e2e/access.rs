@@ -44,8 +44,11 @@ fn domain(dc: &str, tld: &str) -> String {
 fn config() -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[directory]\nsuffixes = [\"dc=example,dc=com\", \"dc=other,dc=org\"]\n\
-         root_dn = \"{ROOT_DN}\"\nroot_password = \"{ROOT_PW}\"\n[storage]\ndurability = \"buffer\"\n\
-         [access]\nglobal_admins = \"cn=roster-admins,ou=groups,dc=example,dc=com\"\n[log]\nlevel = \"warn\"\n"
+         root_dn = \"{ROOT_DN}\"\nroot_password = \"{ROOT_PW}\"\nsize_limit = 5\n[storage]\ndurability = \"buffer\"\n\
+         [access]\nglobal_admins = \"cn=roster-admins,ou=groups,dc=example,dc=com\"\n\
+         [[limits]]\nwho = \"subtree:ou=services,{{any}}\"\nsize_limit = 0\n\
+         [[limits]]\nwho = \"group:cn=admins,ou=groups,{{suffix}}\"\nsize_limit = 100\n\
+         [log]\nlevel = \"warn\"\n"
     )
 }
 
@@ -271,11 +274,19 @@ fn the_mail_policy_over_two_domains() {
     );
     assert_eq!(code, 0);
 
-    // A global admin manages both domains; the root DN sees passwords.
+    // A global admin manages both domains (within the default size limit of 5: no [[limits]]
+    // entry names it); the root DN sees passwords.
     let mut chief = connect(&url, Some("uid=chief,ou=users,dc=example,dc=com"));
     assert_eq!(add_user(&mut chief, OT, "from-chief"), 0);
     assert_eq!(modify(&mut chief, &user("u1", OT), "cn", "by chief"), 0);
-    assert!(!dns(&mut chief, OT, "(objectClass=*)").is_empty());
+    let res = chief
+        .search(OT, Scope::Subtree, "(objectClass=*)", vec!["1.1"])
+        .unwrap();
+    assert_eq!(res.1.rc, 4, "sizeLimitExceeded for the global admin");
+    assert_eq!(res.0.len(), 5);
+    assert_eq!(dns(&mut chief, OT, "(uid=u1)").len(), 1);
+    // The service account's [[limits]] entry lifts the limit.
+    assert!(dns(&mut postfix, OT, "(objectClass=*)").len() > 5);
     let mut root = connect(&url, Some(ROOT_DN));
     assert!(attrs(&mut root, &user("u1", OT), vec!["userPassword"])
         .unwrap()

@@ -1,6 +1,6 @@
 //! TLS: StartTLS and LDAPS with the certificate rosterd generates on first start, checked with
 //! OpenLDAP's tools, the ldap3 crate and openssl; confidentiality rules for passwords; reload of
-//! the certificate on SIGHUP.
+//! the certificate on SIGHUP; the cap on connections per source address.
 
 use ldap3::{LdapConn, LdapConnSettings, Scope};
 use roster_tests::{run_tool_env, Rosterd, ROOT_DN, ROOT_PW};
@@ -228,4 +228,44 @@ fn certificate_reloads_on_sighup() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(whoami(&ldaps, false, Some(&second.generated_ca())).0, 0);
+}
+
+#[test]
+fn connections_per_address_are_capped() {
+    let config = roster_tests::rosterd_config("").replacen(
+        "[server]\n",
+        "[server]\nmax_connections_per_address = 3\n",
+        1,
+    );
+    let server = Rosterd::start_with_config(None, &config);
+    let url = server.url();
+    let mut held: Vec<LdapConn> = (0..3)
+        .map(|_| {
+            let mut c = LdapConn::new(&url).unwrap();
+            c.simple_bind(ROOT_DN, ROOT_PW).unwrap().success().unwrap();
+            c
+        })
+        .collect();
+    // The fourth from the same address is closed before it is served.
+    let fourth = LdapConn::new(&url).and_then(|mut c| c.simple_bind(ROOT_DN, ROOT_PW));
+    assert!(fourth.is_err(), "a fourth connection was served");
+    // The others go on, and a slot freed is a slot for the next one.
+    let (entries, _) = held[0]
+        .search("", Scope::Base, "(objectClass=*)", vec!["vendorName"])
+        .unwrap()
+        .success()
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    held.pop().unwrap().unbind().unwrap();
+    let mut ok = false;
+    for _ in 0..50 {
+        if let Ok(mut c) = LdapConn::new(&url) {
+            if c.simple_bind(ROOT_DN, ROOT_PW).is_ok_and(|r| r.rc == 0) {
+                ok = true;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(ok, "a freed slot is reused");
 }

@@ -1,0 +1,29 @@
+//! DN parsing and normalization: any string parses or is refused; a parsed DN prints to a DN
+//! that parses to the same normalized form, and normalizing is idempotent.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use roster_schema::{Dn, Schema};
+use std::sync::OnceLock;
+
+fuzz_target!(|data: &[u8]| {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    let schema = SCHEMA.get_or_init(Schema::builtin);
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(dn) = Dn::parse(text) else {
+        return;
+    };
+    let printed = dn.to_string();
+    let reparsed = Dn::parse(&printed).expect("a printed DN parses");
+    if let Ok(norm) = dn.normalize(schema) {
+        let again = reparsed.normalize(schema).expect("the printed DN normalizes");
+        assert_eq!(norm, again, "{text:?} printed as {printed:?}");
+        let renormalized = Dn::parse(&norm.to_string())
+            .and_then(|d| d.normalize(schema))
+            .expect("a normalized DN parses and normalizes");
+        assert_eq!(norm, renormalized, "normalizing {text:?} twice");
+        let _ = dn.pretty(schema);
+    }
+});
