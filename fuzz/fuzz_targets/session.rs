@@ -65,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
             peer: "127.0.0.1:1".parse().expect("address"),
             secure: false,
             tls: None,
+            certificate_subject: None,
         };
         let serving = tokio::spawn(session::serve(server, w.dir.clone(), conn, stop_rx));
         let _ = client.write_all(data).await;

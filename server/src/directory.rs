@@ -153,7 +153,12 @@ impl Directory {
                 hint,
             }
         })?;
-        let root_dse = crate::ops::dse::root_dse(&schema, &settings.suffixes, settings.tls_enabled);
+        let root_dse = crate::ops::dse::root_dse(
+            &schema,
+            &settings.suffixes,
+            settings.tls_enabled,
+            settings.tls_enabled && settings.tls_client_ca.is_some(),
+        );
         let subschema = crate::ops::dse::subschema(
             &schema,
             subschema_ndn.clone(),

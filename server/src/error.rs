@@ -49,6 +49,8 @@ pub enum OpError {
     /// outstanding or TLS already in use).
     #[error("{0}")]
     Operations(String),
+    #[error("{0}")]
+    InappropriateAuthentication(String),
     /// The operation needs a protected connection (a password over plain LDAP).
     #[error("{0}")]
     ConfidentialityRequired(String),
@@ -100,6 +102,9 @@ pub fn ldap_result(err: &OpError) -> LdapResult {
         OpError::ObjectClassModsProhibited(m) => (C::ObjectClassModsProhibited, m.clone(), None),
         OpError::NotAllowedOnNonLeaf(m) => (C::NotAllowedOnNonLeaf, m.clone(), None),
         OpError::Operations(m) => (C::OperationsError, m.clone(), None),
+        OpError::InappropriateAuthentication(m) => {
+            (C::InappropriateAuthentication, m.clone(), None)
+        }
         OpError::ConfidentialityRequired(m) => (C::ConfidentialityRequired, m.clone(), None),
         OpError::Entry(e) => (entry_code(e), e.to_string(), None),
         OpError::SizeLimitExceeded => (C::SizeLimitExceeded, String::new(), None),

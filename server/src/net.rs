@@ -69,11 +69,12 @@ pub async fn run(
                 let _ = stream.set_nodelay(true);
                 let dir = dir.clone();
                 let stop = stop_rx.clone();
-                let conn = Conn {
+                let mut conn = Conn {
                     id: next_id,
                     peer,
                     secure,
                     tls: tls.clone(),
+                    certificate_subject: None,
                 };
                 conns.spawn(async move {
                     if !secure {
@@ -81,7 +82,10 @@ pub async fn run(
                     } else if let Some(tls) = conn.tls.clone() {
                         let handshake = tls.acceptor().accept(stream);
                         match tokio::time::timeout(session::HANDSHAKE_TIMEOUT, handshake).await {
-                            Ok(Ok(stream)) => session::serve(stream, dir, conn, stop).await,
+                            Ok(Ok(stream)) => {
+                                conn.certificate_subject = session::peer_subject(&stream);
+                                session::serve(stream, dir, conn, stop).await
+                            }
                             Ok(Err(e)) => debug!(peer = %peer, error = %e, "TLS handshake failed"),
                             Err(_) => debug!(peer = %peer, "TLS handshake timed out"),
                         }

@@ -79,6 +79,8 @@ pub struct Conn {
     pub secure: bool,
     /// The server's TLS configuration, for StartTLS.
     pub tls: Option<Arc<Tls>>,
+    /// The subject of the verified client certificate of an LDAPS connection.
+    pub certificate_subject: Option<String>,
 }
 
 /// The state of one connection between requests.
@@ -95,6 +97,7 @@ struct Session {
     /// TLS protects the connection (LDAPS, or after StartTLS).
     secure: bool,
     tls: Option<Arc<Tls>>,
+    certificate_subject: Option<String>,
 }
 
 /// Serves one connection until the client unbinds or disconnects, or the server shuts down.
@@ -119,12 +122,14 @@ pub async fn serve<S>(
             peer: conn.peer,
             secure: conn.secure,
             tls: conn.tls,
+            certificate_subject: conn.certificate_subject,
         };
         let mut framed = Framed::new(stream, codec_for(&session.dir, &Identity::Anonymous));
         let ended = drive(&mut framed, &mut session, &mut rx, &mut shutdown).await;
         if let Ended::StartTls = ended {
             if let Some(stream) = upgrade(framed, &session).await {
                 session.secure = true;
+                session.certificate_subject = peer_subject(&stream);
                 debug!("TLS started");
                 let codec = codec_for(&session.dir, &session.who);
                 let mut framed = Framed::new(stream, codec);
@@ -137,6 +142,15 @@ pub async fn serve<S>(
     }
     .instrument(span)
     .await
+}
+
+/// The subject of the client certificate of a TLS stream, if the client presented one (it
+/// was verified against the configured client CA during the handshake).
+pub fn peer_subject<S>(stream: &tokio_rustls::server::TlsStream<S>) -> Option<String> {
+    let (_, conn) = stream.get_ref();
+    conn.peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|c| crate::tls::client_subject(c.as_ref()))
 }
 
 /// The TLS handshake after an accepted StartTLS. `None` (the connection closes) when the client
@@ -437,9 +451,12 @@ impl Session {
                 self.abandon_all();
                 let dir = self.dir.clone();
                 let dn = req.dn.clone();
-                let peer = self.peer.ip();
+                let origin = ops::bind::Origin {
+                    peer: self.peer.ip(),
+                    certificate_subject: self.certificate_subject.clone(),
+                };
                 let (res, who) =
-                    match tokio::task::spawn_blocking(move || ops::bind::bind(&dir, &req, peer))
+                    match tokio::task::spawn_blocking(move || ops::bind::bind(&dir, &req, &origin))
                         .await
                     {
                         Ok(r) => r,

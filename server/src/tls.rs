@@ -219,6 +219,39 @@ fn generate() -> Result<Generated, rcgen::Error> {
     })
 }
 
+/// The subject of a client certificate as an LDAP DN string (RFC 4514 order: the most specific
+/// RDN first), for SASL EXTERNAL. `None` for a certificate that does not parse or a subject
+/// with values that are not strings.
+pub fn client_subject(der: &[u8]) -> Option<String> {
+    use roster_schema::{Ava, Dn, Rdn};
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let mut rdns = Vec::new();
+    for rdn in cert.subject().iter_rdn() {
+        let mut avas = Vec::new();
+        for ava in rdn.iter() {
+            let oid = ava.attr_type().to_id_string();
+            let attr = match oid.as_str() {
+                "2.5.4.3" => "cn".to_string(),
+                "2.5.4.6" => "c".to_string(),
+                "2.5.4.7" => "l".to_string(),
+                "2.5.4.8" => "st".to_string(),
+                "2.5.4.10" => "o".to_string(),
+                "2.5.4.11" => "ou".to_string(),
+                "0.9.2342.19200300.100.1.1" => "uid".to_string(),
+                "0.9.2342.19200300.100.1.25" => "dc".to_string(),
+                "1.2.840.113549.1.9.1" => "email".to_string(),
+                other => other.to_string(),
+            };
+            let value = ava.as_str().ok()?.as_bytes().to_vec();
+            avas.push(Ava { attr, value });
+        }
+        rdns.push(Rdn { avas });
+    }
+    // X.509 names list the most general RDN first; LDAP DNs the most specific.
+    rdns.reverse();
+    Some(Dn { rdns }.to_string())
+}
+
 fn write_private(path: &Path, text: &str) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

@@ -12,8 +12,30 @@ use roster_schema::dn::NormDn;
 use roster_schema::Dn;
 use std::net::IpAddr;
 
-/// Runs a bind from `peer` and returns its result and the connection's identity afterwards.
-pub fn bind(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> (LdapResult, Identity) {
+/// Where a bind comes from: the client's address, and the subject of the certificate it
+/// presented over TLS (for SASL EXTERNAL).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub peer: IpAddr,
+    pub certificate_subject: Option<String>,
+}
+
+/// Runs a bind and returns its result and the connection's identity afterwards.
+pub fn bind(dir: &Directory, req: &LdapBindRequest, origin: &Origin) -> (LdapResult, Identity) {
+    let peer = origin.peer;
+    if let LdapBindCred::SASL(sasl) = &req.cred {
+        if sasl.mechanism.eq_ignore_ascii_case("EXTERNAL") {
+            return match external(dir, origin, &sasl.credentials) {
+                Ok(who) => (success(), who),
+                Err(e) => {
+                    if let OpError::Store(inner) = &e {
+                        dir.store_failed("bind", inner);
+                    }
+                    (ldap_result(&e), Identity::Anonymous)
+                }
+            };
+        }
+    }
     match authenticate(dir, req, peer) {
         Ok(who) => (success(), who),
         Err(e) => {
@@ -121,6 +143,49 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> Result<
     }
     dir.lockout.succeeded(&ndn, peer);
     Ok(Identity::Entry { dn: pretty, ndn })
+}
+
+/// SASL EXTERNAL (RFC 4422 appendix A): the identity is the entry named by the subject of the
+/// client certificate the TLS layer verified. An authorization identity, when sent, must name
+/// the same entry (`dn:<DN>`).
+fn external(dir: &Directory, origin: &Origin, authzid: &[u8]) -> Result<Identity, OpError> {
+    let Some(subject) = &origin.certificate_subject else {
+        return Err(OpError::InappropriateAuthentication(
+            "SASL EXTERNAL needs a client certificate over TLS".into(),
+        ));
+    };
+    let dn = Dn::parse(subject)?;
+    let ndn = dn.normalize(&dir.schema)?;
+    let refuse = |why: &str| {
+        crate::audit::bind_failed(subject, origin.peer, why);
+        OpError::InvalidCredentials
+    };
+    if !authzid.is_empty() {
+        let wanted = std::str::from_utf8(authzid)
+            .ok()
+            .and_then(|a| a.strip_prefix("dn:"))
+            .and_then(|a| Dn::parse(a).ok())
+            .and_then(|d| d.normalize(&dir.schema).ok());
+        if wanted.as_ref() != Some(&ndn) {
+            return Err(refuse(
+                "authorization identity differs from the certificate",
+            ));
+        }
+    }
+    if dir.suffix_of(&ndn).is_none() {
+        return Err(refuse("certificate subject names no entry"));
+    }
+    let reader = dir.store.reader();
+    let Some((_, entry)) = reader.entry_by_dn(&ndn)? else {
+        return Err(refuse("certificate subject names no entry"));
+    };
+    if is_disabled(dir, &entry) {
+        return Err(refuse("account disabled"));
+    }
+    Ok(Identity::Entry {
+        dn: entry.dn.to_string(),
+        ndn,
+    })
 }
 
 /// True for an entry with `rosterAccountDisabled: TRUE`.

@@ -37,7 +37,7 @@ fn strs<'a>(v: impl IntoIterator<Item = &'a str>) -> Vec<Vec<u8>> {
 }
 
 /// The root DSE: the entry with the empty DN.
-pub fn root_dse(schema: &Schema, suffixes: &[String], starttls: bool) -> Entry {
+pub fn root_dse(schema: &Schema, suffixes: &[String], starttls: bool, external: bool) -> Entry {
     let mut attrs = Vec::new();
     push(
         schema,
@@ -87,6 +87,14 @@ pub fn root_dse(schema: &Schema, suffixes: &[String], starttls: bool) -> Entry {
         "supportedFeatures",
         strs(SUPPORTED_FEATURES.iter().copied()),
     );
+    if external {
+        push(
+            schema,
+            &mut attrs,
+            "supportedSASLMechanisms",
+            strs(["EXTERNAL"]),
+        );
+    }
     push(schema, &mut attrs, "vendorName", strs(["Roster"]));
     push(
         schema,

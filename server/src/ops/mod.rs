@@ -376,7 +376,10 @@ mod tests {
                     dn: dn.into(),
                     cred: LdapBindCred::Simple(pw.into()),
                 },
-                std::net::IpAddr::from([127, 0, 0, 1]),
+                &bind::Origin {
+                    peer: std::net::IpAddr::from([127, 0, 0, 1]),
+                    certificate_subject: None,
+                },
             )
         };
         // The stored hash is {SSHA} of "secret" with salt "saltsalt".

@@ -269,3 +269,121 @@ fn connections_per_address_are_capped() {
     }
     assert!(ok, "a freed slot is reused");
 }
+
+/// A CA and a client certificate for `uid=u1,ou=users,o=example` signed by it, written as PEM
+/// files in `dir`: (ca, cert, key). (rcgen keeps one value per attribute type in a name, so the
+/// subject has no repeated type such as two `dc`.)
+fn client_certificate(
+    dir: &Path,
+    tag: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    };
+    let mut ca = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, format!("clients {tag}"));
+    ca.distinguished_name = name;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, &ca_key);
+    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut subject = DistinguishedName::new();
+    // X.509 order: most general first.
+    subject.push(DnType::OrganizationName, "example");
+    subject.push(DnType::OrganizationalUnitName, "users");
+    subject.push(
+        DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 1]),
+        "u1",
+    );
+    client.distinguished_name = subject;
+    client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = client.signed_by(&key, &issuer).unwrap();
+    let paths = (
+        dir.join(format!("{tag}-ca.pem")),
+        dir.join(format!("{tag}-client.pem")),
+        dir.join(format!("{tag}-client.key")),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[test]
+fn sasl_external_with_a_client_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (client_ca, cert, key) = client_certificate(tmp.path(), "good");
+    let (_, stranger_cert, stranger_key) = client_certificate(tmp.path(), "other");
+    let ldif = "dn: o=example\nobjectClass: organization\no: example\n\n\
+                dn: ou=users,o=example\nobjectClass: organizationalUnit\nou: users\n\n\
+                dn: uid=u1,ou=users,o=example\nobjectClass: inetOrgPerson\nuid: u1\ncn: u1\nsn: u1\n";
+    let config = roster_tests::rosterd_config(&format!(
+        "[tls]\nlisten = \"127.0.0.1:0\"\nclient_ca = \"{}\"\n",
+        client_ca.display()
+    ))
+    .replace(
+        "suffixes = [\"dc=example,dc=com\"]",
+        "suffixes = [\"o=example\"]",
+    );
+    let server = Rosterd::start_with_config(Some(ldif), &config);
+    let ca = server.generated_ca();
+    let ca_s = ca.to_string_lossy().into_owned();
+    let with_cert = |cert: &Path, key: &Path, url: &str, starttls: bool| {
+        let (c, k) = (
+            cert.to_string_lossy().into_owned(),
+            key.to_string_lossy().into_owned(),
+        );
+        let mut args = vec!["-Y", "EXTERNAL", "-Q", "-H", url];
+        if starttls {
+            args.push("-ZZ");
+        }
+        run_tool_env(
+            "ldapwhoami",
+            &args,
+            &[
+                ("LDAPTLS_CACERT", ca_s.as_str()),
+                ("LDAPTLS_REQCERT", "demand"),
+                ("LDAPTLS_CERT", c.as_str()),
+                ("LDAPTLS_KEY", k.as_str()),
+            ],
+        )
+    };
+    // The root DSE offers EXTERNAL.
+    let (_, out, _) = run_tool_env(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            &server.url(),
+            "-b",
+            "",
+            "-s",
+            "base",
+            "supportedSASLMechanisms",
+        ],
+        &[],
+    );
+    assert!(out.contains("supportedSASLMechanisms: EXTERNAL"), "{out}");
+    // LDAPS and StartTLS: the certificate's subject is the identity.
+    for (url, starttls) in [(server.ldaps_url(), false), (server.url(), true)] {
+        let (code, out, err) = with_cert(&cert, &key, &url, starttls);
+        assert_eq!(code, 0, "{url}: {err}");
+        assert_eq!(out.trim(), "dn:uid=u1,ou=users,o=example", "{url}");
+    }
+    // A certificate from another CA fails the handshake; without one EXTERNAL is refused.
+    let (code, _, _) = with_cert(&stranger_cert, &stranger_key, &server.ldaps_url(), false);
+    assert_ne!(code, 0);
+    let (code, _, err) = run_tool_env(
+        "ldapwhoami",
+        &["-Y", "EXTERNAL", "-Q", "-H", &server.ldaps_url()],
+        &[
+            ("LDAPTLS_CACERT", ca_s.as_str()),
+            ("LDAPTLS_REQCERT", "demand"),
+        ],
+    );
+    assert_ne!(code, 0, "EXTERNAL without a certificate: {err}");
+}
