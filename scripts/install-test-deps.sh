@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests run against: OpenLDAP's slapd (the reference server of the
-# differential tests) and its command-line tools, openssl (TLS version checks), and ldclt (from 389-ds-base) for benchmarks.
+# differential tests) and its command-line tools, openssl (TLS version checks), python3-ldap3
+# (a Python client), and ldclt (from 389-ds-base) for benchmarks.
 # Services are kept from starting on their own; the tests start their own on loopback.
 set -euo pipefail
 need=()
@@ -9,6 +10,8 @@ command -v ldapsearch >/dev/null 2>&1 || need+=(ldap-utils)
 command -v ldclt >/dev/null 2>&1 || need+=(389-ds-base)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# python3-ldap3 for Debian's own python (a python3 earlier in PATH may be another install).
+/usr/bin/python3 -c 'import ldap3' >/dev/null 2>&1 || need+=(python3-ldap3)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

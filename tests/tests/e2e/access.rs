@@ -311,3 +311,26 @@ fn the_mail_policy_over_two_domains() {
     assert_eq!(removed, 0);
     assert_eq!(add_user(&mut helper, EX, "after"), 50);
 }
+
+#[test]
+fn a_python_ldap3_client_over_starttls_and_ldaps() {
+    let config = config().replace("[log]", "[tls]\nlisten = \"127.0.0.1:0\"\n[log]");
+    let server = Rosterd::start_with_config(Some(&ldif()), &config);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/ldap3_client.py");
+    let port = server.addr.port().to_string();
+    let ldaps = server.ldaps.unwrap().port().to_string();
+    let ca = server.generated_ca().to_string_lossy().into_owned();
+    // Debian's python3, which python3-ldap3 is installed for.
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args(["127.0.0.1", &port, &ldaps, &ca])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines().filter(|l| l.starts_with("ok ")).count() >= 12,
+        "{text}"
+    );
+}

@@ -387,3 +387,82 @@ fn sasl_external_with_a_client_certificate() {
     );
     assert_ne!(code, 0, "EXTERNAL without a certificate: {err}");
 }
+
+#[test]
+fn an_expired_certificate_fails_as_clients_expect() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name = rcgen::DistinguishedName::new();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "expiry test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, &ca_key);
+    let mut server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    server.distinguished_name = rcgen::DistinguishedName::new();
+    server
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "127.0.0.1");
+    server.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    server.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = KeyPair::generate().unwrap();
+    let cert = server.signed_by(&key, &issuer).unwrap();
+    let (ca_p, cert_p, key_p) = (
+        tmp.path().join("ca.pem"),
+        tmp.path().join("cert.pem"),
+        tmp.path().join("key.pem"),
+    );
+    std::fs::write(&ca_p, ca_cert.pem()).unwrap();
+    std::fs::write(&cert_p, cert.pem()).unwrap();
+    std::fs::write(&key_p, key.serialize_pem()).unwrap();
+    let server = Rosterd::start(
+        None,
+        &format!(
+            "[tls]\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert_p.display(),
+            key_p.display()
+        ),
+    );
+    // The server serves it (an administrator's choice), and clients refuse it.
+    let (code, _, err) = whoami(&server.ldaps_url(), false, Some(&ca_p));
+    assert_ne!(code, 0, "an expired certificate was accepted: {err}");
+    let (code, _, _) = whoami(&server.url(), true, Some(&ca_p));
+    assert_ne!(code, 0);
+    let hostport = server
+        .ldaps_url()
+        .trim_start_matches("ldaps://")
+        .to_string();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &hostport,
+            "-CAfile",
+            &ca_p.to_string_lossy(),
+            "-verify_return_error",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("certificate has expired"), "{text}");
+    // With verification off the same handshake completes: it is the date that fails.
+    let (code, _, err) = run_tool_env(
+        "ldapwhoami",
+        &[
+            "-x",
+            "-H",
+            &server.ldaps_url(),
+            "-D",
+            ROOT_DN,
+            "-w",
+            ROOT_PW,
+        ],
+        &[("LDAPTLS_REQCERT", "never")],
+    );
+    assert_eq!(code, 0, "{err}");
+}
