@@ -334,3 +334,101 @@ fn a_python_ldap3_client_over_starttls_and_ldaps() {
         "{text}"
     );
 }
+
+/// What one client can do to one user entry, as a row of the matrix:
+/// see it, read mail, read telephoneNumber, read userPassword, find it by a mail filter,
+/// compare mail, write cn, write userPassword, and add (then delete) an entry in its domain.
+fn abilities(c: &mut LdapConn, target: &str, domain: &str, who: &str) -> String {
+    let mail = format!("u1@{}", domain.replace("dc=", "").replace(',', "."));
+    let seen = attrs(c, target, vec!["*", "userPassword"]);
+    let shows = |a: &str| seen.as_ref().is_some_and(|s| s.contains(a));
+    let found = dns(c, domain, &format!("(mail={mail})")).contains(target);
+    let compared = compare(c, target, "mail", &mail) == 6;
+    let cn = modify(c, target, "cn", "u1") == 0;
+    let pw = modify(c, target, "userPassword", PW) == 0;
+    let tmp = format!("tmp-{}", who.replace(['=', ','], "-"));
+    let added = add_user(c, domain, &tmp) == 0;
+    if added {
+        assert_eq!(
+            rc(c.delete(&user(&tmp, domain))),
+            0,
+            "{who} deletes what it added"
+        );
+    }
+    [
+        seen.is_some(),
+        shows("mail"),
+        shows("telephonenumber"),
+        shows("userpassword"),
+        found,
+        compared,
+        cn,
+        pw,
+        added,
+    ]
+    .iter()
+    .map(|b| if *b { '1' } else { '0' })
+    .collect()
+}
+
+#[test]
+fn the_mail_policy_access_matrix() {
+    let server = Rosterd::start_with_config(Some(&ldif()), &config());
+    let url = server.url();
+    let t_ex = user("u1", EX);
+    let t_ot = user("u1", OT);
+    // Columns: see, mail, phone, password, filter, compare, write cn, write password, add.
+    let rows: Vec<(&str, Option<String>, &str, &str)> = vec![
+        ("anonymous", None, "000000000", "000000000"),
+        ("self", Some(user("u1", EX)), "111011010", "000000000"),
+        (
+            "another user",
+            Some(user("u2", EX)),
+            "000000000",
+            "000000000",
+        ),
+        (
+            "service account",
+            Some("cn=postfix,ou=services,dc=example,dc=com".into()),
+            "110011000",
+            "110011000",
+        ),
+        (
+            "domain admin",
+            Some(user("admin", EX)),
+            "111011111",
+            "000000000",
+        ),
+        (
+            "nested domain admin",
+            Some(user("helper", EX)),
+            "111011111",
+            "000000000",
+        ),
+        (
+            "other domain's admin",
+            Some(user("admin", OT)),
+            "000000000",
+            "111011111",
+        ),
+        (
+            "global admin",
+            Some("uid=chief,ou=users,dc=example,dc=com".into()),
+            "111011111",
+            "111011111",
+        ),
+        ("root DN", Some(ROOT_DN.into()), "111111111", "111111111"),
+    ];
+    let mut wrong = Vec::new();
+    for (name, who, want_ex, want_ot) in &rows {
+        let mut c = connect(&url, who.as_deref());
+        let tag = who.clone().unwrap_or_else(|| "anonymous".into());
+        for (target, domain, want) in [(&t_ex, EX, want_ex), (&t_ot, OT, want_ot)] {
+            let got = abilities(&mut c, target, domain, &tag);
+            if &got != want {
+                wrong.push(format!("{name} on {target}: got {got}, want {want}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
