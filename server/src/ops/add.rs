@@ -74,7 +74,7 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpEr
     match added {
         Ok(_) => Ok(()),
         Err(roster_storage::StoreError::NoSuchParent { .. }) => {
-            let matched = dir.store.reader().matched_dn(&ndn)?.map(|d| d.to_string());
+            let matched = super::matched(dir, who, &dir.store.reader(), &ndn)?;
             Err(OpError::NoSuchObject { matched })
         }
         Err(e) => Err(e.into()),

@@ -55,7 +55,7 @@ fn run(dir: &Directory, who: &Identity, req: &LdapCompareRequest) -> Result<bool
         }
         let reader = dir.store.reader();
         let Some((_, mut found)) = reader.entry_by_dn(&ndn)? else {
-            let matched = reader.matched_dn(&ndn)?.map(|d| d.to_string());
+            let matched = super::matched(dir, who, &reader, &ndn)?;
             return Err(OpError::NoSuchObject { matched });
         };
         // An entry the client may not see at all is not there for it; one it sees needs the

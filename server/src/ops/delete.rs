@@ -35,7 +35,7 @@ fn run(dir: &Directory, who: &Identity, dn: &str) -> Result<(), OpError> {
             Ok(())
         }
         Err(StoreError::NoSuchObject { .. }) => {
-            let matched = dir.store.reader().matched_dn(&ndn)?.map(|d| d.to_string());
+            let matched = super::matched(dir, who, &dir.store.reader(), &ndn)?;
             Err(OpError::NoSuchObject { matched })
         }
         Err(StoreError::NotAllowedOnNonLeaf { .. }) => Err(OpError::NotAllowedOnNonLeaf(

@@ -62,6 +62,32 @@ pub fn write_result(dir: &Directory, operation: &str, r: Result<(), OpError>) ->
     }
 }
 
+/// The matched DN of a noSuchObject answer about `ndn`: the nearest existing ancestor, if
+/// the client may see it (its existence is information too).
+pub fn matched(
+    dir: &Directory,
+    who: &Identity,
+    reader: &roster_storage::Reader,
+    ndn: &NormDn,
+) -> Result<Option<String>, OpError> {
+    let Some(dn) = reader.matched_dn(ndn)? else {
+        return Ok(None);
+    };
+    if who.is_root() {
+        return Ok(Some(dn.to_string()));
+    }
+    let norm = dn.normalize(&dir.schema)?;
+    let Some((_, entry)) = reader.entry_by_dn(&norm)? else {
+        return Ok(None);
+    };
+    let requester = crate::access::Requester::new(who, reader);
+    let visible = dir
+        .policy
+        .for_entry(&dir.schema, &requester, &entry)
+        .allows(None, crate::access::Rights::READ);
+    Ok(visible.then(|| dn.to_string()))
+}
+
 /// Anonymous clients change nothing: slapd's answer to an anonymous update.
 pub fn require_authenticated(who: &Identity) -> Result<(), OpError> {
     match who {

@@ -24,7 +24,7 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
     }
     let reader = dir.store.reader();
     let Some((_, mut entry)) = reader.entry_by_dn(&ndn)? else {
-        let matched = reader.matched_dn(&ndn)?.map(|d| d.to_string());
+        let matched = super::matched(dir, who, &reader, &ndn)?;
         return Err(OpError::NoSuchObject { matched });
     };
     // The lock of failed binds is not stored: deleting pwdAccountLockedTime clears it.

@@ -48,7 +48,7 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> Result<(),
     };
     let reader = dir.store.reader();
     let Some((_, mut entry)) = reader.entry_by_dn(&ndn)? else {
-        let matched = reader.matched_dn(&ndn)?.map(|d| d.to_string());
+        let matched = super::matched(dir, who, &reader, &ndn)?;
         return Err(OpError::NoSuchObject { matched });
     };
     // A rename is a delete where the entry was and an add where it goes.

@@ -67,7 +67,7 @@ fn run(
     };
     let reader = dir.store.reader();
     let Some((_, mut entry)) = reader.entry_by_dn(&target)? else {
-        let matched = reader.matched_dn(&target)?.map(|d| d.to_string());
+        let matched = super::matched(dir, who, &reader, &target)?;
         return Err(OpError::NoSuchObject { matched });
     };
     super::require_right(dir, who, &reader, &entry, Some(pw), Rights::WRITE, "change")?;

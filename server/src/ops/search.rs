@@ -257,7 +257,7 @@ fn run(
                 flag.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d)
             })
         }
-        Err(e) => return Ok(Err(store_error(&reader, &base, e))),
+        Err(e) => return Ok(Err(store_error(dir, who, &reader, &base, e))),
     };
     let earlier_pages = resume.as_ref().map_or(0, |s| s.returned);
     let wanted = Wanted::of(dir, &sel);
@@ -330,16 +330,14 @@ fn run(
 
 /// Maps a store failure at the start of a search; a missing base carries the matched DN.
 fn store_error(
+    dir: &Directory,
+    who: &Identity,
     reader: &roster_storage::Reader,
     base: &NormDn,
     e: roster_storage::StoreError,
 ) -> OpError {
     if matches!(e, roster_storage::StoreError::NoSuchObject { .. }) {
-        let matched = reader
-            .matched_dn(base)
-            .ok()
-            .flatten()
-            .map(|d| d.to_string());
+        let matched = super::matched(dir, who, reader, base).ok().flatten();
         return OpError::NoSuchObject { matched };
     }
     OpError::Store(e)

@@ -147,6 +147,21 @@ fn the_mail_policy_over_two_domains() {
     assert!(attrs(&mut anon, "", vec!["namingContexts"]).is_some());
     assert!(attrs(&mut anon, "cn=Subschema", vec!["objectClasses"]).is_some());
     assert_eq!(compare(&mut anon, &user("u1", EX), "uid", "u1"), 32);
+    // A missing entry's nearest ancestor is named only to those who may see it.
+    let missing = user("nobody", EX);
+    let res = anon
+        .search(&missing, Scope::Base, "(objectClass=*)", vec!["1.1"])
+        .unwrap();
+    assert_eq!((res.1.rc, res.1.matched.as_str()), (32, ""));
+    let mut root0 = connect(&url, Some(ROOT_DN));
+    let res = root0
+        .search(&missing, Scope::Base, "(objectClass=*)", vec!["1.1"])
+        .unwrap();
+    assert_eq!(res.1.rc, 32);
+    assert_eq!(
+        res.1.matched.to_ascii_lowercase(),
+        "ou=users,dc=example,dc=com"
+    );
     let mut u1 = connect(&url, Some(&user("u1", EX)));
 
     // A user reads its own entry (not its password) and nobody else's.
