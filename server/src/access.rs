@@ -258,6 +258,23 @@ impl DnPattern {
         Ok(DnPattern { head, tail })
     }
 
+    /// How many RDNs `ndn` lies below a DN this pattern names for an entry in naming context
+    /// `suffix` (0: it is that DN); `None` when it is below none of them. Nothing is allocated:
+    /// this runs for every entry a search returns.
+    fn depth_below(&self, ndn: &NormDn, suffix: Option<&NormDn>, all: &[NormDn]) -> Option<usize> {
+        let below = |tail: &[String]| -> Option<usize> {
+            let rdns = ndn.rdns.as_slice();
+            let rest = rdns.strip_suffix(tail)?;
+            let above = rest.strip_suffix(self.head.as_slice())?;
+            Some(above.len())
+        };
+        match self.tail {
+            Tail::Fixed => below(&[]),
+            Tail::Suffix => suffix.and_then(|s| below(&s.rdns)),
+            Tail::Any => all.iter().find_map(|s| below(&s.rdns)),
+        }
+    }
+
     /// The concrete DNs this pattern names for an entry in naming context `suffix`.
     fn concrete<'a>(
         &'a self,
@@ -430,15 +447,14 @@ impl Policy {
         entry: &Entry,
         suffix: Option<&NormDn>,
     ) -> bool {
-        let in_scope = rule
-            .base
-            .concrete(suffix, &self.suffixes)
-            .any(|base| match rule.scope {
-                RuleScope::Base => entry.ndn == base,
-                RuleScope::One => entry.ndn.parent().as_ref() == Some(&base),
-                RuleScope::Subtree => entry.ndn.is_within(&base),
-                RuleScope::Children => entry.ndn != base && entry.ndn.is_within(&base),
-            });
+        let depth = rule.base.depth_below(&entry.ndn, suffix, &self.suffixes);
+        let in_scope = match (rule.scope, depth) {
+            (_, None) => false,
+            (RuleScope::Base, Some(d)) => d == 0,
+            (RuleScope::One, Some(d)) => d == 1,
+            (RuleScope::Subtree, Some(_)) => true,
+            (RuleScope::Children, Some(d)) => d >= 1,
+        };
         in_scope
             && rule
                 .filter
@@ -615,13 +631,14 @@ impl EntryAccess<'_, '_> {
             Subject::Dn(p) => self
                 .req
                 .ndn()
-                .is_some_and(|me| p.concrete(self.suffix, all).any(|d| &d == me)),
+                .is_some_and(|me| p.depth_below(me, self.suffix, all) == Some(0)),
             Subject::Subtree(p) => self
                 .req
                 .ndn()
-                .is_some_and(|me| p.concrete(self.suffix, all).any(|d| me.is_within(&d))),
+                .is_some_and(|me| p.depth_below(me, self.suffix, all).is_some()),
             Subject::Group(p) => {
                 self.req.ndn().is_some()
+                    && !self.req.groups().is_empty()
                     && p.concrete(self.suffix, all)
                         .any(|g| self.req.groups().contains(&g))
             }
