@@ -229,9 +229,13 @@ impl Reader {
             CompiledFilter::Equality { attr, key, options }
                 if Some(*attr) == links.member_of && options.is_empty() =>
             {
-                let set = match normalized(&self.inner.schema, key) {
-                    Some(group) => self.direct_members(&group)?.into_iter().collect(),
-                    None => HashSet::new(),
+                // The key is the assertion's normalized DN: read back, not parsed again.
+                let set = match std::str::from_utf8(key) {
+                    Ok(text) => self
+                        .direct_members(&NormDn::from_normalized(text))?
+                        .into_iter()
+                        .collect(),
+                    Err(_) => HashSet::new(),
                 };
                 CompiledFilter::DnIn(Arc::new(set))
             }
