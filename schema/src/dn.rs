@@ -586,7 +586,12 @@ mod tests {
         let schema = Schema::builtin();
         // Found by the dn fuzz target: ", " is a valid country string, "," (after the
         // insignificant trailing space goes) is not, and must still read back.
-        for text in ["c=\\,\\ ", "cn=a\\,b+sn=c,ou=x\\\\,dc=example", "", "cn=\\2C"] {
+        for text in [
+            "c=\\,\\ ",
+            "cn=a\\,b+sn=c,ou=x\\\\,dc=example",
+            "",
+            "cn=\\2C",
+        ] {
             let norm = Dn::parse(text).unwrap().normalize(&schema).unwrap();
             assert_eq!(NormDn::from_normalized(&norm.to_string()), norm, "{text:?}");
         }

@@ -154,7 +154,12 @@ pub enum CompiledFilter {
     },
     /// True for the entries whose normalized DN is in the set, False for the others: what a
     /// store resolves a filter on directory links into (see [`Self::InChain`]).
-    DnIn(Arc<HashSet<NormDn>>),
+    /// `attr` is the attribute type the resolved item was about (`memberOf`, `member`), for
+    /// access control.
+    DnIn {
+        attr: AttrId,
+        set: Arc<HashSet<NormDn>>,
+    },
 }
 
 /// The OID of Active Directory's in-chain matching rule (LDAP_MATCHING_RULE_IN_CHAIN).
@@ -967,7 +972,7 @@ impl CompiledFilter {
                 options,
             ),
             CompiledFilter::InChain { .. } => TriState::Undefined,
-            CompiledFilter::DnIn(set) => {
+            CompiledFilter::DnIn { set, .. } => {
                 if set.contains(&entry.ndn) {
                     TriState::True
                 } else {
@@ -1022,6 +1027,7 @@ impl CompiledFilter {
             | CompiledFilter::Present { attr, .. }
             | CompiledFilter::Approx { attr, .. }
             | CompiledFilter::InChain { attr, .. }
+            | CompiledFilter::DnIn { attr, .. }
             | CompiledFilter::Extensible {
                 attr: Some(attr), ..
             } => {
@@ -1053,7 +1059,7 @@ impl CompiledFilter {
                     }
                 }
             }
-            CompiledFilter::Undefined | CompiledFilter::DnIn(_) => self.evaluate(schema, entry),
+            CompiledFilter::Undefined => TriState::Undefined,
         }
     }
 
@@ -1067,7 +1073,7 @@ impl CompiledFilter {
                 v.iter().any(|f| f.looks_at(schema, attr))
             }
             CompiledFilter::Not(f) => f.looks_at(schema, attr),
-            CompiledFilter::Undefined | CompiledFilter::DnIn(_) => false,
+            CompiledFilter::Undefined | CompiledFilter::DnIn { .. } => false,
             CompiledFilter::Equality { attr: a, .. }
             | CompiledFilter::Substrings { attr: a, .. }
             | CompiledFilter::GreaterOrEqual { attr: a, .. }

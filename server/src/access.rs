@@ -139,8 +139,10 @@ pub struct MailPolicy {
     pub global_admins: Option<String>,
     /// The admin group of each domain.
     pub domain_admins: String,
-    /// Where service accounts live.
+    /// Where service accounts live; with `{suffix}` each reads its own domain.
     pub services: String,
+    /// Where service accounts that read every domain live (managed by global admins only).
+    pub global_services: Option<String>,
     /// What service accounts may read.
     pub service_attributes: Vec<String>,
 }
@@ -167,11 +169,49 @@ pub fn mail_rules(p: &MailPolicy) -> Vec<RuleSpec> {
     let mut mail_attrs = admins("manage");
     mail_attrs.push(grant("self", "read"));
     mail_attrs.push(grant(&services, "read"));
+    if let Some(gs) = &p.global_services {
+        mail_attrs.push(grant(&format!("subtree:{gs}"), "read"));
+    }
     let mut rest = admins("manage");
     rest.push(grant("self", "read"));
     let mut service_attrs = p.service_attributes.clone();
     service_attrs.push("entry".into());
-    vec![
+    let mut rules = Vec::new();
+    // What gives rights across domains is managed by global admins only: a domain admin whose
+    // domain holds the global admin group or the global service accounts may not add itself
+    // or reset their passwords.
+    let only_global =
+        |base: &str, scope: &str, attrs: Option<Vec<String>>, by: Vec<GrantSpec>| RuleSpec {
+            base: base.to_string(),
+            scope: scope.to_string(),
+            filter: None,
+            attrs,
+            by,
+        };
+    if let Some(g) = &p.global_admins {
+        let mut by = vec![grant(&format!("group:{g}"), "manage")];
+        by.push(grant(&domain, "read"));
+        rules.push(only_global(g, "base", None, by));
+    }
+    if let Some(gs) = &p.global_services {
+        let mut pw = Vec::new();
+        let mut all = Vec::new();
+        if let Some(g) = &global {
+            pw.push(grant(g, "=xw"));
+            all.push(grant(g, "manage"));
+        }
+        pw.push(grant("self", "=xw"));
+        pw.push(grant("anonymous", "=x"));
+        all.push(grant("self", "read"));
+        rules.push(only_global(
+            gs,
+            "subtree",
+            Some(vec!["userPassword".into()]),
+            pw,
+        ));
+        rules.push(only_global(gs, "subtree", None, all));
+    }
+    rules.extend([
         RuleSpec {
             base: any_base(),
             scope: subtree(),
@@ -193,7 +233,8 @@ pub fn mail_rules(p: &MailPolicy) -> Vec<RuleSpec> {
             attrs: None,
             by: rest,
         },
-    ]
+    ]);
+    rules
 }
 
 /// What mail servers read (Postfix and Dovecot lookups, group expansion).

@@ -73,9 +73,14 @@ pub struct AccessSection {
     /// The group whose members manage a domain, `{suffix}` standing for the domain.
     #[serde(default = "default_domain_admins")]
     pub domain_admins: String,
-    /// Where service accounts (mail servers, sync jobs) live; `{any}`: in any domain.
+    /// Where service accounts (mail servers, sync jobs) live; with `{suffix}` (the default)
+    /// each reads its own domain.
     #[serde(default = "default_services")]
     pub services: String,
+    /// Where service accounts that read every domain live (for a mail server serving all
+    /// domains); only global admins manage them.
+    #[serde(default)]
+    pub global_services: Option<String>,
     /// What service accounts read.
     #[serde(default = "crate::access::default_service_attributes")]
     pub service_attributes: Vec<String>,
@@ -91,6 +96,7 @@ impl Default for AccessSection {
             global_admins: None,
             domain_admins: default_domain_admins(),
             services: default_services(),
+            global_services: None,
             service_attributes: crate::access::default_service_attributes(),
             rule: Vec::new(),
         }
@@ -106,7 +112,7 @@ fn default_domain_admins() -> String {
 }
 
 fn default_services() -> String {
-    "ou=services,{any}".into()
+    "ou=services,{suffix}".into()
 }
 
 /// Who may send what.
@@ -248,6 +254,10 @@ pub struct ServerSection {
     /// (a base entry, an indexed equality) do not count.
     #[serde(default = "default_max_concurrent_searches")]
     pub max_concurrent_searches: usize,
+    /// Password checks and hashes (binds, Password Modify, writes of userPassword) running at
+    /// once across all clients; more wait. Each argon2 check takes about 19 MiB.
+    #[serde(default = "default_max_concurrent_binds")]
+    pub max_concurrent_binds: usize,
     /// Deepest BER nesting accepted (bounds filter nesting).
     #[serde(default = "default_max_ber_depth")]
     pub max_ber_depth: usize,
@@ -267,6 +277,7 @@ impl Default for ServerSection {
             max_message_bytes_anonymous: default_max_message_bytes_anonymous(),
             max_concurrent_searches: default_max_concurrent_searches(),
             max_ber_depth: default_max_ber_depth(),
+            max_concurrent_binds: default_max_concurrent_binds(),
             idle_timeout_secs: default_idle_timeout_secs(),
         }
     }
@@ -362,6 +373,10 @@ fn default_listen() -> String {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
+fn default_max_concurrent_binds() -> usize {
+    4
+}
+
 fn default_idle_timeout_secs() -> u64 {
     900
 }
@@ -476,6 +491,7 @@ pub struct Settings {
     pub max_message_bytes_anonymous: usize,
     pub max_concurrent_searches: usize,
     pub max_ber_depth: usize,
+    pub max_concurrent_binds: usize,
     pub idle_timeout: Option<Duration>,
     pub suffixes: Vec<String>,
     pub root_dn: Option<String>,
@@ -587,6 +603,7 @@ impl Settings {
                 global_admins: file.access.global_admins.clone(),
                 domain_admins: file.access.domain_admins.clone(),
                 services: file.access.services.clone(),
+                global_services: file.access.global_services.clone(),
                 service_attributes: file.access.service_attributes.clone(),
             })),
             "custom" => {}
@@ -646,6 +663,7 @@ impl Settings {
             max_message_bytes_anonymous: file.server.max_message_bytes_anonymous,
             max_concurrent_searches: file.server.max_concurrent_searches.max(1),
             max_ber_depth: file.server.max_ber_depth.max(8),
+            max_concurrent_binds: file.server.max_concurrent_binds.max(1),
             idle_timeout: (file.server.idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(file.server.idle_timeout_secs)),
             suffixes: file.directory.suffixes,

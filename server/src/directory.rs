@@ -62,6 +62,8 @@ pub struct Directory {
     pub selective_indexes: Vec<AttrId>,
     /// Searches running on blocking threads at once, across all connections.
     pub search_slots: Arc<tokio::sync::Semaphore>,
+    /// Password checks and hashes running at once, across all connections.
+    pub password_slots: Arc<tokio::sync::Semaphore>,
     /// Work that outlives a request's session task (searches on blocking threads); shutdown
     /// waits for it before closing the store.
     pub background: tokio_util::task::TaskTracker,
@@ -173,6 +175,7 @@ impl Directory {
             .filter(|id| Some(*id) != object_class)
             .collect();
         Ok(Directory {
+            password_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_binds)),
             search_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.max_concurrent_searches,
             )),

@@ -42,6 +42,8 @@ enum Key {
 struct Track {
     /// Failures since the last success or lock.
     failures: u32,
+    /// Attempts being checked now.
+    in_flight: u32,
     /// Locks so far in this run; each doubles the next one's length.
     locks: u32,
     locked_until: Option<Instant>,
@@ -84,54 +86,46 @@ impl Lockout {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// `Err` when binds to `dn` or from `addr` are locked now.
-    pub fn check(&self, dn: &NormDn, addr: IpAddr) -> Result<(), Refusal> {
-        if self.off() {
-            return Ok(());
+    /// Starts a bind attempt to `dn` (an account, or `None` for a name that is none) from
+    /// `addr`: refused while either is locked, and while as many attempts as would lock it are
+    /// already being checked (so a burst of parallel guesses gets no more checks than a
+    /// sequence). The attempt must end with [`Attempt::failed`] or [`Attempt::succeeded`];
+    /// dropped otherwise, it counts as neither.
+    pub fn begin<'a>(&'a self, dn: Option<&NormDn>, addr: IpAddr) -> Result<Attempt<'a>, Refusal> {
+        let mut keys = Vec::new();
+        if let Some(d) = dn.filter(|_| self.config.threshold > 0) {
+            keys.push((Key::Account(d.clone()), self.config.threshold));
         }
-        let now = Instant::now();
-        let tracks = self.tracks();
-        let remaining = |k: &Key| {
-            tracks
-                .get(k)
-                .and_then(|t| t.locked_until)
-                .and_then(|u| u.checked_duration_since(now))
-                .filter(|d| !d.is_zero())
-        };
-        if let Some(r) = remaining(&Key::Account(dn.clone())) {
-            return Err(Refusal::Account { remaining: r });
-        }
-        if let Some(r) = remaining(&Key::Address(addr)) {
-            return Err(Refusal::Address { remaining: r });
-        }
-        Ok(())
-    }
-
-    /// Records a failed bind to `dn` (if it names an account) from `addr`; the locks it caused.
-    pub fn failed(&self, dn: Option<&NormDn>, addr: IpAddr) -> Vec<Locked> {
-        if self.off() {
-            return Vec::new();
+        if self.config.address_threshold > 0 {
+            keys.push((Key::Address(addr), self.config.address_threshold));
         }
         let now = Instant::now();
         let mut tracks = self.tracks();
         if tracks.len() >= MAX_TRACKED {
             forget_stale(&mut tracks, now);
         }
-        let mut out = Vec::new();
-        let keys = dn
-            .filter(|_| self.config.threshold > 0)
-            .map(|d| (Key::Account(d.clone()), self.config.threshold))
-            .into_iter()
-            .chain(
-                (self.config.address_threshold > 0)
-                    .then_some((Key::Address(addr), self.config.address_threshold)),
-            );
+        for (key, threshold) in &keys {
+            let Some(t) = tracks.get(key) else { continue };
+            let locked = t.locked_until.and_then(|u| u.checked_duration_since(now));
+            let saturated = t.failures + t.in_flight >= *threshold;
+            if let Some(remaining) = locked
+                .filter(|d| !d.is_zero())
+                .or(saturated.then_some(self.config.base))
+            {
+                return Err(match key {
+                    Key::Account(_) => Refusal::Account { remaining },
+                    Key::Address(_) => Refusal::Address { remaining },
+                });
+            }
+        }
+        let mut counted = Vec::new();
         for (key, threshold) in keys {
             if tracks.len() >= MAX_TRACKED && !tracks.contains_key(&key) {
                 continue;
             }
             let t = tracks.entry(key.clone()).or_insert(Track {
                 failures: 0,
+                in_flight: 0,
                 locks: 0,
                 locked_until: None,
                 locked_at: None,
@@ -142,39 +136,14 @@ impl Lockout {
                 t.failures = 0;
             }
             t.last = now;
-            t.failures += 1;
-            if t.failures >= threshold {
-                let factor = 2u32.saturating_pow(t.locks.min(30));
-                let length = self.config.base.saturating_mul(factor).min(self.config.max);
-                t.locks += 1;
-                t.failures = 0;
-                t.locked_until = Some(now + length);
-                t.locked_at = Some(SystemTime::now());
-                let for_secs = length.as_secs();
-                out.push(match &key {
-                    Key::Account(d) => Locked::Account {
-                        dn: d.to_string(),
-                        for_secs,
-                    },
-                    Key::Address(a) => Locked::Address { addr: *a, for_secs },
-                });
-            }
+            t.in_flight += 1;
+            counted.push((key, threshold));
         }
-        out
-    }
-
-    /// Records a successful bind: the account's and the address's runs end.
-    pub fn succeeded(&self, dn: &NormDn, addr: IpAddr) {
-        if self.off() {
-            return;
-        }
-        let mut tracks = self.tracks();
-        tracks.remove(&Key::Account(dn.clone()));
-        tracks.remove(&Key::Address(addr));
-    }
-
-    fn off(&self) -> bool {
-        self.config.threshold == 0 && self.config.address_threshold == 0
+        Ok(Attempt {
+            lockout: self,
+            counted,
+            done: false,
+        })
     }
 
     /// When the account was locked, while it is.
@@ -198,15 +167,96 @@ impl Lockout {
     }
 }
 
+/// A bind attempt being checked (see [`Lockout::begin`]).
+pub struct Attempt<'a> {
+    lockout: &'a Lockout,
+    counted: Vec<(Key, u32)>,
+    done: bool,
+}
+
+impl Attempt<'_> {
+    /// The password was wrong: counts a failure; the locks it caused.
+    pub fn failed(mut self) -> Vec<Locked> {
+        self.done = true;
+        let l = self.lockout;
+        let now = Instant::now();
+        let mut tracks = l.tracks();
+        let mut out = Vec::new();
+        for (key, threshold) in &self.counted {
+            let Some(t) = tracks.get_mut(key) else {
+                continue;
+            };
+            t.in_flight = t.in_flight.saturating_sub(1);
+            t.failures += 1;
+            t.last = now;
+            if t.failures >= *threshold {
+                let factor = 2u32.saturating_pow(t.locks.min(30));
+                let length = l.config.base.saturating_mul(factor).min(l.config.max);
+                t.locks += 1;
+                t.failures = 0;
+                t.locked_until = Some(now + length);
+                t.locked_at = Some(SystemTime::now());
+                let for_secs = length.as_secs();
+                out.push(match key {
+                    Key::Account(d) => Locked::Account {
+                        dn: d.to_string(),
+                        for_secs,
+                    },
+                    Key::Address(a) => Locked::Address { addr: *a, for_secs },
+                });
+            }
+        }
+        out
+    }
+
+    /// The password was right: the runs of failures end, unless a lock was set meanwhile (by
+    /// parallel guesses), which stays.
+    pub fn succeeded(mut self) {
+        self.done = true;
+        let now = Instant::now();
+        let mut tracks = self.lockout.tracks();
+        for (key, _) in &self.counted {
+            let Some(t) = tracks.get_mut(key) else {
+                continue;
+            };
+            t.in_flight = t.in_flight.saturating_sub(1);
+            if t.locked_until.is_none_or(|u| u <= now) {
+                t.failures = 0;
+                t.locks = 0;
+                t.locked_until = None;
+                if t.in_flight == 0 {
+                    tracks.remove(key);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut tracks = self.lockout.tracks();
+        for (key, _) in &self.counted {
+            if let Some(t) = tracks.get_mut(key) {
+                t.in_flight = t.in_flight.saturating_sub(1);
+            }
+        }
+    }
+}
+
 /// Drops tracks quiet for longer than a lock lasts, oldest first, until there is room.
 fn forget_stale(tracks: &mut HashMap<Key, Track>, now: Instant) {
     tracks.retain(|_, t| {
-        t.locked_until.is_some_and(|u| u > now) || now.duration_since(t.last) < FORGET_AFTER
+        t.in_flight > 0
+            || t.locked_until.is_some_and(|u| u > now)
+            || now.duration_since(t.last) < FORGET_AFTER
     });
     if tracks.len() >= MAX_TRACKED {
         let mut by_age: Vec<(Instant, Key)> = tracks
             .iter()
-            .filter(|(_, t)| t.locked_until.is_none_or(|u| u <= now))
+            .filter(|(_, t)| t.in_flight == 0 && t.locked_until.is_none_or(|u| u <= now))
             .map(|(k, t)| (t.last, k.clone()))
             .collect();
         by_age.sort_by_key(|(last, _)| *last);
@@ -226,22 +276,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn locks_from_the_threshold_and_doubles() {
-        let l = Lockout::new(LockoutConfig {
-            threshold: 3,
-            address_threshold: 3,
+    fn lockout(threshold: u32, address_threshold: u32) -> Lockout {
+        Lockout::new(LockoutConfig {
+            threshold,
+            address_threshold,
             base: Duration::from_secs(60),
             max: Duration::from_secs(150),
-        });
+        })
+    }
+
+    #[test]
+    fn locks_from_the_threshold_and_doubles() {
+        let l = lockout(3, 10);
         let a = dn("uid=a,dc=x");
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(l.failed(Some(&a), ip).is_empty());
-        assert!(l.failed(Some(&a), other).is_empty());
-        assert!(l.check(&a, ip).is_ok());
-        // The third failure of the account locks it (the addresses have fewer).
-        let locked = l.failed(Some(&a), other);
+        assert!(l.begin(Some(&a), ip).unwrap().failed().is_empty());
+        assert!(l.begin(Some(&a), other).unwrap().failed().is_empty());
+        let locked = l.begin(Some(&a), other).unwrap().failed();
         assert_eq!(
             locked,
             vec![Locked::Account {
@@ -249,44 +301,64 @@ mod tests {
                 for_secs: 60
             }]
         );
-        assert!(matches!(l.check(&a, ip), Err(Refusal::Account { .. })));
+        assert!(matches!(
+            l.begin(Some(&a), ip),
+            Err(Refusal::Account { .. })
+        ));
         assert!(l.locked_since(&a).is_some());
-        // An administrator clears it; the next lock lasts longer, capped.
+        // An administrator clears it; a success ends the run of failures.
         assert!(l.clear(&a));
-        assert!(l.check(&a, ip).is_ok());
-        for _ in 0..3 {
-            l.failed(Some(&a), ip);
-        }
-        // The address reached 3 as well (one failure before, two now... plus this run).
-        assert!(l.check(&a, ip).is_err());
-        // A success ends the runs.
-        l.succeeded(&a, ip);
-        assert!(l.check(&a, ip).is_ok());
-        assert!(l.locked_since(&a).is_none());
+        l.begin(Some(&a), ip).unwrap().failed();
+        l.begin(Some(&a), ip).unwrap().succeeded();
+        l.begin(Some(&a), ip).unwrap().failed();
+        l.begin(Some(&a), ip).unwrap().failed();
+        assert!(
+            l.begin(Some(&a), ip).is_ok(),
+            "two failures since the success"
+        );
+    }
+
+    #[test]
+    fn parallel_guesses_get_no_more_checks_than_a_sequence() {
+        let l = lockout(3, 100);
+        let a = dn("uid=a,dc=x");
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let burst: Vec<_> = (0..10).filter_map(|_| l.begin(Some(&a), ip).ok()).collect();
+        assert_eq!(burst.len(), 3, "three may be checked at once");
+        let mut attempts = burst.into_iter();
+        // Two wrong and the right one: no lock, and the success ends the run.
+        attempts.next().unwrap().failed();
+        attempts.next().unwrap().failed();
+        attempts.next().unwrap().succeeded();
+        assert!(l.begin(Some(&a), ip).is_ok());
+        // Three wrong at once lock; nothing else was checked meanwhile.
+        let l = lockout(3, 100);
+        let burst: Vec<_> = (0..3).map(|_| l.begin(Some(&a), ip).unwrap()).collect();
+        assert!(l.begin(Some(&a), ip).is_err(), "saturated");
+        let locks: usize = burst.into_iter().map(|t| t.failed().len()).sum();
+        assert_eq!(locks, 1);
+        assert!(matches!(
+            l.begin(Some(&a), ip),
+            Err(Refusal::Account { .. })
+        ));
+        // An attempt dropped (an error before the check) counts as nothing.
+        let l = lockout(1, 100);
+        drop(l.begin(Some(&a), ip).unwrap());
+        assert!(l.begin(Some(&a), ip).is_ok());
     }
 
     #[test]
     fn addresses_lock_for_unknown_names_too() {
-        let l = Lockout::new(LockoutConfig {
-            threshold: 2,
-            address_threshold: 2,
-            base: Duration::from_secs(10),
-            max: Duration::from_secs(10),
-        });
+        let l = lockout(2, 2);
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
-        l.failed(None, ip);
-        let locked = l.failed(None, ip);
+        l.begin(None, ip).unwrap().failed();
+        let locked = l.begin(None, ip).unwrap().failed();
         assert_eq!(locked.len(), 1);
         assert!(matches!(
-            l.check(&dn("uid=b,dc=x"), ip),
+            l.begin(Some(&dn("uid=b,dc=x")), ip),
             Err(Refusal::Address { .. })
         ));
-        let off = Lockout::new(LockoutConfig {
-            threshold: 0,
-            address_threshold: 0,
-            base: Duration::ZERO,
-            max: Duration::ZERO,
-        });
-        assert!(off.failed(None, ip).is_empty());
+        let off = lockout(0, 0);
+        assert!(off.begin(None, ip).unwrap().failed().is_empty());
     }
 }

@@ -245,10 +245,13 @@ fn salted<D: Digest>(data: &[u8], password: &[u8]) -> bool {
 
 /// Work factors past these are refused rather than computed: a stored hash with an absurd
 /// cost would otherwise make every bind against it take seconds or gigabytes.
-const MAX_BCRYPT_COST: u32 = 16;
-const MAX_SHA_CRYPT_ROUNDS: u64 = 1_000_000;
-const MAX_ARGON2_MEMORY_KIB: u32 = 256 * 1024;
-const MAX_ARGON2_PASSES: u32 = 32;
+/// With at most `server.max_concurrent_binds` checks at once, these bound the memory and time
+/// password checks can take together (64 MiB each for argon2).
+const MAX_BCRYPT_COST: u32 = 14;
+const MAX_SHA_CRYPT_ROUNDS: u64 = 200_000;
+const MAX_ARGON2_MEMORY_KIB: u32 = 64 * 1024;
+const MAX_ARGON2_PASSES: u32 = 8;
+const MAX_PBKDF2_ITERATIONS: u32 = 1_000_000;
 
 fn crypt(data: &[u8], password: &[u8]) -> bool {
     let Ok(hash) = std::str::from_utf8(data) else {
@@ -308,7 +311,7 @@ fn pbkdf2_sha256(data: &[u8], password: &[u8]) -> bool {
     let Ok(iterations) = iter.parse::<u32>() else {
         return false;
     };
-    if iterations == 0 || iterations > 10_000_000 {
+    if iterations == 0 || iterations > MAX_PBKDF2_ITERATIONS {
         return false;
     }
     let decode = |s: &str| B64_NO_PAD.decode(s.replace('.', "+").trim_end_matches('='));

@@ -455,13 +455,18 @@ impl Session {
                     peer: self.peer.ip(),
                     certificate_subject: self.certificate_subject.clone(),
                 };
-                let (res, who) =
-                    match tokio::task::spawn_blocking(move || ops::bind::bind(&dir, &req, &origin))
-                        .await
-                    {
-                        Ok(r) => r,
-                        Err(e) => (internal(&e.to_string()), Identity::Anonymous),
-                    };
+                // Password checks are costly (argon2: ~19 MiB each): a few at a time.
+                let slot = self.dir.password_slots.clone().acquire_owned().await.ok();
+                let (res, who) = match tokio::task::spawn_blocking(move || {
+                    let r = ops::bind::bind(&dir, &req, &origin);
+                    drop(slot);
+                    r
+                })
+                .await
+                {
+                    Ok(r) => r,
+                    Err(e) => (internal(&e.to_string()), Identity::Anonymous),
+                };
                 if res.code == LdapResultCode::InvalidCredentials {
                     info!(msgid, dn = %dn, "bind failed: invalid credentials");
                 }
@@ -509,8 +514,11 @@ impl Session {
                     .ok()
                     .and_then(|r| r.user_identity)
                     .unwrap_or_else(|| self.who.dn().to_string());
+                let slot = self.dir.password_slots.clone().acquire_owned().await.ok();
                 let resp = tokio::task::spawn_blocking(move || {
-                    ops::passwd::password_modify(&dir, &who, &req)
+                    let r = ops::passwd::password_modify(&dir, &who, &req);
+                    drop(slot);
+                    r
                 })
                 .await
                 .unwrap_or_else(|e| LdapExtendedResponse {
@@ -578,9 +586,18 @@ impl Session {
                         )
                     })),
                 );
-                let res = tokio::task::spawn_blocking(move || ops::add::add(&dir, &who, &req))
-                    .await
-                    .unwrap_or_else(|e| internal(&e.to_string()));
+                let slot = if changes.to_ascii_lowercase().contains("password") {
+                    self.dir.password_slots.clone().acquire_owned().await.ok()
+                } else {
+                    None
+                };
+                let res = tokio::task::spawn_blocking(move || {
+                    let r = ops::add::add(&dir, &who, &req);
+                    drop(slot);
+                    r
+                })
+                .await
+                .unwrap_or_else(|e| internal(&e.to_string()));
                 self.audit("add", &dn, &changes, &res);
                 Some(LdapOp::AddResponse(res))
             }
@@ -611,10 +628,18 @@ impl Session {
                         )
                     })),
                 );
-                let res =
-                    tokio::task::spawn_blocking(move || ops::modify::modify(&dir, &who, &req))
-                        .await
-                        .unwrap_or_else(|e| internal(&e.to_string()));
+                let slot = if changes.to_ascii_lowercase().contains("password") {
+                    self.dir.password_slots.clone().acquire_owned().await.ok()
+                } else {
+                    None
+                };
+                let res = tokio::task::spawn_blocking(move || {
+                    let r = ops::modify::modify(&dir, &who, &req);
+                    drop(slot);
+                    r
+                })
+                .await
+                .unwrap_or_else(|e| internal(&e.to_string()));
                 self.audit("modify", &dn, &changes, &res);
                 Some(LdapOp::ModifyResponse(res))
             }

@@ -209,7 +209,10 @@ impl Reader {
             CompiledFilter::Not(f) => CompiledFilter::Not(Box::new(self.resolve_links(f)?)),
             CompiledFilter::InChain { attr, dn } => {
                 if Some(*attr) == links.member_of {
-                    CompiledFilter::DnIn(Arc::new(self.members_transitive(dn)?))
+                    CompiledFilter::DnIn {
+                        attr: *attr,
+                        set: Arc::new(self.members_transitive(dn)?),
+                    }
                 } else if let Some(ix) = self
                     .inner
                     .indexes
@@ -221,7 +224,10 @@ impl Reader {
                         .into_iter()
                         .map(|(_, _, norm)| norm)
                         .collect();
-                    CompiledFilter::DnIn(Arc::new(set))
+                    CompiledFilter::DnIn {
+                        attr: *attr,
+                        set: Arc::new(set),
+                    }
                 } else {
                     CompiledFilter::Undefined
                 }
@@ -237,7 +243,10 @@ impl Reader {
                         .collect(),
                     Err(_) => HashSet::new(),
                 };
-                CompiledFilter::DnIn(Arc::new(set))
+                CompiledFilter::DnIn {
+                    attr: *attr,
+                    set: Arc::new(set),
+                }
             }
             other => other.clone(),
         })

@@ -244,7 +244,7 @@ impl Reader {
             CompiledFilter::Substrings { attr, pieces, .. } => {
                 self.substring_ids(*attr, pieces, cap)
             }
-            CompiledFilter::DnIn(set) => self.dn_set_ids(set, cap),
+            CompiledFilter::DnIn { set, .. } => self.dn_set_ids(set, cap),
             _ => Ok((IdSet::All, IndexUse::All)),
         }
     }
@@ -254,7 +254,7 @@ impl Reader {
         match filter {
             CompiledFilter::Undefined => 0,
             CompiledFilter::Equality { attr, .. } if Some(*attr) == self.inner.object_class => 5,
-            CompiledFilter::Equality { .. } | CompiledFilter::DnIn(_) => 1,
+            CompiledFilter::Equality { .. } | CompiledFilter::DnIn { .. } => 1,
             CompiledFilter::Substrings { pieces, .. } if pieces.initial.is_some() => 2,
             CompiledFilter::Substrings { .. } => 3,
             CompiledFilter::And(_) | CompiledFilter::Or(_) => 4,
@@ -645,6 +645,14 @@ impl SearchIter {
             ),
         };
         self
+    }
+
+    /// The filter the candidates are checked against: the search's, with the parts about
+    /// links resolved (`(memberOf=G)`, the in-chain rule). A caller that evaluates entries
+    /// again (access control) must use this one: the original gives Undefined for the in-chain
+    /// rule.
+    pub fn resolved_filter(&self) -> &CompiledFilter {
+        &self.filter
     }
 
     fn step(&mut self) -> Result<Option<(EntryId, Entry)>> {

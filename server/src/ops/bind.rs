@@ -8,7 +8,6 @@ use crate::error::{ldap_result, success, OpError};
 use crate::lockout::Refusal;
 use crate::password;
 use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult};
-use roster_schema::dn::NormDn;
 use roster_schema::Dn;
 use std::net::IpAddr;
 
@@ -73,7 +72,11 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> Result<
             return Ok(Identity::Anonymous);
         }
         // As slapd answers: an empty name with a password matches no entry.
-        return Err(failed(dir, None, peer, "empty name with a password"));
+        let attempt = match dir.lockout.begin(None, peer) {
+            Ok(a) => a,
+            Err(_) => return Err(OpError::InvalidCredentials),
+        };
+        return Err(failed(attempt, peer, "empty name with a password"));
     }
     if password.is_empty() {
         // RFC 4513 section 5.1.2: an unauthenticated bind must never grant anything.
@@ -85,36 +88,43 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> Result<
     let ndn = dn.normalize(&dir.schema)?;
     // The bound DN as slapd reports it (Who am I?): types canonical, values as written.
     let pretty = dn.pretty(&dir.schema)?.to_string();
-    // A locked account or address gets the answer of a wrong password, without a check.
-    if let Err(refusal) = dir.lockout.check(&ndn, peer) {
-        let (what, remaining) = match refusal {
-            Refusal::Account { remaining } => ("account", remaining),
-            Refusal::Address { remaining } => ("address", remaining),
-        };
-        crate::audit::bind_refused(&req.dn, peer, what, remaining.as_secs());
-        return Err(OpError::InvalidCredentials);
-    }
-    if dir.is_root_dn(&ndn) {
+    let is_root = dir.is_root_dn(&ndn);
+    let reader = dir.store.reader();
+    let entry = if is_root || dir.suffix_of(&ndn).is_none() {
+        None
+    } else {
+        reader.entry_by_dn(&ndn)?.map(|(_, e)| e)
+    };
+    // A locked account or address gets the answer of a wrong password, without a check. The
+    // root DN's account is never locked (that would lock the administrator out); its guessers
+    // are, by address, as are guessers of names that are no account.
+    let account = entry.as_ref().map(|_| &ndn);
+    let attempt = match dir.lockout.begin(account, peer) {
+        Ok(a) => a,
+        Err(refusal) => {
+            let (what, remaining) = match refusal {
+                Refusal::Account { remaining } => ("account", remaining),
+                Refusal::Address { remaining } => ("address", remaining),
+            };
+            crate::audit::bind_refused(&req.dn, peer, what, remaining.as_secs());
+            return Err(OpError::InvalidCredentials);
+        }
+    };
+    if is_root {
         let ok = dir
             .settings
             .root_password
             .as_ref()
             .is_some_and(|stored| password::verify(stored.expose().as_bytes(), password));
         return if ok {
-            dir.lockout.succeeded(&ndn, peer);
+            attempt.succeeded();
             Ok(Identity::Root { dn: pretty })
         } else {
-            // The root DN's account is never locked (that would lock the administrator
-            // out); its guessers are, by address.
-            Err(failed(dir, None, peer, &req.dn))
+            Err(failed(attempt, peer, &req.dn))
         };
     }
-    if dir.suffix_of(&ndn).is_none() {
-        return Err(failed(dir, None, peer, &req.dn));
-    }
-    let reader = dir.store.reader();
-    let Some((_, entry)) = reader.entry_by_dn(&ndn)? else {
-        return Err(failed(dir, None, peer, &req.dn));
+    let Some(entry) = entry else {
+        return Err(failed(attempt, peer, &req.dn));
     };
     let Some(pw_attr) = dir.schema.attr_id("userPassword") else {
         return Err(OpError::InvalidCredentials);
@@ -128,20 +138,20 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> Result<
         .for_entry(&dir.schema, &requester, &entry)
         .allows(Some(pw_attr), Rights::AUTH)
     {
-        return Err(failed(dir, Some(&ndn), peer, &req.dn));
+        return Err(failed(attempt, peer, &req.dn));
     }
     if !entry
         .values_of(pw_attr)
         .any(|stored| password::verify(stored, password))
     {
-        return Err(failed(dir, Some(&ndn), peer, &req.dn));
+        return Err(failed(attempt, peer, &req.dn));
     }
     // A disabled account keeps its data and its password, and does not bind.
     if is_disabled(dir, &entry) {
         crate::audit::bind_failed(&req.dn, peer, "account disabled");
         return Err(OpError::InvalidCredentials);
     }
-    dir.lockout.succeeded(&ndn, peer);
+    attempt.succeeded();
     Ok(Identity::Entry { dn: pretty, ndn })
 }
 
@@ -196,9 +206,9 @@ pub fn is_disabled(dir: &Directory, entry: &roster_schema::Entry) -> bool {
 }
 
 /// Records a failed bind (and the locks it causes) and returns its error.
-fn failed(dir: &Directory, account: Option<&NormDn>, peer: IpAddr, dn: &str) -> OpError {
+fn failed(attempt: crate::lockout::Attempt<'_>, peer: IpAddr, dn: &str) -> OpError {
     crate::audit::bind_failed(dn, peer, "invalid credentials");
-    for lock in dir.lockout.failed(account, peer) {
+    for lock in attempt.failed() {
         crate::audit::locked(&lock);
     }
     OpError::InvalidCredentials

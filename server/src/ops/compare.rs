@@ -58,12 +58,13 @@ fn run(dir: &Directory, who: &Identity, req: &LdapCompareRequest) -> Result<bool
             let matched = super::matched(dir, who, &reader, &ndn)?;
             return Err(OpError::NoSuchObject { matched });
         };
-        // An entry the client may not see at all is not there for it; one it sees needs the
-        // compare right on the attribute.
+        // An entry the client may not see is not there for it (the answer for a missing
+        // one); one it sees needs the compare right on the attribute.
         let requester = Requester::new(who, &reader);
         let access = dir.policy.for_entry(schema, &requester, &found);
-        if access.rights(None) == Rights::NONE && access.rights(Some(desc.id)) == Rights::NONE {
-            return Err(OpError::NoSuchObject { matched: None });
+        if !access.allows(None, Rights::READ) {
+            let matched = super::matched(dir, who, &reader, &ndn)?;
+            return Err(OpError::NoSuchObject { matched });
         }
         if !access.allows(Some(desc.id), Rights::COMPARE) {
             return Err(OpError::InsufficientAccess(format!(

@@ -110,12 +110,15 @@ pub fn require_right(
     what: &str,
 ) -> Result<(), OpError> {
     let requester = crate::access::Requester::new(who, reader);
-    if dir
-        .policy
-        .for_entry(&dir.schema, &requester, entry)
-        .allows(attr, right)
-    {
+    let access = dir.policy.for_entry(&dir.schema, &requester, entry);
+    if access.allows(attr, right) {
         return Ok(());
+    }
+    // An existing entry the client may not see is not there for it: the answer for a missing
+    // one. (An entry about to be added is not there yet: refused as such.)
+    if right != crate::access::Rights::ADD && !access.allows(None, crate::access::Rights::READ) {
+        let matched = matched(dir, who, reader, &entry.ndn)?;
+        return Err(OpError::NoSuchObject { matched });
     }
     let on = match attr {
         Some(a) => format!("{} of {}", dir.schema.attr_name(a), entry.dn),

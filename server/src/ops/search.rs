@@ -237,6 +237,25 @@ fn run(
     }
 
     let reader = dir.store.reader();
+    // A base entry the client may not see is not there for a base-scope search: the answer
+    // for a missing one (an empty success would tell that it exists). Wider scopes search
+    // below it as usual (a user searches its domain for itself).
+    if !who.is_root() && req.scope == LdapSearchScope::Base {
+        if let Some((_, base_entry)) = match reader.entry_by_dn(&base) {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(OpError::Store(e))),
+        } {
+            let requester = Requester::new(who, &reader);
+            if !dir
+                .policy
+                .for_entry(schema, &requester, &base_entry)
+                .allows(None, Rights::READ)
+            {
+                let matched = super::matched(dir, who, &reader, &base).ok().flatten();
+                return Ok(Err(OpError::NoSuchObject { matched }));
+            }
+        }
+    }
     let scope = match req.scope {
         LdapSearchScope::Base => Scope::Base,
         LdapSearchScope::OneLevel => Scope::One,
@@ -259,6 +278,8 @@ fn run(
         }
         Err(e) => return Ok(Err(store_error(dir, who, &reader, &base, e))),
     };
+    // The store's filter, with links resolved: what entries are checked against again.
+    let resolved = iter.resolved_filter().clone();
     let earlier_pages = resume.as_ref().map_or(0, |s| s.returned);
     let wanted = Wanted::of(dir, &sel);
     let requester = Requester::new(who, &reader);
@@ -299,7 +320,7 @@ fn run(
         let access = dir.policy.for_entry(schema, &requester, &entry);
         if !requester.is_root()
             && (!access.allows(None, Rights::READ)
-                || filter
+                || resolved
                     .evaluate_with(schema, &entry, &|a| access.allows(Some(a), Rights::SEARCH))
                     != TriState::True)
         {

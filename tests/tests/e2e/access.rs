@@ -46,6 +46,7 @@ fn config() -> String {
         "[server]\nlisten = \"127.0.0.1:0\"\n[directory]\nsuffixes = [\"dc=example,dc=com\", \"dc=other,dc=org\"]\n\
          root_dn = \"{ROOT_DN}\"\nroot_password = \"{ROOT_PW}\"\nsize_limit = 5\n[storage]\ndurability = \"buffer\"\n\
          [access]\nglobal_admins = \"cn=roster-admins,ou=groups,dc=example,dc=com\"\n\
+         global_services = \"ou=services,dc=example,dc=com\"\n\
          [[limits]]\nwho = \"subtree:ou=services,{{any}}\"\nsize_limit = 0\n\
          [[limits]]\nwho = \"group:cn=admins,ou=groups,{{suffix}}\"\nsize_limit = 100\n\
          [log]\nlevel = \"warn\"\n"
@@ -89,13 +90,16 @@ fn dns(c: &mut LdapConn, base: &str, filter: &str) -> HashSet<String> {
         .collect()
 }
 
-/// The attributes (lowercased names) one entry shows this client; `None` if it is not seen.
+/// The attributes (lowercased names) one entry shows this client; `None` if it is not seen
+/// (an entry the client may not see answers noSuchObject, as a missing one).
 fn attrs(c: &mut LdapConn, dn: &str, wanted: Vec<&str>) -> Option<HashSet<String>> {
-    let (entries, _) = c
+    let ldap3::SearchResult(entries, res) = c
         .search(dn, Scope::Base, "(objectClass=*)", wanted)
-        .unwrap()
-        .success()
         .unwrap();
+    if res.rc == 32 {
+        return None;
+    }
+    assert_eq!(res.rc, 0, "{res:?}");
     entries.into_iter().next().map(|e| {
         let e = SearchEntry::construct(e);
         e.attrs
@@ -147,6 +151,11 @@ fn the_mail_policy_over_two_domains() {
     assert!(attrs(&mut anon, "", vec!["namingContexts"]).is_some());
     assert!(attrs(&mut anon, "cn=Subschema", vec!["objectClasses"]).is_some());
     assert_eq!(compare(&mut anon, &user("u1", EX), "uid", "u1"), 32);
+    // An entry it may not see answers as a missing one, even by base-scope search.
+    let res = anon
+        .search(&user("u1", EX), Scope::Base, "(objectClass=*)", vec!["1.1"])
+        .unwrap();
+    assert_eq!((res.1.rc, res.1.matched.as_str()), (32, ""));
     // A missing entry's nearest ancestor is named only to those who may see it.
     let missing = user("nobody", EX);
     let res = anon
@@ -178,9 +187,11 @@ fn the_mail_policy_over_two_domains() {
     // It changes its own password, nothing else of its own, nothing of others.
     assert_eq!(modify(&mut u1, &user("u1", EX), "userPassword", PW), 0);
     assert_eq!(modify(&mut u1, &user("u1", EX), "cn", "me"), 50);
-    assert_eq!(modify(&mut u1, &user("u2", EX), "userPassword", "x"), 50);
+    // Entries it may not see are not there for it: the answer for a missing entry.
+    assert_eq!(modify(&mut u1, &user("u2", EX), "userPassword", "x"), 32);
     assert_eq!(add_user(&mut u1, EX, "new1"), 50);
-    assert_eq!(rc(u1.delete(&user("u2", EX))), 50);
+    assert_eq!(rc(u1.delete(&user("u2", EX))), 32);
+    assert_eq!(rc(u1.delete(&user("nobody", EX))), 32);
     // A filter on what it may not search matches nothing (Undefined), even negated.
     assert!(dns(&mut u1, EX, "(userPassword=*)").is_empty());
     assert!(dns(&mut u1, EX, "(!(userPassword=x))").is_empty());
@@ -214,14 +225,43 @@ fn the_mail_policy_over_two_domains() {
         ),
         50
     );
-    // Filters on attributes it may not search are Undefined.
+    // Filters on attributes it may not search are Undefined; memberOf, direct and nested, is
+    // searchable.
     assert!(dns(&mut postfix, EX, "(telephoneNumber=*)").is_empty());
+    assert_eq!(
+        dns(
+            &mut postfix,
+            EX,
+            "(memberOf=cn=admins,ou=groups,dc=example,dc=com)"
+        ),
+        HashSet::from([
+            user("admin", EX),
+            "cn=helpdesk,ou=groups,dc=example,dc=com".into()
+        ])
+    );
+    assert_eq!(
+        dns(
+            &mut postfix,
+            EX,
+            "(memberOf:1.2.840.113556.1.4.1941:=cn=admins,ou=groups,dc=example,dc=com)"
+        ),
+        HashSet::from([
+            user("admin", EX),
+            user("helper", EX),
+            "cn=helpdesk,ou=groups,dc=example,dc=com".into()
+        ])
+    );
+    // A service account of one domain reads that domain only.
+    let mut local = connect(&url, Some("cn=postfix,ou=services,dc=other,dc=org"));
+    assert!(dns(&mut local, EX, "(mail=*)").is_empty());
+    assert!(!dns(&mut local, OT, "(mail=*)").is_empty());
     assert_eq!(
         modify(&mut postfix, &user("u2", EX), "mail", "x@example.com"),
         50
     );
 
-    // A domain admin manages its domain and cannot see or touch the other one.
+    // A domain admin manages its domain (but for the global service accounts kept in it) and
+    // cannot see or touch the other one.
     for admin in [user("admin", EX), user("helper", EX)] {
         let mut a = connect(&url, Some(&admin));
         let seen = dns(&mut a, EX, "(objectClass=*)");
@@ -229,7 +269,7 @@ fn the_mail_policy_over_two_domains() {
             seen,
             all_ex
                 .iter()
-                .filter(|d| !d.ends_with("dc=other,dc=org"))
+                .filter(|d| !d.ends_with("ou=services,dc=example,dc=com"))
                 .cloned()
                 .collect(),
             "{admin}"
@@ -252,8 +292,8 @@ fn the_mail_policy_over_two_domains() {
         );
         assert_eq!(rc(a.delete(&user(&name, EX))), 0);
         assert_eq!(add_user(&mut a, OT, &name), 50, "{admin}");
-        assert_eq!(modify(&mut a, &user("u1", OT), "cn", "x"), 50, "{admin}");
-        assert_eq!(rc(a.delete(&user("u2", OT))), 50, "{admin}");
+        assert_eq!(modify(&mut a, &user("u1", OT), "cn", "x"), 32, "{admin}");
+        assert_eq!(rc(a.delete(&user("u2", OT))), 32, "{admin}");
         // Moving an entry out of the domain is refused.
         let moved = a
             .modifydn(
@@ -266,6 +306,33 @@ fn the_mail_policy_over_two_domains() {
             .rc;
         assert_eq!(moved, 50, "{admin}");
     }
+    // What gives rights across domains is not the domain admin's to change: the global admin
+    // group (readable, not writable) and the global service accounts (not even visible).
+    let mut admin = connect(&url, Some(&user("admin", EX)));
+    let joined = admin
+        .modify(
+            "cn=roster-admins,ou=groups,dc=example,dc=com",
+            vec![Mod::Add(
+                "member",
+                HashSet::from([user("admin", EX).as_str()]),
+            )],
+        )
+        .unwrap()
+        .rc;
+    assert_eq!(joined, 50);
+    assert_eq!(
+        modify(
+            &mut admin,
+            "cn=postfix,ou=services,dc=example,dc=com",
+            "userPassword",
+            "Taken-over-1"
+        ),
+        32
+    );
+    assert_eq!(
+        add_user(&mut admin, "ou=services,dc=example,dc=com", "rogue"),
+        50
+    );
     // Its password reset goes through ldappasswd as well.
     let (code, _, err) = run_tool(
         "ldappasswd",
@@ -403,9 +470,15 @@ fn the_mail_policy_access_matrix() {
             "000000000",
         ),
         (
-            "service account",
+            "global service account",
             Some("cn=postfix,ou=services,dc=example,dc=com".into()),
             "110011000",
+            "110011000",
+        ),
+        (
+            "one domain's service account",
+            Some("cn=postfix,ou=services,dc=other,dc=org".into()),
+            "000000000",
             "110011000",
         ),
         (
