@@ -17,7 +17,7 @@ W=${BENCH_DIR:-/tmp/roster-bench}
 mkdir -p "$W"
 bash "$TOP/scripts/install-test-deps.sh"
 cargo build --release --locked -p roster-server --bin rosterd >/dev/null 2>&1 || cargo build --release -p roster-server --bin rosterd
-ROSTERD=$TOP/target/release/rosterd
+ROSTERD=${CARGO_TARGET_DIR:-$TOP/target}/release/rosterd
 LDIF=$W/dit-$N.ldif
 [ -s "$LDIF" ] || python3 "$SHARED/bench/gen_ldif.py" "$N" > "$LDIF"
 ENTRIES=$(grep -c '^dn: ' "$LDIF")
