@@ -264,6 +264,10 @@ pub struct ServerSection {
     /// Seconds a connection may stay idle before it is closed; 0 keeps idle connections open.
     #[serde(default = "default_idle_timeout_secs")]
     pub idle_timeout_secs: u64,
+    /// The same for a connection that has not bound (at most `idle_timeout_secs`): idle
+    /// anonymous connections only hold connection slots.
+    #[serde(default = "default_idle_timeout_unbound_secs")]
+    pub idle_timeout_unbound_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -279,6 +283,7 @@ impl Default for ServerSection {
             max_ber_depth: default_max_ber_depth(),
             max_concurrent_binds: default_max_concurrent_binds(),
             idle_timeout_secs: default_idle_timeout_secs(),
+            idle_timeout_unbound_secs: default_idle_timeout_unbound_secs(),
         }
     }
 }
@@ -373,6 +378,10 @@ fn default_listen() -> String {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
+fn default_idle_timeout_unbound_secs() -> u64 {
+    60
+}
+
 fn default_max_concurrent_binds() -> usize {
     4
 }
@@ -493,6 +502,7 @@ pub struct Settings {
     pub max_ber_depth: usize,
     pub max_concurrent_binds: usize,
     pub idle_timeout: Option<Duration>,
+    pub idle_timeout_unbound: Option<Duration>,
     pub suffixes: Vec<String>,
     pub root_dn: Option<String>,
     pub root_password: Option<Secret>,
@@ -666,6 +676,15 @@ impl Settings {
             max_concurrent_binds: file.server.max_concurrent_binds.max(1),
             idle_timeout: (file.server.idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(file.server.idle_timeout_secs)),
+            idle_timeout_unbound: match (
+                file.server.idle_timeout_secs,
+                file.server.idle_timeout_unbound_secs,
+            ) {
+                (0, 0) => None,
+                (0, u) => Some(Duration::from_secs(u)),
+                (i, 0) => Some(Duration::from_secs(i)),
+                (i, u) => Some(Duration::from_secs(i.min(u))),
+            },
             suffixes: file.directory.suffixes,
             root_dn: file.directory.root_dn,
             root_password: file.directory.root_password,

@@ -155,6 +155,15 @@ impl Directory {
                 hint,
             }
         })?;
+        // The store holds password hashes: the data directory is the server's alone.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Err(e) =
+                std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700))
+            {
+                tracing::warn!(path = %settings.data_dir.display(), error = %e, "cannot restrict the data directory to its owner");
+            }
+        }
         let root_dse = crate::ops::dse::root_dse(
             &schema,
             &settings.suffixes,

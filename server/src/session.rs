@@ -191,8 +191,12 @@ async fn drive<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let idle = session.dir.settings.idle_timeout;
     loop {
+        let idle = if matches!(session.who, Identity::Anonymous) {
+            session.dir.settings.idle_timeout_unbound
+        } else {
+            session.dir.settings.idle_timeout
+        };
         let idle_sleep = async {
             match idle {
                 Some(d) => tokio::time::sleep(d).await,
@@ -728,6 +732,7 @@ impl Session {
             None,
             &self.paged,
             &never,
+            true,
             &mut emit,
         )
         .ok()?;
@@ -769,7 +774,7 @@ impl Session {
                     }))
                     .map_err(|_| Stopped)
                 };
-                match ops::search::search(&dir, &who, &req, page, &paged, &flag, &mut emit) {
+                match ops::search::search(&dir, &who, &req, page, &paged, &flag, false, &mut emit) {
                     Ok(done) => {
                         let ctrl = match done.page_cookie {
                             Some(cookie) => {

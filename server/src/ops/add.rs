@@ -49,6 +49,16 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpEr
         "add",
     )?;
     if let Some(pw) = schema.attr_id("userPassword") {
+        // {CLEARTEXT}x is the password x.
+        for a in entry.attrs.iter_mut().filter(|a| a.desc.id == pw) {
+            for v in a.values.iter_mut() {
+                if let Some((scheme, clear)) = password::split_scheme(v) {
+                    if scheme.eq_ignore_ascii_case("CLEARTEXT") {
+                        *v = clear.to_vec();
+                    }
+                }
+            }
+        }
         for v in entry.values_of(pw) {
             if password::split_scheme(v).is_none() {
                 dir.check_password(&entry, v)

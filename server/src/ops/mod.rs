@@ -234,6 +234,7 @@ mod tests {
             page,
             paged,
             &std::sync::Arc::new(AtomicBool::new(false)),
+            false,
             &mut emit,
         )
         .unwrap();

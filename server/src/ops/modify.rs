@@ -49,6 +49,29 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
             ));
         }
     }
+    // A hash chosen by the client escapes the password policy and sets the cost of every
+    // later check: administrators (who may add entries here) may import one, others send
+    // passwords in clear.
+    let password = schema.attr_id("userPassword");
+    let sets_hash = changes.iter().any(|c| {
+        c.operation != LdapModifyType::Delete
+            && AttrDesc::parse(schema, &c.modification.atype).map(|d| d.id) == password
+            && c.modification.vals.iter().any(|v| {
+                password::split_scheme(v).is_some_and(|(s, _)| !s.eq_ignore_ascii_case("CLEARTEXT"))
+            })
+    });
+    if sets_hash && !who.is_root() {
+        let requester = crate::access::Requester::new(who, &reader);
+        if !dir
+            .policy
+            .for_entry(schema, &requester, &entry)
+            .allows(None, Rights::ADD)
+        {
+            return Err(OpError::ConstraintViolation(
+                "userPassword: a hashed value may be set by an administrator only; send the password in clear (over TLS)".into(),
+            ));
+        }
+    }
     // Every attribute changed needs the write right on it.
     for change in &changes {
         if let Some(desc) = AttrDesc::parse(schema, &change.modification.atype) {
@@ -133,6 +156,12 @@ fn apply(
     // against the stored hashes instead.
     if is_password && change.operation != LdapModifyType::Delete {
         for v in values.iter_mut() {
+            // {CLEARTEXT}x is the password x.
+            if let Some((scheme, clear)) = password::split_scheme(v) {
+                if scheme.eq_ignore_ascii_case("CLEARTEXT") {
+                    *v = clear.to_vec();
+                }
+            }
             if password::split_scheme(v).is_none() {
                 policy(entry, v).map_err(OpError::ConstraintViolation)?;
                 *v = password::hash(scheme, v).map_err(OpError::Internal)?;

@@ -122,7 +122,15 @@ pub fn is_small(dir: &Directory, req: &LdapSearchRequest) -> bool {
     }
 }
 
-/// Runs one search, handing each result entry to `emit`.
+/// How many candidates a search run in place (on the connection's task) may examine before it
+/// gives up and is run again on a blocking thread: an indexed equality that many entries match
+/// (`(cn=common)`) must not hold a worker thread that other connections need.
+pub const IN_PLACE_CANDIDATES: usize = 64;
+
+/// Runs one search, handing each result entry to `emit`. `in_place`: the caller runs it on a
+/// connection's task and wants `Err(Stopped)` back, nothing sent, once more than
+/// [`IN_PLACE_CANDIDATES`] candidates were examined.
+#[allow(clippy::too_many_arguments)]
 pub fn search(
     dir: &Directory,
     who: &Identity,
@@ -130,11 +138,22 @@ pub fn search(
     page: Option<PageRequest>,
     paged: &PagedSearches,
     abandoned: &Arc<AtomicBool>,
+    in_place: bool,
     emit: &mut dyn FnMut(LdapSearchResultEntry) -> Result<(), Stopped>,
 ) -> Result<SearchDone, Stopped> {
     let paged_request = page.is_some();
     let mut cookie_out = None;
-    let outcome = run(dir, who, req, page, paged, abandoned, emit, &mut cookie_out)?;
+    let outcome = run(
+        dir,
+        who,
+        req,
+        page,
+        paged,
+        abandoned,
+        in_place,
+        emit,
+        &mut cookie_out,
+    )?;
     let result = match outcome {
         Ok(()) => success(),
         Err(e) => {
@@ -158,6 +177,7 @@ fn run(
     page: Option<PageRequest>,
     paged: &PagedSearches,
     abandoned: &Arc<AtomicBool>,
+    in_place: bool,
     emit: &mut dyn FnMut(LdapSearchResultEntry) -> Result<(), Stopped>,
     cookie_out: &mut Option<Vec<u8>>,
 ) -> Result<Result<(), OpError>, Stopped> {
@@ -272,8 +292,11 @@ fn run(
             // The store asks between candidates too, so a scan over many entries that do not
             // match still honours the time limit and an abandon.
             let flag = abandoned.clone();
+            // In place, the first check (after a few dozen candidates) ends it.
             it.with_stop(move || {
-                flag.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d)
+                in_place
+                    || flag.load(Ordering::Relaxed)
+                    || deadline.is_some_and(|d| Instant::now() >= d)
             })
         }
         Err(e) => return Ok(Err(store_error(dir, who, &reader, &base, e))),
@@ -283,9 +306,14 @@ fn run(
     let earlier_pages = resume.as_ref().map_or(0, |s| s.returned);
     let wanted = Wanted::of(dir, &sel);
     let requester = Requester::new(who, &reader);
-    // Entries sent in this page.
+    // Entries sent in this page, and candidates the store returned.
     let mut in_page = 0;
+    let mut examined = 0;
     for item in iter {
+        examined += 1;
+        if in_place && examined > IN_PLACE_CANDIDATES {
+            return Err(Stopped);
+        }
         let returned_total = earlier_pages + in_page;
         if abandoned.load(Ordering::Relaxed) {
             return Err(Stopped);
@@ -296,7 +324,7 @@ fn run(
         let (id, entry) = match item {
             Ok(x) => x,
             Err(roster_storage::StoreError::Stopped) => {
-                if abandoned.load(Ordering::Relaxed) {
+                if in_place || abandoned.load(Ordering::Relaxed) {
                     return Err(Stopped);
                 }
                 return Ok(Err(OpError::TimeLimitExceeded));

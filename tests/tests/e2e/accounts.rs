@@ -130,6 +130,38 @@ fn disabled_accounts_lockout_password_policy_and_audit() {
     );
     assert_eq!(code, 53);
 
+    // Parallel guesses get no more checks than the threshold: eight at once, three checked.
+    let guesses: Vec<_> = (0..8)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || whoami(&url, u2, &format!("guess-{i}")))
+        })
+        .collect();
+    for g in guesses {
+        assert_eq!(g.join().unwrap(), 49);
+    }
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let checked = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"event\":\"bind_failed\"")
+                && l.contains(u2)
+                && l.contains("invalid credentials")
+        })
+        .count();
+    assert!(checked <= 3, "{checked} guesses checked");
+    assert_eq!(whoami(&url, u2, "Pw-two-22"), 49, "locked by the burst");
+
+    // The data directory is the server's alone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(server.dir.path().join("data"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "data directory mode {mode:o}");
+    }
+
     // Password policy: each rule named when broken; a good password and a hash pass.
     for (pw, rule) in [
         ("Sh0rt!", "at least 8 characters"),
@@ -170,6 +202,31 @@ fn disabled_accounts_lockout_password_policy_and_audit() {
         None,
     );
     assert_eq!(code, 0, "imported hashes are not checked: {err}");
+    // A user may not set a hash of its own choosing (it would escape the policy), and
+    // {CLEARTEXT} is a clear password.
+    let (code, err) = modify(
+        &url,
+        tmp.path(),
+        &format!("dn: {u1}\nchangetype: modify\nreplace: userPassword\nuserPassword: {{SSHA}}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA==\n"),
+        Some((u1, "secret")),
+    );
+    assert_eq!(code, 19, "{err}");
+    assert!(err.contains("administrator"), "{err}");
+    let (code, err) = modify(
+        &url,
+        tmp.path(),
+        &format!("dn: {u1}\nchangetype: modify\nreplace: userPassword\nuserPassword: {{CLEARTEXT}}weak\n"),
+        Some((u1, "secret")),
+    );
+    assert_eq!(code, 19, "{{CLEARTEXT}} goes through the policy: {err}");
+    let (code, err) = modify(
+        &url,
+        tmp.path(),
+        &format!("dn: {u1}\nchangetype: modify\nreplace: userPassword\nuserPassword: {{CLEARTEXT}}Clear-pass-77\n"),
+        Some((u1, "secret")),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(whoami(&url, u1, "Clear-pass-77"), 0);
 
     // The audit log: one JSON object per line for writes, failed binds and lockouts, and
     // no password anywhere.
