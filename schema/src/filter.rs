@@ -1031,10 +1031,26 @@ impl CompiledFilter {
             | CompiledFilter::Extensible {
                 attr: Some(attr), ..
             } => {
-                if allowed(*attr) {
-                    self.evaluate(schema, entry)
-                } else {
-                    TriState::Undefined
+                if !allowed(*attr) {
+                    return TriState::Undefined;
+                }
+                // An item on a supertype (`name`) looks at its subtypes' values too (`cn`,
+                // `sn`): those the client may not search are left out, and only a True from
+                // the rest counts.
+                let hidden = |a: &Attribute| {
+                    a.desc.id != *attr && schema.is_subtype_of(a.desc.id, *attr) && !allowed(a.desc.id)
+                };
+                if !entry.attrs.iter().any(hidden) {
+                    return self.evaluate(schema, entry);
+                }
+                let visible = Entry {
+                    dn: entry.dn.clone(),
+                    ndn: entry.ndn.clone(),
+                    attrs: entry.attrs.iter().filter(|a| !hidden(a)).cloned().collect(),
+                };
+                match self.evaluate(schema, &visible) {
+                    TriState::True => TriState::True,
+                    _ => TriState::Undefined,
                 }
             }
             CompiledFilter::Extensible { attr: None, .. } => {
@@ -1432,6 +1448,18 @@ mod tests {
         // Without a type: what the visible attributes say if True, else unknown.
         assert_eq!(eval("(:2.5.13.2:=a)"), TriState::True);
         assert_eq!(eval("(:2.5.13.17:=secret)"), TriState::Undefined);
+        // A supertype reaches only the subtypes allowed.
+        let sn = schema.attr_id("sn").unwrap();
+        let no_sn = |a: AttrId| a != sn;
+        let eval_sn = |s: &str| {
+            Filter::parse(s)
+                .unwrap()
+                .compile(&schema)
+                .evaluate_with(&schema, &entry, &no_sn)
+        };
+        assert_eq!(eval_sn("(name=A)"), TriState::True, "cn is A too");
+        assert_eq!(eval_sn("(sn=A)"), TriState::Undefined);
+        assert_eq!(eval_sn("(name=B)"), TriState::Undefined, "sn could have been B");
         assert_eq!(
             Filter::parse("(userPassword=secret)")
                 .unwrap()

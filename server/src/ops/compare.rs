@@ -72,6 +72,20 @@ fn run(dir: &Directory, who: &Identity, req: &LdapCompareRequest) -> Result<bool
                 req.atype
             )));
         }
+        // Comparing a supertype (`name`) looks at its subtypes' values: only those the client
+        // may compare.
+        let denied: Vec<roster_schema::AttrId> = found
+            .attrs
+            .iter()
+            .map(|a| a.desc.id)
+            .filter(|&id| {
+                id != desc.id
+                    && schema.is_subtype_of(id, desc.id)
+                    && !access.allows(Some(id), Rights::COMPARE)
+            })
+            .collect();
+        drop(access);
+        found.attrs.retain(|a| !denied.contains(&a.desc.id));
         let is = |name: &str| schema.attr_id(name) == Some(desc.id);
         reader.add_link_attrs(&mut found, is("memberOf"), is("msDS-memberOfTransitive"))?;
         stored = found;
