@@ -885,33 +885,9 @@ impl CompiledFilter {
     /// seen.
     pub fn evaluate(&self, schema: &Schema, entry: &Entry) -> TriState {
         match self {
-            CompiledFilter::And(v) => {
-                let mut r = TriState::True;
-                for f in v {
-                    match f.evaluate(schema, entry) {
-                        TriState::False => return TriState::False,
-                        TriState::Undefined => r = TriState::Undefined,
-                        TriState::True => {}
-                    }
-                }
-                r
+            CompiledFilter::And(_) | CompiledFilter::Or(_) | CompiledFilter::Not(_) => {
+                self.connective(&|f| f.evaluate(schema, entry))
             }
-            CompiledFilter::Or(v) => {
-                let mut r = TriState::False;
-                for f in v {
-                    match f.evaluate(schema, entry) {
-                        TriState::True => return TriState::True,
-                        TriState::Undefined => r = TriState::Undefined,
-                        TriState::False => {}
-                    }
-                }
-                r
-            }
-            CompiledFilter::Not(f) => match f.evaluate(schema, entry) {
-                TriState::True => TriState::False,
-                TriState::False => TriState::True,
-                TriState::Undefined => TriState::Undefined,
-            },
             CompiledFilter::Undefined => TriState::Undefined,
             CompiledFilter::Present { attr, options } => {
                 let sp = &schema.special;
@@ -982,6 +958,41 @@ impl CompiledFilter {
         }
     }
 
+    /// The value of an AND, OR or NOT from its parts' values as `eval` gives them (Kleene's
+    /// three-valued logic, RFC 4511 section 4.5.1.7); Undefined for anything else.
+    fn connective(&self, eval: &dyn Fn(&CompiledFilter) -> TriState) -> TriState {
+        match self {
+            CompiledFilter::And(v) => {
+                let mut r = TriState::True;
+                for f in v {
+                    match eval(f) {
+                        TriState::False => return TriState::False,
+                        TriState::Undefined => r = TriState::Undefined,
+                        TriState::True => {}
+                    }
+                }
+                r
+            }
+            CompiledFilter::Or(v) => {
+                let mut r = TriState::False;
+                for f in v {
+                    match eval(f) {
+                        TriState::True => return TriState::True,
+                        TriState::Undefined => r = TriState::Undefined,
+                        TriState::False => {}
+                    }
+                }
+                r
+            }
+            CompiledFilter::Not(f) => match eval(f) {
+                TriState::True => TriState::False,
+                TriState::False => TriState::True,
+                TriState::Undefined => TriState::Undefined,
+            },
+            _ => TriState::Undefined,
+        }
+    }
+
     /// Evaluates as [`Self::evaluate`] with access control: an item on an attribute type for
     /// which `allowed` is false is Undefined, as slapd treats an assertion the client may not
     /// search (its value can then not change the result). Types are asked as the filter names
@@ -993,33 +1004,9 @@ impl CompiledFilter {
         allowed: &dyn Fn(AttrId) -> bool,
     ) -> TriState {
         match self {
-            CompiledFilter::And(v) => {
-                let mut r = TriState::True;
-                for f in v {
-                    match f.evaluate_with(schema, entry, allowed) {
-                        TriState::False => return TriState::False,
-                        TriState::Undefined => r = TriState::Undefined,
-                        TriState::True => {}
-                    }
-                }
-                r
+            CompiledFilter::And(_) | CompiledFilter::Or(_) | CompiledFilter::Not(_) => {
+                self.connective(&|f| f.evaluate_with(schema, entry, allowed))
             }
-            CompiledFilter::Or(v) => {
-                let mut r = TriState::False;
-                for f in v {
-                    match f.evaluate_with(schema, entry, allowed) {
-                        TriState::True => return TriState::True,
-                        TriState::Undefined => r = TriState::Undefined,
-                        TriState::False => {}
-                    }
-                }
-                r
-            }
-            CompiledFilter::Not(f) => match f.evaluate_with(schema, entry, allowed) {
-                TriState::True => TriState::False,
-                TriState::False => TriState::True,
-                TriState::Undefined => TriState::Undefined,
-            },
             CompiledFilter::Equality { attr, .. }
             | CompiledFilter::Substrings { attr, .. }
             | CompiledFilter::GreaterOrEqual { attr, .. }
