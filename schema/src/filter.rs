@@ -1025,7 +1025,9 @@ impl CompiledFilter {
                 // `sn`): those the client may not search are left out, and only a True from
                 // the rest counts.
                 let hidden = |a: &Attribute| {
-                    a.desc.id != *attr && schema.is_subtype_of(a.desc.id, *attr) && !allowed(a.desc.id)
+                    a.desc.id != *attr
+                        && schema.is_subtype_of(a.desc.id, *attr)
+                        && !allowed(a.desc.id)
                 };
                 if !entry.attrs.iter().any(hidden) {
                     return self.evaluate(schema, entry);
@@ -1446,7 +1448,11 @@ mod tests {
         };
         assert_eq!(eval_sn("(name=A)"), TriState::True, "cn is A too");
         assert_eq!(eval_sn("(sn=A)"), TriState::Undefined);
-        assert_eq!(eval_sn("(name=B)"), TriState::Undefined, "sn could have been B");
+        assert_eq!(
+            eval_sn("(name=B)"),
+            TriState::Undefined,
+            "sn could have been B"
+        );
         assert_eq!(
             Filter::parse("(userPassword=secret)")
                 .unwrap()
