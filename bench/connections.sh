@@ -24,9 +24,7 @@ TOP=$(cd "$HERE/.." && pwd)
 SHARED=${SHARED:-$TOP/../shared}
 W=${BENCH_DIR:-/tmp/roster-bench-conns}
 rm -rf "$W"; mkdir -p "$W"
-bash "$TOP/scripts/install-test-deps.sh"
-cargo build --release --locked -p roster-server --bin rosterd >/dev/null 2>&1 || cargo build --release -p roster-server --bin rosterd
-ROSTERD=${CARGO_TARGET_DIR:-$TOP/target}/release/rosterd
+. "$HERE/lib.sh"
 python3 "$SHARED/bench/gen_ldif.py" "$N" > "$W/dit.ldif"
 ENTRIES=$(grep -c '^dn: ' "$W/dit.ldif")
 TOTAL=$((IDLE + ACTIVE))
@@ -34,42 +32,11 @@ TOTAL=$((IDLE + ACTIVE))
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((TOTAL + 512)) ]; then
   ulimit -n $((TOTAL + 512)) || { echo "ulimit -n $(ulimit -n) is too low for $TOTAL connections" >&2; exit 1; }
 fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 # rosterd: the defaults for connections (max_connections 4096, max_connections_per_address 1024,
 # idle_timeout_secs 900) admit 1,000 clients from 127.0.0.1; access rules equivalent to slapd's
 # and no lockout, as in bench/tls.sh.
-cat > "$W/rosterd.toml" <<CONF
-[server]
-listen = "127.0.0.1:0"
-data_dir = "$W/rosterd-data"
-[directory]
-suffixes = ["dc=example,dc=com"]
-root_dn = "cn=admin,dc=example,dc=com"
-root_password = "secret"
-size_limit = 500
-[storage]
-durability = "sync"
-[storage.indexes]
-objectClass = ["eq"]
-uid = ["eq", "sub"]
-mail = ["eq", "sub"]
-cn = ["eq", "sub"]
-member = ["eq"]
-[security]
-lockout_threshold = 0
-lockout_address_threshold = 0
-[access]
-policy = "custom"
-[[access.rule]]
-attrs = ["userPassword"]
-by = [{ who = "self", rights = "write" }, { who = "anonymous", rights = "auth" }]
-[[access.rule]]
-by = [{ who = "*", rights = "read" }]
-[log]
-level = "warn"
-CONF
+rosterd_config "$W/rosterd-data" "$SLAPD_LIKE_ACCESS" > "$W/rosterd.toml"
 "$ROSTERD" --config "$W/rosterd.toml" load --quiet "$W/dit.ldif" 2>/dev/null
 # slapd: shared/bench/slapd_up.sh loads the data and starts it once; later rounds restart it on
 # the same database.

@@ -15,39 +15,13 @@ TOP=$(cd "$HERE/.." && pwd)
 SHARED=${SHARED:-$TOP/../shared}
 W=${BENCH_DIR:-/tmp/roster-bench}
 mkdir -p "$W"
-bash "$TOP/scripts/install-test-deps.sh"
-cargo build --release --locked -p roster-server --bin rosterd >/dev/null 2>&1 || cargo build --release -p roster-server --bin rosterd
-ROSTERD=${CARGO_TARGET_DIR:-$TOP/target}/release/rosterd
+. "$HERE/lib.sh"
 LDIF=$W/dit-$N.ldif
 [ -s "$LDIF" ] || python3 "$SHARED/bench/gen_ldif.py" "$N" > "$LDIF"
 ENTRIES=$(grep -c '^dn: ' "$LDIF")
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-now() { date +%s.%N; }
 
 # --- bulk load -------------------------------------------------------------------------------
-cat > "$W/rosterd.toml" <<CONF
-[server]
-listen = "127.0.0.1:0"
-data_dir = "$W/rosterd-data"
-[directory]
-suffixes = ["dc=example,dc=com"]
-root_dn = "cn=admin,dc=example,dc=com"
-root_password = "secret"
-size_limit = 500
-[storage]
-durability = "sync"
-[storage.indexes]
-objectClass = ["eq"]
-uid = ["eq", "sub"]
-mail = ["eq", "sub"]
-cn = ["eq", "sub"]
-member = ["eq"]
-[log]
-level = "warn"
-CONF
+rosterd_config "$W/rosterd-data" > "$W/rosterd.toml"
 rm -rf "$W/rosterd-data" "$W/slapd"
 SLAPD_PORT=$(free_port)
 SLAPD_PID=$(bash "$SHARED/bench/slapd_up.sh" "$LDIF" "$SLAPD_PORT" "$W/slapd")

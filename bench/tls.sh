@@ -21,51 +21,15 @@ TOP=$(cd "$HERE/.." && pwd)
 SHARED=${SHARED:-$TOP/../shared}
 W=${BENCH_DIR:-/tmp/roster-bench-tls}
 mkdir -p "$W"
-bash "$TOP/scripts/install-test-deps.sh"
-cargo build --release --locked -p roster-server --bin rosterd >/dev/null 2>&1 || cargo build --release -p roster-server --bin rosterd
-ROSTERD=${CARGO_TARGET_DIR:-$TOP/target}/release/rosterd
+. "$HERE/lib.sh"
 LDIF=$W/dit-$N.ldif
 [ -s "$LDIF" ] || python3 "$SHARED/bench/gen_ldif.py" "$N" > "$LDIF"
 ENTRIES=$(grep -c '^dn: ' "$LDIF")
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 # --- rosterd: load, then start; the first start writes tls/ca.pem, server.pem, server.key -----
-# Access rules equivalent to slapd's below (userPassword: self write, anonymous auth; the rest
-# readable by all), and no lockout, so that nothing but the server's speed differs.
-cat > "$W/rosterd.toml" <<CONF
-[server]
-listen = "127.0.0.1:0"
-data_dir = "$W/rosterd-data"
-[directory]
-suffixes = ["dc=example,dc=com"]
-root_dn = "cn=admin,dc=example,dc=com"
-root_password = "secret"
-size_limit = 500
-[storage]
-durability = "sync"
-[storage.indexes]
-objectClass = ["eq"]
-uid = ["eq", "sub"]
-mail = ["eq", "sub"]
-cn = ["eq", "sub"]
-member = ["eq"]
-[tls]
-listen = "127.0.0.1:0"
-[security]
-lockout_threshold = 0
-lockout_address_threshold = 0
-[access]
-policy = "custom"
-[[access.rule]]
-attrs = ["userPassword"]
-by = [{ who = "self", rights = "write" }, { who = "anonymous", rights = "auth" }]
-[[access.rule]]
-by = [{ who = "*", rights = "read" }]
-[log]
-level = "warn"
-CONF
+rosterd_config "$W/rosterd-data" "[tls]
+listen = \"127.0.0.1:0\"
+$SLAPD_LIKE_ACCESS" > "$W/rosterd.toml"
 rm -rf "$W/rosterd-data" "$W/slapd"
 "$ROSTERD" --config "$W/rosterd.toml" load --quiet "$LDIF" 2>/dev/null
 "$ROSTERD" --config "$W/rosterd.toml" > "$W/rosterd.out" 2> "$W/rosterd.err" &

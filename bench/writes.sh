@@ -18,33 +18,10 @@ TOP=$(cd "$HERE/.." && pwd)
 SHARED=${SHARED:-$TOP/../shared}
 W=${BENCH_DIR:-/tmp/roster-bench-writes}
 rm -rf "$W"; mkdir -p "$W"
-bash "$TOP/scripts/install-test-deps.sh"
-cargo build --release --locked -p roster-server --bin rosterd >/dev/null 2>&1 || cargo build --release -p roster-server --bin rosterd
-ROSTERD=${CARGO_TARGET_DIR:-$TOP/target}/release/rosterd
+. "$HERE/lib.sh"
 python3 "$SHARED/bench/gen_ldif.py" 1000 > "$W/base.ldif"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-cat > "$W/rosterd.toml" <<CONF
-[server]
-listen = "127.0.0.1:0"
-data_dir = "$W/rosterd-data"
-[directory]
-suffixes = ["dc=example,dc=com"]
-root_dn = "cn=admin,dc=example,dc=com"
-root_password = "secret"
-[storage]
-durability = "sync"
-[storage.indexes]
-objectClass = ["eq"]
-uid = ["eq", "sub"]
-mail = ["eq", "sub"]
-cn = ["eq", "sub"]
-member = ["eq"]
-[log]
-level = "warn"
-CONF
+rosterd_config "$W/rosterd-data" > "$W/rosterd.toml"
 "$ROSTERD" --config "$W/rosterd.toml" load --quiet "$W/base.ldif" 2>/dev/null
 "$ROSTERD" --config "$W/rosterd.toml" > "$W/rosterd.out" 2> "$W/rosterd.err" &
 ROSTER_PID=$!
@@ -71,7 +48,6 @@ add_rate() { # port tag writers -> adds per second
   t1=$(now)
   echo "$(( each * writers )) / ($t1 - $t0)" | bc -l
 }
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 USERS=$(grep -c '^dn: uid=user' "$W/base.ldif")
 # ldclt prints "Global average rate: X/thr (Y/sec)"; we read the per-second figure.
 ldclt_rate() { sed -n 's/.*Global average rate:.*( *\([0-9.]*\)\/sec).*/\1/p' | tail -1; }
