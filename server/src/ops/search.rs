@@ -194,8 +194,13 @@ fn run(
     let filter = filter::from_wire(&req.filter).compile(schema);
     let sel = AttrSelection::parse(schema, &req.attrs);
     let started = Instant::now();
-    let deadline = time_limit(dir, who, req).map(|d| started + d);
-    let limit = size_limit(dir, who, req);
+    let own = if who.is_root() {
+        (None, None)
+    } else {
+        identity_limits(dir, who)
+    };
+    let deadline = time_limit(dir, who, req, own.1).map(|d| started + d);
+    let limit = size_limit(dir, who, req, own.0);
 
     // The two entries that are not stored answer base-scope searches only.
     if base.is_root() || base == dir.subschema_ndn {
@@ -301,15 +306,14 @@ fn run(
         }
         Err(e) => return Ok(Err(store_error(dir, who, &reader, &base, e))),
     };
-    // The store's filter, with links resolved: what entries are checked against again.
-    let resolved = iter.resolved_filter().clone();
     let earlier_pages = resume.as_ref().map_or(0, |s| s.returned);
     let wanted = Wanted::of(dir, &sel);
     let requester = Requester::new(who, &reader);
     // Entries sent in this page, and candidates the store returned.
     let mut in_page = 0;
     let mut examined = 0;
-    for item in iter {
+    let mut iter = iter;
+    while let Some(item) = iter.next() {
         examined += 1;
         if in_place && examined > IN_PLACE_CANDIDATES {
             return Err(Stopped);
@@ -348,7 +352,10 @@ fn run(
         let access = dir.policy.for_entry(schema, &requester, &entry);
         if !requester.is_root()
             && (!access.allows(None, Rights::READ)
-                || resolved
+                // The store's filter, with links resolved (the original gives Undefined for
+                // the in-chain rule).
+                || iter
+                    .resolved_filter()
                     .evaluate_with(schema, &entry, &|a| access.allows(Some(a), Rights::SEARCH))
                     != TriState::True)
         {
@@ -416,12 +423,19 @@ fn identity_limits(dir: &Directory, who: &Identity) -> (Option<u32>, Option<u32>
         .map_or((None, None), |(_, s, t)| (*s, *t))
 }
 
-fn size_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Option<usize> {
+/// The size limit of a search: the client's, within the server's for `who` (`own`: its
+/// `[[limits]]` entry's, if any).
+fn size_limit(
+    dir: &Directory,
+    who: &Identity,
+    req: &LdapSearchRequest,
+    own: Option<u32>,
+) -> Option<usize> {
     let client = usize::try_from(req.sizelimit).ok().filter(|&n| n > 0);
     let server = if who.is_root() {
         None
     } else {
-        match identity_limits(dir, who).0 {
+        match own {
             Some(0) => None,
             Some(n) => Some(n as usize),
             None => dir.settings.size_limit.map(|n| n as usize),
@@ -433,7 +447,12 @@ fn size_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Optio
     }
 }
 
-fn time_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Option<Duration> {
+fn time_limit(
+    dir: &Directory,
+    who: &Identity,
+    req: &LdapSearchRequest,
+    own: Option<u32>,
+) -> Option<Duration> {
     let client = u64::try_from(req.timelimit)
         .ok()
         .filter(|&n| n > 0)
@@ -441,7 +460,7 @@ fn time_limit(dir: &Directory, who: &Identity, req: &LdapSearchRequest) -> Optio
     let server = if who.is_root() {
         None
     } else {
-        match identity_limits(dir, who).1 {
+        match own {
             Some(0) => None,
             Some(n) => Some(Duration::from_secs(u64::from(n))),
             None => dir.settings.time_limit,
