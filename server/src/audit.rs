@@ -143,6 +143,12 @@ pub fn write(op: &str, who: &str, peer: IpAddr, dn: &str, changes: &str, code: u
     );
 }
 
+/// True for an attribute description that holds passwords: userPassword, authPassword,
+/// sambaNTPassword, ... (a name containing "password") and userPassword's OID.
+pub fn is_password(attr: &str) -> bool {
+    attr.to_ascii_lowercase().contains("password") || attr.starts_with("2.5.4.35")
+}
+
 /// A JSON array of changes: `[{"op":"replace","attr":"cn","values":["x"]}, ...]`, with the
 /// values of every password attribute (a name containing "password") redacted.
 pub fn changes<'a>(items: impl IntoIterator<Item = (&'a str, &'a str, Vec<&'a [u8]>)>) -> String {
@@ -156,8 +162,7 @@ pub fn changes<'a>(items: impl IntoIterator<Item = (&'a str, &'a str, Vec<&'a [u
         out.push_str(",\"attr\":");
         quote(&mut out, attr);
         out.push_str(",\"values\":[");
-        // userPassword, authPassword, sambaNTPassword, ... and userPassword's OID.
-        let secret = attr.to_ascii_lowercase().contains("password") || attr.starts_with("2.5.4.35");
+        let secret = is_password(attr);
         for (j, v) in values.iter().enumerate() {
             if j > 0 {
                 out.push(',');

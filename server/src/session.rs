@@ -459,8 +459,7 @@ impl Session {
                     peer: self.peer.ip(),
                     certificate_subject: self.certificate_subject.clone(),
                 };
-                // Password checks are costly (argon2: ~19 MiB each): a few at a time.
-                let slot = self.dir.password_slots.clone().acquire_owned().await.ok();
+                let slot = self.password_slot(true).await;
                 let (res, who) = match tokio::task::spawn_blocking(move || {
                     let r = ops::bind::bind(&dir, &req, &origin);
                     drop(slot);
@@ -518,7 +517,7 @@ impl Session {
                     .ok()
                     .and_then(|r| r.user_identity)
                     .unwrap_or_else(|| self.who.dn().to_string());
-                let slot = self.dir.password_slots.clone().acquire_owned().await.ok();
+                let slot = self.password_slot(true).await;
                 let resp = tokio::task::spawn_blocking(move || {
                     let r = ops::passwd::password_modify(&dir, &who, &req);
                     drop(slot);
@@ -590,11 +589,8 @@ impl Session {
                         )
                     })),
                 );
-                let slot = if changes.to_ascii_lowercase().contains("password") {
-                    self.dir.password_slots.clone().acquire_owned().await.ok()
-                } else {
-                    None
-                };
+                let hashes = req.attributes.iter().any(|a| audit::is_password(&a.atype));
+                let slot = self.password_slot(hashes).await;
                 let res = tokio::task::spawn_blocking(move || {
                     let r = ops::add::add(&dir, &who, &req);
                     drop(slot);
@@ -632,11 +628,11 @@ impl Session {
                         )
                     })),
                 );
-                let slot = if changes.to_ascii_lowercase().contains("password") {
-                    self.dir.password_slots.clone().acquire_owned().await.ok()
-                } else {
-                    None
-                };
+                let hashes = req
+                    .changes
+                    .iter()
+                    .any(|c| audit::is_password(&c.modification.atype));
+                let slot = self.password_slot(hashes).await;
                 let res = tokio::task::spawn_blocking(move || {
                     let r = ops::modify::modify(&dir, &who, &req);
                     drop(slot);
@@ -681,6 +677,15 @@ impl Session {
             framed.send(LdapMsg { msgid, op, ctrl }).await?;
         }
         Ok(Next::Continue)
+    }
+
+    /// One of the server's password slots when `needed`: password checks and hashes are
+    /// costly (argon2: ~19 MiB each), so only a few run at a time across all connections.
+    async fn password_slot(&self, needed: bool) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if !needed {
+            return None;
+        }
+        self.dir.password_slots.clone().acquire_owned().await.ok()
     }
 
     /// Writes the audit line of a write.
