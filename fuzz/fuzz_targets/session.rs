@@ -42,7 +42,14 @@ fn world() -> &'static World {
         let dir = Directory::open(settings).expect("directory");
         let path = tmp.path().join("in.ldif");
         std::fs::write(&path, LDIF).expect("ldif");
-        roster_server::offline::load(&dir, &path, false).expect("load");
+        roster_server::offline::load(
+            &dir,
+            &path,
+            false,
+            roster_server::offline::InvalidValues::Refuse,
+            &mut std::io::sink(),
+        )
+        .expect("load");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -383,6 +383,9 @@ struct Rule {
 pub struct Policy {
     rules: Vec<Rule>,
     suffixes: Vec<NormDn>,
+    /// Attribute types the root DN may use in every way but read (passwords, unless
+    /// `security.root_reads_passwords`): the root DN is otherwise above the rules.
+    root_unreadable: Vec<AttrId>,
 }
 
 impl Policy {
@@ -445,7 +448,15 @@ impl Policy {
         Ok(Policy {
             rules,
             suffixes: suffixes.to_vec(),
+            root_unreadable: Vec::new(),
         })
+    }
+
+    /// Keeps `attrs` (and their subtypes) from being read by the root DN; it may still compare
+    /// them, search by them and write them.
+    pub fn hide_from_root(mut self, attrs: Vec<AttrId>) -> Policy {
+        self.root_unreadable = attrs;
+        self
     }
 
     fn suffix_of(&self, ndn: &NormDn) -> Option<&NormDn> {
@@ -639,7 +650,17 @@ impl EntryAccess<'_, '_> {
     /// The rights to the entry itself (`attr` `None`) or to one attribute type.
     pub fn rights(&self, attr: Option<AttrId>) -> Rights {
         if self.req.is_root() {
-            return Rights::ALL;
+            let hidden = attr.is_some_and(|id| {
+                self.policy
+                    .root_unreadable
+                    .iter()
+                    .any(|&h| self.schema.is_subtype_of(id, h))
+            });
+            return if hidden {
+                Rights(Rights::ALL.0 & !Rights::READ.0)
+            } else {
+                Rights::ALL
+            };
         }
         let rule = self.rules.iter().find(|r| match (&r.attrs, attr) {
             (None, _) => true,

@@ -16,6 +16,9 @@ static FILE: OnceLock<Mutex<std::fs::File>> = OnceLock::new();
 /// Sends audit lines to `path` (appending) from now on.
 pub fn to_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -94,6 +97,20 @@ pub fn bind_failed(dn: &str, peer: IpAddr, reason: &str) {
     );
 }
 
+/// A bind from an address that failed too often, delayed before its check.
+pub fn bind_throttled(dn: &str, peer: IpAddr, wait: std::time::Duration) {
+    let peer = peer.to_string();
+    let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    emit(
+        "bind_throttled",
+        &[
+            ("dn", Value::Str(dn)),
+            ("peer", Value::Str(&peer)),
+            ("wait_ms", Value::Num(ms)),
+        ],
+    );
+}
+
 pub fn bind_refused(dn: &str, peer: IpAddr, locked: &str, remaining_secs: u64) {
     let peer = peer.to_string();
     emit(
@@ -113,6 +130,17 @@ pub fn locked(lock: &Locked) {
             "lockout",
             &[("account", Value::Str(dn)), ("secs", Value::Num(*for_secs))],
         ),
+        Locked::AccountFrom { dn, addr, for_secs } => {
+            let addr = addr.to_string();
+            emit(
+                "lockout",
+                &[
+                    ("account", Value::Str(dn)),
+                    ("address", Value::Str(&addr)),
+                    ("secs", Value::Num(*for_secs)),
+                ],
+            )
+        }
         Locked::Address { addr, for_secs } => {
             let addr = addr.to_string();
             emit(

@@ -53,8 +53,9 @@ pub struct LimitsSpec {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSection {
-    /// A file to append JSON lines to, relative to the config file; without it, audit lines go
-    /// to the server log under the target `audit`.
+    /// A file to append JSON lines to, relative to the data directory (it belongs with the
+    /// data, and follows `--data-dir`); without it, audit lines go to the server log under the
+    /// target `audit`.
     #[serde(default)]
     pub file: Option<PathBuf>,
 }
@@ -124,13 +125,31 @@ pub struct SecuritySection {
     /// request is refused with confidentialityRequired.
     #[serde(default = "default_plain_passwords")]
     pub plain_passwords: String,
-    /// Failed binds in a row (to one account, or from one address) after which binds are
-    /// refused for a while; 0 turns lockout off.
+    /// Failed binds in a row to one account from one address after which that account's
+    /// binds from that address are refused for a while; 0: off.
     #[serde(default = "default_lockout_threshold")]
     pub lockout_threshold: u32,
-    /// The same for one source address (all the accounts it tries).
+    /// Failed binds in a row to one account from all addresses together after which the
+    /// account is refused from everywhere (guessers spread over many addresses); 0: off. The
+    /// root DN is never locked this way.
+    #[serde(default = "default_lockout_account_threshold")]
+    pub lockout_account_threshold: u32,
+    /// Failed binds from one address that is not a trusted proxy, whatever names they try,
+    /// after which its binds are spaced out (1 s apart, doubling to 16 s); 0: off.
     #[serde(default = "default_lockout_threshold")]
+    pub lockout_address_throttle: u32,
+    /// The same count after which binds from that address are refused for a while; 0: off.
+    /// The count forgets one failure a minute, and a successful bind does not reset it.
+    #[serde(default = "default_lockout_address_threshold")]
     pub lockout_address_threshold: u32,
+    /// Addresses (CIDR, or single addresses) of hosts that bind on behalf of many users, such
+    /// as Dovecot, webmail or Postfix: their failures count per account only.
+    #[serde(default = "default_trusted_proxies")]
+    pub trusted_proxies: Vec<String>,
+    /// Let the root DN read `userPassword` values over LDAP, as slapd does (for migration
+    /// tools that copy hashes); by default nobody reads them and backups use `rosterd dump`.
+    #[serde(default)]
+    pub root_reads_passwords: bool,
     /// The first lock's length in seconds; each further lock doubles it.
     #[serde(default = "default_lockout_secs")]
     pub lockout_secs: u64,
@@ -144,7 +163,11 @@ impl Default for SecuritySection {
         SecuritySection {
             plain_passwords: default_plain_passwords(),
             lockout_threshold: default_lockout_threshold(),
-            lockout_address_threshold: default_lockout_threshold(),
+            lockout_account_threshold: default_lockout_account_threshold(),
+            lockout_address_throttle: default_lockout_threshold(),
+            lockout_address_threshold: default_lockout_address_threshold(),
+            trusted_proxies: default_trusted_proxies(),
+            root_reads_passwords: false,
             lockout_secs: default_lockout_secs(),
             lockout_max_secs: default_lockout_max_secs(),
         }
@@ -153,6 +176,18 @@ impl Default for SecuritySection {
 
 fn default_lockout_threshold() -> u32 {
     10
+}
+
+fn default_lockout_account_threshold() -> u32 {
+    30
+}
+
+fn default_lockout_address_threshold() -> u32 {
+    50
+}
+
+fn default_trusted_proxies() -> Vec<String> {
+    vec!["127.0.0.0/8".into(), "::1/128".into()]
 }
 
 fn default_lockout_secs() -> u64 {
@@ -519,6 +554,7 @@ pub struct Settings {
     pub tls_client_ca: Option<PathBuf>,
     pub ldaps_listen: Option<SocketAddr>,
     pub plain_passwords: PlainPasswords,
+    pub root_reads_passwords: bool,
     pub lockout: crate::lockout::LockoutConfig,
     pub audit_file: Option<PathBuf>,
     pub password_policies: Vec<crate::password::Policy>,
@@ -607,6 +643,18 @@ impl Settings {
                 )))
             }
         };
+        let mut trusted = Vec::new();
+        for t in &file.security.trusted_proxies {
+            let net = t
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "security.trusted_proxies: {t:?} is neither an address nor a CIDR network such as \"192.0.2.0/24\""
+                    ))
+                })?;
+            trusted.push(net);
+        }
         let mut access_rules = file.access.rule.clone();
         match file.access.policy.as_str() {
             "mail" => access_rules.extend(crate::access::mail_rules(&crate::access::MailPolicy {
@@ -666,6 +714,7 @@ impl Settings {
         }
         Ok(Settings {
             listen,
+            audit_file: file.audit.file.as_ref().map(|p| data_dir.join(p)),
             data_dir,
             max_connections: file.server.max_connections.max(1),
             max_connections_per_address: file.server.max_connections_per_address,
@@ -706,9 +755,13 @@ impl Settings {
             tls_client_ca,
             ldaps_listen,
             plain_passwords,
+            root_reads_passwords: file.security.root_reads_passwords,
             lockout: crate::lockout::LockoutConfig {
                 threshold: file.security.lockout_threshold,
+                account_threshold: file.security.lockout_account_threshold,
+                address_throttle: file.security.lockout_address_throttle,
                 address_threshold: file.security.lockout_address_threshold,
+                trusted,
                 base: Duration::from_secs(file.security.lockout_secs),
                 max: Duration::from_secs(
                     file.security
@@ -717,7 +770,6 @@ impl Settings {
                 ),
             },
             access_rules,
-            audit_file: file.audit.file.as_ref().map(|p| base.join(p)),
             password_policies: file.password_policy,
             limits: file.limits,
             log_level: file.log.level,

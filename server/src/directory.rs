@@ -115,8 +115,16 @@ impl Directory {
             None => None,
         };
         let subschema_ndn = norm("subschema", "cn=Subschema")?;
+        // Password hashes never leave the server over LDAP, not even to the root DN (backups
+        // go through `rosterd dump`), unless the operator asks for slapd's behaviour.
+        let root_unreadable = if settings.root_reads_passwords {
+            Vec::new()
+        } else {
+            schema.attr_id("userPassword").into_iter().collect()
+        };
         let policy = crate::access::Policy::compile(&schema, &suffixes, &settings.access_rules)
-            .map_err(OpenError::Access)?;
+            .map_err(OpenError::Access)?
+            .hide_from_root(root_unreadable);
         let mut limits = Vec::new();
         for l in &settings.limits {
             let who = crate::access::Who::parse(&schema, &suffixes, &l.who)
@@ -193,7 +201,7 @@ impl Directory {
             root_dse,
             subschema,
             policy,
-            lockout: crate::lockout::Lockout::new(settings.lockout),
+            lockout: crate::lockout::Lockout::new(settings.lockout.clone()),
             password_policies,
             limits,
             schema,

@@ -13,6 +13,8 @@ pub struct LdifRecord {
     pub line: usize,
     pub dn: String,
     pub attrs: Vec<(String, Vec<u8>)>,
+    /// The line (1-based) of each of `attrs`, where a report points.
+    pub lines: Vec<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +153,7 @@ impl<R: BufRead> LdifReader<R> {
         }
         let dn = String::from_utf8(value).map_err(|_| syntax(dn_line, "DN is not valid UTF-8"))?;
         let mut attrs = Vec::new();
+        let mut lines = Vec::new();
         let mut first_attr = true;
         for (no, l) in iter {
             if l == "-" {
@@ -178,11 +181,13 @@ impl<R: BufRead> LdifReader<R> {
             }
             first_attr = false;
             attrs.push((name, value));
+            lines.push(no);
         }
         Ok(Some(LdifRecord {
             line: dn_line,
             dn,
             attrs,
+            lines,
         }))
     }
 }

@@ -44,6 +44,14 @@ enum Command {
         /// Do not show a progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Store nothing: read the whole file and list every problem a load would meet (each
+        /// value invalid per its syntax, each entry that would be refused), with line numbers.
+        #[arg(long)]
+        report: bool,
+        /// Leave out values that are invalid per their attribute's syntax (as slapadd, which
+        /// does not check syntax, would have stored them), name each one, and load the rest.
+        #[arg(long)]
+        skip_invalid_values: bool,
     },
     /// Write every entry as LDIF, like slapcat. With the server running, it writes the dump
     /// from one snapshot through the control socket in the data directory; otherwise the store
@@ -102,17 +110,65 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
 
     match cli.command {
         None => serve(settings),
-        Some(Command::Load { ldif, quiet }) => {
+        Some(Command::Load {
+            ldif,
+            quiet,
+            report,
+            skip_invalid_values,
+        }) => {
             let dir = Directory::open(settings)?;
-            let result = offline::load(&dir, &ldif, !quiet);
+            if report {
+                let mut out = std::io::stdout().lock();
+                let result = offline::check(&dir, &ldif, !quiet, &mut out);
+                let close = dir.store.close();
+                let sum = result?;
+                close.context("close entry store")?;
+                eprintln!(
+                    "checked {} entries: {} invalid values in {} entries, {} entries that cannot be loaded{}",
+                    sum.entries,
+                    sum.invalid_values,
+                    sum.entries_with_invalid_values,
+                    sum.bad_entries,
+                    if sum.invalid_values > 0 && sum.bad_entries == 0 {
+                        "; --skip-invalid-values loads the file without those values"
+                    } else {
+                        ""
+                    }
+                );
+                let clean = sum.invalid_values == 0 && sum.bad_entries == 0;
+                return Ok(if clean {
+                    std::process::ExitCode::SUCCESS
+                } else {
+                    std::process::ExitCode::FAILURE
+                });
+            }
+            let invalid = if skip_invalid_values {
+                offline::InvalidValues::Skip
+            } else {
+                offline::InvalidValues::Refuse
+            };
+            let mut err = std::io::stderr();
+            let result = offline::load(&dir, &ldif, !quiet, invalid, &mut err);
             let close = dir.store.close();
-            let summary = result?;
+            let summary = match result {
+                Err(e @ offline::OfflineError::Entry { .. }) => return Err(anyhow::Error::new(e)
+                    .context(
+                    "nothing was loaded (rosterd load --report lists every problem of the file)",
+                )),
+                other => other?,
+            };
             close.context("close entry store")?;
             let rate = summary.entries as f64 / summary.seconds.max(1e-9);
             eprintln!(
                 "loaded {} entries in {:.2} s ({:.0} entries/s; writing the tables took {:.2} s of it)",
                 summary.entries, summary.seconds, rate, summary.finish_seconds
             );
+            if skip_invalid_values {
+                eprintln!(
+                    "left out {} invalid values in {} entries",
+                    summary.dropped_values, summary.entries_with_dropped_values
+                );
+            }
             Ok(std::process::ExitCode::SUCCESS)
         }
         Some(Command::Dump { output }) => {

@@ -453,6 +453,35 @@ impl Session {
             LdapOp::BindRequest(req) => {
                 // RFC 4511 section 4.2.1: operations in progress are abandoned by a bind.
                 self.abandon_all();
+                if matches!(&req.cred, LdapBindCred::Simple(pw) if !pw.is_empty()) {
+                    // An address that guessed too often waits its turn, or is refused.
+                    let peer = self.peer.ip();
+                    match self.dir.lockout.throttle(peer) {
+                        Ok(None) => {}
+                        Ok(Some(wait)) => {
+                            audit::bind_throttled(&req.dn, peer, wait);
+                            tokio::time::sleep(wait).await;
+                        }
+                        Err(refusal) => {
+                            audit::bind_refused(
+                                &req.dn,
+                                peer,
+                                refusal.what(),
+                                refusal.remaining().as_secs(),
+                            );
+                            *framed.codec_mut() = codec_for(&self.dir, &Identity::Anonymous);
+                            self.who = Identity::Anonymous;
+                            let res = ldap_result(&OpError::InvalidCredentials);
+                            let op = LdapOp::BindResponse(LdapBindResponse {
+                                res,
+                                saslcreds: None,
+                            });
+                            let ctrl = Vec::new();
+                            framed.send(LdapMsg { msgid, op, ctrl }).await?;
+                            return Ok(Next::Continue);
+                        }
+                    }
+                }
                 let dir = self.dir.clone();
                 let dn = req.dn.clone();
                 let origin = ops::bind::Origin {

@@ -54,6 +54,10 @@ pub const SLAPD_ACCESS: &str = "[access]\npolicy = \"custom\"\n\
 [[access.rule]]\nattrs = [\"userPassword\"]\nby = [{ who = \"self\", rights = \"write\" }, { who = \"anonymous\", rights = \"auth\" }]\n\
 [[access.rule]]\nby = [{ who = \"*\", rights = \"read\" }]\n";
 
+/// What a rosterd compared with slapd adds to its config: the root DN reads password hashes
+/// as slapd's does (by default nobody reads them over LDAP).
+pub const ROOT_READS_PASSWORDS: &str = "[security]\nroot_reads_passwords = true\n";
+
 /// The config every test server starts from; `extra` is appended (TOML). Unless `extra` has an
 /// `[access]` section of its own, the server gets slapd's access rules ([`SLAPD_ACCESS`]).
 pub fn rosterd_config(extra: &str) -> String {
@@ -97,7 +101,14 @@ impl Rosterd {
 
     /// Starts the daemon on an existing data directory and config.
     pub fn spawn(dir: tempfile::TempDir, config: PathBuf) -> Rosterd {
-        let mut child = rosterd_cmd(&config)
+        let cmd = rosterd_cmd(&config);
+        Rosterd::spawn_command(dir, config, cmd)
+    }
+
+    /// Starts the daemon with a command of the test's own (`rosterd_cmd` with more flags, or
+    /// another working directory); `dir` is kept for the test, `config` read for `[tls]`.
+    pub fn spawn_command(dir: tempfile::TempDir, config: PathBuf, mut cmd: Command) -> Rosterd {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .env(

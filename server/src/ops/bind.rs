@@ -5,7 +5,7 @@ use super::Identity;
 use crate::access::{Requester, Rights};
 use crate::directory::Directory;
 use crate::error::{ldap_result, success, OpError};
-use crate::lockout::Refusal;
+use crate::lockout::Name;
 use crate::password;
 use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult};
 use roster_schema::Dn;
@@ -72,9 +72,12 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> Result<
             return Ok(Identity::Anonymous);
         }
         // As slapd answers: an empty name with a password matches no entry.
-        let attempt = match dir.lockout.begin(None, peer) {
+        let attempt = match dir.lockout.begin(Name::Unknown, peer) {
             Ok(a) => a,
-            Err(_) => return Err(OpError::InvalidCredentials),
+            Err(refusal) => {
+                crate::audit::bind_refused("", peer, refusal.what(), refusal.remaining().as_secs());
+                return Err(OpError::InvalidCredentials);
+            }
         };
         return Err(failed(attempt, peer, "empty name with a password"));
     }
@@ -96,17 +99,24 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> Result<
         reader.entry_by_dn(&ndn)?.map(|(_, e)| e)
     };
     // A locked account or address gets the answer of a wrong password, without a check. The
-    // root DN's account is never locked (that would lock the administrator out); its guessers
-    // are, by address, as are guessers of names that are no account.
-    let account = entry.as_ref().map(|_| &ndn);
-    let attempt = match dir.lockout.begin(account, peer) {
+    // root DN is locked only from the addresses that guess it (locking it everywhere would
+    // lock the administrator out); names that are no account count for their address only.
+    let name = if is_root {
+        Name::Root(&ndn)
+    } else if entry.is_some() {
+        Name::Account(&ndn)
+    } else {
+        Name::Unknown
+    };
+    let attempt = match dir.lockout.begin(name, peer) {
         Ok(a) => a,
         Err(refusal) => {
-            let (what, remaining) = match refusal {
-                Refusal::Account { remaining } => ("account", remaining),
-                Refusal::Address { remaining } => ("address", remaining),
-            };
-            crate::audit::bind_refused(&req.dn, peer, what, remaining.as_secs());
+            crate::audit::bind_refused(
+                &req.dn,
+                peer,
+                refusal.what(),
+                refusal.remaining().as_secs(),
+            );
             return Err(OpError::InvalidCredentials);
         }
     };

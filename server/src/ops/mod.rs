@@ -198,7 +198,14 @@ mod tests {
         let d = Directory::open(settings).unwrap();
         let path = dir.path().join("in.ldif");
         std::fs::write(&path, LDIF).unwrap();
-        crate::offline::load(&d, &path, false).unwrap();
+        crate::offline::load(
+            &d,
+            &path,
+            false,
+            crate::offline::InvalidValues::Refuse,
+            &mut std::io::sink(),
+        )
+        .unwrap();
         d
     }
 

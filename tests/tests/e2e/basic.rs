@@ -4,7 +4,7 @@
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::RawControl;
 use ldap3::{LdapConn, LdapError, Scope, SearchEntry};
-use roster_tests::{data, run_tool, Rosterd, ROOT_DN, ROOT_PW};
+use roster_tests::{data, run_tool, Rosterd, ROOT_DN, ROOT_PW, ROOT_READS_PASSWORDS};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -132,29 +132,56 @@ fn binds_and_rebinds_on_one_connection() {
 }
 
 #[test]
-fn password_hashes_are_hidden_from_non_root() {
+fn password_hashes_never_leave_the_server_unless_configured() {
     let (s, d) = server();
+    let user = &d.users[0];
+    let read_as = |url: &str, who: Option<(&str, &str)>| {
+        let mut c = LdapConn::new(url).unwrap();
+        if let Some((dn, pw)) = who {
+            c.simple_bind(dn, pw).unwrap().success().unwrap();
+        }
+        let (rs, _) = c
+            .search(
+                &user.dn,
+                Scope::Base,
+                "(objectClass=*)",
+                vec!["*", "userPassword"],
+            )
+            .unwrap()
+            .success()
+            .unwrap();
+        let e = SearchEntry::construct(rs.into_iter().next().unwrap());
+        (
+            e.attrs.contains_key("userPassword") || e.bin_attrs.contains_key("userPassword"),
+            c.compare(&user.dn, "userPassword", "pw0").unwrap().0.rc,
+        )
+    };
+    // By default nobody reads a hash, the root DN neither; compare works as before.
+    let (shown, anonymous_compare) = read_as(&s.url(), None);
+    assert!(!shown);
+    let (shown, root_compare) = read_as(&s.url(), Some((ROOT_DN, ROOT_PW)));
+    assert!(!shown, "the root DN reads no hash by default");
+    assert_eq!(root_compare, 6, "the root DN compares a password");
+    // Searching by it still works for the root DN.
     let mut c = LdapConn::new(&s.url()).unwrap();
-    let (rs, _) = c
-        .search(&d.users[0].dn, Scope::Base, "(objectClass=*)", vec!["*"])
-        .unwrap()
-        .success()
-        .unwrap();
-    let e = SearchEntry::construct(rs.into_iter().next().unwrap());
-    assert!(!e.attrs.contains_key("userPassword"));
     c.simple_bind(ROOT_DN, ROOT_PW).unwrap().success().unwrap();
     let (rs, _) = c
-        .search(
-            &d.users[0].dn,
-            Scope::Base,
-            "(objectClass=*)",
-            vec!["userPassword"],
-        )
+        .search(&user.dn, Scope::Base, "(userPassword=*)", vec!["1.1"])
         .unwrap()
         .success()
         .unwrap();
-    let e = SearchEntry::construct(rs.into_iter().next().unwrap());
-    assert!(e.attrs.contains_key("userPassword"));
+    assert_eq!(rs.len(), 1);
+    // security.root_reads_passwords gives the root DN slapd's view, for migration tools.
+    let compat = Rosterd::start(Some(&d.ldif), ROOT_READS_PASSWORDS);
+    let (shown, compat_compare) = read_as(&compat.url(), Some((ROOT_DN, ROOT_PW)));
+    assert!(
+        shown,
+        "root_reads_passwords = true shows the root DN the hash"
+    );
+    assert_eq!(compat_compare, root_compare);
+    let (shown, compat_anonymous) = read_as(&compat.url(), None);
+    assert!(!shown, "only the root DN");
+    assert_eq!(compat_anonymous, anonymous_compare);
 }
 
 #[test]

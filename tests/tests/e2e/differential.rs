@@ -3,7 +3,7 @@
 
 use ldap3::{LdapConn, LdapError, Scope, SearchEntry, SearchOptions};
 use roster_tests::data::{self, Rng};
-use roster_tests::{Rosterd, Slapd, ROOT_DN, ROOT_PW};
+use roster_tests::{Rosterd, Slapd, ROOT_DN, ROOT_PW, ROOT_READS_PASSWORDS};
 use std::collections::BTreeMap;
 
 /// One search of the generated workload.
@@ -295,7 +295,7 @@ fn queries(d: &data::Directory, count: usize) -> Vec<Query> {
 fn searches_match_slapd() {
     let d = data::directory(150, 7);
     let slapd = Slapd::start(&d.ldif, "");
-    let ours = Rosterd::start(Some(&d.ldif), "");
+    let ours = Rosterd::start(Some(&d.ldif), ROOT_READS_PASSWORDS);
     let mut a = LdapConn::new(&ours.url()).expect("connect to rosterd");
     let mut b = LdapConn::new(&slapd.url()).expect("connect to slapd");
     // As the administrator on both: nothing is hidden from it by either server, so every
@@ -380,7 +380,7 @@ fn ldif_entries(text: &str) -> Vec<Vec<String>> {
 fn ldapsearch_output_matches_slapd() {
     let d = data::directory(60, 19);
     let slapd = Slapd::start(&d.ldif, "");
-    let ours = Rosterd::start(Some(&d.ldif), "");
+    let ours = Rosterd::start(Some(&d.ldif), ROOT_READS_PASSWORDS);
     let cases: &[&[&str]] = &[
         &["-b", "dc=example,dc=com", "(objectClass=*)"],
         &["-b", "dc=example,dc=com", "(cn=*smith*)", "cn", "mail"],
@@ -477,7 +477,7 @@ fn ldapsearch_output_matches_slapd() {
 fn default_size_limit_matches_slapd_for_anonymous_clients() {
     let d = data::directory(620, 23);
     let slapd = Slapd::start(&d.ldif, "");
-    let ours = Rosterd::start(Some(&d.ldif), "");
+    let ours = Rosterd::start(Some(&d.ldif), ROOT_READS_PASSWORDS);
     for extra in [&[][..], &["-E", "pr=100/noprompt"][..]] {
         let run = |url: &str| {
             let mut args = vec!["-x", "-LLL", "-H", url, "-b", "ou=people,dc=example,dc=com"];

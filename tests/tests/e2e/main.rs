@@ -6,6 +6,7 @@ mod access;
 mod accounts;
 mod basic;
 mod crash;
+mod deployed;
 mod differential;
 mod groups;
 mod offline;

@@ -3,6 +3,7 @@
 
 use roster_tests::{
     data, run_tool, settle, write_file, Rosterd, Slapd, GROUP_OVERLAYS, ROOT_DN, ROOT_PW,
+    ROOT_READS_PASSWORDS,
 };
 
 /// One change: the tool, its LDIF (or DN for ldapdelete), and whether to bind as root.
@@ -121,7 +122,7 @@ fn apply(url: &str, dir: &std::path::Path, n: usize, c: &Change) -> (i32, Option
 fn changes_answer_as_slapd_does() {
     let d = data::directory(30, 31);
     let slapd = Slapd::start(&d.ldif, GROUP_OVERLAYS);
-    let ours = Rosterd::start(Some(&d.ldif), "");
+    let ours = Rosterd::start(Some(&d.ldif), ROOT_READS_PASSWORDS);
     let tmp = tempfile::tempdir().unwrap();
     let mut codes = Vec::new();
     for (n, c) in changes().iter().enumerate() {
@@ -188,7 +189,7 @@ fn changes_answer_as_slapd_does() {
 #[test]
 fn added_passwords_are_stored_hashed_and_bind() {
     let d = data::directory(5, 37);
-    let ours = Rosterd::start(Some(&d.ldif), "");
+    let ours = Rosterd::start(Some(&d.ldif), ROOT_READS_PASSWORDS);
     let tmp = tempfile::tempdir().unwrap();
     let ldif = "dn: uid=pw,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: pw\ncn: x\nsn: x\nuserPassword: clear-secret\n\n\
                 dn: uid=imported,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: imported\ncn: y\nsn: y\nuserPassword: {SSHA}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA==\n";
@@ -266,7 +267,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
 fn password_changes_answer_as_slapd_does() {
     let d = data::directory(10, 41);
     let slapd = Slapd::start(&d.ldif, "");
-    let ours = Rosterd::start(Some(&d.ldif), "");
+    let ours = Rosterd::start(Some(&d.ldif), ROOT_READS_PASSWORDS);
     let u1 = "uid=u0001,ou=people,dc=example,dc=com";
     let u2 = "uid=u0002,ou=people,dc=example,dc=com";
     let u3 = "uid=u0003,ou=people,dc=example,dc=com";
