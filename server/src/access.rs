@@ -452,11 +452,17 @@ impl Policy {
         })
     }
 
-    /// Keeps `attrs` (and their subtypes) from being read by the root DN; it may still compare
-    /// them, search by them and write them.
+    /// Keeps `attrs` (and their subtypes) from being read or searched by the root DN (in a
+    /// filter they are Undefined for it, as for everyone); it may still compare and write them.
     pub fn hide_from_root(mut self, attrs: Vec<AttrId>) -> Policy {
         self.root_unreadable = attrs;
         self
+    }
+
+    /// True if the root DN is kept from reading some attribute, so its search filters must be
+    /// evaluated under access control too.
+    pub fn hides_from_root(&self) -> bool {
+        !self.root_unreadable.is_empty()
     }
 
     fn suffix_of(&self, ndn: &NormDn) -> Option<&NormDn> {
@@ -656,8 +662,10 @@ impl EntryAccess<'_, '_> {
                     .iter()
                     .any(|&h| self.schema.is_subtype_of(id, h))
             });
+            // Searching by a hidden value would give it away a bit at a time (ordering
+            // matches): the root DN compares it, and neither reads nor searches it.
             return if hidden {
-                Rights(Rights::ALL.0 & !Rights::READ.0)
+                Rights(Rights::ALL.0 & !Rights::READ.0 & !Rights::SEARCH.0)
             } else {
                 Rights::ALL
             };

@@ -17,7 +17,12 @@ static FILE: OnceLock<Mutex<std::fs::File>> = OnceLock::new();
 pub fn to_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+        use std::os::unix::fs::DirBuilderExt;
+        // The log names accounts and addresses: a folder made for it is the server's alone.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
     }
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -190,6 +190,9 @@ fn default_trusted_proxies() -> Vec<String> {
     vec!["127.0.0.0/8".into(), "::1/128".into()]
 }
 
+/// The longest lock that can be configured (a year).
+const MAX_LOCK_SECS: u64 = 366 * 24 * 3600;
+
 fn default_lockout_secs() -> u64 {
     60
 }
@@ -762,11 +765,13 @@ impl Settings {
                 address_throttle: file.security.lockout_address_throttle,
                 address_threshold: file.security.lockout_address_threshold,
                 trusted,
-                base: Duration::from_secs(file.security.lockout_secs),
+                // At most a year: a lock's end must stay a representable instant.
+                base: Duration::from_secs(file.security.lockout_secs.min(MAX_LOCK_SECS)),
                 max: Duration::from_secs(
                     file.security
                         .lockout_max_secs
-                        .max(file.security.lockout_secs),
+                        .max(file.security.lockout_secs)
+                        .min(MAX_LOCK_SECS),
                 ),
             },
             access_rules,

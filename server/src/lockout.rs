@@ -50,11 +50,20 @@ pub struct LockoutConfig {
 
 impl LockoutConfig {
     fn trusts(&self, addr: IpAddr) -> bool {
-        let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            v4 => v4,
-        };
+        let addr = addr.to_canonical();
         self.trusted.iter().any(|net| net.contains(&addr))
+    }
+}
+
+/// The key of an untrusted address's count: IPv4 as it is, IPv6 by its /64 (one host commonly
+/// holds a whole /64, and would otherwise get a fresh count per address).
+fn address_key(addr: IpAddr) -> IpAddr {
+    match addr.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
     }
 }
 
@@ -212,7 +221,10 @@ impl AddressTrack {
         let gone = now.duration_since(self.last).as_secs_f64() / ADDRESS_LEAK.as_secs_f64();
         self.level = (self.level - gone).max(0.0);
         self.last = now;
-        if self.level == 0.0 && self.lock_left(now).is_none() {
+        let long_quiet = self
+            .locked_until
+            .is_none_or(|u| now.saturating_duration_since(u) > FORGET_AFTER);
+        if self.level == 0.0 && long_quiet {
             self.locks = 0;
         }
     }
@@ -321,7 +333,7 @@ impl Lockout {
         }
         let now = Instant::now();
         let mut tables = self.tables();
-        let Some(t) = tables.addresses.get_mut(&addr) else {
+        let Some(t) = tables.addresses.get_mut(&address_key(addr)) else {
             return Ok(None);
         };
         t.leak(now);
@@ -358,7 +370,8 @@ impl Lockout {
             Name::Account(d) => (Some(d), c.account_threshold > 0),
         };
         let per_address = c.threshold > 0;
-        let address = c.address_threshold > 0 && !c.trusts(addr);
+        let address = (c.address_threshold > 0 || c.address_throttle > 0) && !c.trusts(addr);
+        let key = address_key(addr);
         let mut tables = self.tables();
         if let Some(d) = dn {
             if let Some(a) = tables.accounts.get(d) {
@@ -379,12 +392,22 @@ impl Lockout {
             }
         }
         if address {
-            if let Some(t) = tables.addresses.get_mut(&addr) {
+            if let Some(t) = tables.addresses.get_mut(&key) {
                 t.leak(now);
-                let remaining = t
-                    .lock_left(now)
-                    .or((t.failures() + t.in_flight >= c.address_threshold).then_some(c.base));
-                if let Some(remaining) = remaining {
+                let count = t.failures();
+                // Parallel binds get no more checks than sequential ones: below the throttle,
+                // as many as are left before it; past it, one at a time (the session spaces
+                // them out); never as many as would lock.
+                let parallel = if c.address_throttle == 0 {
+                    u32::MAX
+                } else if count >= c.address_throttle {
+                    1
+                } else {
+                    c.address_throttle - count
+                };
+                let saturated = t.in_flight >= parallel
+                    || (c.address_threshold > 0 && count + t.in_flight >= c.address_threshold);
+                if let Some(remaining) = t.lock_left(now).or(saturated.then_some(c.base)) {
                     return Err(Refusal::Address { remaining });
                 }
             }
@@ -432,13 +455,13 @@ impl Lockout {
             }
         }
         if address {
-            if tables.addresses.len() >= MAX_TRACKED && !tables.addresses.contains_key(&addr) {
+            if tables.addresses.len() >= MAX_TRACKED && !tables.addresses.contains_key(&key) {
                 forget_stale_addresses(&mut tables.addresses, now);
             }
-            if tables.addresses.len() < MAX_TRACKED || tables.addresses.contains_key(&addr) {
+            if tables.addresses.len() < MAX_TRACKED || tables.addresses.contains_key(&key) {
                 let t = tables
                     .addresses
-                    .entry(addr)
+                    .entry(key)
                     .or_insert_with(|| AddressTrack::new(now));
                 t.in_flight += 1;
                 attempt.address = true;
@@ -521,15 +544,17 @@ impl Attempt<'_> {
             }
         }
         if self.address {
-            if let Some(t) = tables.addresses.get_mut(&self.addr) {
+            if let Some(t) = tables.addresses.get_mut(&address_key(self.addr)) {
                 t.leak(now);
                 t.in_flight = t.in_flight.saturating_sub(1);
                 t.level += 1.0;
-                if t.failures() >= c.address_threshold {
+                if c.address_threshold > 0 && t.failures() >= c.address_threshold {
                     let factor = 2u32.saturating_pow(t.locks.min(30));
                     let length = c.base.saturating_mul(factor).min(c.max);
                     t.locks += 1;
-                    t.level = 0.0;
+                    // After the lock the address is still throttled, and a further lock
+                    // lasts twice as long.
+                    t.level = f64::from(c.address_throttle);
                     t.locked_until = Some(now + length);
                     out.push(Locked::Address {
                         addr: self.addr,
@@ -566,7 +591,7 @@ impl Attempt<'_> {
             }
         }
         if self.address {
-            if let Some(t) = tables.addresses.get_mut(&self.addr) {
+            if let Some(t) = tables.addresses.get_mut(&address_key(self.addr)) {
                 t.in_flight = t.in_flight.saturating_sub(1);
             }
         }
@@ -590,7 +615,7 @@ impl Drop for Attempt<'_> {
             }
         }
         if self.address {
-            if let Some(t) = tables.addresses.get_mut(&self.addr) {
+            if let Some(t) = tables.addresses.get_mut(&address_key(self.addr)) {
                 t.in_flight = t.in_flight.saturating_sub(1);
             }
         }
@@ -837,6 +862,60 @@ mod tests {
             l.begin(Name::Unknown, trusted).unwrap().failed();
         }
         assert!(l.begin(Name::Account(&b), trusted).is_ok());
+    }
+
+    #[test]
+    fn parallel_binds_from_an_untrusted_address_do_not_skip_the_throttle() {
+        let l = lockout(100, 100, 3, 50);
+        let guesser = ip("203.0.113.20");
+        // First contact: as many at once as are left before the throttle.
+        let burst: Vec<_> = (0..10)
+            .filter_map(|_| l.begin(Name::Unknown, guesser).ok())
+            .collect();
+        assert_eq!(burst.len(), 3);
+        for a in burst {
+            a.failed();
+        }
+        // Past it: spaced out, and one at a time.
+        assert!(l.throttle(guesser).unwrap().is_some());
+        let one = l.begin(Name::Unknown, guesser).unwrap();
+        assert!(l.begin(Name::Unknown, guesser).is_err());
+        one.failed();
+    }
+
+    #[test]
+    fn address_locks_double_and_ipv6_counts_by_64() {
+        let l = lockout(100, 100, 1, 2);
+        let host = |i: u32| ip(&format!("2001:db8:1:2::{i:x}"));
+        l.begin(Name::Unknown, host(1)).unwrap().failed();
+        let first = l.begin(Name::Unknown, host(2)).unwrap().failed();
+        assert_eq!(
+            first,
+            vec![Locked::Address {
+                addr: host(2),
+                for_secs: 60
+            }]
+        );
+        assert!(l.begin(Name::Unknown, host(3)).is_err(), "the same /64");
+        assert!(
+            l.begin(Name::Unknown, ip("2001:db8:1:3::1")).is_ok(),
+            "another /64"
+        );
+        // Once the lock ends the address is still throttled, and the next lock is longer.
+        l.tables()
+            .addresses
+            .get_mut(&address_key(host(1)))
+            .unwrap()
+            .locked_until = None;
+        assert!(l.throttle(host(4)).unwrap().is_some());
+        let second = l.begin(Name::Unknown, host(4)).unwrap().failed();
+        assert_eq!(
+            second,
+            vec![Locked::Address {
+                addr: host(4),
+                for_secs: 120
+            }]
+        );
     }
 
     #[test]

@@ -50,7 +50,7 @@ enum Command {
         report: bool,
         /// Leave out values that are invalid per their attribute's syntax (as slapadd, which
         /// does not check syntax, would have stored them), name each one, and load the rest.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "report")]
         skip_invalid_values: bool,
     },
     /// Write every entry as LDIF, like slapcat. With the server running, it writes the dump
@@ -151,10 +151,11 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let result = offline::load(&dir, &ldif, !quiet, invalid, &mut err);
             let close = dir.store.close();
             let summary = match result {
-                Err(e @ offline::OfflineError::Entry { .. }) => return Err(anyhow::Error::new(e)
-                    .context(
-                    "nothing was loaded (rosterd load --report lists every problem of the file)",
-                )),
+                Err(e @ offline::OfflineError::Entry { .. }) => {
+                    return Err(anyhow::Error::new(e).context(
+                        "the load stopped (rosterd load --report lists every problem of the file)",
+                    ))
+                }
                 other => other?,
             };
             close.context("close entry store")?;

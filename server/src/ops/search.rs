@@ -350,7 +350,7 @@ fn run(
         // make the parts of the filter about them Undefined (the store matched without
         // access control, which can only have let more entries through).
         let access = dir.policy.for_entry(schema, &requester, &entry);
-        if !requester.is_root()
+        if (!requester.is_root() || dir.policy.hides_from_root())
             && (!access.allows(None, Rights::READ)
                 // The store's filter, with links resolved (the original gives Undefined for
                 // the in-chain rule).
