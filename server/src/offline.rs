@@ -92,13 +92,7 @@ pub fn load(
     invalid: InvalidValues,
     report: &mut (dyn Write + Send),
 ) -> Result<LoadSummary, OfflineError> {
-    let (input, total) = open_input(path)?;
-    let bar = progress_bar(progress, total);
-    let counted = CountingReader {
-        inner: input,
-        bar: bar.clone(),
-    };
-    let mut reader = LdifReader::new(BufReader::with_capacity(1 << 20, counted));
+    let (mut reader, bar) = open_ldif(path, progress)?;
     let started = Instant::now();
     let stamp = crate::time::generalized_now();
     let creator = dir.settings.root_dn.clone();
@@ -211,13 +205,7 @@ pub fn check(
     progress: bool,
     report: &mut dyn Write,
 ) -> Result<CheckSummary, OfflineError> {
-    let (input, total) = open_input(path)?;
-    let bar = progress_bar(progress, total);
-    let counted = CountingReader {
-        inner: input,
-        bar: bar.clone(),
-    };
-    let mut reader = LdifReader::new(BufReader::with_capacity(1 << 20, counted));
+    let (mut reader, bar) = open_ldif(path, progress)?;
     let stamp = crate::time::generalized_now();
     let creator = dir.settings.root_dn.as_deref();
     let store = dir.store.reader();
@@ -333,6 +321,22 @@ fn shown_value(value: &[u8]) -> String {
         cut.push_str("...");
     }
     format!("{cut:?}")
+}
+
+/// The LDIF reader of a load or a check, counting bytes for its progress bar.
+type Input = LdifReader<BufReader<CountingReader<Box<dyn Read + Send>>>>;
+
+/// Opens `path` (`-`: standard input) with a progress bar, hidden unless `progress` and the
+/// input's size is known.
+fn open_ldif(path: &Path, progress: bool) -> Result<(Input, ProgressBar), OfflineError> {
+    let (input, total) = open_input(path)?;
+    let bar = progress_bar(progress, total);
+    let counted = CountingReader {
+        inner: input,
+        bar: bar.clone(),
+    };
+    let reader = LdifReader::new(BufReader::with_capacity(1 << 20, counted));
+    Ok((reader, bar))
 }
 
 fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, u64), OfflineError> {
