@@ -395,3 +395,27 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     f.write_all(text.as_bytes()).expect("write file");
     p
 }
+
+/// `ldapsearch -LLL` of one entry (base scope) as the root DN; its output. Fails the test
+/// when ldapsearch does.
+pub fn root_search(url: &str, base: &str, attrs: &[&str]) -> String {
+    let mut args = vec![
+        "-x",
+        "-LLL",
+        "-H",
+        url,
+        "-D",
+        ROOT_DN,
+        "-w",
+        ROOT_PW,
+        "-b",
+        base,
+        "-s",
+        "base",
+        "(objectClass=*)",
+    ];
+    args.extend_from_slice(attrs);
+    let (code, out, err) = run_tool("ldapsearch", &args);
+    assert_eq!(code, 0, "{err}");
+    out
+}

@@ -1,7 +1,7 @@
 //! Accounts: disabled accounts, lockout after failed binds (seen and cleared by an
 //! administrator, released after its period), password policy per domain, and the audit log.
 
-use roster_tests::{run_tool, write_file, Rosterd, ROOT_DN, ROOT_PW};
+use roster_tests::{root_search, run_tool, write_file, Rosterd, ROOT_DN, ROOT_PW};
 
 const BASE: &str = "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
 dn: ou=users,dc=example,dc=com\nobjectClass: organizationalUnit\nou: users\n\n\
@@ -37,28 +37,6 @@ fn modify(
         ],
     );
     (code, err)
-}
-
-fn root_search(url: &str, base: &str, attrs: &[&str]) -> String {
-    let mut args = vec![
-        "-x",
-        "-LLL",
-        "-H",
-        url,
-        "-D",
-        ROOT_DN,
-        "-w",
-        ROOT_PW,
-        "-b",
-        base,
-        "-s",
-        "base",
-        "(objectClass=*)",
-    ];
-    args.extend_from_slice(attrs);
-    let (code, out, err) = run_tool("ldapsearch", &args);
-    assert_eq!(code, 0, "{err}");
-    out
 }
 
 #[test]

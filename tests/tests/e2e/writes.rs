@@ -2,8 +2,8 @@
 //! applied to a stock slapd: the same result codes and the same final directory.
 
 use roster_tests::{
-    data, run_tool, settle, write_file, Rosterd, Slapd, GROUP_OVERLAYS, ROOT_DN, ROOT_PW,
-    ROOT_READS_PASSWORDS,
+    data, root_search, run_tool, settle, write_file, Rosterd, Slapd, GROUP_OVERLAYS, ROOT_DN,
+    ROOT_PW, ROOT_READS_PASSWORDS,
 };
 
 /// One change: the tool, its LDIF (or DN for ldapdelete), and whether to bind as root.
@@ -210,23 +210,10 @@ fn added_passwords_are_stored_hashed_and_bind() {
         ],
     );
     assert_eq!(code, 0, "{err}");
-    let (_, out, _) = run_tool(
-        "ldapsearch",
-        &[
-            "-x",
-            "-LLL",
-            "-H",
-            &url,
-            "-D",
-            ROOT_DN,
-            "-w",
-            ROOT_PW,
-            "-b",
-            "uid=pw,ou=people,dc=example,dc=com",
-            "-s",
-            "base",
-            "userPassword",
-        ],
+    let out = root_search(
+        &url,
+        "uid=pw,ou=people,dc=example,dc=com",
+        &["userPassword"],
     );
     // ldapsearch prints the value base64-encoded: decode it.
     let b64 = out
