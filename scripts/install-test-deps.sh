@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests run against: OpenLDAP's slapd (the reference server of the
 # differential tests) and its command-line tools, openssl (TLS version checks), python3-ldap3
-# (a Python client), and ldclt (from 389-ds-base) for benchmarks.
+# (a Python client), ldclt (from 389-ds-base) for benchmarks, and the mail servers the mail
+# model is tested with: Postfix with its LDAP tables, Dovecot with LDAP, IMAP and POP3, and
+# swaks (an SMTP client).
 # Services are kept from starting on their own; the tests start their own on loopback.
 set -euo pipefail
 need=()
@@ -12,6 +14,13 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # python3-ldap3 for Debian's own python (a python3 earlier in PATH may be another install).
 /usr/bin/python3 -c 'import ldap3' >/dev/null 2>&1 || need+=(python3-ldap3)
+[ -x /usr/sbin/postfix ] || need+=(postfix)
+[ -e /usr/lib/postfix/postfix-ldap.so ] || need+=(postfix-ldap)
+[ -x /usr/sbin/dovecot ] || need+=(dovecot-core)
+[ -e /usr/lib/dovecot/modules/auth/libauthdb_ldap.so ] || need+=(dovecot-ldap)
+[ -e /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
+[ -e /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
+command -v swaks >/dev/null 2>&1 || need+=(swaks)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

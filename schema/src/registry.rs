@@ -1200,7 +1200,7 @@ mod tests {
     #[test]
     fn schema_file_with_macros_loads() {
         let mut s = Schema::builtin();
-        let text = "# Roster test schema\nobjectidentifier RosterRoot 2.25.1234\nobjectidentifier RosterAttr RosterRoot:1\n\nattributetype ( RosterAttr:1\n  NAME ( 'rosterRole' 'rRole' )\n  DESC 'role'\n  EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch\n  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15{64} SINGLE-VALUE )\nattributetype ( RosterAttr:2 NAME 'rosterAlias' SUP mail )\nobjectclass ( RosterRoot:2.1 NAME 'rosterUser' SUP top AUXILIARY MAY ( rosterRole $ rosterAlias ) )\n";
+        let text = "# Roster test schema\nobjectidentifier RosterRoot 2.25.1234\nobjectidentifier RosterAttr RosterRoot:1\n\nattributetype ( RosterAttr:1\n  NAME ( 'rosterTestRole' 'rRole' )\n  DESC 'role'\n  EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch\n  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15{64} SINGLE-VALUE )\nattributetype ( RosterAttr:2 NAME 'rosterAlias' SUP mail )\nobjectclass ( RosterRoot:2.1 NAME 'rosterUser' SUP top AUXILIARY MAY ( rosterTestRole $ rosterAlias ) )\n";
         s.add_schema_file(text).unwrap();
         let r = s.attribute("rrole").unwrap();
         assert_eq!(r.oid, "2.25.1234.1.1");
@@ -1231,7 +1231,7 @@ mod tests {
     fn loads_stock_ldif_schema() {
         // The same definitions in cn=config LDIF form, as /etc/ldap/schema/*.ldif carry them.
         let mut s = Schema::builtin();
-        let ldif = "dn: cn=roster,cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: roster\nolcObjectIdentifier: {0}RosterRoot 2.25.99\nolcAttributeTypes: {0}( RosterRoot:1 NAME 'rosterKind' EQUALITY caseIgnoreMatch SYN\n TAX 1.3.6.1.4.1.1466.115.121.1.15 )\nolcObjectClasses: {0}( RosterRoot:2 NAME 'rosterGroup' SUP top AUXILIARY MAY rosterKind )\n";
+        let ldif = "dn: cn=roster,cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: roster\nolcObjectIdentifier: {0}RosterRoot 2.25.99\nolcAttributeTypes: {0}( RosterRoot:1 NAME 'rosterKind' EQUALITY caseIgnoreMatch SYN\n TAX 1.3.6.1.4.1.1466.115.121.1.15 )\nolcObjectClasses: {0}( RosterRoot:2 NAME 'rosterTestGroup' SUP top AUXILIARY MAY rosterKind )\n";
         s.add_ldif_schema(ldif).unwrap();
         assert_eq!(s.attribute("rosterKind").unwrap().oid, "2.25.99.1");
         let bad = "dn: cn=x\nolcAttributeTypes: ( 2.25.98 NAME 'a' SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\nolcObjectClasses: ( 2.25.97 NAME 'b' MUST nosuch )\n";

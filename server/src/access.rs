@@ -155,8 +155,10 @@ pub fn mail_rules(p: &MailPolicy) -> Vec<RuleSpec> {
     };
     let domain = format!("group:{}", p.domain_admins);
     let global = p.global_admins.as_ref().map(|g| format!("group:{g}"));
+    // Domain admins: the admin group of the domain, the users whose role is admin and the
+    // members of groups whose right is admin, in their own domain only.
     let admins = |rights: &str| {
-        let mut v = vec![grant(&domain, rights)];
+        let mut v = vec![grant(&domain, rights), grant("rights:admin", rights)];
         if let Some(g) = &global {
             v.push(grant(g, rights));
         }
@@ -167,12 +169,14 @@ pub fn mail_rules(p: &MailPolicy) -> Vec<RuleSpec> {
     password.insert(0, grant("self", "=xw"));
     password.push(grant("anonymous", "=x"));
     let mut mail_attrs = admins("manage");
+    mail_attrs.push(grant("rights:read", "read"));
     mail_attrs.push(grant("self", "read"));
     mail_attrs.push(grant(&services, "read"));
     if let Some(gs) = &p.global_services {
         mail_attrs.push(grant(&format!("subtree:{gs}"), "read"));
     }
     let mut rest = admins("manage");
+    rest.push(grant("rights:read", "read"));
     rest.push(grant("self", "read"));
     let mut service_attrs = p.service_attributes.clone();
     service_attrs.push("entry".into());
@@ -353,6 +357,17 @@ enum Subject {
     Dn(DnPattern),
     Subtree(DnPattern),
     Group(DnPattern),
+    /// `rights:admin` / `rights:read`: in the entry's naming context, a user whose
+    /// `rosterRole` is admin (for `admin`), or a member, directly or not, of a group of that
+    /// naming context whose `rosterGroupRight` gives at least this right.
+    DomainRight(DomainRight),
+}
+
+/// What a group (or a user's role) gives in its own naming context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DomainRight {
+    Read,
+    Admin,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -528,10 +543,12 @@ fn parse_subject(schema: &Schema, who: &str) -> Result<Subject, String> {
         "anonymous" => Subject::Anonymous,
         "users" => Subject::Users,
         "self" => Subject::SelfEntry,
+        "rights:admin" => Subject::DomainRight(DomainRight::Admin),
+        "rights:read" => Subject::DomainRight(DomainRight::Read),
         _ => {
             let (kind, dn) = who.split_once(':').ok_or_else(|| {
                 format!(
-                    "unknown subject {who:?} (*, anonymous, users, self, dn:, subtree:, group:)"
+                    "unknown subject {who:?} (*, anonymous, users, self, dn:, subtree:, group:, rights:admin, rights:read)"
                 )
             })?;
             let dn = DnPattern::parse(schema, dn)?;
@@ -541,7 +558,7 @@ fn parse_subject(schema: &Schema, who: &str) -> Result<Subject, String> {
                 "group" => Subject::Group(dn),
                 other => {
                     return Err(format!(
-                        "unknown subject kind {other:?} (dn, subtree, group)"
+                        "unknown subject kind {other:?} (dn, subtree, group, rights)"
                     ))
                 }
             }
@@ -585,6 +602,10 @@ impl Who {
             Subject::Group(p) => {
                 req.ndn().is_some() && any(p).iter().any(|g| req.groups().contains(g))
             }
+            Subject::DomainRight(r) => req
+                .domain_rights(&self.suffixes)
+                .iter()
+                .any(|(_, have)| have >= r),
         }
     }
 }
@@ -594,6 +615,8 @@ pub struct Requester<'a> {
     who: &'a Identity,
     reader: &'a Reader,
     groups: OnceCell<HashSet<NormDn>>,
+    /// The rights the client's role and groups give it, by naming context.
+    domain_rights: OnceCell<Vec<(NormDn, DomainRight)>>,
 }
 
 impl<'a> Requester<'a> {
@@ -602,7 +625,59 @@ impl<'a> Requester<'a> {
             who,
             reader,
             groups: OnceCell::new(),
+            domain_rights: OnceCell::new(),
         }
+    }
+
+    /// What the client's `rosterRole` and its groups' `rosterGroupRight` give it, per naming
+    /// context of `suffixes` (read once per operation; a store failure gives nothing).
+    fn domain_rights(&self, suffixes: &[NormDn]) -> &[(NormDn, DomainRight)] {
+        self.domain_rights.get_or_init(|| {
+            let Some(me) = self.ndn() else {
+                return Vec::new();
+            };
+            let schema = self.reader.schema();
+            let suffix_of = |ndn: &NormDn| {
+                suffixes
+                    .iter()
+                    .filter(|s| ndn.is_within(s))
+                    .max_by_key(|s| s.rdns.len())
+                    .cloned()
+            };
+            let value = |e: &Entry, attr: &str| -> Option<String> {
+                let id = schema.attr_id(attr)?;
+                e.values_of(id)
+                    .next()
+                    .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
+            };
+            let mut out = Vec::new();
+            let read = |ndn: &NormDn, attr: &str| -> Option<(NormDn, DomainRight)> {
+                let suffix = suffix_of(ndn)?;
+                let entry = match self.reader.entry_by_dn(ndn) {
+                    Ok(Some((_, e))) => e,
+                    Ok(None) => return None,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading roles and group rights for access control");
+                        return None;
+                    }
+                };
+                let right = match value(&entry, attr)?.as_str() {
+                    "admin" => DomainRight::Admin,
+                    "read" if attr == "rosterGroupRight" => DomainRight::Read,
+                    _ => return None,
+                };
+                Some((suffix, right))
+            };
+            if let Some(r) = read(me, "rosterRole") {
+                out.push(r);
+            }
+            for g in self.groups() {
+                if let Some(r) = read(g, "rosterGroupRight") {
+                    out.push(r);
+                }
+            }
+            out
+        })
     }
 
     pub fn is_root(&self) -> bool {
@@ -712,6 +787,12 @@ impl EntryAccess<'_, '_> {
                     && p.concrete(self.suffix, all)
                         .any(|g| self.req.groups().contains(&g))
             }
+            Subject::DomainRight(want) => self.suffix.is_some_and(|suffix| {
+                self.req
+                    .domain_rights(all)
+                    .iter()
+                    .any(|(s, have)| s == suffix && have >= want)
+            }),
         }
     }
 }

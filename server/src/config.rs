@@ -531,6 +531,8 @@ pub struct Overrides {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// The group whose members manage every domain (`access.global_admins`).
+    pub global_admins: Option<String>,
     pub data_dir: PathBuf,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
@@ -717,6 +719,7 @@ impl Settings {
         }
         Ok(Settings {
             listen,
+            global_admins: file.access.global_admins.clone(),
             audit_file: file.audit.file.as_ref().map(|p| data_dir.join(p)),
             data_dir,
             max_connections: file.server.max_connections.max(1),

@@ -45,6 +45,8 @@ pub struct Directory {
     /// Naming contexts as configured, for the root DSE.
     pub suffix_names: Vec<String>,
     pub root_ndn: Option<NormDn>,
+    /// The global admin group (`access.global_admins`), which may not lose its last member.
+    pub global_admins: Option<NormDn>,
     pub subschema_ndn: NormDn,
     /// The root DSE and the subschema entry, built once: they change only with the config.
     pub root_dse: Entry,
@@ -115,6 +117,10 @@ impl Directory {
             None => None,
         };
         let subschema_ndn = norm("subschema", "cn=Subschema")?;
+        let global_admins = match &settings.global_admins {
+            Some(g) => Some(norm("access.global_admins", g)?),
+            None => None,
+        };
         // Password hashes never leave the server over LDAP, not even to the root DN (backups
         // go through `rosterd dump`), unless the operator asks for slapd's behaviour.
         let root_unreadable = if settings.root_reads_passwords {
@@ -148,6 +154,7 @@ impl Directory {
                 Durability::Buffer
             },
             integrity: settings.integrity_attributes.clone(),
+            unique: crate::mail::unique_specs(),
         };
         let store = Store::open(&store_config, schema.clone()).map_err(|source| {
             // fjall names a held lock only in its message; say what it means here.
@@ -210,6 +217,7 @@ impl Directory {
             settings,
             suffixes,
             root_ndn,
+            global_admins,
             subschema_ndn,
         })
     }

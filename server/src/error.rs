@@ -119,6 +119,9 @@ pub fn ldap_result(err: &OpError) -> LdapResult {
         OpError::Store(roster_storage::StoreError::NotAllowedOnNonLeaf { .. }) => {
             (C::NotAllowedOnNonLeaf, String::new(), None)
         }
+        OpError::Store(e @ roster_storage::StoreError::NotUnique(_)) => {
+            (C::ConstraintViolation, e.to_string(), None)
+        }
         OpError::Store(_) => (
             C::Other,
             "internal error in the entry store".to_string(),

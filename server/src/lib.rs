@@ -12,6 +12,7 @@ pub mod directory;
 pub mod error;
 pub mod ldif;
 pub mod lockout;
+pub mod mail;
 pub mod net;
 pub mod offline;
 pub mod ops;

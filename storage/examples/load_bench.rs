@@ -72,6 +72,7 @@ fn main() -> Result<(), Error> {
         ],
         durability: Durability::Buffer,
         integrity: vec!["member".into()],
+        unique: Vec::new(),
     };
 
     let started = Instant::now();

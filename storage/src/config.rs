@@ -16,6 +16,8 @@ pub struct StoreConfig {
     /// and a rename rewrites, the values naming the changed entries. Each gets an equality
     /// index, as does `member`, from which `memberOf` is computed.
     pub integrity: Vec<String>,
+    /// Values no two entries of one class may share; each attribute gets an equality index.
+    pub unique: Vec<crate::unique::UniqueSpec>,
 }
 
 /// The indexes kept for one attribute type. Indexes are per type: a filter on a supertype

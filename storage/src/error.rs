@@ -66,9 +66,25 @@ pub enum StoreError {
     /// to go on.
     #[error("journal sync failed: {detail}")]
     JournalSync { detail: String },
+    /// A value that must be unique among entries of one kind (see `UniqueSpec`) is held by
+    /// another entry.
+    #[error("{0}")]
+    NotUnique(Box<UniqueConflict>),
     /// A thread panicked while holding the store's write lock.
     #[error("store write lock poisoned by an earlier panic")]
     Poisoned,
+}
+
+/// Which entry already holds a value that must be unique.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {value} ({attr}) is already used by {holder}")]
+pub struct UniqueConflict {
+    /// What the values are ("user address").
+    pub what: String,
+    pub attr: String,
+    pub value: String,
+    /// The DN of the entry holding the value.
+    pub holder: String,
 }
 
 impl StoreError {

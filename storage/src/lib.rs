@@ -24,13 +24,15 @@ mod links;
 mod reader;
 mod search;
 mod store;
+mod unique;
 mod verify;
 
 pub use bulk::{BulkLoader, LoadStats};
 pub use config::{Durability, IndexSpec, StoreConfig};
-pub use error::{Result, StoreError};
+pub use error::{Result, StoreError, UniqueConflict};
 pub use links::{Repaired, MAX_NESTED};
 pub use reader::{Reader, WalkIter};
 pub use search::{CandidateSource, IndexUse, Scope, SearchIter, SearchPlan, MAX_IDS};
 pub use store::{EntryId, Store, FORMAT_VERSION};
+pub use unique::UniqueSpec;
 pub use verify::{KeyspaceCheck, VerifyReport};

@@ -94,6 +94,8 @@ pub(crate) struct Inner {
     pub(crate) object_class: Option<AttrId>,
     /// `member`, `memberOf` and the attributes kept referentially intact (`links`).
     pub(crate) links: LinkAttrs,
+    /// Values unique among the entries of a class (`unique`).
+    pub(crate) unique: Vec<crate::unique::UniqueSpace>,
 }
 
 impl fmt::Debug for Store {
@@ -165,7 +167,12 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         let links = LinkAttrs::new(&schema, integrity);
-        let wanted = resolve_indexes(config, &schema, &links)?;
+        let unique = config
+            .unique
+            .iter()
+            .map(|spec| crate::unique::UniqueSpace::resolve(&schema, spec))
+            .collect::<Result<Vec<_>>>()?;
+        let wanted = resolve_indexes(config, &schema, &links, &unique)?;
         let stored = stored_indexes(&meta)?;
         let mut list = Vec::new();
         // (slot, generation) of each index to build; the keyspaces they replace are deleted
@@ -227,6 +234,7 @@ impl Store {
             group: GroupCommit::new(&config.path),
             object_class,
             links,
+            unique,
         };
         let store = Store {
             inner: Arc::new(inner),
@@ -343,6 +351,7 @@ impl Store {
                 })
             }
         };
+        self.check_unique(&tx, &entry, None, None)?;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         codec::set_parent(&mut record, parent);
         let id_key = keys::id_bytes(id);
@@ -405,6 +414,7 @@ impl Store {
         let (id, old_record) = Self::locate(inner, &tx, dn, &dn_key)?;
         let parent = codec::header(id, &old_record)?.parent;
         let old = inner.codec.decode(id, &old_record)?;
+        self.check_unique(&tx, &new, Some(id), Some(&old))?;
         codec::set_parent(&mut record, parent);
         tx.insert(&inner.id2entry, keys::id_bytes(id), record);
         self.write_index_diff(&mut tx, id, &self.index_keys(&old), &new_keys);
@@ -530,6 +540,7 @@ impl Store {
         // Descendants, read before anything is written: (old DN key, id, record). A new DN
         // with the same normalized form (a change of case) still rewrites their stored DNs.
         let old_entry = inner.codec.decode(id, &old_record)?;
+        self.check_unique(&tx, &new_entry, Some(id), Some(&old_entry))?;
         let mut descendants = Vec::new();
         if moved || new_entry.dn != old_entry.dn {
             for guard in tx.prefix(&inner.dn2id, &old_key) {
@@ -844,10 +855,12 @@ fn resolve_indexes(
     config: &StoreConfig,
     schema: &Schema,
     links: &LinkAttrs,
+    unique: &[crate::unique::UniqueSpace],
 ) -> Result<BTreeMap<String, (AttrId, IndexFlags)>> {
     let mut wanted: BTreeMap<String, (AttrId, IndexFlags)> = BTreeMap::new();
-    // Links are found through equality indexes, configured or not.
-    for &id in links.member.iter().chain(&links.integrity) {
+    // Links and unique values are found through equality indexes, configured or not.
+    let uniq = unique.iter().flat_map(|u| u.attrs().iter());
+    for &id in links.member.iter().chain(&links.integrity).chain(uniq) {
         if let Some(at) = schema.attr(id) {
             let slot = wanted.entry(at.oid.clone()).or_insert((id, IndexFlags(0)));
             slot.1 = IndexFlags(slot.1 .0 | IndexFlags::EQUALITY);

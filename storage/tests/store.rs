@@ -46,6 +46,7 @@ fn config(path: &Path, indexes: Vec<IndexSpec>) -> StoreConfig {
         indexes,
         durability: Durability::Buffer,
         integrity: vec!["member".into()],
+        unique: Vec::new(),
     }
 }
 
@@ -1774,4 +1775,100 @@ fn concurrent_durable_writers() {
     let store = Store::open(&synced, schema.clone()).unwrap();
     check(&store);
     store.close().unwrap();
+}
+
+#[test]
+fn unique_values_are_refused_within_one_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let addresses = roster_storage::UniqueSpec {
+        name: "user address".into(),
+        attrs: vec!["mail".into(), "mailLocalAddress".into()],
+        class: "rosterMailUser".into(),
+    };
+    let cfg = StoreConfig {
+        unique: vec![addresses],
+        ..config(dir.path(), default_indexes())
+    };
+    let store = Store::open(&cfg, schema.clone()).unwrap();
+    for e in skeleton(&schema) {
+        store.add_root(e).unwrap();
+    }
+    let mail_user = |uid: &str, mail: &str, aliases: &[&str]| {
+        let dn = format!("uid={uid},ou=people,dc=example,dc=com");
+        let mut attrs = vec![
+            ("objectClass", "inetOrgPerson"),
+            ("objectClass", "rosterMailUser"),
+            ("uid", uid),
+            ("cn", uid),
+            ("sn", uid),
+            ("mail", mail),
+        ];
+        attrs.extend(aliases.iter().map(|a| ("mailLocalAddress", *a)));
+        entry(&schema, &dn, &attrs)
+    };
+    store
+        .add(mail_user("ann", "ann@example.com", &["sales@example.com"]))
+        .unwrap();
+    // Another user may not take the address, as primary or alias, in any case.
+    let err = store
+        .add(mail_user("bob", "SALES@example.com", &[]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NotUnique(c) if c.holder.starts_with("uid=ann")),
+        "{err}"
+    );
+    let err = store
+        .add(mail_user("bob", "bob@example.com", &["ann@example.com"]))
+        .unwrap_err();
+    assert!(err.to_string().contains("ann@example.com"), "{err}");
+    // An entry of another class may (a group sharing a user's address).
+    store
+        .add(entry(
+            &schema,
+            "cn=sales,ou=groups,dc=example,dc=com",
+            &[
+                ("objectClass", "groupOfNames"),
+                ("objectClass", "inetLocalMailRecipient"),
+                ("cn", "sales"),
+                ("mailLocalAddress", "sales@example.com"),
+            ],
+        ))
+        .unwrap();
+    store.add(mail_user("bob", "bob@example.com", &[])).unwrap();
+    // Replace: taking ann's alias is refused, keeping one's own values is not checked again.
+    let bob = ndn(&schema, "uid=bob,ou=people,dc=example,dc=com");
+    let err = store
+        .replace(
+            &bob,
+            mail_user("bob", "bob@example.com", &["sales@example.com"]),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotUnique(_)), "{err}");
+    store
+        .replace(
+            &bob,
+            mail_user(
+                "bob",
+                "bob@example.com",
+                &["bob@example.com", "b@example.com"],
+            ),
+        )
+        .unwrap();
+    // Once ann lets the alias go, bob may take it.
+    let ann = ndn(&schema, "uid=ann,ou=people,dc=example,dc=com");
+    store
+        .replace(&ann, mail_user("ann", "ann@example.com", &[]))
+        .unwrap();
+    store
+        .replace(
+            &bob,
+            mail_user("bob", "bob@example.com", &["sales@example.com"]),
+        )
+        .unwrap();
+    assert_eq!(count(&store, "(mailLocalAddress=sales@example.com)"), 2);
+    // A rename keeps the entry's own values.
+    let renamed = mail_user("robert", "bob@example.com", &["sales@example.com"]);
+    store.rename(&bob, renamed, None, &|_| {}).unwrap();
+    assert_clean(&store);
 }

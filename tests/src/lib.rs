@@ -290,6 +290,9 @@ pub fn settle<T: PartialEq>(mut read: impl FnMut() -> T) -> T {
     last
 }
 
+/// Roster's schema file, which a stock slapd loads as it is.
+pub const ROSTER_SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/roster.schema");
+
 impl Slapd {
     /// `extra` is appended to slapd.conf inside the database section (indexes, overlays; the
     /// memberof and refint modules are loaded, see [`GROUP_OVERLAYS`]).
@@ -302,12 +305,13 @@ impl Slapd {
         let schema = "/etc/ldap/schema";
         let text = format!(
             "include {schema}/core.schema\ninclude {schema}/cosine.schema\ninclude {schema}/inetorgperson.schema\n\
-             include {schema}/nis.schema\ninclude {schema}/misc.schema\npidfile {pid}\nloglevel 0\n\
+             include {schema}/nis.schema\ninclude {schema}/misc.schema\ninclude {roster}\npidfile {pid}\nloglevel 0\n\
              moduleload back_mdb\nmoduleload memberof\nmoduleload refint\nthreads 4\ndatabase mdb\nsuffix \"{SUFFIX}\"\nrootdn \"{ROOT_DN}\"\nrootpw {ROOT_PW}\n\
              directory {db}\nmaxsize 1073741824\nindex objectClass eq\nindex uid,mail,cn eq,sub\nindex member eq\n{extra}\n\
              access to attrs=userPassword by self write by anonymous auth by * none\naccess to * by * read\n",
             pid = dir.path().join("slapd.pid").display(),
             db = db.display(),
+            roster = ROSTER_SCHEMA,
         );
         std::fs::write(&conf, text).expect("write slapd.conf");
         let ldif_path = dir.path().join("data.ldif");

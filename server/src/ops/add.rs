@@ -39,15 +39,10 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpEr
         )));
     }
     entry.add_naming_values(schema);
-    super::require_right(
-        dir,
-        who,
-        &dir.store.reader(),
-        &entry,
-        None,
-        Rights::ADD,
-        "add",
-    )?;
+    let reader = dir.store.reader();
+    super::require_right(dir, who, &reader, &entry, None, Rights::ADD, "add")?;
+    crate::mail::check_write(dir, &reader, &mut entry, None)?;
+    drop(reader);
     if let Some(pw) = schema.attr_id("userPassword") {
         // {CLEARTEXT}x is the password x.
         for a in entry.attrs.iter_mut().filter(|a| a.desc.id == pw) {

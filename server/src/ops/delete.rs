@@ -22,6 +22,7 @@ fn run(dir: &Directory, who: &Identity, dn: &str) -> Result<(), OpError> {
     let reader = dir.store.reader();
     if let Some((_, entry)) = reader.entry_by_dn(&ndn)? {
         super::require_right(dir, who, &reader, &entry, None, Rights::DELETE, "delete")?;
+        crate::mail::check_last_global_admin(dir, &reader, crate::mail::AdminChange::Delete(&ndn))?;
     }
     drop(reader);
     let now = crate::time::generalized_now();

@@ -87,6 +87,7 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
         }
     }
     let structural_before = schema.structural_class(&entry).ok();
+    let before = entry.clone();
     for change in &changes {
         apply(
             schema,
@@ -115,6 +116,8 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
             "structural object class modification from one class to another not allowed".into(),
         ));
     }
+    crate::mail::check_write(dir, &reader, &mut entry, Some(&before))?;
+    crate::mail::check_last_global_admin(dir, &reader, crate::mail::AdminChange::Modify(&entry))?;
     schema.check_entry(&entry)?;
     let now = crate::time::generalized_now();
     super::set_operational(

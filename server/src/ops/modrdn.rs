@@ -53,6 +53,7 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> Result<(),
     };
     // A rename is a delete where the entry was and an add where it goes.
     super::require_right(dir, who, &reader, &entry, None, Rights::DELETE, "move")?;
+    let before = entry.clone();
     let parent = match &new_superior {
         Some((dn, _)) => dn.clone(),
         None => entry.dn.parent().unwrap_or_default(),
@@ -68,6 +69,8 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> Result<(),
     entry.add_naming_values(schema);
     schema.check_entry(&entry)?;
     super::require_right(dir, who, &reader, &entry, None, Rights::ADD, "move to")?;
+    crate::mail::check_write(dir, &reader, &mut entry, Some(&before))?;
+    schema.check_entry(&entry)?;
     let now = crate::time::generalized_now();
     super::set_operational(
         schema,

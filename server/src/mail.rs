@@ -1,0 +1,422 @@
+//! The mail model's rules, applied to every entry a client writes (add, modify, rename) before
+//! the store sees it. They concern the entries of Roster's mail classes only:
+//!
+//! - users (`rosterMailUser`): a user name of letters, digits, `.`, `-` and `_`; one primary
+//!   address (`mail`), which rosterd keeps among the delivering addresses (`mailLocalAddress`);
+//!   every address in the user's own domain; a role of `user` or `admin`; known services.
+//! - contacts (`rosterContact`): one external address, no password, no local address.
+//! - groups (`rosterGroup`): a known kind and right; addresses in the group's own domain; a
+//!   security group has none.
+//!
+//! Addresses are unique among users and among groups (a user and a group may share one: mail
+//! goes to both); the store enforces that inside the write transaction ([`unique_specs`]).
+//! The domain of a naming context is its `dc` components joined with dots
+//! (`dc=example,dc=com` is example.com) plus the `associatedDomain` values of its entry.
+
+use crate::directory::Directory;
+use crate::error::OpError;
+use roster_schema::{Entry, NormDn};
+use roster_storage::{Reader, UniqueSpec};
+
+pub const USER_CLASS: &str = "rosterMailUser";
+pub const CONTACT_CLASS: &str = "rosterContact";
+pub const GROUP_CLASS: &str = "rosterGroup";
+
+/// Services a user can be given (`rosterService`), each also with `secured` appended: the
+/// variant over TLS (Dovecot's `%c`).
+const SERVICES: [&str; 4] = ["imap", "pop3", "smtp", "sieve"];
+const ROLES: [&str; 3] = ["user", "admin", "contact"];
+const GROUP_KINDS: [&str; 3] = ["internal", "external", "security"];
+const GROUP_RIGHTS: [&str; 3] = ["none", "read", "admin"];
+
+/// The values the store keeps unique.
+pub fn unique_specs() -> Vec<UniqueSpec> {
+    vec![
+        UniqueSpec {
+            name: "user address".into(),
+            attrs: vec!["mail".into(), "mailLocalAddress".into()],
+            class: USER_CLASS.into(),
+        },
+        UniqueSpec {
+            name: "group address".into(),
+            attrs: vec!["mailLocalAddress".into()],
+            class: GROUP_CLASS.into(),
+        },
+    ]
+}
+
+/// Checks `entry` (new, or `before` changed) against the model and completes what the server
+/// maintains (the primary address among the delivering addresses).
+pub fn check_write(
+    dir: &Directory,
+    reader: &Reader,
+    entry: &mut Entry,
+    before: Option<&Entry>,
+) -> Result<(), OpError> {
+    let schema = &dir.schema;
+    let user = entry.has_object_class(schema, USER_CLASS);
+    let contact = entry.has_object_class(schema, CONTACT_CLASS);
+    let group = entry.has_object_class(schema, GROUP_CLASS);
+    if !(user || contact || group) {
+        return Ok(());
+    }
+    let refuse = |m: String| Err(OpError::ConstraintViolation(m));
+    if [user, contact, group].iter().filter(|b| **b).count() > 1 {
+        return refuse(format!(
+            "an entry is one of a user ({USER_CLASS}), a contact ({CONTACT_CLASS}) or a group ({GROUP_CLASS}), not several"
+        ));
+    }
+    let values = |e: &Entry, name: &str| -> Vec<String> {
+        schema
+            .attr_id(name)
+            .map(|id| {
+                e.values_of(id)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let one_of = |e: &Entry, attr: &str, allowed: &[&str]| -> Result<(), OpError> {
+        for v in values(e, attr) {
+            if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&v)) {
+                return refuse(format!("{attr} {v:?}: not one of {}", allowed.join(", ")));
+            }
+        }
+        Ok(())
+    };
+    let ndn = entry.ndn.clone();
+    let domains = || domains_of(dir, reader, &ndn);
+    if user {
+        for uid in values(entry, "uid") {
+            check_username(&uid).map_err(OpError::ConstraintViolation)?;
+        }
+        one_of(entry, "rosterRole", &ROLES[..2]).map_err(|_| {
+            OpError::ConstraintViolation(
+                "rosterRole: a user's role is user or admin (a contact is an entry of class rosterContact)".into(),
+            )
+        })?;
+        let services: Vec<String> = SERVICES
+            .iter()
+            .flat_map(|s| [s.to_string(), format!("{s}secured")])
+            .collect();
+        let services: Vec<&str> = services.iter().map(String::as_str).collect();
+        one_of(entry, "rosterService", &services)?;
+        let mails = values(entry, "mail");
+        if mails.len() > 1 {
+            return refuse(
+                "mail: a user has one primary address; further addresses go in mailLocalAddress"
+                    .into(),
+            );
+        }
+        let domains = domains();
+        for a in mails.iter().chain(&values(entry, "mailLocalAddress")) {
+            check_local_address(a, &domains, true)?;
+        }
+        for a in values(entry, "rosterForwardingAddress") {
+            check_address(&a).map_err(|m| {
+                OpError::ConstraintViolation(format!("rosterForwardingAddress {a:?}: {m}"))
+            })?;
+        }
+        for q in values(entry, "rosterMailQuota") {
+            if q.starts_with('-') {
+                return refuse(format!(
+                    "rosterMailQuota {q}: a quota is 0 (none) or more bytes"
+                ));
+            }
+        }
+        keep_primary_delivering(dir, entry, before);
+    }
+    if contact {
+        let mails = values(entry, "mail");
+        if mails.len() != 1 {
+            return refuse("mail: a contact has exactly one (external) address".into());
+        }
+        for a in &mails {
+            check_address(a)
+                .map_err(|m| OpError::ConstraintViolation(format!("mail {a:?}: {m}")))?;
+        }
+        if !values(entry, "mailLocalAddress").is_empty() {
+            return refuse(
+                "mailLocalAddress: a contact has no local addresses, only its external mail address"
+                    .into(),
+            );
+        }
+        if schema
+            .attr_id("userPassword")
+            .is_some_and(|pw| entry.values_of(pw).next().is_some())
+        {
+            return refuse("userPassword: a contact never binds and has no password".into());
+        }
+        one_of(entry, "rosterRole", &ROLES[2..])?;
+    }
+    if group {
+        one_of(entry, "rosterGroupKind", &GROUP_KINDS)?;
+        one_of(entry, "rosterGroupRight", &GROUP_RIGHTS)?;
+        let addresses = values(entry, "mailLocalAddress");
+        let security = values(entry, "rosterGroupKind")
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case("security"));
+        if security && !addresses.is_empty() {
+            return refuse(
+                "mailLocalAddress: a security group grants rights and receives no mail; it has no addresses"
+                    .into(),
+            );
+        }
+        let domains = domains();
+        for a in &addresses {
+            check_local_address(a, &domains, true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the primary address among the delivering ones: added when missing, and a previous
+/// primary the entry held only as such leaves with it.
+fn keep_primary_delivering(dir: &Directory, entry: &mut Entry, before: Option<&Entry>) {
+    let schema = &dir.schema;
+    let (Some(mail), Some(local)) = (schema.attr_id("mail"), schema.attr_id("mailLocalAddress"))
+    else {
+        return;
+    };
+    let norm = |v: &[u8]| String::from_utf8_lossy(v).to_ascii_lowercase();
+    let primary: Option<Vec<u8>> = entry.values_of(mail).next().cloned();
+    let old_primary: Option<Vec<u8>> = before.and_then(|b| b.values_of(mail).next().cloned());
+    let Some(desc) = roster_schema::AttrDesc::parse(schema, "mailLocalAddress") else {
+        return;
+    };
+    if entry.get(local).is_none() {
+        entry.attrs.push(roster_schema::Attribute {
+            desc,
+            values: Vec::new(),
+        });
+    }
+    let Some(attr) = entry.attrs.iter_mut().find(|a| a.desc.id == local) else {
+        return;
+    };
+    if let Some(old) = &old_primary {
+        if primary.as_ref().is_none_or(|p| norm(p) != norm(old)) {
+            attr.values.retain(|v| norm(v) != norm(old));
+        }
+    }
+    if let Some(p) = &primary {
+        if !attr.values.iter().any(|v| norm(v) == norm(p)) {
+            attr.values.insert(0, p.clone());
+        }
+    }
+    entry.attrs.retain(|a| !a.values.is_empty());
+}
+
+/// A user name: letters, digits, `.`, `-` and `_`, starting with a letter or digit, at most
+/// 64 characters. Names are compared without regard to case.
+pub fn check_username(name: &str) -> Result<(), String> {
+    let ok_start = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if name.is_empty() || name.len() > 64 || !ok_start || !ok_chars {
+        return Err(format!(
+            "uid {name:?}: a user name has 1 to 64 letters, digits, '.', '-' or '_', starts with a letter or digit, and has no spaces or other special characters"
+        ));
+    }
+    Ok(())
+}
+
+/// An address `local@domain`: a local part of printable characters without spaces, `@` or
+/// angle brackets, and a domain of dot-separated labels.
+pub fn check_address(a: &str) -> Result<(), String> {
+    let Some((local, domain)) = a.rsplit_once('@') else {
+        return Err("not an address (local@domain)".into());
+    };
+    if local.is_empty() {
+        return Err("the part before @ is empty".into());
+    }
+    if local.len() > 64
+        || local.chars().any(|c| {
+            !c.is_ascii_graphic() || matches!(c, '@' | '<' | '>' | '(' | ')' | ',' | ';' | '"')
+        })
+    {
+        return Err("the part before @ has spaces or characters an address cannot hold".into());
+    }
+    check_domain(domain)
+}
+
+fn check_domain(d: &str) -> Result<(), String> {
+    let ok = !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{d:?} is not a domain name"))
+    }
+}
+
+/// An address a user or group receives mail at: well formed (or `@domain`, the domain's
+/// catch-all) and in one of `domains`.
+fn check_local_address(a: &str, domains: &[String], catch_all: bool) -> Result<(), OpError> {
+    let bad = |m: String| Err(OpError::ConstraintViolation(m));
+    let domain = match a.strip_prefix('@') {
+        Some(d) if catch_all => {
+            check_domain(d).or_else(|m| bad(format!("{a:?}: {m}")))?;
+            d
+        }
+        _ => {
+            check_address(a).or_else(|m| bad(format!("{a:?}: {m}")))?;
+            a.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
+        }
+    };
+    if domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+        return Ok(());
+    }
+    if domains.is_empty() {
+        return bad(format!(
+            "{a:?}: this entry's naming context has no mail domain (dc=... components or associatedDomain)"
+        ));
+    }
+    bad(format!(
+        "{a:?}: {domain} is not a domain of this entry's naming context (its domains: {})",
+        domains.join(", ")
+    ))
+}
+
+/// The mail domains of the naming context holding `ndn`.
+pub fn domains_of(dir: &Directory, reader: &Reader, ndn: &NormDn) -> Vec<String> {
+    let Some(suffix) = dir.suffix_of(ndn) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let labels: Option<Vec<&str>> = suffix.rdns.iter().map(|r| r.strip_prefix("dc=")).collect();
+    if let Some(labels) = labels.filter(|l| !l.is_empty()) {
+        out.push(labels.join("."));
+    }
+    if let (Some(id), Ok(Some((_, e)))) = (
+        dir.schema.attr_id("associatedDomain"),
+        reader.entry_by_dn(suffix),
+    ) {
+        out.extend(
+            e.values_of(id)
+                .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase()),
+        );
+    }
+    out
+}
+
+/// What a write does to the global admin group's enabled members.
+pub enum AdminChange<'a> {
+    /// The entry is deleted.
+    Delete(&'a NormDn),
+    /// The entry becomes `after`.
+    Modify(&'a Entry),
+}
+
+/// Refuses a change that would leave the global admin group (`access.global_admins`) without
+/// an enabled member: deleting or disabling its last one, removing it from the group, or
+/// deleting the group while it has members.
+pub fn check_last_global_admin(
+    dir: &Directory,
+    reader: &Reader,
+    change: AdminChange<'_>,
+) -> Result<(), OpError> {
+    let Some(group_dn) = &dir.global_admins else {
+        return Ok(());
+    };
+    let schema = &dir.schema;
+    let (Some(member), Some(disabled)) = (
+        schema.attr_id("member"),
+        schema.attr_id("rosterAccountDisabled"),
+    ) else {
+        return Ok(());
+    };
+    let Some((_, group)) = reader.entry_by_dn(group_dn)? else {
+        return Ok(());
+    };
+    let is_disabled = |e: &Entry| {
+        e.values_of(disabled)
+            .any(|v| v.eq_ignore_ascii_case(b"TRUE"))
+    };
+    let members = |g: &Entry| -> Vec<NormDn> {
+        g.values_of(member)
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .filter_map(|v| roster_schema::Dn::parse(v).ok())
+            .filter_map(|d| d.normalize(schema).ok())
+            .collect()
+    };
+    // Enabled members now, and after the change.
+    let enabled_now: Vec<NormDn> = members(&group)
+        .into_iter()
+        .filter(|m| matches!(reader.entry_by_dn(m), Ok(Some((_, e))) if !is_disabled(&e)))
+        .collect();
+    if enabled_now.is_empty() {
+        return Ok(());
+    }
+    let left = match change {
+        AdminChange::Delete(dn) if dn == group_dn => 0,
+        AdminChange::Delete(dn) => enabled_now.iter().filter(|m| *m != dn).count(),
+        AdminChange::Modify(after) if after.ndn == *group_dn => members(after)
+            .iter()
+            .filter(|m| matches!(reader.entry_by_dn(m), Ok(Some((_, e))) if !is_disabled(&e)))
+            .count(),
+        AdminChange::Modify(after) if is_disabled(after) => {
+            enabled_now.iter().filter(|m| **m != after.ndn).count()
+        }
+        AdminChange::Modify(_) => return Ok(()),
+    };
+    if left == 0 {
+        return Err(OpError::UnwillingToPerform(format!(
+            "this would leave {} without an enabled member: the last global admin cannot be deleted, disabled or removed; add another admin first",
+            group.dn
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names() {
+        assert!(check_username("j.doe-2_x").is_ok());
+        assert!(check_username("JDoe").is_ok());
+        for bad in [
+            "",
+            "j doe",
+            "jdoe@example.com",
+            ".jdoe",
+            "ñandú",
+            &"a".repeat(65),
+        ] {
+            let e = check_username(bad).unwrap_err();
+            assert!(e.contains("no spaces"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn addresses() {
+        assert!(check_address("j.doe+tag@example.com").is_ok());
+        for bad in [
+            "jdoe",
+            "@example.com",
+            "j doe@example.com",
+            "jdoe@exa mple.com",
+            "jdoe@",
+            "jdoe@-x.com",
+        ] {
+            assert!(check_address(bad).is_err(), "{bad}");
+        }
+        let d = vec!["example.com".to_string()];
+        assert!(check_local_address("@example.com", &d, true).is_ok());
+        assert!(check_local_address("a@EXAMPLE.com", &d, true).is_ok());
+        let e = check_local_address("a@other.org", &d, true).unwrap_err();
+        assert!(e.to_string().contains("other.org is not a domain"), "{e}");
+    }
+}
