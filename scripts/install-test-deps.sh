@@ -21,6 +21,15 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -e /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
 [ -e /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
+# Mailboxes belong to a vmail user, as docs/mail-servers.md sets it up.
+if ! id vmail >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    useradd --system --home-dir /var/vmail --shell /usr/sbin/nologin vmail
+  else
+    echo "install-test-deps: need root to create the vmail user" >&2
+    exit 1
+  fi
+fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -36,3 +45,4 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+id vmail >/dev/null 2>&1 || useradd --system --home-dir /var/vmail --shell /usr/sbin/nologin vmail

@@ -257,6 +257,13 @@ pub fn default_service_attributes() -> Vec<String> {
         "gidNumber",
         "homeDirectory",
         "entryUUID",
+        "associatedDomain",
+        "rosterAccountDisabled",
+        "rosterService",
+        "rosterMailboxEnabled",
+        "rosterMailQuota",
+        "rosterForwardingAddress",
+        "rosterGroupKind",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -477,7 +477,12 @@ fn default_indexes() -> BTreeMap<String, Vec<String>> {
     for a in ["uid", "mail", "cn"] {
         m.insert(a.into(), vec!["eq".into(), "sub".into()]);
     }
-    for a in ["member", "mailLocalAddress", "entryUUID"] {
+    for a in [
+        "member",
+        "mailLocalAddress",
+        "associatedDomain",
+        "entryUUID",
+    ] {
         m.insert(a.into(), vec!["eq".into()]);
     }
     m

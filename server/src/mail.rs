@@ -379,6 +379,70 @@ pub fn check_last_global_admin(
     Ok(())
 }
 
+/// The addresses of an offline load (`rosterd load`), which bypasses the store's write
+/// transactions: the same uniqueness rules, over the file and what is already stored.
+#[derive(Default)]
+pub struct AddressBook {
+    /// (user or group, lowercased address) -> DN of the entry holding it.
+    seen: std::collections::HashMap<(bool, String), String>,
+}
+
+impl AddressBook {
+    /// Records the addresses of `entry`, or names the entry that already holds one of them.
+    pub fn claim(&mut self, dir: &Directory, reader: &Reader, entry: &Entry) -> Result<(), String> {
+        let schema = &dir.schema;
+        let user = entry.has_object_class(schema, USER_CLASS);
+        if !user && !entry.has_object_class(schema, GROUP_CLASS) {
+            return Ok(());
+        }
+        let (what, class, attrs): (&str, &str, &[&str]) = if user {
+            ("user address", USER_CLASS, &["mail", "mailLocalAddress"])
+        } else {
+            ("group address", GROUP_CLASS, &["mailLocalAddress"])
+        };
+        let mut mine = Vec::new();
+        for a in attrs {
+            if let Some(id) = schema.attr_id(a) {
+                mine.extend(
+                    entry
+                        .values_of(id)
+                        .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase()),
+                );
+            }
+        }
+        mine.sort();
+        mine.dedup();
+        for address in &mine {
+            if let Some(holder) = self.seen.get(&(user, address.clone())) {
+                return Err(format!("{what} {address} is already used by {holder}"));
+            }
+            use roster_schema::Filter;
+            let eq = |attr: &str, value: &str| Filter::Equality {
+                attr: attr.to_string(),
+                value: value.as_bytes().to_vec(),
+            };
+            let filter = Filter::And(vec![
+                eq("objectClass", class),
+                Filter::Or(attrs.iter().map(|a| eq(a, address)).collect()),
+            ])
+            .compile(schema);
+            let mut stored = reader
+                .search(&NormDn::default(), roster_storage::Scope::Subtree, &filter)
+                .map_err(|e| e.to_string())?;
+            if let Some(found) = stored.next() {
+                let (_, holder) = found.map_err(|e| e.to_string())?;
+                if holder.ndn != entry.ndn {
+                    return Err(format!("{what} {address} is already used by {}", holder.dn));
+                }
+            }
+        }
+        for address in mine {
+            self.seen.insert((user, address), entry.dn.to_string());
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,6 +109,8 @@ pub fn load(
         let creator = creator.as_deref();
         let dropped = scope.spawn(move || -> Result<(u64, u64), std::io::Error> {
             let mut batch = Vec::with_capacity(LOAD_BATCH);
+            let store = dir.store.reader();
+            let mut addresses = crate::mail::AddressBook::default();
             let (mut values, mut in_entries) = (0u64, 0u64);
             loop {
                 let mut rec = match reader.next_record() {
@@ -131,7 +133,11 @@ pub fn load(
                         }
                     }
                 }
-                match build_entry(dir, rec, stamp, creator) {
+                let built = build_entry(dir, rec, stamp, creator).and_then(|entry| {
+                    addresses.claim(dir, &store, &entry)?;
+                    Ok(entry)
+                });
+                match built {
                     Ok(entry) => batch.push((line, entry)),
                     Err(message) => {
                         let _ = tx.send(Err(OfflineError::Entry { line, dn, message }));
@@ -212,6 +218,7 @@ pub fn check(
     let mut seen: std::collections::HashMap<roster_schema::dn::NormDn, usize> =
         std::collections::HashMap::new();
     let mut sum = CheckSummary::default();
+    let mut addresses = crate::mail::AddressBook::default();
     loop {
         let mut rec = match reader.next_record() {
             Ok(Some(rec)) => rec,
@@ -238,6 +245,8 @@ pub fn check(
             Ok(entry) => {
                 if let Some(first) = seen.get(&entry.ndn) {
                     Some(format!("the same DN as the entry at line {first}"))
+                } else if let Err(m) = addresses.claim(dir, &store, &entry) {
+                    Some(m)
                 } else if store.entry_by_dn(&entry.ndn)?.is_some() {
                     Some("already in the store".to_string())
                 } else {
@@ -402,6 +411,8 @@ pub fn build_entry(
             dir.suffix_names.join("; ")
         ));
     }
+    crate::mail::check_write(dir, &dir.store.reader(), &mut entry, None)
+        .map_err(|e| crate::error::ldap_result(&e).message)?;
     crate::ops::add::stamp_new_entry(schema, &mut entry, creator, stamp);
     schema.check_entry(&entry).map_err(|e| e.to_string())?;
     Ok(entry)

@@ -128,11 +128,14 @@ enum IdSet {
 
 impl Reader {
     /// Plans a search. Fails with [`StoreError::NoSuchObject`] when the base does not exist.
+    /// The root (the empty DN) is the parent of every naming context: a subtree or children
+    /// search below it covers every stored entry; it is no base of its own.
     pub fn plan(&self, base: &NormDn, scope: Scope, filter: &CompiledFilter) -> Result<SearchPlan> {
         let filter = self.resolve_links(filter)?;
         let link_attrs = self.link_attrs_needed(&filter);
         let base_key = keys::dn_key(base);
         let base_id = match base.is_root() {
+            true if scope != Scope::Base => Some(EntryId(0)),
             true => None,
             false => self.lookup_key(&base_key)?,
         };

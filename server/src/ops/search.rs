@@ -202,8 +202,15 @@ fn run(
     let deadline = time_limit(dir, who, req, own.1).map(|d| started + d);
     let limit = size_limit(dir, who, req, own.0);
 
+    // A subtree search based at the root DSE searches every naming context (slapd answers
+    // noSuchObject): one mail server lookup table then serves every domain.
+    let all_contexts = base.is_root()
+        && matches!(
+            req.scope,
+            LdapSearchScope::Subtree | LdapSearchScope::Children
+        );
     // The two entries that are not stored answer base-scope searches only.
-    if base.is_root() || base == dir.subschema_ndn {
+    if (base.is_root() && !all_contexts) || base == dir.subschema_ndn {
         if req.scope != LdapSearchScope::Base {
             return Ok(Err(OpError::NoSuchObject { matched: None }));
         }
@@ -224,7 +231,7 @@ fn run(
         }
         return Ok(Ok(()));
     }
-    if dir.suffix_of(&base).is_none() {
+    if !all_contexts && dir.suffix_of(&base).is_none() {
         return Ok(Err(OpError::NoSuchObject { matched: None }));
     }
 

@@ -9,6 +9,7 @@ mod crash;
 mod deployed;
 mod differential;
 mod groups;
+mod mail;
 mod offline;
 mod tls;
 mod writes;

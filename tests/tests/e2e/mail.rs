@@ -1,0 +1,742 @@
+//! The mail model served to real mail servers: Postfix's LDAP tables (`postmap -q`) and
+//! Dovecot's LDAP passdb and userdb (`doveadm`, IMAP and POP3 logins), configured with the
+//! files of `docs/mail-servers.md` as printed there; and the model's rules, which ldapadd and
+//! ldapmodify try to break.
+
+use roster_tests::{free_port, run_tool, wait_for_port, write_file, Rosterd, ROOT_DN, ROOT_PW};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const GUIDE: &str = include_str!("../../../docs/mail-servers.md");
+
+/// The file of the guide whose fence says `file=<name>`, as printed.
+fn guide_file(name: &str) -> String {
+    let mut lines = GUIDE.lines();
+    let marker = format!("file={name}");
+    while let Some(line) = lines.next() {
+        if line.starts_with("```") && line.split_whitespace().any(|w| w == marker) {
+            let body: Vec<&str> = lines
+                .by_ref()
+                .take_while(|l| !l.starts_with("```"))
+                .collect();
+            return body.join("\n") + "\n";
+        }
+    }
+    panic!("docs/mail-servers.md has no file={name}");
+}
+
+/// More of the example domain: users with forwarding, a disabled one, one without IMAP, a
+/// catch-all, a contact, and groups of every kind.
+const MORE: &str = "
+dn: uid=bob,ou=users,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: rosterMailUser
+uid: bob
+cn: Bob
+sn: Bob
+mail: bob@example.com
+rosterForwardingAddress: bob@elsewhere.net
+rosterMailboxEnabled: TRUE
+rosterService: imap
+rosterService: imapsecured
+userPassword: Bob-pw-22
+
+dn: uid=carol,ou=users,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: rosterMailUser
+uid: carol
+cn: Carol
+sn: Carol
+mail: carol@example.com
+rosterForwardingAddress: carol@elsewhere.net
+rosterForwardingAddress: carol@example.com
+rosterMailboxEnabled: TRUE
+
+dn: uid=dave,ou=users,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: rosterMailUser
+uid: dave
+cn: Dave
+sn: Dave
+mail: dave@example.com
+rosterMailboxEnabled: TRUE
+rosterService: imap
+rosterService: imapsecured
+rosterService: pop3
+rosterService: pop3secured
+rosterAccountDisabled: TRUE
+userPassword: Dave-pw-33
+
+dn: uid=erin,ou=users,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: rosterMailUser
+uid: erin
+cn: Erin
+sn: Erin
+mail: erin@example.com
+rosterMailboxEnabled: TRUE
+rosterService: pop3
+rosterService: pop3secured
+userPassword: Erin-pw-44
+
+dn: uid=frank,ou=users,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: rosterMailUser
+uid: frank
+cn: Frank
+sn: Frank
+mail: frank@example.com
+mailLocalAddress: info@example.com
+rosterMailboxEnabled: TRUE
+
+dn: uid=postmaster,ou=users,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: rosterMailUser
+uid: postmaster
+cn: Postmaster
+sn: Postmaster
+mail: postmaster@example.com
+mailLocalAddress: @example.com
+rosterMailboxEnabled: TRUE
+
+dn: cn=Zed,ou=contacts,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: rosterContact
+cn: Zed
+sn: Zed
+mail: zed@partner.net
+
+dn: cn=team,ou=groups,dc=example,dc=com
+objectClass: groupOfNames
+objectClass: rosterGroup
+cn: team
+mailLocalAddress: team@example.com
+rosterGroupKind: external
+member: uid=alice,ou=users,dc=example,dc=com
+member: cn=Zed,ou=contacts,dc=example,dc=com
+
+dn: cn=all,ou=groups,dc=example,dc=com
+objectClass: groupOfNames
+objectClass: rosterGroup
+cn: all
+mailLocalAddress: all@example.com
+rosterGroupKind: internal
+member: cn=team,ou=groups,dc=example,dc=com
+member: uid=bob,ou=users,dc=example,dc=com
+
+dn: cn=empty,ou=groups,dc=example,dc=com
+objectClass: groupOfNames
+objectClass: rosterGroup
+cn: empty
+mailLocalAddress: empty@example.com
+
+dn: cn=info,ou=groups,dc=example,dc=com
+objectClass: groupOfNames
+objectClass: rosterGroup
+cn: info
+mailLocalAddress: info@example.com
+member: uid=alice,ou=users,dc=example,dc=com
+
+dn: cn=staff,ou=groups,dc=example,dc=com
+objectClass: groupOfNames
+objectClass: rosterGroup
+cn: staff
+rosterGroupKind: security
+member: uid=alice,ou=users,dc=example,dc=com
+
+dn: cn=auditors,ou=groups,dc=example,dc=com
+objectClass: groupOfNames
+objectClass: rosterGroup
+cn: auditors
+rosterGroupKind: security
+rosterGroupRight: read
+member: uid=erin,ou=users,dc=example,dc=com
+
+dn: uid=adam,ou=users,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: rosterMailUser
+uid: adam
+cn: Adam
+sn: Adam
+mail: adam@example.com
+rosterRole: admin
+userPassword: Adam-pw-55
+
+dn: cn=roster-admins,ou=groups,dc=example,dc=com
+objectClass: groupOfNames
+objectClass: rosterGroup
+cn: roster-admins
+rosterGroupKind: security
+member: uid=adam,ou=users,dc=example,dc=com
+";
+
+/// A directory for the mail servers' files that their unprivileged processes can read
+/// (temporary directories are private to their owner).
+struct Shared {
+    dir: tempfile::TempDir,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        let dir = tempfile::tempdir().expect("temp dir");
+        set_mode(dir.path(), 0o755);
+        Shared { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// The guide's file with the test's server, CA and directories in place of the guide's.
+fn localized(name: &str, server: &Rosterd, shared: &Path) -> String {
+    let s = shared.display().to_string();
+    guide_file(name)
+        .replace("ldap://127.0.0.1:3389", &server.url())
+        .replace("/etc/roster/ca.pem", &format!("{s}/ca.pem"))
+        .replace("/etc/postfix/roster/", &format!("{s}/postfix/"))
+        .replace("/etc/dovecot/", &format!("{s}/dovecot/"))
+        .replace("/var/vmail", &format!("{s}/vmail"))
+}
+
+fn start_directory(extra_toml: &str) -> (Rosterd, Shared) {
+    let ldif = guide_file("example.ldif") + MORE;
+    let config = guide_file("rosterd-mail.toml") + extra_toml;
+    let server = Rosterd::start(Some(&ldif), &config);
+    let shared = Shared::new();
+    let ca = shared.path().join("ca.pem");
+    std::fs::copy(server.generated_ca(), &ca).expect("copy CA");
+    set_mode(&ca, 0o644);
+    (server, shared)
+}
+
+/// `postmap -q key table`: the values in sorted order, or None when not found.
+fn postmap(key: &str, table: &Path) -> Option<Vec<String>> {
+    let out = Command::new("postmap")
+        .arg("-q")
+        .arg(key)
+        .arg(format!("ldap:{}", table.display()))
+        .output()
+        .expect("run postmap (install postfix-ldap: scripts/install-test-deps.sh)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("warning") && !stderr.contains("fatal"),
+        "postmap {key}: {stderr}"
+    );
+    match out.status.code() {
+        Some(0) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut v: Vec<String> = text.trim().split(',').map(str::to_string).collect();
+            v.sort();
+            Some(v)
+        }
+        Some(1) => None,
+        other => panic!("postmap {key}: exit {other:?}: {stderr}"),
+    }
+}
+
+fn some(values: &[&str]) -> Option<Vec<String>> {
+    let mut v: Vec<String> = values.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    Some(v)
+}
+
+#[test]
+fn postfix_tables_resolve_users_aliases_groups_and_senders() {
+    let (server, shared) = start_directory("");
+    let dir = shared.path().join("postfix");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let table = |name: &str| write_file(&dir, name, &localized(name, &server, shared.path()));
+    let domains = table("domains.cf");
+    let mailboxes = table("mailboxes.cf");
+    let aliases = table("aliases.cf");
+    let empty = table("empty-groups.cf");
+    let senders = table("senders.cf");
+    let internal = table("internal-groups.cf");
+
+    assert_eq!(postmap("example.com", &domains), some(&["example.com"]));
+    assert_eq!(postmap("example.org", &domains), None);
+
+    assert_eq!(
+        postmap("alice@example.com", &mailboxes),
+        some(&["example.com/alice/"])
+    );
+    assert_eq!(
+        postmap("ali@example.com", &mailboxes),
+        None,
+        "aliases are not mailboxes"
+    );
+    assert_eq!(postmap("dave@example.com", &mailboxes), None, "disabled");
+    assert_eq!(
+        postmap("zed@partner.net", &mailboxes),
+        None,
+        "contacts have no mailbox"
+    );
+
+    // A user: its primary address (rosterd added it to mailLocalAddress) and its alias.
+    assert_eq!(
+        postmap("alice@example.com", &aliases),
+        some(&["alice@example.com"])
+    );
+    assert_eq!(
+        postmap("ALI@example.com", &aliases),
+        some(&["alice@example.com"])
+    );
+    // Forwarding, without and with a copy.
+    assert_eq!(
+        postmap("bob@example.com", &aliases),
+        some(&["bob@elsewhere.net"])
+    );
+    assert_eq!(
+        postmap("carol@example.com", &aliases),
+        some(&["carol@elsewhere.net", "carol@example.com"])
+    );
+    // A disabled user is not found.
+    assert_eq!(postmap("dave@example.com", &aliases), None);
+    // A group with a contact, and a group holding it (nested) and a forwarding user.
+    assert_eq!(
+        postmap("team@example.com", &aliases),
+        some(&["alice@example.com", "zed@partner.net"])
+    );
+    assert_eq!(
+        postmap("all@example.com", &aliases),
+        some(&["alice@example.com", "bob@elsewhere.net", "zed@partner.net"])
+    );
+    // An address shared by a user and a group goes to both.
+    assert_eq!(
+        postmap("info@example.com", &aliases),
+        some(&["alice@example.com", "frank@example.com"])
+    );
+    // The catch-all, asked for only once the full address found nothing.
+    assert_eq!(postmap("nobody@example.com", &aliases), None);
+    assert_eq!(
+        postmap("@example.com", &aliases),
+        some(&["postmaster@example.com"])
+    );
+    // An empty group: nothing in the alias table, a discard address in the second one.
+    assert_eq!(postmap("empty@example.com", &aliases), None);
+    let sink = postmap("empty@example.com", &empty).expect("empty group found");
+    assert!(
+        sink.len() == 1 && sink[0].ends_with("@empty-group.invalid"),
+        "{sink:?}"
+    );
+    assert_eq!(
+        postmap("team@example.com", &empty),
+        None,
+        "a group with members"
+    );
+
+    // Senders: a user as itself and its aliases; group members as the group; no catch-all.
+    assert_eq!(
+        postmap("ali@example.com", &senders),
+        some(&["alice@example.com"])
+    );
+    assert_eq!(
+        postmap("team@example.com", &senders),
+        some(&["alice@example.com", "zed@partner.net"])
+    );
+    assert_eq!(postmap("@example.com", &senders), None);
+    assert_eq!(postmap("dave@example.com", &senders), None);
+
+    // Internal groups get the restriction class; external ones nothing.
+    assert_eq!(
+        postmap("all@example.com", &internal),
+        some(&["roster_internal_only"])
+    );
+    assert_eq!(postmap("team@example.com", &internal), None);
+
+    // A member that is disabled later: its own address is gone from the tables at once.
+    let (code, _, err) = ldapmodify(
+        &server,
+        ROOT_DN,
+        ROOT_PW,
+        "dn: uid=alice,ou=users,dc=example,dc=com\nchangetype: modify\nreplace: rosterAccountDisabled\nrosterAccountDisabled: TRUE\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(postmap("alice@example.com", &aliases), None);
+    assert_eq!(postmap("alice@example.com", &mailboxes), None);
+}
+
+/// A Dovecot instance of the test's own, on loopback ports, stopped when dropped.
+struct Dovecot {
+    config: PathBuf,
+    imap: SocketAddr,
+    pop3: SocketAddr,
+}
+
+impl Dovecot {
+    fn start(server: &Rosterd, shared: &Path) -> Dovecot {
+        let dir = shared.join("dovecot");
+        std::fs::create_dir_all(dir.join("run")).expect("mkdir");
+        std::fs::create_dir_all(shared.join("vmail")).expect("mkdir");
+        let vmail = Command::new("chown")
+            .arg("vmail:vmail")
+            .arg(shared.join("vmail"))
+            .status()
+            .expect("chown (the vmail user: scripts/install-test-deps.sh)");
+        assert!(vmail.success(), "chown vmail");
+        write_file(
+            &dir,
+            "roster-ldap.conf.ext",
+            &localized("roster-ldap.conf.ext", server, shared),
+        );
+        write_file(
+            &dir,
+            "10-auth.conf",
+            &localized("10-auth.conf", server, shared),
+        );
+        let (imap, pop3) = (free_port(), free_port());
+        let d = dir.display();
+        let main = format!(
+            "protocols = imap pop3\nlisten = 127.0.0.1\nbase_dir = {d}/run\nlog_path = {d}/dovecot.log\n\
+             ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0\n\
+             mail_location = maildir:~/Maildir\nfirst_valid_uid = 100\n\
+             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service pop3-login {{\n  inet_listener pop3 {{\n    address = 127.0.0.1\n    port = {pop3}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
+             !include {d}/10-auth.conf\n"
+        );
+        let config = write_file(&dir, "dovecot.conf", &main);
+        let status = Command::new("dovecot")
+            .arg("-c")
+            .arg(&config)
+            .status()
+            .expect("run dovecot (scripts/install-test-deps.sh installs it)");
+        assert!(status.success(), "dovecot did not start");
+        let imap: SocketAddr = format!("127.0.0.1:{imap}").parse().expect("addr");
+        let pop3: SocketAddr = format!("127.0.0.1:{pop3}").parse().expect("addr");
+        assert!(wait_for_port(imap, Duration::from_secs(20)), "dovecot imap");
+        assert!(wait_for_port(pop3, Duration::from_secs(20)), "dovecot pop3");
+        Dovecot { config, imap, pop3 }
+    }
+
+    fn doveadm(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("doveadm")
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run doveadm");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    fn auth(&self, service: &str, user: &str, password: &str) -> bool {
+        let (ok, text) = self.doveadm(&[
+            "auth",
+            "test",
+            "-x",
+            &format!("service={service}"),
+            user,
+            password,
+        ]);
+        assert_eq!(ok, text.contains("auth succeeded"), "{text}");
+        ok
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = Command::new("doveadm")
+            .arg("-c")
+            .arg(&self.config)
+            .arg("stop")
+            .status();
+    }
+}
+
+/// Sends `lines` after the greeting and returns the reply to the last one.
+fn converse(addr: SocketAddr, lines: &[&str], done: impl Fn(&str) -> bool) -> String {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut w = stream;
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("greeting");
+    let mut last = String::new();
+    for l in lines {
+        w.write_all(format!("{l}\r\n").as_bytes()).expect("send");
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).expect("reply") == 0 {
+                return last;
+            }
+            if done(&line) {
+                last = line.trim_end().to_string();
+                break;
+            }
+        }
+    }
+    last
+}
+
+fn imap_login(d: &Dovecot, user: &str, password: &str) -> String {
+    converse(d.imap, &[&format!("a LOGIN {user} {password}")], |l| {
+        l.starts_with("a ")
+    })
+}
+
+fn pop3_login(d: &Dovecot, user: &str, password: &str) -> String {
+    converse(
+        d.pop3,
+        &[&format!("USER {user}"), &format!("PASS {password}")],
+        |l| l.starts_with('+') || l.starts_with('-'),
+    )
+}
+
+#[test]
+fn dovecot_authenticates_per_service_and_refuses_disabled_users_and_contacts() {
+    let (server, shared) = start_directory("");
+    let d = Dovecot::start(&server, shared.path());
+
+    assert!(d.auth("imap", "alice@example.com", "Alice-pw-1"));
+    assert!(d.auth("pop3", "alice@example.com", "Alice-pw-1"));
+    assert!(!d.auth("imap", "alice@example.com", "wrong-password"));
+    // Per protocol: erin has POP3 and not IMAP, bob the reverse.
+    assert!(!d.auth("imap", "erin@example.com", "Erin-pw-44"));
+    assert!(d.auth("pop3", "erin@example.com", "Erin-pw-44"));
+    assert!(d.auth("imap", "bob@example.com", "Bob-pw-22"));
+    assert!(!d.auth("pop3", "bob@example.com", "Bob-pw-22"));
+    // Disabled: refused with the right password; a contact never logs in.
+    assert!(!d.auth("imap", "dave@example.com", "Dave-pw-33"));
+    assert!(!d.auth("imap", "zed@partner.net", ""));
+
+    let (ok, text) = d.doveadm(&["user", "alice@example.com"]);
+    assert!(ok, "{text}");
+    let home = format!("{}/vmail/example.com/alice", shared.path().display());
+    assert!(text.contains(&home), "{text}");
+    assert!(text.contains("quota_rule\t*:bytes=1073741824"), "{text}");
+    let (ok, text) = d.doveadm(&["user", "dave@example.com"]);
+    assert!(!ok, "a disabled user has no userdb entry: {text}");
+
+    // The real listeners.
+    let r = imap_login(&d, "alice@example.com", "Alice-pw-1");
+    assert!(r.starts_with("a OK"), "{r}");
+    let r = imap_login(&d, "erin@example.com", "Erin-pw-44");
+    assert!(r.starts_with("a NO"), "{r}");
+    let r = pop3_login(&d, "erin@example.com", "Erin-pw-44");
+    assert!(r.starts_with("+OK"), "{r}");
+    let r = pop3_login(&d, "bob@example.com", "Bob-pw-22");
+    assert!(r.starts_with("-ERR"), "{r}");
+    let r = imap_login(&d, "dave@example.com", "Dave-pw-33");
+    assert!(r.starts_with("a NO"), "{r}");
+}
+
+fn ldapmodify(server: &Rosterd, dn: &str, pw: &str, ldif: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let f = write_file(dir.path(), "change.ldif", ldif);
+    let url = server.url();
+    let path = f.display().to_string();
+    run_tool(
+        "ldapmodify",
+        &["-x", "-H", &url, "-D", dn, "-w", pw, "-f", &path],
+    )
+}
+
+/// Every entry with its operational attributes (times, modifiersName), as the root DN sees it.
+fn whole_tree(server: &Rosterd) -> String {
+    let url = server.url();
+    let (code, out, err) = run_tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            &url,
+            "-D",
+            ROOT_DN,
+            "-w",
+            ROOT_PW,
+            "-b",
+            "dc=example,dc=com",
+            "(objectClass=*)",
+            "*",
+            "+",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
+#[test]
+fn model_rules_refuse_what_breaks_them_and_change_nothing() {
+    let admins = "[access]\nglobal_admins = \"cn=roster-admins,ou=groups,dc=example,dc=com\"\n";
+    // The guide's [access] section and this test's key in one section.
+    let extra = admins.replace("[access]\n", "");
+    let (server, _shared) = start_directory(&extra);
+    let before = whole_tree(&server);
+    let user = |uid: &str, mail: &str, more: &str| {
+        format!(
+            "dn: uid={uid},ou=users,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: rosterMailUser\nuid: {uid}\ncn: {uid}\nsn: {uid}\nmail: {mail}\n{more}"
+        )
+    };
+    let cases: Vec<(String, i32, &str)> = vec![
+        (user("j doe", "jdoe@example.com", ""), 19, "no spaces"),
+        (user("jdoe", "jdoe@other.org", ""), 19, "other.org is not a domain"),
+        (user("jdoe", "jdoe@example.com", "mailLocalAddress: ALI@example.com\n"), 19, "already used by uid=alice"),
+        (user("jdoe", "bob@example.com", ""), 19, "already used by uid=bob"),
+        (user("jdoe", "jdoe@example.com", "mail: j2@example.com\n"), 19, "one primary address"),
+        (user("jdoe", "jdoe@example.com", "rosterRole: contact\n"), 19, "rosterContact"),
+        (user("jdoe", "jdoe@example.com", "rosterService: ftp\n"), 19, "rosterService"),
+        (user("jdoe", "jdoe@example.com", "mailLocalAddress: jdoe@@example.com\n"), 19, "jdoe@@example.com"),
+        (
+            "dn: uid=bob,ou=users,dc=example,dc=com\nchangetype: modify\nadd: mailLocalAddress\nmailLocalAddress: alice@example.com\n".into(),
+            19,
+            "already used by uid=alice",
+        ),
+        (
+            "dn: cn=team2,ou=groups,dc=example,dc=com\nchangetype: add\nobjectClass: groupOfNames\nobjectClass: rosterGroup\ncn: team2\nmailLocalAddress: team@example.com\n".into(),
+            19,
+            "group address team@example.com",
+        ),
+        (
+            "dn: cn=sec2,ou=groups,dc=example,dc=com\nchangetype: add\nobjectClass: groupOfNames\nobjectClass: rosterGroup\ncn: sec2\nrosterGroupKind: security\nmailLocalAddress: sec2@example.com\n".into(),
+            19,
+            "security group",
+        ),
+        (
+            "dn: cn=odd,ou=groups,dc=example,dc=com\nchangetype: add\nobjectClass: groupOfNames\nobjectClass: rosterGroup\ncn: odd\nrosterGroupKind: secret\n".into(),
+            19,
+            "internal, external, security",
+        ),
+        (
+            "dn: cn=Yan,ou=contacts,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: rosterContact\ncn: Yan\nsn: Yan\nmail: yan@partner.net\nuserPassword: Yan-pw-66\n".into(),
+            19,
+            "contact never binds",
+        ),
+        (
+            "dn: cn=roster-admins,ou=groups,dc=example,dc=com\nchangetype: modify\ndelete: member\nmember: uid=adam,ou=users,dc=example,dc=com\n".into(),
+            53,
+            "last global admin",
+        ),
+        (
+            "dn: uid=adam,ou=users,dc=example,dc=com\nchangetype: modify\nreplace: rosterAccountDisabled\nrosterAccountDisabled: TRUE\n".into(),
+            53,
+            "last global admin",
+        ),
+        (
+            "dn: uid=adam,ou=users,dc=example,dc=com\nchangetype: delete\n".into(),
+            53,
+            "last global admin",
+        ),
+    ];
+    for (ldif, want, message) in &cases {
+        let (code, out, err) = ldapmodify(&server, ROOT_DN, ROOT_PW, ldif);
+        assert_eq!(code, *want, "{ldif}\n{out}{err}");
+        assert!(
+            err.contains(message),
+            "{ldif}\nwanted {message:?} in: {err}"
+        );
+    }
+    assert_eq!(
+        whole_tree(&server),
+        before,
+        "a refused write changed the directory"
+    );
+
+    // What the rules allow: a group sharing a user's address, a catch-all group elsewhere
+    // refused only when another group has it, and the address of a user who let it go.
+    let ok = [
+        "dn: cn=bobs,ou=groups,dc=example,dc=com\nchangetype: add\nobjectClass: groupOfNames\nobjectClass: rosterGroup\ncn: bobs\nmailLocalAddress: bob@example.com\n",
+        "dn: uid=frank,ou=users,dc=example,dc=com\nchangetype: modify\ndelete: mailLocalAddress\nmailLocalAddress: info@example.com\n",
+        "dn: uid=alice,ou=users,dc=example,dc=com\nchangetype: modify\nadd: mailLocalAddress\nmailLocalAddress: info@example.com\n",
+        // A new primary address replaces the old one among the delivering addresses.
+        "dn: uid=carol,ou=users,dc=example,dc=com\nchangetype: modify\nreplace: mail\nmail: caroline@example.com\n",
+    ];
+    for ldif in ok {
+        let (code, out, err) = ldapmodify(&server, ROOT_DN, ROOT_PW, ldif);
+        assert_eq!(code, 0, "{ldif}\n{out}{err}");
+    }
+    let carol = roster_tests::root_search(
+        &server.url(),
+        "uid=carol,ou=users,dc=example,dc=com",
+        &["mailLocalAddress"],
+    );
+    assert!(
+        carol.contains("mailLocalAddress: caroline@example.com")
+            && !carol.contains("mailLocalAddress: carol@example.com"),
+        "{carol}"
+    );
+    // With a second admin, the first may go.
+    let (code, _, err) = ldapmodify(
+        &server,
+        ROOT_DN,
+        ROOT_PW,
+        "dn: cn=roster-admins,ou=groups,dc=example,dc=com\nchangetype: modify\nadd: member\nmember: uid=alice,ou=users,dc=example,dc=com\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ldapmodify(
+        &server,
+        ROOT_DN,
+        ROOT_PW,
+        "dn: uid=adam,ou=users,dc=example,dc=com\nchangetype: modify\nreplace: rosterAccountDisabled\nrosterAccountDisabled: TRUE\n",
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn roles_and_group_rights_give_rights_in_their_domain() {
+    let (server, _shared) = start_directory("");
+    let adam = "uid=adam,ou=users,dc=example,dc=com";
+    let erin = "uid=erin,ou=users,dc=example,dc=com";
+    let change = "dn: uid=bob,ou=users,dc=example,dc=com\nchangetype: modify\nreplace: description\ndescription: moved to sales\n";
+    // rosterRole admin manages the domain.
+    let (code, _, err) = ldapmodify(&server, adam, "Adam-pw-55", change);
+    assert_eq!(code, 0, "{err}");
+    // rosterGroupRight read (auditors) reads the domain and writes nothing.
+    let (code, _, _) = ldapmodify(&server, erin, "Erin-pw-44", change);
+    assert_eq!(code, 50, "a reader may not write");
+    let url = server.url();
+    let (code, out, err) = run_tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            &url,
+            "-D",
+            erin,
+            "-w",
+            "Erin-pw-44",
+            "-b",
+            "dc=example,dc=com",
+            "(uid=bob)",
+            "description",
+            "userPassword",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("description: moved to sales"), "{out}");
+    assert!(!out.contains("userPassword"), "{out}");
+    // A plain user reads only itself.
+    let bob = "uid=bob,ou=users,dc=example,dc=com";
+    let (code, out, _) = run_tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            &url,
+            "-D",
+            bob,
+            "-w",
+            "Bob-pw-22",
+            "-b",
+            "dc=example,dc=com",
+            "(uid=alice)",
+            "mail",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(!out.contains("alice"), "{out}");
+}
