@@ -379,6 +379,89 @@ pub fn check_last_global_admin(
     Ok(())
 }
 
+/// Checks the heir of a delete with transfer (`ops::delete`): another user of the deleted
+/// user's domain, which the client may give addresses to. Returns its DN.
+pub fn check_heir(
+    dir: &Directory,
+    who: &crate::ops::Identity,
+    reader: &Reader,
+    deleted: &NormDn,
+    heir: &str,
+) -> Result<NormDn, OpError> {
+    let schema = &dir.schema;
+    let refuse = |m: String| OpError::UnwillingToPerform(m);
+    let heir_ndn = roster_schema::Dn::parse(heir)?.normalize(schema)?;
+    let Some((_, gone)) = reader.entry_by_dn(deleted)? else {
+        return Err(OpError::NoSuchObject { matched: None });
+    };
+    if !gone.has_object_class(schema, USER_CLASS) {
+        return Err(refuse(format!(
+            "only a user ({USER_CLASS}) hands its addresses and groups on; {} is not one",
+            gone.dn
+        )));
+    }
+    if heir_ndn == *deleted {
+        return Err(refuse("a user cannot inherit from itself".into()));
+    }
+    let Some((_, heir_entry)) = reader.entry_by_dn(&heir_ndn)? else {
+        return Err(refuse(format!(
+            "the user {heir} who is to inherit does not exist"
+        )));
+    };
+    if !heir_entry.has_object_class(schema, USER_CLASS) {
+        return Err(refuse(format!(
+            "{heir} is not a user ({USER_CLASS}) and cannot inherit"
+        )));
+    }
+    if dir.suffix_of(&heir_ndn) != dir.suffix_of(deleted) {
+        return Err(refuse(format!(
+            "{heir} is in another domain: addresses stay in their domain"
+        )));
+    }
+    crate::ops::require_right(
+        dir,
+        who,
+        reader,
+        &heir_entry,
+        schema.attr_id("mailLocalAddress"),
+        crate::access::Rights::WRITE,
+        "transfer to",
+    )?;
+    Ok(heir_ndn)
+}
+
+/// `heir` with the addresses of `gone` added to its delivering addresses.
+pub fn inherit(schema: &roster_schema::Schema, gone: &Entry, heir: &Entry) -> Entry {
+    let mut out = heir.clone();
+    let (Some(mail), Some(local)) = (schema.attr_id("mail"), schema.attr_id("mailLocalAddress"))
+    else {
+        return out;
+    };
+    let Some(desc) = roster_schema::AttrDesc::parse(schema, "mailLocalAddress") else {
+        return out;
+    };
+    let given: Vec<Vec<u8>> = gone
+        .values_of(mail)
+        .chain(gone.values_of(local))
+        .cloned()
+        .collect();
+    if out.get(local).is_none() {
+        out.attrs.push(roster_schema::Attribute {
+            desc,
+            values: Vec::new(),
+        });
+    }
+    if let Some(attr) = out.attrs.iter_mut().find(|a| a.desc.id == local) {
+        for v in given {
+            if !attr.values.iter().any(|h| h.eq_ignore_ascii_case(&v)) {
+                attr.values.push(v);
+            }
+        }
+    }
+    out.attrs.retain(|a| !a.values.is_empty());
+    out
+}
+
 /// The addresses of an offline load (`rosterd load`), which bypasses the store's write
 /// transactions: the same uniqueness rules, over the file and what is already stored.
 #[derive(Default)]

@@ -351,10 +351,26 @@ fn refusal(op: &LdapOp, res: LdapResult) -> Option<LdapOp> {
 ///
 /// ldap3_proto drops the criticality of a few controls it decodes (server-side sort, DirSync);
 /// those are ignored as if they were not critical.
-fn read_controls(ctrls: &[LdapControl]) -> Result<Option<PageRequest>, OpError> {
+fn read_controls(ctrls: &[LdapControl], is_delete: bool) -> Result<RequestControls, OpError> {
     let mut page = None;
+    let mut heir = None;
     for c in ctrls {
         let critical_oid = match c {
+            LdapControl::Unknown { oid, value, .. }
+                if is_delete && oid == ops::delete::TRANSFER_CONTROL =>
+            {
+                let dn = value
+                    .as_deref()
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| {
+                        OpError::Protocol(
+                            "the transfer control's value is the DN of the user who inherits the addresses and groups".into(),
+                        )
+                    })?;
+                heir = Some(dn.to_string());
+                None
+            }
             LdapControl::SimplePagedResults { size, cookie } => {
                 page = Some(PageRequest {
                     size: usize::try_from(*size).unwrap_or(0),
@@ -390,7 +406,15 @@ fn read_controls(ctrls: &[LdapControl]) -> Result<Option<PageRequest>, OpError> 
             return Err(OpError::UnavailableCriticalExtension(oid.to_string()));
         }
     }
-    Ok(page)
+    Ok(RequestControls { page, heir })
+}
+
+/// What the controls of a request ask for.
+struct RequestControls {
+    /// Simple paged results (searches).
+    page: Option<PageRequest>,
+    /// The transfer control (deletes): who inherits the deleted entry's addresses and groups.
+    heir: Option<String>,
 }
 
 impl Session {
@@ -425,16 +449,18 @@ impl Session {
         } else {
             None
         };
-        let page = match refused.map_or_else(|| read_controls(&ctrl), Err) {
-            Ok(p) => p,
-            Err(e) => {
-                if let Some(op) = refusal(&op, ldap_result(&e)) {
-                    let ctrl = Vec::new();
-                    framed.send(LdapMsg { msgid, op, ctrl }).await?;
+        let is_delete = matches!(op, LdapOp::DelRequest(_));
+        let RequestControls { page, heir } =
+            match refused.map_or_else(|| read_controls(&ctrl, is_delete), Err) {
+                Ok(p) => p,
+                Err(e) => {
+                    if let Some(op) = refusal(&op, ldap_result(&e)) {
+                        let ctrl = Vec::new();
+                        framed.send(LdapMsg { msgid, op, ctrl }).await?;
+                    }
+                    return Ok(Next::Continue);
                 }
-                return Ok(Next::Continue);
-            }
-        };
+            };
         let reply = match op {
             LdapOp::BindRequest(req) if self.refuses_plain_password(&req.cred) => {
                 // RFC 4513 section 5.1.2: the password is not checked, and the connection's
@@ -633,10 +659,16 @@ impl Session {
             LdapOp::DelRequest(dn) => {
                 let (dir, who) = (self.dir.clone(), self.who.clone());
                 let target = dn.clone();
-                let res = tokio::task::spawn_blocking(move || ops::delete::delete(&dir, &who, &dn))
-                    .await
-                    .unwrap_or_else(|e| internal(&e.to_string()));
-                self.audit("delete", &target, "[]", &res);
+                let audited = match &heir {
+                    Some(h) => audit::changes([("transfer-to", "heir", vec![h.as_bytes()])]),
+                    None => "[]".to_string(),
+                };
+                let res = tokio::task::spawn_blocking(move || {
+                    ops::delete::delete(&dir, &who, &dn, heir.as_deref())
+                })
+                .await
+                .unwrap_or_else(|e| internal(&e.to_string()));
+                self.audit("delete", &target, &audited, &res);
                 Some(LdapOp::DelResponse(res))
             }
             LdapOp::ModifyRequest(req) => {

@@ -65,6 +65,10 @@ impl fmt::Display for EntryId {
     }
 }
 
+/// How an heir inherits from a deleted entry: (deleted entry, heir as stored) -> heir's new
+/// state (see [`Store::delete_with_heir`]).
+pub type Inherit<'a> = dyn Fn(&Entry, &Entry) -> Entry + 'a;
+
 /// The embedded entry store. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Store {
@@ -370,6 +374,20 @@ impl Store {
     /// Values of the integrity attributes naming it are removed from every entry holding one
     /// (its groups), in the same transaction; `touch` is applied to each such entry.
     pub fn delete(&self, dn: &NormDn, touch: &dyn Fn(&mut Entry)) -> Result<(Entry, Repaired)> {
+        self.delete_with_heir(dn, None, touch)
+    }
+
+    /// As [`Store::delete`], and with `heir` (the DN of another entry and how it inherits:
+    /// a function from the deleted entry and the heir's present state to its new state), in
+    /// the same transaction: the heir is rewritten as `inherit` says (unique values checked),
+    /// and the integrity values naming the deleted entry name the heir instead of being
+    /// removed (its groups become the heir's). `NoSuchObject` names the heir when it is gone.
+    pub fn delete_with_heir(
+        &self,
+        dn: &NormDn,
+        heir: Option<(&NormDn, &Inherit<'_>)>,
+        touch: &dyn Fn(&mut Entry),
+    ) -> Result<(Entry, Repaired)> {
         let inner = &*self.inner;
         let dn_key = keys::dn_key(dn);
         let writer = self.lock_writers()?;
@@ -387,7 +405,23 @@ impl Store {
         tx.remove(&inner.dn2id, dn_key.as_slice());
         tx.remove(&inner.children, keys::child_key(parent, &dn_key));
         self.write_index_keys(&mut tx, &index_keys, id, false);
-        let changes = HashMap::from([(dn.clone(), None)]);
+        let mut changes = HashMap::from([(dn.clone(), None)]);
+        if let Some((heir_dn, inherit)) = heir {
+            let heir_key = keys::dn_key(heir_dn);
+            let (heir_id, heir_record) = Self::locate(inner, &tx, heir_dn, &heir_key)?;
+            let before = inner.codec.decode(heir_id, &heir_record)?;
+            let mut after = inherit(&entry, &before);
+            if after.ndn != before.ndn {
+                return Err(StoreError::InvalidEntry {
+                    dn: after.dn.to_string(),
+                    reason: format!("an heir keeps its DN {heir_dn}"),
+                });
+            }
+            touch(&mut after);
+            self.check_unique(&tx, &after, Some(heir_id), Some(&before))?;
+            self.rewrite(&mut tx, heir_id, &heir_record, &before, &after)?;
+            changes.insert(dn.clone(), Some(before.dn.clone()));
+        }
         let repaired = self.repair_links(&mut tx, &changes, touch)?;
         self.commit(tx, writer, "commit delete")?;
         Ok((entry, repaired))

@@ -1,39 +1,72 @@
 //! Delete (RFC 4511 section 4.8): removes a leaf entry and all its index keys, and the values
 //! naming it in its groups (referential integrity), in one transaction.
+//!
+//! With the transfer control ([`TRANSFER_CONTROL`], its value the DN of another user of the
+//! same domain), deleting a user gives that user, in the same transaction, the deleted user's
+//! addresses and group memberships: the groups then name the heir where they named the deleted
+//! user. OpenLDAP's tools take the value in base64:
+//! `ldapdelete -e "!2.25.24255257495890672766456308829707613084.3.1=$(printf %s uid=bob,ou=users,dc=example,dc=com | base64 -w0)" uid=alice,ou=users,dc=example,dc=com`
 
 use super::Identity;
 use crate::access::Rights;
 use crate::directory::Directory;
 use crate::error::OpError;
 use ldap3_proto::proto::LdapResult;
-use roster_schema::Dn;
+use roster_schema::{Dn, Entry};
 use roster_storage::StoreError;
 
-pub fn delete(dir: &Directory, who: &Identity, dn: &str) -> LdapResult {
-    super::write_result(dir, "delete", run(dir, who, dn))
+/// The transfer control: delete a user and give its addresses and groups to another.
+pub const TRANSFER_CONTROL: &str = "2.25.24255257495890672766456308829707613084.3.1";
+
+pub fn delete(dir: &Directory, who: &Identity, dn: &str, heir: Option<&str>) -> LdapResult {
+    super::write_result(dir, "delete", run(dir, who, dn, heir))
 }
 
-fn run(dir: &Directory, who: &Identity, dn: &str) -> Result<(), OpError> {
+fn run(dir: &Directory, who: &Identity, dn: &str, heir: Option<&str>) -> Result<(), OpError> {
     super::require_authenticated(who)?;
     let ndn = Dn::parse(dn)?.normalize(&dir.schema)?;
     if dir.suffix_of(&ndn).is_none() {
         return Err(OpError::NoSuchObject { matched: None });
     }
     let reader = dir.store.reader();
+    let heir = match heir {
+        Some(h) => Some(crate::mail::check_heir(dir, who, &reader, &ndn, h)?),
+        None => None,
+    };
     if let Some((_, entry)) = reader.entry_by_dn(&ndn)? {
         super::require_right(dir, who, &reader, &entry, None, Rights::DELETE, "delete")?;
-        crate::mail::check_last_global_admin(dir, &reader, crate::mail::AdminChange::Delete(&ndn))?;
+        // An heir takes over the deleted user's place in the global admin group.
+        if heir.is_none() {
+            crate::mail::check_last_global_admin(
+                dir,
+                &reader,
+                crate::mail::AdminChange::Delete(&ndn),
+            )?;
+        }
     }
     drop(reader);
     let now = crate::time::generalized_now();
     let touch = super::mark_modified(&dir.schema, who, &now);
-    let result = dir.store.delete(&ndn, &touch);
+    let inherit = |gone: &Entry, heir: &Entry| crate::mail::inherit(&dir.schema, gone, heir);
+    let result = dir.store.delete_with_heir(
+        &ndn,
+        heir.as_ref()
+            .map(|h| (h, &inherit as &dyn Fn(&Entry, &Entry) -> Entry)),
+        &touch,
+    );
     match result {
         Ok((_, repaired)) => {
             if !repaired.entries.is_empty() {
                 tracing::debug!(dn = %ndn, references = repaired.entries.len(), "references to the deleted entry removed");
             }
             Ok(())
+        }
+        Err(StoreError::NoSuchObject { dn: missing })
+            if heir.as_ref().is_some_and(|h| h.to_string() == missing) =>
+        {
+            Err(OpError::UnwillingToPerform(format!(
+                "the user {missing} who was to inherit no longer exists"
+            )))
         }
         Err(StoreError::NoSuchObject { .. }) => {
             let matched = super::matched(dir, who, &dir.store.reader(), &ndn)?;

@@ -740,3 +740,137 @@ fn roles_and_group_rights_give_rights_in_their_domain() {
     assert_eq!(code, 0);
     assert!(!out.contains("alice"), "{out}");
 }
+
+fn ldap_tool(tool: &str, server: &Rosterd, args: &[&str]) -> (i32, String) {
+    let url = server.url();
+    let mut all = vec!["-x", "-H", &url, "-D", ROOT_DN, "-w", ROOT_PW];
+    all.extend_from_slice(args);
+    let (code, out, err) = run_tool(tool, &all);
+    (code, out + &err)
+}
+
+#[test]
+fn deleting_a_user_hands_its_addresses_and_groups_on_and_renamed_groups_keep_theirs() {
+    let (server, shared) = start_directory("");
+    let dir = shared.path().join("postfix");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let aliases = write_file(
+        &dir,
+        "aliases.cf",
+        &localized("aliases.cf", &server, shared.path()),
+    );
+    // OpenLDAP's tools take a control's value in base64.
+    let transfer = |heir: &str| {
+        let out = Command::new("base64")
+            .arg("-w0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().expect("stdin").write_all(heir.as_bytes())?;
+                c.wait_with_output()
+            })
+            .expect("run base64");
+        format!(
+            "!2.25.24255257495890672766456308829707613084.3.1={}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    };
+    let alice = "uid=alice,ou=users,dc=example,dc=com";
+    let frank = "uid=frank,ou=users,dc=example,dc=com";
+
+    // Refused transfers name the problem and change nothing.
+    let before = whole_tree(&server);
+    for (heir, target, message) in [
+        (
+            "uid=nobody,ou=users,dc=example,dc=com",
+            alice,
+            "does not exist",
+        ),
+        (
+            "cn=Zed,ou=contacts,dc=example,dc=com",
+            alice,
+            "is not a user",
+        ),
+        (alice, alice, "itself"),
+        (frank, "cn=team,ou=groups,dc=example,dc=com", "only a user"),
+    ] {
+        let (code, out) = ldap_tool("ldapdelete", &server, &["-e", &transfer(heir), target]);
+        assert_eq!(code, 53, "{out}");
+        assert!(out.contains(message), "{message}: {out}");
+    }
+    assert_eq!(whole_tree(&server), before);
+
+    // alice's addresses and groups go to frank in the same change.
+    let (code, out) = ldap_tool("ldapdelete", &server, &["-e", &transfer(frank), alice]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        postmap("alice@example.com", &aliases),
+        some(&["frank@example.com"])
+    );
+    assert_eq!(
+        postmap("ali@example.com", &aliases),
+        some(&["frank@example.com"])
+    );
+    assert_eq!(
+        postmap("team@example.com", &aliases),
+        some(&["frank@example.com", "zed@partner.net"])
+    );
+    // info@ is frank's address and the group info's, whose member alice was: frank twice
+    // (postmap lists both; the queue manager delivers once).
+    assert_eq!(
+        postmap("info@example.com", &aliases),
+        some(&["frank@example.com", "frank@example.com"])
+    );
+    let (_, staff) = ldap_tool(
+        "ldapsearch",
+        &server,
+        &[
+            "-LLL",
+            "-b",
+            "cn=staff,ou=groups,dc=example,dc=com",
+            "-s",
+            "base",
+            "member",
+        ],
+    );
+    assert!(staff.contains(frank) && !staff.contains(alice), "{staff}");
+
+    // Without the control everything goes: erin's address and its place in auditors.
+    let (code, out) = ldap_tool(
+        "ldapdelete",
+        &server,
+        &["uid=erin,ou=users,dc=example,dc=com"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(postmap("erin@example.com", &aliases), None);
+    let (_, auditors) = ldap_tool(
+        "ldapsearch",
+        &server,
+        &[
+            "-LLL",
+            "-b",
+            "cn=auditors,ou=groups,dc=example,dc=com",
+            "-s",
+            "base",
+            "member",
+        ],
+    );
+    assert!(!auditors.contains("erin"), "{auditors}");
+
+    // Renaming a group keeps its members, its address and its place in other groups.
+    let (code, out) = ldap_tool(
+        "ldapmodrdn",
+        &server,
+        &["-r", "cn=team,ou=groups,dc=example,dc=com", "cn=sales team"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        postmap("team@example.com", &aliases),
+        some(&["frank@example.com", "zed@partner.net"])
+    );
+    assert_eq!(
+        postmap("all@example.com", &aliases),
+        some(&["bob@elsewhere.net", "frank@example.com", "zed@partner.net"])
+    );
+}
