@@ -22,6 +22,7 @@
 //! manage their domain, global admins all domains, service accounts read what mail servers
 //! need, users read their own entry and change their own password, nobody reads a password.
 
+use crate::naming::{Contexts, NamingContexts};
 use crate::ops::Identity;
 use roster_schema::dn::NormDn;
 use roster_schema::{AttrId, CompiledFilter, Dn, Entry, Filter, Schema, TriState};
@@ -29,6 +30,7 @@ use roster_storage::Reader;
 use serde::Deserialize;
 use std::cell::OnceCell;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// A set of rights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -404,18 +406,19 @@ struct Rule {
 #[derive(Debug, Clone)]
 pub struct Policy {
     rules: Vec<Rule>,
-    suffixes: Vec<NormDn>,
+    /// The naming contexts served, which domains created at run time join.
+    naming: Arc<NamingContexts>,
     /// Attribute types the root DN may use in every way but read (passwords, unless
     /// `security.root_reads_passwords`): the root DN is otherwise above the rules.
     root_unreadable: Vec<AttrId>,
 }
 
 impl Policy {
-    /// Compiles `specs` for `schema`, with `suffixes` the naming contexts served. Errors name
+    /// Compiles `specs` for `schema`, with `naming` the naming contexts served. Errors name
     /// the rule (counting from 1) and what is wrong in it.
     pub fn compile(
         schema: &Schema,
-        suffixes: &[NormDn],
+        naming: Arc<NamingContexts>,
         specs: &[RuleSpec],
     ) -> Result<Policy, String> {
         let mut rules = Vec::new();
@@ -469,7 +472,7 @@ impl Policy {
         }
         Ok(Policy {
             rules,
-            suffixes: suffixes.to_vec(),
+            naming,
             root_unreadable: Vec::new(),
         })
     }
@@ -487,13 +490,6 @@ impl Policy {
         !self.root_unreadable.is_empty()
     }
 
-    fn suffix_of(&self, ndn: &NormDn) -> Option<&NormDn> {
-        self.suffixes
-            .iter()
-            .filter(|s| ndn.is_within(s))
-            .max_by_key(|s| s.rdns.len())
-    }
-
     /// The access `req` has to `entry`: ask it for the entry itself or any attribute.
     pub fn for_entry<'p, 'r>(
         &'p self,
@@ -501,13 +497,21 @@ impl Policy {
         req: &'r Requester<'r>,
         entry: &'p Entry,
     ) -> EntryAccess<'p, 'r> {
-        let suffix = self.suffix_of(&entry.ndn);
+        let all = self.naming.current();
+        let suffix = all
+            .list
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| entry.ndn.is_within(s))
+            .max_by_key(|(_, s)| s.rdns.len())
+            .map(|(i, _)| i);
         let rules = if req.is_root() {
             Vec::new()
         } else {
+            let suffix_dn = suffix.and_then(|i| all.list.get(i));
             self.rules
                 .iter()
-                .filter(|r| self.targets(schema, r, entry, suffix))
+                .filter(|r| self.targets(schema, r, entry, suffix_dn, &all.list))
                 .collect()
         };
         EntryAccess {
@@ -516,6 +520,7 @@ impl Policy {
             req,
             entry,
             suffix,
+            all,
             rules,
         }
     }
@@ -526,8 +531,9 @@ impl Policy {
         rule: &Rule,
         entry: &Entry,
         suffix: Option<&NormDn>,
+        all: &[NormDn],
     ) -> bool {
-        let depth = rule.base.depth_below(&entry.ndn, suffix, &self.suffixes);
+        let depth = rule.base.depth_below(&entry.ndn, suffix, all);
         let in_scope = match (rule.scope, depth) {
             (_, None) => false,
             (RuleScope::Base, Some(d)) => d == 0,
@@ -578,24 +584,25 @@ fn parse_subject(schema: &Schema, who: &str) -> Result<Subject, String> {
 #[derive(Debug, Clone)]
 pub struct Who {
     subject: Subject,
-    suffixes: Vec<NormDn>,
+    naming: Arc<NamingContexts>,
 }
 
 impl Who {
-    pub fn parse(schema: &Schema, suffixes: &[NormDn], text: &str) -> Result<Who, String> {
+    pub fn parse(schema: &Schema, naming: Arc<NamingContexts>, text: &str) -> Result<Who, String> {
         Ok(Who {
             subject: parse_subject(schema, text)?,
-            suffixes: suffixes.to_vec(),
+            naming,
         })
     }
 
     pub fn matches(&self, req: &Requester<'_>) -> bool {
+        let all = self.naming.current();
         let any = |p: &DnPattern| -> Vec<NormDn> {
             let mut p = p.clone();
             if p.tail == Tail::Suffix {
                 p.tail = Tail::Any;
             }
-            p.concrete(None, &self.suffixes).collect()
+            p.concrete(None, &all.list).collect()
         };
         match &self.subject {
             Subject::Anyone => true,
@@ -610,7 +617,7 @@ impl Who {
                 req.ndn().is_some() && any(p).iter().any(|g| req.groups().contains(g))
             }
             Subject::DomainRight(r) => req
-                .domain_rights(&self.suffixes)
+                .domain_rights(&all.list)
                 .iter()
                 .any(|(_, have)| have >= r),
         }
@@ -695,6 +702,11 @@ impl<'a> Requester<'a> {
         self.who
     }
 
+    /// True if the client belongs to `group`, directly or through nested groups.
+    pub fn is_member_of(&self, group: &NormDn) -> bool {
+        self.ndn().is_some() && self.groups().contains(group)
+    }
+
     fn ndn(&self) -> Option<&NormDn> {
         match self.who {
             Identity::Entry { ndn, .. } => Some(ndn),
@@ -729,7 +741,10 @@ pub struct EntryAccess<'p, 'r> {
     schema: &'p Schema,
     req: &'r Requester<'r>,
     entry: &'p Entry,
-    suffix: Option<&'p NormDn>,
+    /// The entry's naming context, in `all`.
+    suffix: Option<usize>,
+    /// The naming contexts when the access was asked for.
+    all: Arc<Contexts>,
     /// The rules whose base, scope and filter match the entry, in order.
     rules: Vec<&'p Rule>,
 }
@@ -774,7 +789,8 @@ impl EntryAccess<'_, '_> {
     }
 
     fn subject_matches(&self, s: &Subject) -> bool {
-        let all = &self.policy.suffixes;
+        let all = &self.all.list;
+        let suffix = self.suffix.and_then(|i| all.get(i));
         match s {
             Subject::Anyone => true,
             Subject::Anonymous => matches!(self.req.who, Identity::Anonymous),
@@ -783,18 +799,18 @@ impl EntryAccess<'_, '_> {
             Subject::Dn(p) => self
                 .req
                 .ndn()
-                .is_some_and(|me| p.depth_below(me, self.suffix, all) == Some(0)),
+                .is_some_and(|me| p.depth_below(me, suffix, all) == Some(0)),
             Subject::Subtree(p) => self
                 .req
                 .ndn()
-                .is_some_and(|me| p.depth_below(me, self.suffix, all).is_some()),
+                .is_some_and(|me| p.depth_below(me, suffix, all).is_some()),
             Subject::Group(p) => {
                 self.req.ndn().is_some()
                     && !self.req.groups().is_empty()
-                    && p.concrete(self.suffix, all)
+                    && p.concrete(suffix, all)
                         .any(|g| self.req.groups().contains(&g))
             }
-            Subject::DomainRight(want) => self.suffix.is_some_and(|suffix| {
+            Subject::DomainRight(want) => suffix.is_some_and(|suffix| {
                 self.req
                     .domain_rights(all)
                     .iter()

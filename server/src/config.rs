@@ -538,6 +538,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// The group whose members manage every domain (`access.global_admins`).
     pub global_admins: Option<String>,
+    /// Whether global admins and the root DN create naming contexts by adding a domain entry
+    /// outside the existing ones (with the built-in mail policy).
+    pub runtime_domains: bool,
     pub data_dir: PathBuf,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
@@ -725,6 +728,7 @@ impl Settings {
         Ok(Settings {
             listen,
             global_admins: file.access.global_admins.clone(),
+            runtime_domains: file.access.policy == "mail",
             audit_file: file.audit.file.as_ref().map(|p| data_dir.join(p)),
             data_dir,
             max_connections: file.server.max_connections.max(1),

@@ -40,16 +40,15 @@ pub struct Directory {
     pub schema: Arc<Schema>,
     pub store: Store,
     pub settings: Settings,
-    /// Normalized naming contexts, in the order configured.
-    pub suffixes: Vec<NormDn>,
-    /// Naming contexts as configured, for the root DSE.
-    pub suffix_names: Vec<String>,
+    /// The naming contexts: configured, and created at run time (see `naming`).
+    pub naming: Arc<crate::naming::NamingContexts>,
     pub root_ndn: Option<NormDn>,
     /// The global admin group (`access.global_admins`), which may not lose its last member.
     pub global_admins: Option<NormDn>,
     pub subschema_ndn: NormDn,
-    /// The root DSE and the subschema entry, built once: they change only with the config.
-    pub root_dse: Entry,
+    /// The root DSE, rebuilt when a naming context comes or goes, and the subschema entry,
+    /// built once: it changes only with the config.
+    root_dse: std::sync::RwLock<Arc<Entry>>,
     pub subschema: Entry,
     /// Who may do what (see `access`).
     pub policy: crate::access::Policy,
@@ -110,8 +109,9 @@ impl Directory {
         };
         let mut suffixes = Vec::new();
         for s in &settings.suffixes {
-            suffixes.push(norm("suffixes", s)?);
+            suffixes.push((norm("suffixes", s)?, s.clone()));
         }
+        let naming = Arc::new(crate::naming::NamingContexts::new(suffixes));
         let root_ndn = match &settings.root_dn {
             Some(r) => Some(norm("root_dn", r)?),
             None => None,
@@ -128,12 +128,13 @@ impl Directory {
         } else {
             schema.attr_id("userPassword").into_iter().collect()
         };
-        let policy = crate::access::Policy::compile(&schema, &suffixes, &settings.access_rules)
-            .map_err(OpenError::Access)?
-            .hide_from_root(root_unreadable);
+        let policy =
+            crate::access::Policy::compile(&schema, naming.clone(), &settings.access_rules)
+                .map_err(OpenError::Access)?
+                .hide_from_root(root_unreadable);
         let mut limits = Vec::new();
         for l in &settings.limits {
-            let who = crate::access::Who::parse(&schema, &suffixes, &l.who)
+            let who = crate::access::Who::parse(&schema, naming.clone(), &l.who)
                 .map_err(|e| OpenError::Access(format!("limits {:?}: {e}", l.who)))?;
             limits.push((who, l.size_limit, l.time_limit_secs));
         }
@@ -179,9 +180,35 @@ impl Directory {
                 tracing::warn!(path = %settings.data_dir.display(), error = %e, "cannot restrict the data directory to its owner");
             }
         }
+        // Every stored root is a naming context, those created at run time included.
+        {
+            let reader = store.reader();
+            let everything = roster_schema::Filter::Present {
+                attr: "objectClass".into(),
+            }
+            .compile(&schema);
+            let roots = reader
+                .search(&NormDn::default(), roster_storage::Scope::One, &everything)
+                .map_err(|source| OpenError::Store {
+                    path: settings.data_dir.display().to_string(),
+                    source,
+                    hint: "",
+                })?;
+            for found in roots {
+                let (_, root) = found.map_err(|source| OpenError::Store {
+                    path: settings.data_dir.display().to_string(),
+                    source,
+                    hint: "",
+                })?;
+                if !naming.current().contains(&root.ndn) {
+                    tracing::info!(suffix = %root.dn, "naming context created at run time");
+                    naming.add(root.ndn.clone(), root.dn.to_string());
+                }
+            }
+        }
         let root_dse = crate::ops::dse::root_dse(
             &schema,
-            &settings.suffixes,
+            &naming.current().names,
             settings.tls_enabled,
             settings.tls_enabled && settings.tls_client_ca.is_some(),
         );
@@ -205,7 +232,7 @@ impl Directory {
             )),
             background: tokio_util::task::TaskTracker::new(),
             selective_indexes,
-            root_dse,
+            root_dse: std::sync::RwLock::new(Arc::new(root_dse)),
             subschema,
             policy,
             lockout: crate::lockout::Lockout::new(settings.lockout.clone()),
@@ -213,23 +240,21 @@ impl Directory {
             limits,
             schema,
             store,
-            suffix_names: settings.suffixes.clone(),
             settings,
-            suffixes,
+            naming,
             root_ndn,
             global_admins,
             subschema_ndn,
         })
     }
 
-    /// The naming context holding `ndn`, if any.
     /// Checks a new clear password for `entry` against its domain's policy (or the default).
     pub fn check_password(&self, entry: &Entry, clear: &[u8]) -> Result<(), String> {
         let suffix = self.suffix_of(&entry.ndn);
         let policy = self
             .password_policies
             .iter()
-            .find(|(s, _)| s.is_some() && s.as_ref() == suffix)
+            .find(|(s, _)| s.is_some() && s.as_ref() == suffix.as_ref())
             .or_else(|| self.password_policies.iter().find(|(s, _)| s.is_none()));
         let Some((_, policy)) = policy else {
             return Ok(());
@@ -243,11 +268,42 @@ impl Directory {
         policy.check(clear, &names)
     }
 
-    pub fn suffix_of(&self, ndn: &NormDn) -> Option<&NormDn> {
-        self.suffixes
-            .iter()
-            .filter(|s| ndn.is_within(s))
-            .max_by_key(|s| s.rdns.len())
+    /// The naming context holding `ndn`, if any.
+    pub fn suffix_of(&self, ndn: &NormDn) -> Option<NormDn> {
+        self.naming.current().suffix_of(ndn).cloned()
+    }
+
+    /// True if `ndn` is the DN of a naming context.
+    pub fn is_context(&self, ndn: &NormDn) -> bool {
+        self.naming.current().contains(ndn)
+    }
+
+    /// The root DSE as it is now.
+    pub fn root_dse(&self) -> Arc<Entry> {
+        match self.root_dse.read() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Makes `ndn` (stored, without a parent) a naming context, or ends one created at run
+    /// time (`name` `None`), and lists the change in the root DSE.
+    pub fn set_context(&self, ndn: &NormDn, name: Option<&str>) {
+        match name {
+            Some(n) => self.naming.add(ndn.clone(), n.to_string()),
+            None => self.naming.remove_created(ndn),
+        }
+        let dse = crate::ops::dse::root_dse(
+            &self.schema,
+            &self.naming.current().names,
+            self.settings.tls_enabled,
+            self.settings.tls_enabled && self.settings.tls_client_ca.is_some(),
+        );
+        let mut guard = match self.root_dse.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(dse);
     }
 
     /// Logs a failure of the entry store. A failure of the store itself (I/O, a poisoned

@@ -13,6 +13,7 @@ pub mod error;
 pub mod ldif;
 pub mod lockout;
 pub mod mail;
+pub mod naming;
 pub mod net;
 pub mod offline;
 pub mod ops;

@@ -300,7 +300,7 @@ pub fn domains_of(dir: &Directory, reader: &Reader, ndn: &NormDn) -> Vec<String>
     }
     if let (Some(id), Ok(Some((_, e)))) = (
         dir.schema.attr_id("associatedDomain"),
-        reader.entry_by_dn(suffix),
+        reader.entry_by_dn(&suffix),
     ) {
         out.extend(
             e.values_of(id)

@@ -156,7 +156,7 @@ pub fn load(
         for batch in rx {
             for (line, entry) in batch? {
                 // A naming context's own entry is the root of its tree and has no parent to check.
-                let added = if dir.suffixes.contains(&entry.ndn) {
+                let added = if dir.is_context(&entry.ndn) {
                     loader.add_root(entry)
                 } else {
                     loader.add(entry)
@@ -251,7 +251,7 @@ pub fn check(
                     Some("already in the store".to_string())
                 } else {
                     let parent = entry.ndn.parent();
-                    let rooted = dir.suffixes.contains(&entry.ndn);
+                    let rooted = dir.is_context(&entry.ndn);
                     let parent_known = rooted
                         || parent.as_ref().is_some_and(|p| seen.contains_key(p))
                         || match &parent {
@@ -408,7 +408,7 @@ pub fn build_entry(
     if dir.suffix_of(&entry.ndn).is_none() {
         return Err(format!(
             "not within any naming context (suffixes: {})",
-            dir.suffix_names.join("; ")
+            dir.naming.current().names.join("; ")
         ));
     }
     crate::mail::check_write(dir, &dir.store.reader(), &mut entry, None)

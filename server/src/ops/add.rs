@@ -22,7 +22,10 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpEr
         .map(|a| (a.atype.clone(), a.vals.clone()))
         .collect();
     let mut entry = Entry::from_add_request(schema, &req.dn, parts)?;
-    if dir.suffix_of(&entry.ndn).is_none() {
+    let reader = dir.store.reader();
+    // A domain entry outside every naming context, added by a global admin, starts a new one.
+    let new_context = dir.suffix_of(&entry.ndn).is_none();
+    if new_context && !may_create_context(dir, who, &reader, &entry)? {
         // slapd's words for a DN no database holds.
         return Err(OpError::UnwillingToPerform(
             "no global superior knowledge".into(),
@@ -39,8 +42,9 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpEr
         )));
     }
     entry.add_naming_values(schema);
-    let reader = dir.store.reader();
-    super::require_right(dir, who, &reader, &entry, None, Rights::ADD, "add")?;
+    if !new_context {
+        super::require_right(dir, who, &reader, &entry, None, Rights::ADD, "add")?;
+    }
     crate::mail::check_write(dir, &reader, &mut entry, None)?;
     drop(reader);
     if let Some(pw) = schema.attr_id("userPassword") {
@@ -69,21 +73,70 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpEr
         &crate::time::generalized_now(),
     );
     schema.check_entry(&entry)?;
-    let is_suffix = dir.suffixes.contains(&entry.ndn);
+    let is_suffix = new_context || dir.is_context(&entry.ndn);
     let ndn = entry.ndn.clone();
+    let name = entry.dn.to_string();
     let added = if is_suffix {
         dir.store.add_root(entry)
     } else {
         dir.store.add(entry)
     };
     match added {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            if new_context {
+                dir.set_context(&ndn, Some(&name));
+                tracing::info!(suffix = %name, by = %who.dn(), "naming context created");
+            }
+            Ok(())
+        }
         Err(roster_storage::StoreError::NoSuchParent { .. }) => {
             let matched = super::matched(dir, who, &dir.store.reader(), &ndn)?;
             Err(OpError::NoSuchObject { matched })
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// True if `entry`, outside every naming context, may start one: the client is the root DN or
+/// a global admin, the entry is a domain (`dcObject` or `domain`), and no naming context lies
+/// below it. A client that may not gets slapd's answer for a DN no database holds; one that may
+/// but names a wrong entry is told why.
+fn may_create_context(
+    dir: &Directory,
+    who: &Identity,
+    reader: &roster_storage::Reader,
+    entry: &Entry,
+) -> Result<bool, OpError> {
+    let global_admin = dir
+        .global_admins
+        .as_ref()
+        .is_some_and(|g| crate::access::Requester::new(who, reader).is_member_of(g));
+    if !dir.settings.runtime_domains || !(who.is_root() || global_admin) {
+        return Ok(false);
+    }
+    let schema = &dir.schema;
+    if !entry.has_object_class(schema, "dcObject") && !entry.has_object_class(schema, "domain") {
+        return Err(OpError::UnwillingToPerform(format!(
+            "{} is outside every naming context; a new one (a mail domain) starts with an entry of class dcObject or domain",
+            entry.dn
+        )));
+    }
+    if entry.ndn.is_root() {
+        return Ok(false);
+    }
+    if let Some(inner) = dir
+        .naming
+        .current()
+        .list
+        .iter()
+        .find(|s| s.is_within(&entry.ndn))
+    {
+        return Err(OpError::UnwillingToPerform(format!(
+            "{} would hold the naming context {inner}; naming contexts do not nest",
+            entry.dn
+        )));
+    }
+    Ok(true)
 }
 
 /// Stores `userPassword` values given in clear as hashes in the configured scheme; values

@@ -45,8 +45,9 @@ fn run(dir: &Directory, who: &Identity, req: &LdapCompareRequest) -> Result<bool
         }
     };
     let stored;
+    let dse = dir.root_dse();
     let entry = if ndn.is_root() {
-        &dir.root_dse
+        &*dse
     } else if ndn == dir.subschema_ndn {
         &dir.subschema
     } else {

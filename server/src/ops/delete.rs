@@ -56,6 +56,10 @@ fn run(dir: &Directory, who: &Identity, dn: &str, heir: Option<&str>) -> Result<
     );
     match result {
         Ok((_, repaired)) => {
+            if dir.naming.current().is_created(&ndn) {
+                dir.set_context(&ndn, None);
+                tracing::info!(suffix = %ndn, "naming context removed with its entry");
+            }
             if !repaired.entries.is_empty() {
                 tracing::debug!(dn = %ndn, references = repaired.entries.len(), "references to the deleted entry removed");
             }

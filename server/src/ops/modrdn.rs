@@ -28,7 +28,7 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> Result<(),
     if dir.suffix_of(&ndn).is_none() {
         return Err(OpError::NoSuchObject { matched: None });
     }
-    if dir.suffixes.contains(&ndn) {
+    if dir.is_context(&ndn) {
         return Err(OpError::UnwillingToPerform(
             "a naming context's own entry cannot be renamed".into(),
         ));

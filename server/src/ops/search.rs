@@ -214,8 +214,9 @@ fn run(
         if req.scope != LdapSearchScope::Base {
             return Ok(Err(OpError::NoSuchObject { matched: None }));
         }
+        let dse = dir.root_dse();
         let entry = if base.is_root() {
-            &dir.root_dse
+            &*dse
         } else {
             &dir.subschema
         };

@@ -874,3 +874,84 @@ fn deleting_a_user_hands_its_addresses_and_groups_on_and_renamed_groups_keep_the
         some(&["bob@elsewhere.net", "frank@example.com", "zed@partner.net"])
     );
 }
+
+#[test]
+fn a_global_admin_creates_a_domain_at_run_time() {
+    let (server, shared) =
+        start_directory("global_admins = \"cn=roster-admins,ou=groups,dc=example,dc=com\"\n");
+    let adam = "uid=adam,ou=users,dc=example,dc=com";
+    let domain = "dn: dc=example,dc=org\nchangetype: add\nobjectClass: dcObject\nobjectClass: organization\nobjectClass: domainRelatedObject\ndc: example\no: Example Org\nassociatedDomain: example.org\n\n\
+dn: ou=users,dc=example,dc=org\nchangetype: add\nobjectClass: organizationalUnit\nou: users\n\n\
+dn: uid=olga,ou=users,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: rosterMailUser\nuid: olga\ncn: Olga\nsn: Olga\nmail: olga@example.org\nrosterMailboxEnabled: TRUE\n";
+    // Not a global admin: slapd's answer for a DN no database holds.
+    let (code, _, err) = ldapmodify(
+        &server,
+        "uid=bob,ou=users,dc=example,dc=com",
+        "Bob-pw-22",
+        domain,
+    );
+    assert_eq!(code, 53, "{err}");
+    assert!(err.contains("no global superior knowledge"), "{err}");
+    // A global admin, with entries that cannot start a domain.
+    for (ldif, message) in [
+        ("dn: ou=loose\nchangetype: add\nobjectClass: organizationalUnit\nou: loose\n", "dcObject or domain"),
+        ("dn: dc=com\nchangetype: add\nobjectClass: dcObject\nobjectClass: organization\ndc: com\no: Com\n", "do not nest"),
+    ] {
+        let (code, _, err) = ldapmodify(&server, adam, "Adam-pw-55", ldif);
+        assert_eq!(code, 53, "{err}");
+        assert!(err.contains(message), "{message}: {err}");
+    }
+    let (code, out, err) = ldapmodify(&server, adam, "Adam-pw-55", domain);
+    assert_eq!(code, 0, "{out}{err}");
+    // An address outside the new domain is refused there too.
+    let (code, _, err) = ldapmodify(
+        &server,
+        adam,
+        "Adam-pw-55",
+        "dn: uid=olga,ou=users,dc=example,dc=org\nchangetype: modify\nadd: mailLocalAddress\nmailLocalAddress: olga@example.com\n",
+    );
+    assert_eq!(code, 19, "{err}");
+
+    let dir = shared.path().join("postfix");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let domains = dir.join("domains.cf");
+    let aliases = dir.join("aliases.cf");
+    let check = |server: &Rosterd| {
+        // The tables follow the server's port, which a restart changes.
+        for name in ["domains.cf", "aliases.cf"] {
+            write_file(&dir, name, &localized(name, server, shared.path()));
+        }
+        let dse = roster_tests::root_search(&server.url(), "", &["namingContexts"]);
+        assert!(dse.contains("namingContexts: dc=example,dc=org"), "{dse}");
+        assert_eq!(postmap("example.org", &domains), some(&["example.org"]));
+        assert_eq!(
+            postmap("olga@example.org", &aliases),
+            some(&["olga@example.org"])
+        );
+    };
+    check(&server);
+    // It is still there after a restart, and its entry's delete ends it.
+    let (tmp, config, status) = server.stop();
+    assert!(status.success());
+    let server = Rosterd::spawn(tmp, config);
+    check(&server);
+    let url = server.url();
+    let (code, _, err) = run_tool(
+        "ldapdelete",
+        &[
+            "-x",
+            "-H",
+            &url,
+            "-D",
+            ROOT_DN,
+            "-w",
+            ROOT_PW,
+            "-r",
+            "dc=example,dc=org",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let dse = roster_tests::root_search(&server.url(), "", &["namingContexts"]);
+    assert!(!dse.contains("dc=example,dc=org"), "{dse}");
+    assert_eq!(postmap("example.org", &domains), None);
+}
