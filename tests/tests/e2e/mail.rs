@@ -373,7 +373,9 @@ struct Dovecot {
 }
 
 impl Dovecot {
-    fn start(server: &Rosterd, shared: &Path) -> Dovecot {
+    /// With `postfix_queue`, Dovecot's auth service listens there for Postfix (the guide's
+    /// 10-master.conf).
+    fn start(server: &Rosterd, shared: &Path, postfix_queue: Option<&Path>) -> Dovecot {
         let dir = shared.join("dovecot");
         std::fs::create_dir_all(dir.join("run")).expect("mkdir");
         std::fs::create_dir_all(shared.join("vmail")).expect("mkdir");
@@ -403,6 +405,15 @@ impl Dovecot {
              service pop3-login {{\n  inet_listener pop3 {{\n    address = 127.0.0.1\n    port = {pop3}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
              !include {d}/10-auth.conf\n"
         );
+        let main = match postfix_queue {
+            Some(q) => {
+                let master = localized("10-master.conf", server, shared)
+                    .replace("/var/spool/postfix", &q.display().to_string());
+                write_file(&dir, "10-master.conf", &master);
+                format!("{main}!include {d}/10-master.conf\n")
+            }
+            None => main,
+        };
         let config = write_file(&dir, "dovecot.conf", &main);
         let status = Command::new("dovecot")
             .arg("-c")
@@ -497,7 +508,7 @@ fn pop3_login(d: &Dovecot, user: &str, password: &str) -> String {
 #[test]
 fn dovecot_authenticates_per_service_and_refuses_disabled_users_and_contacts() {
     let (server, shared) = start_directory("");
-    let d = Dovecot::start(&server, shared.path());
+    let d = Dovecot::start(&server, shared.path(), None);
 
     assert!(d.auth("imap", "alice@example.com", "Alice-pw-1"));
     assert!(d.auth("pop3", "alice@example.com", "Alice-pw-1"));
@@ -954,4 +965,277 @@ dn: uid=olga,ou=users,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPe
     let dse = roster_tests::root_search(&server.url(), "", &["namingContexts"]);
     assert!(!dse.contains("dc=example,dc=org"), "{dse}");
     assert_eq!(postmap("example.org", &domains), None);
+}
+
+/// A Postfix instance of the test's own: the guide's main.cf and tables, smtpd on a loopback
+/// port, mail to other domains discarded (and logged), stopped when dropped.
+struct Postfix {
+    etc: PathBuf,
+    queue: PathBuf,
+    log: PathBuf,
+    smtp: SocketAddr,
+}
+
+fn id_of(flag: &str, user: &str) -> String {
+    let out = Command::new("id")
+        .args([flag, user])
+        .output()
+        .expect("run id");
+    assert!(
+        out.status.success(),
+        "no {user} user (scripts/install-test-deps.sh creates it)"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Postfix {
+    fn start(server: &Rosterd, shared: &Path) -> Postfix {
+        let root = shared.join("postfix-instance");
+        let (etc, queue, data) = (root.join("etc"), root.join("spool"), root.join("data"));
+        for d in [&etc, &queue, &data] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        let tables = shared.join("postfix");
+        std::fs::create_dir_all(&tables).expect("mkdir");
+        for name in [
+            "domains.cf",
+            "mailboxes.cf",
+            "aliases.cf",
+            "empty-groups.cf",
+            "senders.cf",
+            "internal-groups.cf",
+        ] {
+            write_file(&tables, name, &localized(name, server, shared));
+        }
+        let vmail = shared.join("vmail");
+        std::fs::create_dir_all(&vmail).expect("mkdir");
+        let owner = format!("{}:{}", id_of("-u", "vmail"), id_of("-g", "vmail"));
+        assert!(Command::new("chown")
+            .arg(&owner)
+            .arg(&vmail)
+            .status()
+            .expect("chown")
+            .success());
+        assert!(Command::new("chown")
+            .arg("postfix")
+            .arg(&data)
+            .status()
+            .expect("chown")
+            .success());
+        let log = root.join("maillog");
+        let port = free_port();
+        let guide = localized("main.cf", server, shared)
+            .replace("static:999", &format!("static:{}", id_of("-u", "vmail")))
+            .replace("static:995", &format!("static:{}", id_of("-g", "vmail")));
+        // The instance's own paths and names; other domains' mail is discarded, not sent
+        // out, and the log says so. mynetworks holds no loopback address: the test's client
+        // is an outsider unless it authenticates.
+        let main = format!(
+            "compatibility_level = 3.6\nqueue_directory = {q}\ndata_directory = {data}\n\
+             mail_owner = postfix\nsetgid_group = postdrop\nmyhostname = mx.example.com\n\
+             mydestination =\ninet_interfaces = 127.0.0.1\ninet_protocols = ipv4\n\
+             mynetworks = 192.0.2.0/24\nmaillog_file_prefixes = {r}\nmaillog_file = {log}\n\
+             smtputf8_enable = no\ndefault_transport = discard:sent elsewhere\n{guide}",
+            q = queue.display(),
+            data = data.display(),
+            r = root.display(),
+            log = log.display(),
+        );
+        write_file(&etc, "main.cf", &main);
+        std::fs::copy("/etc/postfix/master.cf", etc.join("master.cf")).expect("copy master.cf");
+        let postconf = |args: &[&str]| {
+            let st = Command::new("postconf")
+                .arg("-c")
+                .arg(&etc)
+                .args(args)
+                .status()
+                .expect("run postconf");
+            assert!(st.success(), "postconf {args:?}");
+        };
+        postconf(&["-F", "*/*/chroot = n"]);
+        postconf(&["-MX", "smtp/inet"]);
+        postconf(&[
+            "-M",
+            &format!("127.0.0.1:{port}/inet=127.0.0.1:{port} inet n - n - - smtpd"),
+        ]);
+        let out = Command::new("postfix")
+            .arg("-c")
+            .arg(&etc)
+            .arg("start")
+            .output()
+            .expect("run postfix (scripts/install-test-deps.sh installs it)");
+        assert!(
+            out.status.success(),
+            "postfix start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let smtp: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        assert!(
+            wait_for_port(smtp, Duration::from_secs(30)),
+            "postfix smtpd"
+        );
+        Postfix {
+            etc,
+            queue,
+            log,
+            smtp,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (30 s at most) for the log to show `needle`.
+    fn wait_log(&self, needle: &str) -> bool {
+        for _ in 0..300 {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(&self.etc)
+            .args(["stop"])
+            .output();
+    }
+}
+
+/// One SMTP transaction with swaks: (exit code, transcript).
+fn swaks(
+    p: &Postfix,
+    from: &str,
+    to: &str,
+    auth: Option<(&str, &str)>,
+    body: &str,
+) -> (i32, String) {
+    let mut cmd = Command::new("swaks");
+    cmd.args(["--server", &p.smtp.to_string(), "--from", from, "--to", to])
+        .args(["--header", &format!("Subject: {body}"), "--body", body]);
+    if let Some((user, pw)) = auth {
+        cmd.args([
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            user,
+            "--auth-password",
+            pw,
+        ]);
+    }
+    let out = cmd
+        .output()
+        .expect("run swaks (scripts/install-test-deps.sh installs it)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The messages in a user's maildir (new/) whose text holds `needle`, waiting 30 s at most
+/// for at least one.
+fn delivered(shared: &Path, user: &str, needle: &str) -> usize {
+    let dir = shared.join("vmail/example.com").join(user).join("new");
+    for _ in 0..300 {
+        let n = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(needle)))
+                    .count()
+            })
+            .unwrap_or(0);
+        if n > 0 {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    0
+}
+
+#[test]
+fn postfix_delivers_and_refuses_as_the_guide_says() {
+    let (server, shared) = start_directory("");
+    let postfix = Postfix::start(&server, shared.path());
+    let _dovecot = Dovecot::start(&server, shared.path(), Some(&postfix.queue));
+    let outsider = "someone@internet.test";
+
+    // An external group takes mail from anyone: its user member gets it in its mailbox, its
+    // contact member is sent on.
+    let (code, out) = swaks(&postfix, outsider, "team@example.com", None, "to-team-1");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(delivered(shared.path(), "alice", "to-team-1"), 1);
+    assert!(
+        postfix.wait_log("to=<zed@partner.net>"),
+        "{}",
+        postfix.log()
+    );
+
+    // An internal group refuses an outsider at RCPT, and takes mail from an authenticated user.
+    let (code, out) = swaks(&postfix, outsider, "all@example.com", None, "to-all-1");
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("554 5.7.1 <all@example.com>"), "{out}");
+    let (code, out) = swaks(
+        &postfix,
+        "alice@example.com",
+        "all@example.com",
+        Some(("alice@example.com", "Alice-pw-1")),
+        "to-all-2",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(delivered(shared.path(), "alice", "to-all-2"), 1);
+    assert!(
+        postfix.wait_log("to=<bob@elsewhere.net>"),
+        "bob forwards: {}",
+        postfix.log()
+    );
+
+    // An authenticated user sends as a group it is a member of, and not as someone else.
+    let alice = Some(("alice@example.com", "Alice-pw-1"));
+    let (code, out) = swaks(
+        &postfix,
+        "team@example.com",
+        "frank@example.com",
+        alice,
+        "as-team",
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = swaks(
+        &postfix,
+        "bob@example.com",
+        "frank@example.com",
+        alice,
+        "as-bob",
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("Sender address rejected: not owned by user"),
+        "{out}"
+    );
+
+    // The catch-all takes unknown addresses and spares existing ones; an empty group's mail
+    // is accepted and dropped, not bounced.
+    let (code, out) = swaks(&postfix, outsider, "nobody@example.com", None, "to-nobody");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(delivered(shared.path(), "postmaster", "to-nobody"), 1);
+    let (code, out) = swaks(&postfix, outsider, "frank@example.com", None, "to-frank");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(delivered(shared.path(), "frank", "to-frank"), 1);
+    let (code, out) = swaks(&postfix, outsider, "empty@example.com", None, "to-empty");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        postfix.wait_log("@empty-group.invalid"),
+        "{}",
+        postfix.log()
+    );
+    assert!(
+        !postfix.log().contains("status=bounced"),
+        "{}",
+        postfix.log()
+    );
 }
