@@ -26,6 +26,8 @@ pub struct ConfigFile {
     pub access: AccessSection,
     #[serde(default)]
     pub audit: AuditSection,
+    #[serde(default)]
+    pub mail: MailSection,
     /// Password rules per domain (`[[password_policy]]`).
     #[serde(default)]
     pub password_policy: Vec<crate::password::Policy>,
@@ -47,6 +49,15 @@ pub struct LimitsSpec {
     /// Seconds one search may run (0: unlimited); the default applies when absent.
     #[serde(default)]
     pub time_limit_secs: Option<u32>,
+}
+
+/// Services for mail servers (see `policy.rs`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MailSection {
+    /// Where the Postfix policy service listens (for example "127.0.0.1:10040"); off without.
+    #[serde(default)]
+    pub policy_listen: Option<String>,
 }
 
 /// The audit log (see `audit.rs`).
@@ -538,6 +549,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// The group whose members manage every domain (`access.global_admins`).
     pub global_admins: Option<String>,
+    /// Where the Postfix policy service listens, if anywhere.
+    pub policy_listen: Option<SocketAddr>,
     /// Whether global admins and the root DN create naming contexts by adding a domain entry
     /// outside the existing ones (with the built-in mail policy).
     pub runtime_domains: bool,
@@ -729,6 +742,14 @@ impl Settings {
             listen,
             global_admins: file.access.global_admins.clone(),
             runtime_domains: file.access.policy == "mail",
+            policy_listen: match &file.mail.policy_listen {
+                Some(a) => Some(a.parse().map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "mail.policy_listen: {a:?} is not an address and port such as \"127.0.0.1:10040\""
+                    ))
+                })?),
+                None => None,
+            },
             audit_file: file.audit.file.as_ref().map(|p| data_dir.join(p)),
             data_dir,
             max_connections: file.server.max_connections.max(1),

@@ -18,6 +18,7 @@ pub mod net;
 pub mod offline;
 pub mod ops;
 pub mod password;
+pub mod policy;
 pub mod session;
 pub mod time;
 pub mod tls;

@@ -307,6 +307,14 @@ fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
         }
         let stop_control = tokio_util::sync::CancellationToken::new();
         let control = roster_server::control::start(&dir, stop_control.clone());
+        if let Some(addr) = dir.settings.policy_listen {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen on {addr} (mail.policy_listen)"))?;
+            tracing::info!(address = %addr, "listening for Postfix policy requests");
+            dir.background
+                .spawn(roster_server::policy::serve(l, dir.clone(), stop_control.clone()));
+        }
         net::run(listener, ldaps, dir.clone(), tls, shutdown_signal()).await;
         stop_control.cancel();
         if let Some(c) = control {

@@ -177,13 +177,15 @@ member: uid=adam,ou=users,dc=example,dc=com
 /// (temporary directories are private to their owner).
 struct Shared {
     dir: tempfile::TempDir,
+    /// The port of rosterd's Postfix policy service.
+    policy: u16,
 }
 
 impl Shared {
-    fn new() -> Shared {
+    fn new(policy: u16) -> Shared {
         let dir = tempfile::tempdir().expect("temp dir");
         set_mode(dir.path(), 0o755);
-        Shared { dir }
+        Shared { dir, policy }
     }
 
     fn path(&self) -> &Path {
@@ -197,10 +199,11 @@ fn set_mode(path: &Path, mode: u32) {
 }
 
 /// The guide's file with the test's server, CA and directories in place of the guide's.
-fn localized(name: &str, server: &Rosterd, shared: &Path) -> String {
-    let s = shared.display().to_string();
+fn localized(name: &str, server: &Rosterd, shared: &Shared) -> String {
+    let s = shared.path().display().to_string();
     guide_file(name)
         .replace("ldap://127.0.0.1:3389", &server.url())
+        .replace("127.0.0.1:10040", &format!("127.0.0.1:{}", shared.policy))
         .replace("/etc/roster/ca.pem", &format!("{s}/ca.pem"))
         .replace("/etc/postfix/roster/", &format!("{s}/postfix/"))
         .replace("/etc/dovecot/", &format!("{s}/dovecot/"))
@@ -209,9 +212,12 @@ fn localized(name: &str, server: &Rosterd, shared: &Path) -> String {
 
 fn start_directory(extra_toml: &str) -> (Rosterd, Shared) {
     let ldif = guide_file("example.ldif") + MORE;
-    let config = guide_file("rosterd-mail.toml") + extra_toml;
+    let policy = free_port();
+    let config = guide_file("rosterd-mail.toml")
+        .replace("127.0.0.1:10040", &format!("127.0.0.1:{policy}"))
+        + extra_toml;
     let server = Rosterd::start(Some(&ldif), &config);
-    let shared = Shared::new();
+    let shared = Shared::new(policy);
     let ca = shared.path().join("ca.pem");
     std::fs::copy(server.generated_ca(), &ca).expect("copy CA");
     set_mode(&ca, 0o644);
@@ -254,13 +260,12 @@ fn postfix_tables_resolve_users_aliases_groups_and_senders() {
     let (server, shared) = start_directory("");
     let dir = shared.path().join("postfix");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let table = |name: &str| write_file(&dir, name, &localized(name, &server, shared.path()));
+    let table = |name: &str| write_file(&dir, name, &localized(name, &server, &shared));
     let domains = table("domains.cf");
     let mailboxes = table("mailboxes.cf");
     let aliases = table("aliases.cf");
     let empty = table("empty-groups.cf");
     let senders = table("senders.cf");
-    let internal = table("internal-groups.cf");
 
     assert_eq!(postmap("example.com", &domains), some(&["example.com"]));
     assert_eq!(postmap("example.org", &domains), None);
@@ -346,13 +351,6 @@ fn postfix_tables_resolve_users_aliases_groups_and_senders() {
     assert_eq!(postmap("@example.com", &senders), None);
     assert_eq!(postmap("dave@example.com", &senders), None);
 
-    // Internal groups get the restriction class; external ones nothing.
-    assert_eq!(
-        postmap("all@example.com", &internal),
-        some(&["roster_internal_only"])
-    );
-    assert_eq!(postmap("team@example.com", &internal), None);
-
     // A member that is disabled later: its own address is gone from the tables at once.
     let (code, _, err) = ldapmodify(
         &server,
@@ -375,7 +373,8 @@ struct Dovecot {
 impl Dovecot {
     /// With `postfix_queue`, Dovecot's auth service listens there for Postfix (the guide's
     /// 10-master.conf).
-    fn start(server: &Rosterd, shared: &Path, postfix_queue: Option<&Path>) -> Dovecot {
+    fn start(server: &Rosterd, shared_dir: &Shared, postfix_queue: Option<&Path>) -> Dovecot {
+        let shared = shared_dir.path();
         let dir = shared.join("dovecot");
         std::fs::create_dir_all(dir.join("run")).expect("mkdir");
         std::fs::create_dir_all(shared.join("vmail")).expect("mkdir");
@@ -388,12 +387,12 @@ impl Dovecot {
         write_file(
             &dir,
             "roster-ldap.conf.ext",
-            &localized("roster-ldap.conf.ext", server, shared),
+            &localized("roster-ldap.conf.ext", server, shared_dir),
         );
         write_file(
             &dir,
             "10-auth.conf",
-            &localized("10-auth.conf", server, shared),
+            &localized("10-auth.conf", server, shared_dir),
         );
         let (imap, pop3) = (free_port(), free_port());
         let d = dir.display();
@@ -407,7 +406,7 @@ impl Dovecot {
         );
         let main = match postfix_queue {
             Some(q) => {
-                let master = localized("10-master.conf", server, shared)
+                let master = localized("10-master.conf", server, shared_dir)
                     .replace("/var/spool/postfix", &q.display().to_string());
                 write_file(&dir, "10-master.conf", &master);
                 format!("{main}!include {d}/10-master.conf\n")
@@ -508,7 +507,7 @@ fn pop3_login(d: &Dovecot, user: &str, password: &str) -> String {
 #[test]
 fn dovecot_authenticates_per_service_and_refuses_disabled_users_and_contacts() {
     let (server, shared) = start_directory("");
-    let d = Dovecot::start(&server, shared.path(), None);
+    let d = Dovecot::start(&server, &shared, None);
 
     assert!(d.auth("imap", "alice@example.com", "Alice-pw-1"));
     assert!(d.auth("pop3", "alice@example.com", "Alice-pw-1"));
@@ -768,7 +767,7 @@ fn deleting_a_user_hands_its_addresses_and_groups_on_and_renamed_groups_keep_the
     let aliases = write_file(
         &dir,
         "aliases.cf",
-        &localized("aliases.cf", &server, shared.path()),
+        &localized("aliases.cf", &server, &shared),
     );
     // OpenLDAP's tools take a control's value in base64.
     let transfer = |heir: &str| {
@@ -930,7 +929,7 @@ dn: uid=olga,ou=users,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPe
     let check = |server: &Rosterd| {
         // The tables follow the server's port, which a restart changes.
         for name in ["domains.cf", "aliases.cf"] {
-            write_file(&dir, name, &localized(name, server, shared.path()));
+            write_file(&dir, name, &localized(name, server, &shared));
         }
         let dse = roster_tests::root_search(&server.url(), "", &["namingContexts"]);
         assert!(dse.contains("namingContexts: dc=example,dc=org"), "{dse}");
@@ -989,7 +988,8 @@ fn id_of(flag: &str, user: &str) -> String {
 }
 
 impl Postfix {
-    fn start(server: &Rosterd, shared: &Path) -> Postfix {
+    fn start(server: &Rosterd, shared_dir: &Shared) -> Postfix {
+        let shared = shared_dir.path();
         let root = shared.join("postfix-instance");
         let (etc, queue, data) = (root.join("etc"), root.join("spool"), root.join("data"));
         for d in [&etc, &queue, &data] {
@@ -1003,9 +1003,8 @@ impl Postfix {
             "aliases.cf",
             "empty-groups.cf",
             "senders.cf",
-            "internal-groups.cf",
         ] {
-            write_file(&tables, name, &localized(name, server, shared));
+            write_file(&tables, name, &localized(name, server, shared_dir));
         }
         let vmail = shared.join("vmail");
         std::fs::create_dir_all(&vmail).expect("mkdir");
@@ -1024,7 +1023,7 @@ impl Postfix {
             .success());
         let log = root.join("maillog");
         let port = free_port();
-        let guide = localized("main.cf", server, shared)
+        let guide = localized("main.cf", server, shared_dir)
             .replace("static:999", &format!("static:{}", id_of("-u", "vmail")))
             .replace("static:995", &format!("static:{}", id_of("-g", "vmail")));
         // The instance's own paths and names; other domains' mail is discarded, not sent
@@ -1161,8 +1160,8 @@ fn delivered(shared: &Path, user: &str, needle: &str) -> usize {
 #[test]
 fn postfix_delivers_and_refuses_as_the_guide_says() {
     let (server, shared) = start_directory("");
-    let postfix = Postfix::start(&server, shared.path());
-    let _dovecot = Dovecot::start(&server, shared.path(), Some(&postfix.queue));
+    let postfix = Postfix::start(&server, &shared);
+    let _dovecot = Dovecot::start(&server, &shared, Some(&postfix.queue));
     let outsider = "someone@internet.test";
 
     // An external group takes mail from anyone: its user member gets it in its mailbox, its
@@ -1179,7 +1178,10 @@ fn postfix_delivers_and_refuses_as_the_guide_says() {
     // An internal group refuses an outsider at RCPT, and takes mail from an authenticated user.
     let (code, out) = swaks(&postfix, outsider, "all@example.com", None, "to-all-1");
     assert_ne!(code, 0, "{out}");
-    assert!(out.contains("554 5.7.1 <all@example.com>"), "{out}");
+    assert!(
+        out.contains("554 5.7.1 <all@example.com>: Recipient address rejected: only authenticated users of example.com"),
+        "{out}"
+    );
     let (code, out) = swaks(
         &postfix,
         "alice@example.com",
@@ -1194,6 +1196,41 @@ fn postfix_delivers_and_refuses_as_the_guide_says() {
         "bob forwards: {}",
         postfix.log()
     );
+
+    // A user of another domain on the same server may not post to it either.
+    let (code, out, err) = ldapmodify(
+        &server,
+        ROOT_DN,
+        ROOT_PW,
+        "dn: dc=example,dc=org\nchangetype: add\nobjectClass: dcObject\nobjectClass: organization\nobjectClass: domainRelatedObject\ndc: example\no: Example Org\nassociatedDomain: example.org\n\n\
+dn: ou=users,dc=example,dc=org\nchangetype: add\nobjectClass: organizationalUnit\nou: users\n\n\
+dn: uid=olga,ou=users,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: rosterMailUser\nuid: olga\ncn: Olga\nsn: Olga\nmail: olga@example.org\nrosterMailboxEnabled: TRUE\nrosterService: smtp\nrosterService: smtpsecured\nuserPassword: Olga-pw-77\n",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let olga = Some(("olga@example.org", "Olga-pw-77"));
+    let (code, out) = swaks(
+        &postfix,
+        "olga@example.org",
+        "all@example.com",
+        olga,
+        "from-olga",
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "Recipient address rejected: only users of example.com may send to this group"
+        ),
+        "{out}"
+    );
+    // ... while an external group takes her mail.
+    let (code, out) = swaks(
+        &postfix,
+        "olga@example.org",
+        "team@example.com",
+        olga,
+        "olga-team",
+    );
+    assert_eq!(code, 0, "{out}");
 
     // An authenticated user sends as a group it is a member of, and not as someone else.
     let alice = Some(("alice@example.com", "Alice-pw-1"));
