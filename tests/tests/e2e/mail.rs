@@ -599,6 +599,8 @@ fn model_rules_refuse_what_breaks_them_and_change_nothing() {
         (user("jdoe", "jdoe@example.com", "rosterRole: contact\n"), 19, "rosterContact"),
         (user("jdoe", "jdoe@example.com", "rosterService: ftp\n"), 19, "rosterService"),
         (user("jdoe", "jdoe@example.com", "mailLocalAddress: jdoe@@example.com\n"), 19, "jdoe@@example.com"),
+        // One catch-all per domain among users.
+        (user("jdoe", "jdoe@example.com", "mailLocalAddress: @example.com\n"), 19, "already used by uid=postmaster"),
         (
             "dn: uid=bob,ou=users,dc=example,dc=com\nchangetype: modify\nadd: mailLocalAddress\nmailLocalAddress: alice@example.com\n".into(),
             19,
@@ -657,6 +659,8 @@ fn model_rules_refuse_what_breaks_them_and_change_nothing() {
     // What the rules allow: a group sharing a user's address, a catch-all group elsewhere
     // refused only when another group has it, and the address of a user who let it go.
     let ok = [
+        // Contacts' external addresses are outside the rules: two contacts may share one.
+        "dn: cn=Zed Again,ou=contacts,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: rosterContact\ncn: Zed Again\nsn: Zed\nmail: zed@partner.net\n",
         "dn: cn=bobs,ou=groups,dc=example,dc=com\nchangetype: add\nobjectClass: groupOfNames\nobjectClass: rosterGroup\ncn: bobs\nmailLocalAddress: bob@example.com\n",
         "dn: uid=frank,ou=users,dc=example,dc=com\nchangetype: modify\ndelete: mailLocalAddress\nmailLocalAddress: info@example.com\n",
         "dn: uid=alice,ou=users,dc=example,dc=com\nchangetype: modify\nadd: mailLocalAddress\nmailLocalAddress: info@example.com\n",
