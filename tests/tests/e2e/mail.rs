@@ -949,22 +949,8 @@ dn: uid=olga,ou=users,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPe
     assert!(status.success());
     let server = Rosterd::spawn(tmp, config);
     check(&server);
-    let url = server.url();
-    let (code, _, err) = run_tool(
-        "ldapdelete",
-        &[
-            "-x",
-            "-H",
-            &url,
-            "-D",
-            ROOT_DN,
-            "-w",
-            ROOT_PW,
-            "-r",
-            "dc=example,dc=org",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    let (code, out) = ldap_tool("ldapdelete", &server, &["-r", "dc=example,dc=org"]);
+    assert_eq!(code, 0, "{out}");
     let dse = roster_tests::root_search(&server.url(), "", &["namingContexts"]);
     assert!(!dse.contains("dc=example,dc=org"), "{dse}");
     assert_eq!(postmap("example.org", &domains), None);
