@@ -403,11 +403,19 @@ pub fn check_heir(
     if heir_ndn == *deleted {
         return Err(refuse("a user cannot inherit from itself".into()));
     }
+    let missing = || refuse(format!("the user {heir} who is to inherit does not exist"));
     let Some((_, heir_entry)) = reader.entry_by_dn(&heir_ndn)? else {
-        return Err(refuse(format!(
-            "the user {heir} who is to inherit does not exist"
-        )));
+        return Err(missing());
     };
+    // An heir the client cannot see is not there for it either.
+    let requester = crate::access::Requester::new(who, reader);
+    if !dir
+        .policy
+        .for_entry(schema, &requester, &heir_entry)
+        .allows(None, crate::access::Rights::READ)
+    {
+        return Err(missing());
+    }
     if !heir_entry.has_object_class(schema, USER_CLASS) {
         return Err(refuse(format!(
             "{heir} is not a user ({USER_CLASS}) and cannot inherit"

@@ -116,7 +116,7 @@ pub fn decide(dir: &Directory, req: &HashMap<String, String>) -> String {
     let Some(recipient) = req.get("recipient").filter(|r| !r.is_empty()) else {
         return dunno;
     };
-    match internal_groups(dir, recipient) {
+    match groups_of_recipient(dir, recipient) {
         Ok(groups) if groups.is_empty() => dunno,
         Ok(groups) => {
             let login = req.get("sasl_username").map(String::as_str).unwrap_or("");
@@ -158,6 +158,49 @@ fn eq(attr: &str, value: &str) -> Filter {
         attr: attr.to_string(),
         value: value.as_bytes().to_vec(),
     }
+}
+
+/// The address extension delimiter Postfix strips before its alias lookups (Debian's
+/// `recipient_delimiter = +`).
+const DELIMITER: char = '+';
+
+/// The internal groups mail to `recipient` reaches as Postfix resolves it: the address, the
+/// address without its extension (`all+x@` is `all@`), and the domain's catch-all (`@domain`)
+/// when no entry has the address.
+fn groups_of_recipient(
+    dir: &Directory,
+    recipient: &str,
+) -> Result<Vec<Entry>, roster_storage::StoreError> {
+    let mut candidates = vec![recipient.to_string()];
+    if let Some((local, domain)) = recipient.rsplit_once('@') {
+        if let Some((base, _)) = local.split_once(DELIMITER) {
+            candidates.push(format!("{base}@{domain}"));
+        }
+    }
+    let mut groups = Vec::new();
+    for c in &candidates {
+        groups.extend(internal_groups(dir, c)?);
+    }
+    if groups.is_empty() {
+        let delivered = candidates
+            .iter()
+            .map(|c| delivers(dir, c))
+            .collect::<Result<Vec<bool>, _>>()?;
+        if !delivered.contains(&true) {
+            if let Some((_, domain)) = recipient.rsplit_once('@') {
+                groups.extend(internal_groups(dir, &format!("@{domain}"))?);
+            }
+        }
+    }
+    Ok(groups)
+}
+
+/// True if some entry has `address` among its delivering addresses.
+fn delivers(dir: &Directory, address: &str) -> Result<bool, roster_storage::StoreError> {
+    let filter = eq("mailLocalAddress", address).compile(&dir.schema);
+    let reader = dir.store.reader();
+    let mut found = reader.search(&NormDn::default(), roster_storage::Scope::Subtree, &filter)?;
+    Ok(found.next().transpose()?.is_some())
 }
 
 /// The internal groups that `address` delivers to.

@@ -302,11 +302,14 @@ impl Store {
     /// Inside `tx`, after the caller's own writes: every value of an integrity attribute that
     /// names an old DN of `changes` is removed (new DN `None`: a delete) or replaced by the new
     /// DN (a rename), in every entry holding one, and `touch` is applied to each entry
-    /// rewritten (the server sets modifiersName and modifyTimestamp there).
+    /// rewritten (the server sets modifiersName and modifyTimestamp there). A value whose new
+    /// DN is given is rewritten only in the entries `rewrites` accepts, and removed from the
+    /// others (an heir takes over only the groups the client may give it).
     pub(crate) fn repair_links(
         &self,
         tx: &mut SingleWriterWriteTx<'_>,
         changes: &HashMap<NormDn, Option<Dn>>,
+        rewrites: &dyn Fn(&Entry) -> bool,
         touch: &dyn Fn(&mut Entry),
     ) -> Result<Repaired> {
         let inner: &Inner = &self.inner;
@@ -336,6 +339,7 @@ impl Store {
                 continue;
             };
             let old = inner.codec.decode(id, &record)?;
+            let rewrite = rewrites(&old);
             let mut new = old.clone();
             let mut changed = false;
             for attr in attrs {
@@ -350,6 +354,10 @@ impl Store {
                         let (bytes, n) = match changes.get(&norm) {
                             None => (v, norm),
                             Some(None) => {
+                                changed = true;
+                                continue;
+                            }
+                            Some(Some(_)) if !rewrite => {
                                 changed = true;
                                 continue;
                             }

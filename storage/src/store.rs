@@ -69,6 +69,9 @@ impl fmt::Display for EntryId {
 /// state (see [`Store::delete_with_heir`]).
 pub type Inherit<'a> = dyn Fn(&Entry, &Entry) -> Entry + 'a;
 
+/// Which entries naming a deleted entry name its heir instead (the others lose the value).
+pub type TakesHeir<'a> = dyn Fn(&Entry) -> bool + 'a;
+
 /// The embedded entry store. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Store {
@@ -381,11 +384,12 @@ impl Store {
     /// a function from the deleted entry and the heir's present state to its new state), in
     /// the same transaction: the heir is rewritten as `inherit` says (unique values checked),
     /// and the integrity values naming the deleted entry name the heir instead of being
-    /// removed (its groups become the heir's). `NoSuchObject` names the heir when it is gone.
+    /// removed in the entries `takes` accepts (its groups become the heir's), and are removed
+    /// from the others. `NoSuchObject` names the heir when it is gone.
     pub fn delete_with_heir(
         &self,
         dn: &NormDn,
-        heir: Option<(&NormDn, &Inherit<'_>)>,
+        heir: Option<(&NormDn, &Inherit<'_>, &TakesHeir<'_>)>,
         touch: &dyn Fn(&mut Entry),
     ) -> Result<(Entry, Repaired)> {
         let inner = &*self.inner;
@@ -406,7 +410,9 @@ impl Store {
         tx.remove(&inner.children, keys::child_key(parent, &dn_key));
         self.write_index_keys(&mut tx, &index_keys, id, false);
         let mut changes = HashMap::from([(dn.clone(), None)]);
-        if let Some((heir_dn, inherit)) = heir {
+        let mut takes: &TakesHeir<'_> = &|_| true;
+        if let Some((heir_dn, inherit, takes_heir)) = heir {
+            takes = takes_heir;
             let heir_key = keys::dn_key(heir_dn);
             let (heir_id, heir_record) = Self::locate(inner, &tx, heir_dn, &heir_key)?;
             let before = inner.codec.decode(heir_id, &heir_record)?;
@@ -422,7 +428,7 @@ impl Store {
             self.rewrite(&mut tx, heir_id, &heir_record, &before, &after)?;
             changes.insert(dn.clone(), Some(before.dn.clone()));
         }
-        let repaired = self.repair_links(&mut tx, &changes, touch)?;
+        let repaired = self.repair_links(&mut tx, &changes, takes, touch)?;
         self.commit(tx, writer, "commit delete")?;
         Ok((entry, repaired))
     }
@@ -635,7 +641,7 @@ impl Store {
             tx.insert(&inner.id2entry, child_id, record);
             changes.insert(old_child, Some(entry.dn));
         }
-        let repaired = self.repair_links(&mut tx, &changes, touch)?;
+        let repaired = self.repair_links(&mut tx, &changes, &|_| true, touch)?;
         self.commit(tx, writer, "commit rename")?;
         Ok(repaired)
     }

@@ -29,29 +29,51 @@ fn run(dir: &Directory, who: &Identity, dn: &str, heir: Option<&str>) -> Result<
         return Err(OpError::NoSuchObject { matched: None });
     }
     let reader = dir.store.reader();
+    if let Some((_, entry)) = reader.entry_by_dn(&ndn)? {
+        super::require_right(dir, who, &reader, &entry, None, Rights::DELETE, "delete")?;
+    }
     let heir = match heir {
         Some(h) => Some(crate::mail::check_heir(dir, who, &reader, &ndn, h)?),
         None => None,
     };
-    if let Some((_, entry)) = reader.entry_by_dn(&ndn)? {
-        super::require_right(dir, who, &reader, &entry, None, Rights::DELETE, "delete")?;
-        // An heir takes over the deleted user's place in the global admin group.
-        if heir.is_none() {
-            crate::mail::check_last_global_admin(
-                dir,
-                &reader,
-                crate::mail::AdminChange::Delete(&ndn),
-            )?;
+    // The heir joins only the groups whose members the client may change itself; from the
+    // others the deleted user just leaves, as without an heir.
+    let requester = crate::access::Requester::new(who, &reader);
+    let member = dir.schema.attr_id("member");
+    let takes = |group: &Entry| {
+        dir.policy
+            .for_entry(&dir.schema, &requester, group)
+            .allows(member, Rights::WRITE)
+    };
+    // An enabled heir that takes the deleted user's place in the global admin group keeps
+    // an admin there.
+    let heir_keeps_admin = match (&heir, &dir.global_admins) {
+        (Some(h), Some(g)) => {
+            let enabled = reader
+                .entry_by_dn(h)?
+                .is_some_and(|(_, e)| !super::bind::is_disabled(dir, &e));
+            enabled
+                && reader
+                    .entry_by_dn(g)?
+                    .is_some_and(|(_, group)| takes(&group))
         }
+        _ => false,
+    };
+    if !heir_keeps_admin {
+        crate::mail::check_last_global_admin(dir, &reader, crate::mail::AdminChange::Delete(&ndn))?;
     }
-    drop(reader);
     let now = crate::time::generalized_now();
     let touch = super::mark_modified(&dir.schema, who, &now);
     let inherit = |gone: &Entry, heir: &Entry| crate::mail::inherit(&dir.schema, gone, heir);
     let result = dir.store.delete_with_heir(
         &ndn,
-        heir.as_ref()
-            .map(|h| (h, &inherit as &dyn Fn(&Entry, &Entry) -> Entry)),
+        heir.as_ref().map(|h| {
+            (
+                h,
+                &inherit as &roster_storage::Inherit<'_>,
+                &takes as &roster_storage::TakesHeir<'_>,
+            )
+        }),
         &touch,
     );
     match result {

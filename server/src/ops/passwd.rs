@@ -105,6 +105,9 @@ fn run(
         who.dn().as_bytes(),
     );
     super::set_operational(schema, &mut entry.attrs, "modifyTimestamp", now.as_bytes());
+    // The mail model's rules hold here too (a contact gets no password).
+    let before = entry.clone();
+    crate::mail::check_write(dir, &dir.store.reader(), &mut entry, Some(&before))?;
     dir.store.replace(&target, entry)?;
     Ok(generated)
 }

@@ -394,15 +394,20 @@ impl Dovecot {
             "10-auth.conf",
             &localized("10-auth.conf", server, shared_dir),
         );
+        write_file(
+            &dir,
+            "10-mail.conf",
+            &localized("10-mail.conf", server, shared_dir),
+        );
         let (imap, pop3) = (free_port(), free_port());
         let d = dir.display();
         let main = format!(
             "protocols = imap pop3\nlisten = 127.0.0.1\nbase_dir = {d}/run\nlog_path = {d}/dovecot.log\n\
              ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0\n\
-             mail_location = maildir:~/Maildir\nfirst_valid_uid = 100\n\
+             first_valid_uid = 100\n\
              service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {imap}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
              service pop3-login {{\n  inet_listener pop3 {{\n    address = 127.0.0.1\n    port = {pop3}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
-             !include {d}/10-auth.conf\n"
+             !include {d}/10-mail.conf\n!include {d}/10-auth.conf\n"
         );
         let main = match postfix_queue {
             Some(q) => {
@@ -650,10 +655,80 @@ fn model_rules_refuse_what_breaks_them_and_change_nothing() {
             "{ldif}\nwanted {message:?} in: {err}"
         );
     }
+    // Password Modify gives a contact no password either.
+    let url = server.url();
+    let (code, out, err) = run_tool(
+        "ldappasswd",
+        &[
+            "-x",
+            "-H",
+            &url,
+            "-D",
+            ROOT_DN,
+            "-w",
+            ROOT_PW,
+            "-s",
+            "Zed-pw-88",
+            "cn=Zed,ou=contacts,dc=example,dc=com",
+        ],
+    );
+    let err = out + &err;
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("contact never binds"), "{err}");
     assert_eq!(
         whole_tree(&server),
         before,
         "a refused write changed the directory"
+    );
+
+    // A domain admin cannot make itself a global admin by inheriting one: it joins only the
+    // groups it may change, and the last global admin stays.
+    let (code, out, err) = ldapmodify(
+        &server,
+        ROOT_DN,
+        ROOT_PW,
+        "dn: uid=fred,ou=users,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: rosterMailUser\nuid: fred\ncn: Fred\nsn: Fred\nmail: fred@example.com\nrosterRole: admin\nuserPassword: Fred-pw-99\n",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let fred = "uid=fred,ou=users,dc=example,dc=com";
+    let (code, _, err) = run_tool(
+        "ldapdelete",
+        &[
+            "-x",
+            "-H",
+            &url,
+            "-D",
+            fred,
+            "-w",
+            "Fred-pw-99",
+            "-e",
+            &transfer(fred),
+            "uid=adam,ou=users,dc=example,dc=com",
+        ],
+    );
+    assert_eq!(code, 53, "{err}");
+    assert!(err.contains("last global admin"), "{err}");
+    // A plain user learns nothing about entries through the control.
+    let (code, _, err) = run_tool(
+        "ldapdelete",
+        &[
+            "-x",
+            "-H",
+            &url,
+            "-D",
+            "uid=bob,ou=users,dc=example,dc=com",
+            "-w",
+            "Bob-pw-22",
+            "-e",
+            &transfer(fred),
+            "cn=all,ou=groups,dc=example,dc=com",
+        ],
+    );
+    // The same answer as without the control: it cannot see the group.
+    assert_eq!(code, 32, "{err}");
+    assert!(
+        !err.contains("not one") && !err.contains("inherit"),
+        "{err}"
     );
 
     // What the rules allow: a group sharing a user's address, a catch-all group elsewhere
@@ -755,6 +830,24 @@ fn roles_and_group_rights_give_rights_in_their_domain() {
     assert!(!out.contains("alice"), "{out}");
 }
 
+/// The `-e` argument of OpenLDAP's tools for Roster's transfer control (value in base64).
+fn transfer(heir: &str) -> String {
+    let out = Command::new("base64")
+        .arg("-w0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().expect("stdin").write_all(heir.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("run base64");
+    format!(
+        "!2.25.24255257495890672766456308829707613084.3.1={}",
+        String::from_utf8_lossy(&out.stdout)
+    )
+}
+
 fn ldap_tool(tool: &str, server: &Rosterd, args: &[&str]) -> (i32, String) {
     let url = server.url();
     let mut all = vec!["-x", "-H", &url, "-D", ROOT_DN, "-w", ROOT_PW];
@@ -773,23 +866,6 @@ fn deleting_a_user_hands_its_addresses_and_groups_on_and_renamed_groups_keep_the
         "aliases.cf",
         &localized("aliases.cf", &server, &shared),
     );
-    // OpenLDAP's tools take a control's value in base64.
-    let transfer = |heir: &str| {
-        let out = Command::new("base64")
-            .arg("-w0")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                c.stdin.take().expect("stdin").write_all(heir.as_bytes())?;
-                c.wait_with_output()
-            })
-            .expect("run base64");
-        format!(
-            "!2.25.24255257495890672766456308829707613084.3.1={}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    };
     let alice = "uid=alice,ou=users,dc=example,dc=com";
     let frank = "uid=frank,ou=users,dc=example,dc=com";
 
@@ -1151,7 +1227,7 @@ fn delivered(shared: &Path, user: &str, needle: &str) -> usize {
 fn postfix_delivers_and_refuses_as_the_guide_says() {
     let (server, shared) = start_directory("");
     let postfix = Postfix::start(&server, &shared);
-    let _dovecot = Dovecot::start(&server, &shared, Some(&postfix.queue));
+    let dovecot = Dovecot::start(&server, &shared, Some(&postfix.queue));
     let outsider = "someone@internet.test";
 
     // An external group takes mail from anyone: its user member gets it in its mailbox, its
@@ -1159,6 +1235,13 @@ fn postfix_delivers_and_refuses_as_the_guide_says() {
     let (code, out) = swaks(&postfix, outsider, "team@example.com", None, "to-team-1");
     assert_eq!(code, 0, "{out}");
     assert_eq!(delivered(shared.path(), "alice", "to-team-1"), 1);
+    // Dovecot finds it where Postfix put it.
+    let r = converse(
+        dovecot.imap,
+        &["a LOGIN alice@example.com Alice-pw-1", "b SELECT INBOX"],
+        |l| l.starts_with("a ") || l.contains(" EXISTS"),
+    );
+    assert!(r.contains("1 EXISTS"), "{r}");
     assert!(
         postfix.wait_log("to=<zed@partner.net>"),
         "{}",
@@ -1170,6 +1253,19 @@ fn postfix_delivers_and_refuses_as_the_guide_says() {
     assert_ne!(code, 0, "{out}");
     assert!(
         out.contains("554 5.7.1 <all@example.com>: Recipient address rejected: only authenticated users of example.com"),
+        "{out}"
+    );
+    // ... with an address extension too.
+    let (code, out) = swaks(
+        &postfix,
+        outsider,
+        "all+news@example.com",
+        None,
+        "to-all-ext",
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("only authenticated users of example.com"),
         "{out}"
     );
     let (code, out) = swaks(
