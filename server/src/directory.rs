@@ -42,6 +42,9 @@ pub struct Directory {
     pub settings: Settings,
     /// The naming contexts: configured, and created at run time (see `naming`).
     pub naming: Arc<crate::naming::NamingContexts>,
+    /// Held while a naming context is created or ended, from the checks to the list's update,
+    /// so that the list and the store's roots agree.
+    pub context_lock: std::sync::Mutex<()>,
     pub root_ndn: Option<NormDn>,
     /// The global admin group (`access.global_admins`), which may not lose its last member.
     pub global_admins: Option<NormDn>,
@@ -180,8 +183,9 @@ impl Directory {
                 tracing::warn!(path = %settings.data_dir.display(), error = %e, "cannot restrict the data directory to its owner");
             }
         }
-        // Every stored root is a naming context, those created at run time included.
-        {
+        // Every stored root is a naming context, those created at run time included (when
+        // domains may be created at run time at all).
+        if settings.runtime_domains {
             let reader = store.reader();
             let everything = roster_schema::Filter::Present {
                 attr: "objectClass".into(),
@@ -242,6 +246,7 @@ impl Directory {
             store,
             settings,
             naming,
+            context_lock: std::sync::Mutex::new(()),
             root_ndn,
             global_admins,
             subschema_ndn,
@@ -271,6 +276,14 @@ impl Directory {
     /// The naming context holding `ndn`, if any.
     pub fn suffix_of(&self, ndn: &NormDn) -> Option<NormDn> {
         self.naming.current().suffix_of(ndn).cloned()
+    }
+
+    /// Serializes the creation and end of naming contexts (see `context_lock`).
+    pub fn lock_contexts(&self) -> std::sync::MutexGuard<'_, ()> {
+        match self.context_lock.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// True if `ndn` is the DN of a naming context.

@@ -288,6 +288,57 @@ fn check_local_address(a: &str, domains: &[String], catch_all: bool) -> Result<(
     ))
 }
 
+/// Refuses a change of `associatedDomain` (the domain names a naming context serves, which
+/// decide where addresses may be) by anyone but the root DN and global admins, and a name
+/// another naming context already serves.
+pub fn check_domain_claims(
+    dir: &Directory,
+    who: &crate::ops::Identity,
+    reader: &Reader,
+    entry: &Entry,
+    before: Option<&Entry>,
+) -> Result<(), OpError> {
+    let Some(id) = dir.schema.attr_id("associatedDomain") else {
+        return Ok(());
+    };
+    let names = |e: &Entry| -> Vec<String> {
+        let mut v: Vec<String> = e
+            .values_of(id)
+            .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let now = names(entry);
+    let was = before.map(names).unwrap_or_default();
+    if now == was {
+        return Ok(());
+    }
+    let global_admin = dir
+        .global_admins
+        .as_ref()
+        .is_some_and(|g| crate::access::Requester::new(who, reader).is_member_of(g));
+    if !who.is_root() && !global_admin {
+        return Err(OpError::InsufficientAccess(
+            "associatedDomain: only a global admin names the domains a naming context serves"
+                .into(),
+        ));
+    }
+    let own = dir.suffix_of(&entry.ndn);
+    let contexts = dir.naming.current();
+    for name in now.iter().filter(|n| !was.contains(n)) {
+        for other in contexts.list.iter().filter(|c| Some(*c) != own.as_ref()) {
+            if domains_of(dir, reader, other).iter().any(|d| d == name) {
+                return Err(OpError::ConstraintViolation(format!(
+                    "associatedDomain {name}: already a domain of {other}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The mail domains of the naming context holding `ndn`.
 pub fn domains_of(dir: &Directory, reader: &Reader, ndn: &NormDn) -> Vec<String> {
     let Some(suffix) = dir.suffix_of(ndn) else {

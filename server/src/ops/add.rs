@@ -22,8 +22,13 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpEr
         .map(|a| (a.atype.clone(), a.vals.clone()))
         .collect();
     let mut entry = Entry::from_add_request(schema, &req.dn, parts)?;
+    // A domain entry outside every naming context, added by a global admin, starts a new one;
+    // the checks, the write and the list's update happen under one lock.
+    let _creating = dir
+        .suffix_of(&entry.ndn)
+        .is_none()
+        .then(|| dir.lock_contexts());
     let reader = dir.store.reader();
-    // A domain entry outside every naming context, added by a global admin, starts a new one.
     let new_context = dir.suffix_of(&entry.ndn).is_none();
     if new_context && !may_create_context(dir, who, &reader, &entry)? {
         // slapd's words for a DN no database holds.
@@ -46,6 +51,7 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest) -> Result<(), OpEr
         super::require_right(dir, who, &reader, &entry, None, Rights::ADD, "add")?;
     }
     crate::mail::check_write(dir, &reader, &mut entry, None)?;
+    crate::mail::check_domain_claims(dir, who, &reader, &entry, None)?;
     drop(reader);
     if let Some(pw) = schema.attr_id("userPassword") {
         // {CLEARTEXT}x is the password x.

@@ -28,6 +28,12 @@ fn run(dir: &Directory, who: &Identity, dn: &str, heir: Option<&str>) -> Result<
     if dir.suffix_of(&ndn).is_none() {
         return Err(OpError::NoSuchObject { matched: None });
     }
+    // Ending a naming context created at run time happens under the lock that creating does.
+    let _ending = dir
+        .naming
+        .current()
+        .is_created(&ndn)
+        .then(|| dir.lock_contexts());
     let reader = dir.store.reader();
     if let Some((_, entry)) = reader.entry_by_dn(&ndn)? {
         super::require_right(dir, who, &reader, &entry, None, Rights::DELETE, "delete")?;

@@ -28,6 +28,11 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> Result<(),
     if dir.suffix_of(&ndn).is_none() {
         return Err(OpError::NoSuchObject { matched: None });
     }
+    if dir.global_admins.as_ref() == Some(&ndn) {
+        return Err(OpError::UnwillingToPerform(
+            "access.global_admins names this group: rename it in the configuration first".into(),
+        ));
+    }
     if dir.is_context(&ndn) {
         return Err(OpError::UnwillingToPerform(
             "a naming context's own entry cannot be renamed".into(),

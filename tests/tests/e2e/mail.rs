@@ -691,6 +691,15 @@ fn model_rules_refuse_what_breaks_them_and_change_nothing() {
     );
     assert_eq!(code, 0, "{out}{err}");
     let fred = "uid=fred,ou=users,dc=example,dc=com";
+    // A domain admin names no domains: that decides where addresses may be.
+    let (code, _, err) = ldapmodify(
+        &server,
+        fred,
+        "Fred-pw-99",
+        "dn: dc=example,dc=com\nchangetype: modify\nadd: associatedDomain\nassociatedDomain: gmail.com\n",
+    );
+    assert_eq!(code, 50, "{err}");
+    assert!(err.contains("only a global admin"), "{err}");
     let (code, _, err) = run_tool(
         "ldapdelete",
         &[
@@ -993,6 +1002,18 @@ dn: uid=olga,ou=users,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPe
     }
     let (code, out, err) = ldapmodify(&server, adam, "Adam-pw-55", domain);
     assert_eq!(code, 0, "{out}{err}");
+    // A domain name one naming context serves is no other's.
+    let (code, _, err) = ldapmodify(
+        &server,
+        adam,
+        "Adam-pw-55",
+        "dn: dc=example,dc=com\nchangetype: modify\nadd: associatedDomain\nassociatedDomain: example.org\n",
+    );
+    assert_eq!(code, 19, "{err}");
+    assert!(
+        err.contains("already a domain of dc=example,dc=org"),
+        "{err}"
+    );
     // An address outside the new domain is refused there too.
     let (code, _, err) = ldapmodify(
         &server,
