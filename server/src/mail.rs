@@ -53,6 +53,18 @@ pub fn check_write(
     entry: &mut Entry,
     before: Option<&Entry>,
 ) -> Result<(), OpError> {
+    check_write_with(dir, reader, entry, before, &[])
+}
+
+/// As [`check_write`], with `more_domains` counted among the entry's domains (`rosterd load`:
+/// the `associatedDomain` names of a domain entry earlier in the same file, not yet stored).
+pub fn check_write_with(
+    dir: &Directory,
+    reader: &Reader,
+    entry: &mut Entry,
+    before: Option<&Entry>,
+    more_domains: &[String],
+) -> Result<(), OpError> {
     let schema = &dir.schema;
     let user = entry.has_object_class(schema, USER_CLASS);
     let contact = entry.has_object_class(schema, CONTACT_CLASS);
@@ -85,7 +97,11 @@ pub fn check_write(
         Ok(())
     };
     let ndn = entry.ndn.clone();
-    let domains = || domains_of(dir, reader, &ndn);
+    let domains = || {
+        let mut d = domains_of(dir, reader, &ndn);
+        d.extend(more_domains.iter().cloned());
+        d
+    };
     if user {
         for uid in values(entry, "uid") {
             check_username(&uid).map_err(OpError::ConstraintViolation)?;

@@ -111,6 +111,7 @@ pub fn load(
             let mut batch = Vec::with_capacity(LOAD_BATCH);
             let store = dir.store.reader();
             let mut addresses = crate::mail::AddressBook::default();
+            let mut file_domains = FileDomains::new();
             let (mut values, mut in_entries) = (0u64, 0u64);
             loop {
                 let mut rec = match reader.next_record() {
@@ -133,10 +134,11 @@ pub fn load(
                         }
                     }
                 }
-                let built = build_entry(dir, rec, stamp, creator).and_then(|entry| {
-                    addresses.claim(dir, &store, &entry)?;
-                    Ok(entry)
-                });
+                let built =
+                    build_entry(dir, rec, stamp, creator, &mut file_domains).and_then(|entry| {
+                        addresses.claim(dir, &store, &entry)?;
+                        Ok(entry)
+                    });
                 match built {
                     Ok(entry) => batch.push((line, entry)),
                     Err(message) => {
@@ -219,6 +221,7 @@ pub fn check(
         std::collections::HashMap::new();
     let mut sum = CheckSummary::default();
     let mut addresses = crate::mail::AddressBook::default();
+    let mut file_domains = FileDomains::new();
     loop {
         let mut rec = match reader.next_record() {
             Ok(Some(rec)) => rec,
@@ -240,7 +243,7 @@ pub fn check(
                 writeln!(report, "{b}")?;
             }
         }
-        let problem = match build_entry(dir, rec, &stamp, creator) {
+        let problem = match build_entry(dir, rec, &stamp, creator, &mut file_domains) {
             Err(message) => Some(message),
             Ok(entry) => {
                 if let Some(first) = seen.get(&entry.ndn) {
@@ -389,13 +392,19 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
+/// The `associatedDomain` names of naming contexts whose entries a load has read, by context.
+pub type FileDomains = std::collections::HashMap<roster_schema::dn::NormDn, Vec<String>>;
+
 /// Turns an LDIF record into a schema-checked entry with the operational attributes a new
 /// entry gets (as slapadd adds them): structuralObjectClass, entryUUID, creator and times.
+/// `file_domains` collects the `associatedDomain` names of the naming contexts' entries read
+/// so far, for the mail model's address rules on the entries after them.
 pub fn build_entry(
     dir: &Directory,
     rec: ldif::LdifRecord,
     stamp: &str,
     creator: Option<&str>,
+    file_domains: &mut FileDomains,
 ) -> Result<Entry, String> {
     let schema = &dir.schema;
     // `from_parts` parses and normalizes the DN and merges repeated attributes (aliases too).
@@ -411,7 +420,20 @@ pub fn build_entry(
             dir.naming.current().names.join("; ")
         ));
     }
-    crate::mail::check_write(dir, &dir.store.reader(), &mut entry, None)
+    if dir.is_context(&entry.ndn) {
+        if let Some(id) = schema.attr_id("associatedDomain") {
+            let names = entry
+                .values_of(id)
+                .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
+                .collect();
+            file_domains.insert(entry.ndn.clone(), names);
+        }
+    }
+    let more = dir
+        .suffix_of(&entry.ndn)
+        .and_then(|s| file_domains.get(&s).cloned())
+        .unwrap_or_default();
+    crate::mail::check_write_with(dir, &dir.store.reader(), &mut entry, None, &more)
         .map_err(|e| crate::error::ldap_result(&e).message)?;
     crate::ops::add::stamp_new_entry(schema, &mut entry, creator, stamp);
     schema.check_entry(&entry).map_err(|e| e.to_string())?;

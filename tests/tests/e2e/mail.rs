@@ -1383,3 +1383,59 @@ dn: uid=olga,ou=users,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPe
         postfix.log()
     );
 }
+
+#[test]
+fn rosterd_load_applies_the_model_with_the_files_own_alias_domains() {
+    let domain = "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\nobjectClass: domainRelatedObject\ndc: example\no: Example\nassociatedDomain: example.com\nassociatedDomain: example.net\n\n\
+dn: ou=users,dc=example,dc=com\nobjectClass: organizationalUnit\nou: users\n\n";
+    let user = |uid: &str, alias: &str| {
+        format!("dn: uid={uid},ou=users,dc=example,dc=com\nobjectClass: inetOrgPerson\nobjectClass: rosterMailUser\nuid: {uid}\ncn: {uid}\nsn: {uid}\nmail: {uid}@example.com\nmailLocalAddress: {alias}\n\n")
+    };
+    // An alias in the alias domain that the file's own domain entry names.
+    let ok = format!("{domain}{}", user("al", "al@example.net"));
+    let server = Rosterd::start(Some(&ok), "");
+    let al = roster_tests::root_search(
+        &server.url(),
+        "uid=al,ou=users,dc=example,dc=com",
+        &["mailLocalAddress"],
+    );
+    assert!(
+        al.contains("mailLocalAddress: al@example.net")
+            && al.contains("mailLocalAddress: al@example.com"),
+        "{al}"
+    );
+    // Addresses of another domain, and the same address twice, stop the load at their line.
+    for (bad, message) in [
+        (
+            format!("{domain}{}", user("al", "al@other.org")),
+            "other.org is not a domain",
+        ),
+        (
+            format!(
+                "{domain}{}{}",
+                user("al", "x@example.com"),
+                user("bo", "x@example.com")
+            ),
+            "user address x@example.com is already used by uid=al",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = write_file(
+            dir.path(),
+            "rosterd.toml",
+            &roster_tests::rosterd_config(""),
+        );
+        let ldif = write_file(dir.path(), "bad.ldif", &bad);
+        let out = roster_tests::rosterd_cmd(&config)
+            .arg("load")
+            .arg(&ldif)
+            .output()
+            .expect("run rosterd load");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(
+            err.contains(message) && err.contains("line "),
+            "{message}: {err}"
+        );
+    }
+}
