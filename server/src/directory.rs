@@ -45,6 +45,9 @@ pub struct Directory {
     /// Held while a naming context is created or ended, from the checks to the list's update,
     /// so that the list and the store's roots agree.
     pub context_lock: std::sync::Mutex<()>,
+    /// Held from the last-global-admin check to the write of a change that concerns the
+    /// global admin group (see `mail::guard_last_global_admin`).
+    pub admins_lock: std::sync::Mutex<()>,
     pub root_ndn: Option<NormDn>,
     /// The global admin group (`access.global_admins`), which may not lose its last member.
     pub global_admins: Option<NormDn>,
@@ -247,6 +250,7 @@ impl Directory {
             settings,
             naming,
             context_lock: std::sync::Mutex::new(()),
+            admins_lock: std::sync::Mutex::new(()),
             root_ndn,
             global_admins,
             subschema_ndn,

@@ -385,6 +385,50 @@ pub enum AdminChange<'a> {
     Modify(&'a Entry),
 }
 
+/// [`check_last_global_admin`] for a change about to be written: when the change concerns
+/// the global admin group (the group itself, or deleting or disabling one of its members), the
+/// check runs under a lock, on the directory as it is then, and the returned guard keeps other
+/// such changes out until the caller has written its own.
+pub fn guard_last_global_admin<'d>(
+    dir: &'d Directory,
+    change: AdminChange<'_>,
+) -> Result<Option<std::sync::MutexGuard<'d, ()>>, OpError> {
+    let Some(group_dn) = &dir.global_admins else {
+        return Ok(None);
+    };
+    let reader = dir.store.reader();
+    let Some((_, group)) = reader.entry_by_dn(group_dn)? else {
+        return Ok(None);
+    };
+    let names = |dn: &NormDn| {
+        dir.schema.attr_id("member").is_some_and(|m| {
+            group.values_of(m).any(|v| {
+                std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|v| roster_schema::Dn::parse(v).ok())
+                    .and_then(|d| d.normalize(&dir.schema).ok())
+                    .is_some_and(|n| n == *dn)
+            })
+        })
+    };
+    let relevant = match &change {
+        AdminChange::Delete(dn) => *dn == group_dn || names(dn),
+        AdminChange::Modify(after) => {
+            after.ndn == *group_dn
+                || (crate::ops::bind::is_disabled(dir, after) && names(&after.ndn))
+        }
+    };
+    if !relevant {
+        return Ok(None);
+    }
+    let guard = match dir.admins_lock.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    check_last_global_admin(dir, &dir.store.reader(), change)?;
+    Ok(Some(guard))
+}
+
 /// Refuses a change that would leave the global admin group (`access.global_admins`) without
 /// an enabled member: deleting or disabling its last one, removing it from the group, or
 /// deleting the group while it has members.

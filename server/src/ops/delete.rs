@@ -65,9 +65,11 @@ fn run(dir: &Directory, who: &Identity, dn: &str, heir: Option<&str>) -> Result<
         }
         _ => false,
     };
-    if !heir_keeps_admin {
-        crate::mail::check_last_global_admin(dir, &reader, crate::mail::AdminChange::Delete(&ndn))?;
-    }
+    let _admins = if heir_keeps_admin {
+        None
+    } else {
+        crate::mail::guard_last_global_admin(dir, crate::mail::AdminChange::Delete(&ndn))?
+    };
     let now = crate::time::generalized_now();
     let touch = super::mark_modified(&dir.schema, who, &now);
     let inherit = |gone: &Entry, heir: &Entry| crate::mail::inherit(&dir.schema, gone, heir);

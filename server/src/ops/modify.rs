@@ -118,7 +118,8 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
     }
     crate::mail::check_write(dir, &reader, &mut entry, Some(&before))?;
     crate::mail::check_domain_claims(dir, who, &reader, &entry, Some(&before))?;
-    crate::mail::check_last_global_admin(dir, &reader, crate::mail::AdminChange::Modify(&entry))?;
+    let _admins =
+        crate::mail::guard_last_global_admin(dir, crate::mail::AdminChange::Modify(&entry))?;
     schema.check_entry(&entry)?;
     let now = crate::time::generalized_now();
     super::set_operational(
