@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 cargo build --locked -p roster-server --bin rosterd
+cargo build --locked -p roster-tools --bin roster
 cargo test --locked --workspace -- --test-threads=2

@@ -175,7 +175,7 @@ member: uid=adam,ou=users,dc=example,dc=com
 
 /// A directory for the mail servers' files that their unprivileged processes can read
 /// (temporary directories are private to their owner).
-struct Shared {
+pub(crate) struct Shared {
     dir: tempfile::TempDir,
     /// The port of rosterd's Postfix policy service.
     policy: u16,
@@ -188,7 +188,7 @@ impl Shared {
         Shared { dir, policy }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 }
@@ -210,7 +210,7 @@ fn localized(name: &str, server: &Rosterd, shared: &Shared) -> String {
         .replace("/var/vmail", &format!("{s}/vmail"))
 }
 
-fn start_directory(extra_toml: &str) -> (Rosterd, Shared) {
+pub(crate) fn start_directory(extra_toml: &str) -> (Rosterd, Shared) {
     let ldif = guide_file("example.ldif") + MORE;
     let policy = free_port();
     let config = guide_file("rosterd-mail.toml")

@@ -12,4 +12,5 @@ mod groups;
 mod mail;
 mod offline;
 mod tls;
+mod tools;
 mod writes;
