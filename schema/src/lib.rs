@@ -14,6 +14,7 @@ pub mod entry;
 pub mod error;
 pub mod filter;
 pub mod model;
+pub mod names;
 mod parse;
 pub mod registry;
 pub mod render;

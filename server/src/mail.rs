@@ -15,6 +15,7 @@
 
 use crate::directory::Directory;
 use crate::error::OpError;
+pub use roster_schema::names::{check_address, check_domain, check_username};
 use roster_schema::{Entry, NormDn};
 use roster_storage::{Reader, UniqueSpec};
 
@@ -220,60 +221,6 @@ fn keep_primary_delivering(dir: &Directory, entry: &mut Entry, before: Option<&E
         }
     }
     entry.attrs.retain(|a| !a.values.is_empty());
-}
-
-/// A user name: letters, digits, `.`, `-` and `_`, starting with a letter or digit, at most
-/// 64 characters. Names are compared without regard to case.
-pub fn check_username(name: &str) -> Result<(), String> {
-    let ok_start = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-    if name.is_empty() || name.len() > 64 || !ok_start || !ok_chars {
-        return Err(format!(
-            "uid {name:?}: a user name has 1 to 64 letters, digits, '.', '-' or '_', starts with a letter or digit, and has no spaces or other special characters"
-        ));
-    }
-    Ok(())
-}
-
-/// An address `local@domain`: a local part of printable characters without spaces, `@` or
-/// angle brackets, and a domain of dot-separated labels.
-pub fn check_address(a: &str) -> Result<(), String> {
-    let Some((local, domain)) = a.rsplit_once('@') else {
-        return Err("not an address (local@domain)".into());
-    };
-    if local.is_empty() {
-        return Err("the part before @ is empty".into());
-    }
-    if local.len() > 64
-        || local.chars().any(|c| {
-            !c.is_ascii_graphic() || matches!(c, '@' | '<' | '>' | '(' | ')' | ',' | ';' | '"')
-        })
-    {
-        return Err("the part before @ has spaces or characters an address cannot hold".into());
-    }
-    check_domain(domain)
-}
-
-fn check_domain(d: &str) -> Result<(), String> {
-    let ok = !d.is_empty()
-        && d.len() <= 253
-        && d.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{d:?} is not a domain name"))
-    }
 }
 
 /// An address a user or group receives mail at: well formed (or `@domain`, the domain's
@@ -648,23 +595,6 @@ impl AddressBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn user_names() {
-        assert!(check_username("j.doe-2_x").is_ok());
-        assert!(check_username("JDoe").is_ok());
-        for bad in [
-            "",
-            "j doe",
-            "jdoe@example.com",
-            ".jdoe",
-            "ñandú",
-            &"a".repeat(65),
-        ] {
-            let e = check_username(bad).unwrap_err();
-            assert!(e.contains("no spaces"), "{bad}: {e}");
-        }
-    }
 
     #[test]
     fn addresses() {

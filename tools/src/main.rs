@@ -2,6 +2,7 @@
 //! remotely and under the same access rules as any client; it never opens the store.
 
 mod connect;
+mod csvin;
 mod csvout;
 mod export;
 
@@ -57,6 +58,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UsersAction {
+    /// Reads a user CSV file as an import would and lists every problem by line and column;
+    /// changes nothing and needs no server.
+    Check {
+        file: PathBuf,
+        /// utf-8 (the default; a byte order mark is skipped) or windows-1252.
+        #[arg(long, default_value = "utf-8")]
+        encoding: csvin::Encoding,
+    },
     /// Writes the domain's users as CSV (the importer's columns).
     Export {
         #[arg(long)]
@@ -107,6 +116,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         no_tls: cli.no_tls,
     };
     match cli.command {
+        Command::Users {
+            action: UsersAction::Check { file, encoding },
+        } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+            let text = csvin::decode(&bytes, encoding)
+                .map_err(|p| anyhow::anyhow!("{}: {p}", file.display()))?;
+            let table = csvin::read_users(&text);
+            for p in &table.problems {
+                println!("{}: {p}", file.display());
+            }
+            eprintln!(
+                "{} users readable, {} problems ({} between fields)",
+                table.rows.len(),
+                table.problems.len(),
+                if table.delimiter == ';' {
+                    "semicolons"
+                } else {
+                    "commas"
+                }
+            );
+            if !table.problems.is_empty() {
+                anyhow::bail!("{} has {} problems", file.display(), table.problems.len());
+            }
+        }
         Command::Users {
             action: UsersAction::Export { domain, output: o },
         } => {

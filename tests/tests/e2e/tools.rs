@@ -126,3 +126,54 @@ fn users_and_groups_export_as_the_seeds_csv() {
     assert!(!ok);
     assert!(err.contains("is not a domain name"), "{err}");
 }
+
+#[test]
+fn users_check_reads_the_seeds_examples_and_names_every_problem() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Seed 001's two examples, one row a line.
+    let semicolons = roster_tests::write_file(
+        dir.path(),
+        "semicolons.csv",
+        "Name;Password;FullName;Description;MailAddress;Groups\r\nabird;VbD66op1;Alexandra Bird;Development;abird;read,all\r\nabird;Ahdpppu4;Edward Wood;Sales;ewood,wood;sales,all\r\nmtaylor;SpoiuS158;Michael Taylor;Assistant;mtaylor,michael.taylor;all\r\n",
+    );
+    let commas = roster_tests::write_file(
+        dir.path(),
+        "commas.csv",
+        "Name;Password;FullName;Description;MailAddress;Groups\nabird,VbD66op1,Alexandra Bird,Development,abird,\"read,all\"\newood,Ahdpppu4,Edward Wood,Sales,\"awood,wood\",\"sales,all\"\nmtaylor,SpoiuS158,Michael Taylor,Assistant,\"mtaylor,michael.taylor\",all\n",
+    );
+    let latin = dir.path().join("latin.csv");
+    std::fs::write(&latin, b"Name;FullName\nmunoz;Mu\xF1oz\n").expect("write");
+    let check = |file: &std::path::Path, extra: &[&str]| {
+        let out = Command::new(workspace_bin("roster"))
+            .args(["users", "check"])
+            .arg(file)
+            .args(extra)
+            .output()
+            .expect("run roster");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = check(&semicolons, &[]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("line 3, column Name: \"abird\" is already on line 2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 users readable, 1 problems (semicolons between fields)"),
+        "{out}"
+    );
+    let (ok, out) = check(&commas, &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("3 users readable, 0 problems (commas between fields)"),
+        "{out}"
+    );
+    let (ok, out) = check(&latin, &[]);
+    assert!(!ok && out.contains("line 2: not valid UTF-8"), "{out}");
+    let (ok, out) = check(&latin, &["--encoding", "windows-1252"]);
+    assert!(ok, "{out}");
+}
