@@ -597,18 +597,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses() {
-        assert!(check_address("j.doe+tag@example.com").is_ok());
-        for bad in [
-            "jdoe",
-            "@example.com",
-            "j doe@example.com",
-            "jdoe@exa mple.com",
-            "jdoe@",
-            "jdoe@-x.com",
-        ] {
-            assert!(check_address(bad).is_err(), "{bad}");
-        }
+    fn local_addresses_are_in_the_entrys_domains() {
         let d = vec!["example.com".to_string()];
         assert!(check_local_address("@example.com", &d, true).is_ok());
         assert!(check_local_address("a@EXAMPLE.com", &d, true).is_ok());

@@ -1,6 +1,8 @@
 //! `roster users export` and `roster groups export`: a domain's users and groups as CSV, in the
 //! columns the importer reads (semicolons between fields, commas inside one).
 
+// The columns of a user row are the importer's; `Password` is never exported.
+use crate::csvin::USER_COLUMNS;
 use crate::csvout::{joined, write_table};
 use ldap3::{LdapConn, Scope, SearchEntry};
 use std::collections::BTreeMap;
@@ -32,22 +34,6 @@ pub fn domain_base(domain: &str) -> Result<String, ExportError> {
         .collect::<Vec<_>>()
         .join(","))
 }
-
-/// The columns of a user row, in order; `Password` is never exported.
-pub const USER_COLUMNS: [&str; 12] = [
-    "Name",
-    "Password",
-    "FullName",
-    "Description",
-    "MailAddress",
-    "Groups",
-    "Enabled",
-    "Role",
-    "IMAP",
-    "POP3",
-    "Identifier",
-    "Quota",
-];
 
 fn search(
     conn: &mut LdapConn,
