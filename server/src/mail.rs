@@ -388,19 +388,13 @@ pub fn check_last_global_admin(
         return Ok(());
     };
     let schema = &dir.schema;
-    let (Some(member), Some(disabled)) = (
-        schema.attr_id("member"),
-        schema.attr_id("rosterAccountDisabled"),
-    ) else {
+    let Some(member) = schema.attr_id("member") else {
         return Ok(());
     };
     let Some((_, group)) = reader.entry_by_dn(group_dn)? else {
         return Ok(());
     };
-    let is_disabled = |e: &Entry| {
-        e.values_of(disabled)
-            .any(|v| v.eq_ignore_ascii_case(b"TRUE"))
-    };
+    let is_disabled = |e: &Entry| crate::ops::bind::is_disabled(dir, e);
     let members = |g: &Entry| -> Vec<NormDn> {
         g.values_of(member)
             .filter_map(|v| std::str::from_utf8(v).ok())

@@ -392,6 +392,17 @@ pub fn run_tool_env(tool: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, St
     )
 }
 
+/// `ldapmodify -x` of `ldif` (changetype records) at `url` as `dn`: (exit code, stdout, stderr).
+pub fn ldapmodify(url: &str, dn: &str, pw: &str, ldif: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let f = write_file(dir.path(), "change.ldif", ldif);
+    let path = f.display().to_string();
+    run_tool(
+        "ldapmodify",
+        &["-x", "-H", url, "-D", dn, "-w", pw, "-f", &path],
+    )
+}
+
 /// Writes `text` to a file in `dir` and returns its path.
 pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

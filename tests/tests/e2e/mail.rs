@@ -548,14 +548,7 @@ fn dovecot_authenticates_per_service_and_refuses_disabled_users_and_contacts() {
 }
 
 fn ldapmodify(server: &Rosterd, dn: &str, pw: &str, ldif: &str) -> (i32, String, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let f = write_file(dir.path(), "change.ldif", ldif);
-    let url = server.url();
-    let path = f.display().to_string();
-    run_tool(
-        "ldapmodify",
-        &["-x", "-H", &url, "-D", dn, "-w", pw, "-f", &path],
-    )
+    roster_tests::ldapmodify(&server.url(), dn, pw, ldif)
 }
 
 /// Every entry with its operational attributes (times, modifiersName), as the root DN sees it.

@@ -27,28 +27,14 @@ fn roster(server: &Rosterd, password: &str, args: &[&str]) -> (bool, String, Str
 fn users_and_groups_export_as_the_seeds_csv() {
     let (server, _shared) = start_directory("");
     // A value a spreadsheet would run as a formula.
-    let url = server.url();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let change = roster_tests::write_file(
-        dir.path(),
-        "c.ldif",
+    let (code, _, err) = roster_tests::ldapmodify(
+        &server.url(),
+        ROOT_DN,
+        ROOT_PW,
         "dn: uid=bob,ou=users,dc=example,dc=com\nchangetype: modify\nreplace: description\ndescription: =HYPERLINK(\"http://x\")\n",
     );
-    let (code, _, err) = roster_tests::run_tool(
-        "ldapmodify",
-        &[
-            "-x",
-            "-H",
-            &url,
-            "-D",
-            ROOT_DN,
-            "-w",
-            ROOT_PW,
-            "-f",
-            change.to_str().expect("path"),
-        ],
-    );
     assert_eq!(code, 0, "{err}");
+    let dir = tempfile::tempdir().expect("temp dir");
 
     let (ok, csv, err) = roster(
         &server,
