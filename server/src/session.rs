@@ -351,11 +351,23 @@ fn refusal(op: &LdapOp, res: LdapResult) -> Option<LdapOp> {
 ///
 /// ldap3_proto drops the criticality of a few controls it decodes (server-side sort, DirSync);
 /// those are ignored as if they were not critical.
-fn read_controls(ctrls: &[LdapControl], is_delete: bool) -> Result<RequestControls, OpError> {
+fn read_controls(ctrls: &[LdapControl], op: &LdapOp) -> Result<RequestControls, OpError> {
+    let is_delete = matches!(op, LdapOp::DelRequest(_));
+    let checks_only = matches!(op, LdapOp::AddRequest(_) | LdapOp::ModifyRequest(_));
     let mut page = None;
     let mut heir = None;
+    let mut write = ops::Write::Commit;
     for c in ctrls {
         let critical_oid = match c {
+            // OpenLDAP's servers take the No-Op control only as critical.
+            LdapControl::Unknown {
+                oid,
+                criticality: true,
+                ..
+            } if checks_only && oid == ops::NO_OP_CONTROL => {
+                write = ops::Write::CheckOnly;
+                None
+            }
             LdapControl::Unknown { oid, value, .. }
                 if is_delete && oid == ops::delete::TRANSFER_CONTROL =>
             {
@@ -406,7 +418,7 @@ fn read_controls(ctrls: &[LdapControl], is_delete: bool) -> Result<RequestContro
             return Err(OpError::UnavailableCriticalExtension(oid.to_string()));
         }
     }
-    Ok(RequestControls { page, heir })
+    Ok(RequestControls { page, heir, write })
 }
 
 /// What the controls of a request ask for.
@@ -415,6 +427,8 @@ struct RequestControls {
     page: Option<PageRequest>,
     /// The transfer control (deletes): who inherits the deleted entry's addresses and groups.
     heir: Option<String>,
+    /// The No-Op control (adds and modifies): check the change, write nothing.
+    write: ops::Write,
 }
 
 impl Session {
@@ -449,9 +463,8 @@ impl Session {
         } else {
             None
         };
-        let is_delete = matches!(op, LdapOp::DelRequest(_));
-        let RequestControls { page, heir } =
-            match refused.map_or_else(|| read_controls(&ctrl, is_delete), Err) {
+        let RequestControls { page, heir, write } =
+            match refused.map_or_else(|| read_controls(&ctrl, &op), Err) {
                 Ok(p) => p,
                 Err(e) => {
                     if let Some(op) = refusal(&op, ldap_result(&e)) {
@@ -645,15 +658,19 @@ impl Session {
                     })),
                 );
                 let hashes = req.attributes.iter().any(|a| audit::is_password(&a.atype));
-                let slot = self.password_slot(hashes).await;
+                let slot = self
+                    .password_slot(hashes && write == ops::Write::Commit)
+                    .await;
                 let res = tokio::task::spawn_blocking(move || {
-                    let r = ops::add::add(&dir, &who, &req);
+                    let r = ops::add::add(&dir, &who, &req, write);
                     drop(slot);
                     r
                 })
                 .await
                 .unwrap_or_else(|e| internal(&e.to_string()));
-                self.audit("add", &dn, &changes, &res);
+                if write == ops::Write::Commit {
+                    self.audit("add", &dn, &changes, &res);
+                }
                 Some(LdapOp::AddResponse(res))
             }
             LdapOp::DelRequest(dn) => {
@@ -693,15 +710,19 @@ impl Session {
                     .changes
                     .iter()
                     .any(|c| audit::is_password(&c.modification.atype));
-                let slot = self.password_slot(hashes).await;
+                let slot = self
+                    .password_slot(hashes && write == ops::Write::Commit)
+                    .await;
                 let res = tokio::task::spawn_blocking(move || {
-                    let r = ops::modify::modify(&dir, &who, &req);
+                    let r = ops::modify::modify(&dir, &who, &req, write);
                     drop(slot);
                     r
                 })
                 .await
                 .unwrap_or_else(|e| internal(&e.to_string()));
-                self.audit("modify", &dn, &changes, &res);
+                if write == ops::Write::Commit {
+                    self.audit("modify", &dn, &changes, &res);
+                }
                 Some(LdapOp::ModifyResponse(res))
             }
             LdapOp::ModifyDNRequest(req) => {

@@ -48,6 +48,13 @@ const META_FORMAT: &[u8] = b"format";
 /// keyspace (u32, big-endian).
 const META_INDEX_PREFIX: &str = "index:";
 
+/// Whether a write commits or only checks that it could (a transaction dropped unwritten).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Commit,
+    CheckOnly,
+}
+
 /// The id of a stored entry. Ids are allocated in ascending order, so bulk-loaded entries get
 /// ids in LDIF order, and search results come in id order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -288,13 +295,26 @@ impl Store {
 
     /// Adds an entry whose parent must exist.
     pub fn add(&self, entry: Entry) -> Result<EntryId> {
-        self.insert(entry, false)
+        self.insert(entry, false, Write::Commit)
+    }
+
+    /// Checks that [`Store::add`] (or [`Store::add_root`] when `may_be_root`) of `entry` would
+    /// succeed now (the DN is free, the parent exists, unique values are unique) and writes
+    /// nothing: the checks run in a write transaction that is dropped.
+    pub fn check_add(&self, entry: Entry, may_be_root: bool) -> Result<()> {
+        self.insert(entry, may_be_root, Write::CheckOnly)
+            .map(|_| ())
+    }
+
+    /// Checks that [`Store::replace`] would succeed now and writes nothing.
+    pub fn check_replace(&self, dn: &NormDn, new: Entry) -> Result<()> {
+        self.replace_with(dn, new, Write::CheckOnly)
     }
 
     /// Adds an entry that may be a root of the tree (a naming context): its parent is linked
     /// when it exists and not required otherwise. The server decides which DNs may be roots.
     pub fn add_root(&self, entry: Entry) -> Result<EntryId> {
-        self.insert(entry, true)
+        self.insert(entry, true, Write::Commit)
     }
 
     /// A loader for many entries at once (offline, like `slapadd`); see [`BulkLoader`].
@@ -315,7 +335,7 @@ impl Store {
             .map_err(|_| StoreError::Poisoned)
     }
 
-    fn insert(&self, entry: Entry, may_be_root: bool) -> Result<EntryId> {
+    fn insert(&self, entry: Entry, may_be_root: bool, write: Write) -> Result<EntryId> {
         let inner = &*self.inner;
         if entry.ndn.is_root() {
             return Err(StoreError::InvalidEntry {
@@ -359,6 +379,9 @@ impl Store {
             }
         };
         self.check_unique(&tx, &entry, None, None)?;
+        if write == Write::CheckOnly {
+            return Ok(EntryId(0));
+        }
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         codec::set_parent(&mut record, parent);
         let id_key = keys::id_bytes(id);
@@ -438,6 +461,10 @@ impl Store {
     /// touched (keys of removed values deleted, keys of added values inserted). The entry keeps
     /// its id and parent. `NoSuchObject` if it does not exist. Schema checks are the caller's.
     pub fn replace(&self, dn: &NormDn, new: Entry) -> Result<()> {
+        self.replace_with(dn, new, Write::Commit)
+    }
+
+    fn replace_with(&self, dn: &NormDn, new: Entry, write: Write) -> Result<()> {
         let inner = &*self.inner;
         if new.ndn != *dn {
             return Err(StoreError::InvalidEntry {
@@ -455,6 +482,9 @@ impl Store {
         let parent = codec::header(id, &old_record)?.parent;
         let old = inner.codec.decode(id, &old_record)?;
         self.check_unique(&tx, &new, Some(id), Some(&old))?;
+        if write == Write::CheckOnly {
+            return Ok(());
+        }
         codec::set_parent(&mut record, parent);
         tx.insert(&inner.id2entry, keys::id_bytes(id), record);
         self.write_index_diff(&mut tx, id, &self.index_keys(&old), &new_keys);

@@ -4,80 +4,21 @@
 // The columns of a user row are the importer's; `Password` is never exported.
 use crate::csvin::USER_COLUMNS;
 use crate::csvout::{joined, write_table};
-use ldap3::{LdapConn, Scope, SearchEntry};
+use crate::domain::{domain_base, DomainError};
+use crate::ldap::{all, first, has, search, SearchError};
+use ldap3::LdapConn;
 use std::collections::BTreeMap;
 use std::io::Write;
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("{0:?} is not a domain name (example.com)")]
-    Domain(String),
-    #[error("search {base}: {message}")]
-    Search { base: String, message: String },
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Search(#[from] SearchError),
     #[error("write the CSV: {0}")]
     Csv(#[from] csv::Error),
-}
-
-/// The naming context of a mail domain: example.com is dc=example,dc=com.
-pub fn domain_base(domain: &str) -> Result<String, ExportError> {
-    let labels: Vec<&str> = domain.trim_end_matches('.').split('.').collect();
-    let ok = labels
-        .iter()
-        .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    if !ok || labels.is_empty() {
-        return Err(ExportError::Domain(domain.to_string()));
-    }
-    Ok(labels
-        .iter()
-        .map(|l| format!("dc={}", l.to_ascii_lowercase()))
-        .collect::<Vec<_>>()
-        .join(","))
-}
-
-fn search(
-    conn: &mut LdapConn,
-    base: &str,
-    filter: &str,
-    attrs: &[&str],
-) -> Result<Vec<SearchEntry>, ExportError> {
-    let failed = |message: String| ExportError::Search {
-        base: base.to_string(),
-        message,
-    };
-    // Paged, so that a domain of any size comes back whole under the server's size limit.
-    let adapters: Vec<Box<dyn ldap3::adapters::Adapter<_, _>>> = vec![
-        Box::new(ldap3::adapters::EntriesOnly::new()),
-        Box::new(ldap3::adapters::PagedResults::new(500)),
-    ];
-    let mut stream = conn
-        .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec())
-        .map_err(|e| failed(e.to_string()))?;
-    let mut out = Vec::new();
-    while let Some(entry) = stream.next().map_err(|e| failed(e.to_string()))? {
-        out.push(SearchEntry::construct(entry));
-    }
-    stream
-        .result()
-        .success()
-        .map_err(|e| failed(e.to_string()))?;
-    Ok(out)
-}
-
-fn first(e: &SearchEntry, attr: &str) -> String {
-    e.attrs
-        .get(attr)
-        .and_then(|v| v.first())
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn all(e: &SearchEntry, attr: &str) -> Vec<String> {
-    e.attrs.get(attr).cloned().unwrap_or_default()
-}
-
-fn has(e: &SearchEntry, attr: &str, value: &str) -> bool {
-    all(e, attr).iter().any(|v| v.eq_ignore_ascii_case(value))
 }
 
 fn yes_no(b: bool) -> String {
@@ -146,8 +87,9 @@ pub fn users(conn: &mut LdapConn, domain: &str, out: &mut dyn Write) -> Result<u
                     r
                 }
             },
-            yes_no(has(u, "rosterService", "imap")),
-            yes_no(has(u, "rosterService", "pop3")),
+            // Either variant of a service counts (the importer gives and takes both).
+            yes_no(has(u, "rosterService", "imap") || has(u, "rosterService", "imapsecured")),
+            yes_no(has(u, "rosterService", "pop3") || has(u, "rosterService", "pop3secured")),
             first(u, "rosterNationalId"),
             first(u, "rosterMailQuota"),
         ]);
@@ -214,20 +156,4 @@ pub fn groups(
         &rows,
     )?;
     Ok(rows.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn domains_name_their_naming_context() {
-        assert_eq!(domain_base("Example.COM").unwrap(), "dc=example,dc=com");
-        assert_eq!(
-            domain_base("mail.example.co.uk").unwrap(),
-            "dc=mail,dc=example,dc=co,dc=uk"
-        );
-        assert!(domain_base("exa mple.com").is_err());
-        assert!(domain_base("").is_err());
-    }
 }

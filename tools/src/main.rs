@@ -4,7 +4,14 @@
 mod connect;
 mod csvin;
 mod csvout;
+mod domain;
 mod export;
+mod import;
+mod ldap;
+mod manage;
+mod members;
+mod nif;
+mod plan;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -66,6 +73,38 @@ enum UsersAction {
         #[arg(long, default_value = "utf-8")]
         encoding: csvin::Encoding,
     },
+    /// Creates and updates the users of a CSV file (semicolons or commas between fields).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        domain: String,
+        #[arg(long, default_value = "utf-8")]
+        encoding: csvin::Encoding,
+        /// Print what would be created, changed or left alone; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Import only these users (comma-separated names; may be repeated).
+        #[arg(long, value_delimiter = ',')]
+        select: Vec<String>,
+        /// New users start with this template's settings (cn=T,ou=templates,<domain>).
+        #[arg(long)]
+        template: Option<String>,
+        /// Create groups the file names that do not exist (otherwise such rows are bad).
+        #[arg(long)]
+        create_groups: bool,
+        /// Passwords in the file also replace those of existing users.
+        #[arg(long)]
+        update_passwords: bool,
+        /// Import the good rows even when some are bad.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// Write what became of every row to this CSV file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Connections writing at once.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+    },
     /// Writes the domain's users as CSV (the importer's columns).
     Export {
         #[arg(long)]
@@ -73,6 +112,43 @@ enum UsersAction {
         /// The file to write (standard output without).
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Disables a user: it can no longer log in; its mail and groups stay.
+    Disable {
+        #[arg(long)]
+        domain: String,
+        name: String,
+    },
+    /// Enables a disabled user.
+    Enable {
+        #[arg(long)]
+        domain: String,
+        name: String,
+    },
+    /// Deletes a user.
+    Delete {
+        #[arg(long)]
+        domain: String,
+        name: String,
+        /// This user receives the deleted user's addresses and group memberships.
+        #[arg(long)]
+        transfer_to: Option<String>,
+    },
+    /// Adds a user to groups (one change per group).
+    Join {
+        #[arg(long)]
+        domain: String,
+        name: String,
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+    /// Removes a user from groups (one change per group).
+    Leave {
+        #[arg(long)]
+        domain: String,
+        name: String,
+        #[arg(required = true)]
+        groups: Vec<String>,
     },
 }
 
@@ -84,6 +160,81 @@ enum GroupsAction {
         domain: String,
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Writes a group's members to users_<domain>_<group>_<YYYY-MM-DD>.csv.
+    ExportMembers {
+        #[arg(long)]
+        domain: String,
+        group: String,
+        /// The directory to write the file in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Writes the member file to fill in: users-mailbox-example.csv (no rows), or with
+    /// --unassigned users-mailbox-available.csv (the users not in the group).
+    Template {
+        #[arg(long)]
+        domain: String,
+        group: String,
+        #[arg(long)]
+        unassigned: bool,
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Adds the users of a filled-in member file (Identifier;Name) to a group.
+    ImportMembers {
+        #[arg(long)]
+        domain: String,
+        group: String,
+        file: PathBuf,
+        #[arg(long, default_value = "utf-8")]
+        encoding: csvin::Encoding,
+    },
+    /// Creates a group.
+    Create {
+        #[arg(long)]
+        domain: String,
+        name: String,
+        /// An address of the group (a local part or a whole address); may be repeated.
+        #[arg(long = "address")]
+        addresses: Vec<String>,
+        /// internal (only the domain's users may write to it), external or security.
+        #[arg(long)]
+        kind: Option<String>,
+        /// The right its members get in the domain: none, read or admin.
+        #[arg(long)]
+        right: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Renames a group; its members, addresses and memberships stay.
+    Rename {
+        #[arg(long)]
+        domain: String,
+        name: String,
+        new_name: String,
+    },
+    /// Deletes a group.
+    Delete {
+        #[arg(long)]
+        domain: String,
+        name: String,
+    },
+    /// Adds users, contacts (by address) or groups to a group, in one change.
+    AddMember {
+        #[arg(long)]
+        domain: String,
+        group: String,
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Removes members from a group, in one change.
+    RemoveMember {
+        #[arg(long)]
+        domain: String,
+        group: String,
+        #[arg(required = true)]
+        members: Vec<String>,
     },
 }
 
@@ -104,6 +255,15 @@ fn output(path: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write>> {
         )),
         None => Box::new(std::io::stdout().lock()),
     })
+}
+
+fn print_membership(who: &str, did: &str, had: &str, m: &manage::Membership) {
+    if !m.changed.is_empty() {
+        println!("{who}: {did} {}", m.changed.join(", "));
+    }
+    if !m.unchanged.is_empty() {
+        println!("{who}: {had} {}", m.unchanged.join(", "));
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -141,6 +301,58 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Users {
+            action:
+                UsersAction::Import {
+                    file,
+                    domain,
+                    encoding,
+                    dry_run,
+                    select,
+                    template,
+                    create_groups,
+                    update_passwords,
+                    skip_invalid,
+                    report,
+                    connections,
+                },
+        } => {
+            let options = import::Options {
+                file,
+                encoding,
+                domain,
+                dry_run,
+                select: select
+                    .iter()
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                template,
+                create_groups,
+                update_passwords,
+                skip_invalid,
+                connections,
+            };
+            let result = import::run(&target, &options)?;
+            result
+                .print(&mut std::io::stdout().lock())
+                .context("write the summary")?;
+            if let Some(path) = &report {
+                let mut f = output(&Some(path.clone()))?;
+                result.write_csv(&mut f).context("write the report")?;
+                f.flush().context("write the report")?;
+            }
+            if !result.complete(skip_invalid) {
+                anyhow::bail!(
+                    "{}",
+                    if result.dry_run || result.count("invalid") > 0 && !skip_invalid {
+                        "the file has problems; nothing was imported"
+                    } else {
+                        "the import did not apply every row (see above)"
+                    }
+                );
+            }
+        }
+        Command::Users {
             action: UsersAction::Export { domain, output: o },
         } => {
             let mut conn = connect::connect(&target)?;
@@ -148,6 +360,88 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let n = export::users(&mut conn, &domain, &mut out)?;
             out.flush().context("write the CSV")?;
             eprintln!("exported {n} users of {domain}");
+        }
+        Command::Users {
+            action: UsersAction::Disable { domain, name },
+        } => {
+            let mut conn = connect::connect(&target)?;
+            let changed =
+                manage::set_disabled(&mut conn, &manage::Scope::new(&domain)?, &name, true)?;
+            println!(
+                "{name}: {}",
+                if changed {
+                    "disabled"
+                } else {
+                    "was already disabled"
+                }
+            );
+        }
+        Command::Users {
+            action: UsersAction::Enable { domain, name },
+        } => {
+            let mut conn = connect::connect(&target)?;
+            let changed =
+                manage::set_disabled(&mut conn, &manage::Scope::new(&domain)?, &name, false)?;
+            println!(
+                "{name}: {}",
+                if changed {
+                    "enabled"
+                } else {
+                    "was already enabled"
+                }
+            );
+        }
+        Command::Users {
+            action:
+                UsersAction::Delete {
+                    domain,
+                    name,
+                    transfer_to,
+                },
+        } => {
+            let mut conn = connect::connect(&target)?;
+            let scope = manage::Scope::new(&domain)?;
+            let dn = manage::delete_user(&mut conn, &scope, &name, transfer_to.as_deref())?;
+            match transfer_to {
+                Some(h) => println!("deleted {dn}; its addresses and groups went to {h}"),
+                None => println!("deleted {dn}"),
+            }
+        }
+        Command::Users {
+            action:
+                UsersAction::Join {
+                    domain,
+                    name,
+                    groups,
+                },
+        } => {
+            let mut conn = connect::connect(&target)?;
+            let m = manage::user_groups(
+                &mut conn,
+                &manage::Scope::new(&domain)?,
+                &name,
+                &groups,
+                true,
+            )?;
+            print_membership(&name, "joined", "was already in", &m);
+        }
+        Command::Users {
+            action:
+                UsersAction::Leave {
+                    domain,
+                    name,
+                    groups,
+                },
+        } => {
+            let mut conn = connect::connect(&target)?;
+            let m = manage::user_groups(
+                &mut conn,
+                &manage::Scope::new(&domain)?,
+                &name,
+                &groups,
+                false,
+            )?;
+            print_membership(&name, "left", "was not in", &m);
         }
         Command::Groups {
             action: GroupsAction::Export { domain, output: o },
@@ -157,6 +451,155 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let n = export::groups(&mut conn, &domain, &mut out)?;
             out.flush().context("write the CSV")?;
             eprintln!("exported {n} groups of {domain}");
+        }
+        Command::Groups {
+            action: GroupsAction::ExportMembers { domain, group, dir },
+        } => {
+            let mut conn = connect::connect(&target)?;
+            let d = domain::Domain::read(&mut conn, &domain)?;
+            let date = time::OffsetDateTime::now_utc().date();
+            let path = dir.join(members::export_file_name(
+                &d.name,
+                &group,
+                &date.to_string(),
+            ));
+            let mut out = output(&Some(path.clone()))?;
+            let n = members::export(&d, &group, &mut out)?;
+            out.flush().context("write the CSV")?;
+            println!("{}: {n} members of {group}", path.display());
+        }
+        Command::Groups {
+            action:
+                GroupsAction::Template {
+                    domain,
+                    group,
+                    unassigned,
+                    dir,
+                },
+        } => {
+            let mut conn = connect::connect(&target)?;
+            let d = domain::Domain::read(&mut conn, &domain)?;
+            let name = if unassigned {
+                "users-mailbox-available.csv"
+            } else {
+                "users-mailbox-example.csv"
+            };
+            let path = dir.join(name);
+            let mut out = output(&Some(path.clone()))?;
+            let n = members::template(&d, &group, unassigned, &mut out)?;
+            out.flush().context("write the CSV")?;
+            println!("{}: {n} users", path.display());
+        }
+        Command::Groups {
+            action:
+                GroupsAction::ImportMembers {
+                    domain,
+                    group,
+                    file,
+                    encoding,
+                },
+        } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+            let text = csvin::decode(&bytes, encoding)
+                .map_err(|p| anyhow::anyhow!("{}: {p}", file.display()))?;
+            let mut conn = connect::connect(&target)?;
+            let d = domain::Domain::read(&mut conn, &domain)?;
+            let r = members::import(&mut conn, &d, &group, &text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            for (line, id) in &r.unknown {
+                println!("line {line}: unknown identifier {id:?}");
+            }
+            for (line, why) in &r.invalid {
+                println!("line {line}: invalid: {why}");
+            }
+            println!(
+                "added {}, already members {}, unknown identifiers {}, invalid lines {}",
+                r.added.len(),
+                r.already.len(),
+                r.unknown.len(),
+                r.invalid.len()
+            );
+        }
+        Command::Groups {
+            action:
+                GroupsAction::Create {
+                    domain,
+                    name,
+                    addresses,
+                    kind,
+                    right,
+                    description,
+                },
+        } => {
+            let mut conn = connect::connect(&target)?;
+            let dn = manage::create_group(
+                &mut conn,
+                &manage::Scope::new(&domain)?,
+                &manage::NewGroup {
+                    name,
+                    addresses,
+                    kind,
+                    right,
+                    description,
+                },
+            )?;
+            println!("created {dn}");
+        }
+        Command::Groups {
+            action:
+                GroupsAction::Rename {
+                    domain,
+                    name,
+                    new_name,
+                },
+        } => {
+            let mut conn = connect::connect(&target)?;
+            let dn =
+                manage::rename_group(&mut conn, &manage::Scope::new(&domain)?, &name, &new_name)?;
+            println!("renamed {dn} to {new_name}");
+        }
+        Command::Groups {
+            action: GroupsAction::Delete { domain, name },
+        } => {
+            let mut conn = connect::connect(&target)?;
+            let dn = manage::delete_group(&mut conn, &manage::Scope::new(&domain)?, &name)?;
+            println!("deleted {dn}");
+        }
+        Command::Groups {
+            action:
+                GroupsAction::AddMember {
+                    domain,
+                    group,
+                    members,
+                },
+        } => {
+            let mut conn = connect::connect(&target)?;
+            let m = manage::members(
+                &mut conn,
+                &manage::Scope::new(&domain)?,
+                &group,
+                &members,
+                true,
+            )?;
+            print_membership(&group, "added", "already has", &m);
+        }
+        Command::Groups {
+            action:
+                GroupsAction::RemoveMember {
+                    domain,
+                    group,
+                    members,
+                },
+        } => {
+            let mut conn = connect::connect(&target)?;
+            let m = manage::members(
+                &mut conn,
+                &manage::Scope::new(&domain)?,
+                &group,
+                &members,
+                false,
+            )?;
+            print_membership(&group, "removed", "does not have", &m);
         }
     }
     Ok(())

@@ -19,7 +19,7 @@ use roster_storage::StoreError;
 pub const TRANSFER_CONTROL: &str = "2.25.24255257495890672766456308829707613084.3.1";
 
 pub fn delete(dir: &Directory, who: &Identity, dn: &str, heir: Option<&str>) -> LdapResult {
-    super::write_result(dir, "delete", run(dir, who, dn, heir))
+    super::write_result(dir, "delete", super::Write::Commit, run(dir, who, dn, heir))
 }
 
 fn run(dir: &Directory, who: &Identity, dn: &str, heir: Option<&str>) -> Result<(), OpError> {

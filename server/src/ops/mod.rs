@@ -18,7 +18,7 @@ pub mod search;
 
 use crate::directory::Directory;
 use crate::error::OpError;
-use ldap3_proto::proto::LdapResult;
+use ldap3_proto::proto::{LdapResult, LdapResultCode};
 use roster_schema::{AttrDesc, Attribute, Entry, NormDn, Schema};
 
 /// Sets an operational attribute the server maintains (modifiersName, modifyTimestamp) to
@@ -48,10 +48,30 @@ pub fn mark_modified<'a>(
     }
 }
 
+/// The OID of the No-Op control (OpenLDAP's, draft-zeilenga-ldap-noop): the server checks an
+/// add or modify as if it were to be written, answers as it would, and writes nothing.
+pub const NO_OP_CONTROL: &str = "1.3.6.1.4.1.4203.1.10.2";
+
+/// Whether a write is made or only checked (the No-Op control).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Commit,
+    CheckOnly,
+}
+
 /// The result of a write: success, or the failure's result code, logging store failures (and
 /// ending the process on fatal ones, see `Directory::store_failed`).
-pub fn write_result(dir: &Directory, operation: &str, r: Result<(), OpError>) -> LdapResult {
+pub fn write_result(
+    dir: &Directory,
+    operation: &str,
+    write: Write,
+    r: Result<(), OpError>,
+) -> LdapResult {
     match r {
+        Ok(()) if write == Write::CheckOnly => crate::error::result(
+            LdapResultCode::Success,
+            format!("no-op: the {operation} was checked and not written"),
+        ),
         Ok(()) => crate::error::success(),
         Err(e) => {
             if let OpError::Store(inner) = &e {

@@ -3,7 +3,7 @@
 //! namingViolation), and the store replaces the entry in one transaction writing
 //! only the index keys that changed. Either every change takes effect or none does.
 
-use super::Identity;
+use super::{Identity, Write};
 use crate::access::Rights;
 use crate::directory::Directory;
 use crate::error::OpError;
@@ -11,11 +11,23 @@ use crate::password;
 use ldap3_proto::proto::{LdapModify, LdapModifyRequest, LdapModifyType, LdapResult};
 use roster_schema::{AttrDesc, AttrId, Attribute, Dn, Entry, Schema};
 
-pub fn modify(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> LdapResult {
-    super::write_result(dir, "modify", run(dir, who, req))
+/// Applies the changes, or with `write` = [`Write::CheckOnly`] (the No-Op control) checks
+/// them all and writes nothing.
+pub fn modify(
+    dir: &Directory,
+    who: &Identity,
+    req: &LdapModifyRequest,
+    write: Write,
+) -> LdapResult {
+    super::write_result(dir, "modify", write, run(dir, who, req, write))
 }
 
-fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), OpError> {
+fn run(
+    dir: &Directory,
+    who: &Identity,
+    req: &LdapModifyRequest,
+    write: Write,
+) -> Result<(), OpError> {
     super::require_authenticated(who)?;
     let schema = &dir.schema;
     let ndn = Dn::parse(&req.dn)?.normalize(schema)?;
@@ -88,16 +100,21 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
     }
     let structural_before = schema.structural_class(&entry).ok();
     let before = entry.clone();
+    // A checked change stores nothing: the cheapest scheme stands in for the slow one.
+    let scheme = match write {
+        Write::Commit => dir.settings.password_scheme,
+        Write::CheckOnly => password::Scheme::Ssha,
+    };
     for change in &changes {
         apply(
             schema,
-            dir.settings.password_scheme,
+            scheme,
             &|e, clear| dir.check_password(e, clear),
             &mut entry,
             change,
         )?;
     }
-    if !lock_changes.is_empty() {
+    if !lock_changes.is_empty() && write == Write::Commit {
         if dir.lockout.clear(&ndn) {
             crate::audit::emit(
                 "unlocked",
@@ -129,7 +146,10 @@ fn run(dir: &Directory, who: &Identity, req: &LdapModifyRequest) -> Result<(), O
         who.dn().as_bytes(),
     );
     super::set_operational(schema, &mut entry.attrs, "modifyTimestamp", now.as_bytes());
-    dir.store.replace(&ndn, entry)?;
+    match write {
+        Write::Commit => dir.store.replace(&ndn, entry)?,
+        Write::CheckOnly => dir.store.check_replace(&ndn, entry)?,
+    }
     Ok(())
 }
 

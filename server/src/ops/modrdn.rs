@@ -11,7 +11,7 @@ use roster_schema::{Attribute, Dn, Schema};
 use roster_storage::StoreError;
 
 pub fn modify_dn(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> LdapResult {
-    super::write_result(dir, "modify DN", run(dir, who, req))
+    super::write_result(dir, "modify DN", super::Write::Commit, run(dir, who, req))
 }
 
 fn run(dir: &Directory, who: &Identity, req: &LdapModifyDNRequest) -> Result<(), OpError> {
