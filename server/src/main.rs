@@ -101,8 +101,14 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         data_dir: cli.data_dir.clone(),
     };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log_level))?;
+    // The protocol crate warns of every control it has no type for; the session reads those
+    // itself (and refuses the critical ones it does not know), so the warning is noise, one
+    // line per request of an import that sends the No-Op control.
+    if let Ok(quiet) = "ldap3_proto::control=error".parse() {
+        filter = filter.add_directive(quiet);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -91,6 +91,8 @@ pub struct Table {
     pub problems: Vec<Problem>,
     /// The delimiter between fields of the rows (`;` or `,`).
     pub delimiter: char,
+    /// The user name (as written, perhaps empty) on each line with a problem.
+    pub names: HashMap<u64, String>,
 }
 
 /// Decodes `bytes` as `encoding`; invalid UTF-8 is a problem naming its line.
@@ -221,6 +223,10 @@ pub fn read_users(text: &str) -> Table {
             }
         };
         let line = line_at(rest, record.position().map_or(0, |p| p.byte()));
+        if let Some(i) = columns.iter().position(|c| *c == Some("Name")) {
+            let name = record.get(i).unwrap_or_default().trim().to_string();
+            table.names.insert(line, name);
+        }
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
@@ -270,6 +276,7 @@ pub fn read_users(text: &str) -> Table {
             continue;
         }
         names.insert(name.to_ascii_lowercase(), line);
+        table.names.remove(&line);
         table.rows.push(row);
     }
     table

@@ -23,6 +23,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+/// Why the good rows of a file with bad ones are not imported.
+const BLOCKED: &str = "the file has invalid rows (--skip-invalid imports the others)";
+
 /// Rows written before their groups are updated.
 const CHUNK: usize = 1000;
 /// Member values added to a group in one modify.
@@ -161,16 +164,24 @@ impl Report {
             writeln!(out, "{p}")?;
         }
         for l in &self.lines {
-            let show = !matches!(
-                l.outcome,
-                Outcome::Created | Outcome::Updated(_) | Outcome::Unchanged | Outcome::NotSelected
-            );
+            let show = match &l.outcome {
+                Outcome::Created
+                | Outcome::Updated(_)
+                | Outcome::Unchanged
+                | Outcome::NotSelected => false,
+                // The good rows of a file that is not imported: the count says it.
+                Outcome::NotApplied(r) => r != BLOCKED,
+                _ => true,
+            };
             if show {
                 match &l.outcome {
                     Outcome::Invalid(problems) => {
                         for p in problems {
                             writeln!(out, "{p}")?;
                         }
+                    }
+                    Outcome::Would(what) => {
+                        writeln!(out, "line {} {}: would {what}", l.line, l.name)?
                     }
                     o => writeln!(
                         out,
@@ -366,6 +377,7 @@ pub fn run(target: &Target, o: &Options) -> anyhow::Result<Report> {
                 .iter()
                 .find(|p| p.line == *line)
                 .map(|p| p.name.clone())
+                .or_else(|| table.names.get(line).cloned())
                 .unwrap_or_default()
         } else {
             name.clone()
@@ -416,9 +428,7 @@ pub fn run(target: &Target, o: &Options) -> anyhow::Result<Report> {
             report.lines.push(Line {
                 line: p.line,
                 name: p.name.clone(),
-                outcome: Outcome::NotApplied(
-                    "the file has invalid rows (--skip-invalid imports the others)".into(),
-                ),
+                outcome: Outcome::NotApplied(BLOCKED.into()),
             });
         }
         report.lines.sort_by_key(|l| l.line);
@@ -567,7 +577,12 @@ fn apply(conns: &mut [LdapConn], domain: &Domain, good: &[Planned], report: &mut
         let Some(conn) = conns.first_mut() else {
             return;
         };
-        for (group, rows) in joining {
+        for (group, mut rows) in joining {
+            // A user removed again after an earlier group's refusal joins no other group.
+            rows.retain(|i| !matches!(outcomes.get(*i), Some(Outcome::Failed(_))));
+            if rows.is_empty() {
+                continue;
+            }
             let members: Vec<String> = rows
                 .iter()
                 .filter_map(|i| chunk.get(*i))

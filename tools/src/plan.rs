@@ -143,7 +143,12 @@ impl Rules<'_> {
             } else {
                 format!("{v}@{}", self.domain.name)
             };
-            if let Err(m) = roster_schema::names::check_address(&full) {
+            // `@domain` is the domain's catch-all.
+            let checked = match full.strip_prefix('@') {
+                Some(d) => roster_schema::names::check_domain(d),
+                None => roster_schema::names::check_address(&full),
+            };
+            if let Err(m) = checked {
                 problems.push(("MailAddress", format!("{full:?}: {m}")));
                 continue;
             }

@@ -210,8 +210,13 @@ fn localized(name: &str, server: &Rosterd, shared: &Shared) -> String {
         .replace("/var/vmail", &format!("{s}/vmail"))
 }
 
+/// The guide's example directory and the tests' additions, as LDIF.
+pub(crate) fn directory_ldif() -> String {
+    guide_file("example.ldif") + MORE
+}
+
 pub(crate) fn start_directory(extra_toml: &str) -> (Rosterd, Shared) {
-    let ldif = guide_file("example.ldif") + MORE;
+    let ldif = directory_ldif();
     let policy = free_port();
     let config = guide_file("rosterd-mail.toml")
         .replace("127.0.0.1:10040", &format!("127.0.0.1:{policy}"))

@@ -9,6 +9,7 @@ mod crash;
 mod deployed;
 mod differential;
 mod groups;
+mod import;
 mod mail;
 mod offline;
 mod tls;

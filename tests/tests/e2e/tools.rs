@@ -5,7 +5,7 @@ use roster_tests::{workspace_bin, Rosterd, ROOT_DN, ROOT_PW};
 use std::process::Command;
 
 /// Runs `roster ARGS` as the root DN over StartTLS: (success, stdout, stderr).
-fn roster(server: &Rosterd, password: &str, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn roster(server: &Rosterd, password: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(workspace_bin("roster"))
         .arg("--url")
         .arg(server.url())
