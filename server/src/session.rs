@@ -364,7 +364,7 @@ fn read_controls(ctrls: &[LdapControl], op: &LdapOp) -> Result<RequestControls, 
                 oid,
                 criticality: true,
                 ..
-            } if checks_only && oid == ops::NO_OP_CONTROL => {
+            } if checks_only && (oid == ops::NO_OP_CONTROL || oid == ops::NO_OP_CONTROL_DRAFT) => {
                 write = ops::Write::CheckOnly;
                 None
             }

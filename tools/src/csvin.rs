@@ -285,8 +285,9 @@ pub fn read_users(text: &str) -> Table {
 /// The file's line number of byte `at` of the text after the header.
 pub(crate) fn line_at(rest: &str, at: u64) -> u64 {
     let mut at = usize::try_from(at).unwrap_or(usize::MAX).min(rest.len());
-    // After a CRLF the csv crate places the next record at the LF.
-    if rest.as_bytes().get(at) == Some(&b'\n') {
+    // The csv crate places a record after the line ends and blank lines before it (after a
+    // CRLF, at the LF).
+    while matches!(rest.as_bytes().get(at), Some(b'\n' | b'\r')) {
         at += 1;
     }
     2 + rest

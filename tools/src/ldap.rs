@@ -6,7 +6,7 @@ use ldap3::{LdapConn, Mod, Scope, SearchEntry};
 use std::collections::HashSet;
 
 /// The No-Op control (OpenLDAP's and rosterd's): the server checks the write and makes none.
-pub const NO_OP: &str = "1.3.6.1.4.1.4203.1.10.2";
+pub const NO_OP: &str = "1.3.6.1.4.1.4203.666.5.2";
 
 /// rosterd's transfer control: a deleted user's addresses and groups go to the DN in its value.
 pub const TRANSFER: &str = "2.25.24255257495890672766456308829707613084.3.1";

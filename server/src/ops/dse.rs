@@ -9,6 +9,7 @@ pub const SUPPORTED_CONTROLS: &[&str] = &[
     "1.2.840.113556.1.4.319",        // simple paged results (RFC 2696)
     "2.16.840.1.113730.3.4.2", // manageDsaIT (RFC 3296): accepted; there are no referral entries
     super::NO_OP_CONTROL,      // adds and modifies checked, not written
+    super::NO_OP_CONTROL_DRAFT, // the same, by the draft's OID
     super::delete::TRANSFER_CONTROL, // Roster: delete a user and give its addresses and groups to another
 ];
 

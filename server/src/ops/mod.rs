@@ -48,9 +48,12 @@ pub fn mark_modified<'a>(
     }
 }
 
-/// The OID of the No-Op control (OpenLDAP's, draft-zeilenga-ldap-noop): the server checks an
-/// add or modify as if it were to be written, answers as it would, and writes nothing.
-pub const NO_OP_CONTROL: &str = "1.3.6.1.4.1.4203.1.10.2";
+/// The OID of the No-Op control (draft-zeilenga-ldap-noop): the server checks an add or
+/// modify as if it were to be written, answers as it would, and writes nothing. This is the
+/// OID OpenLDAP's libraries send today (`ldapmodify -e '!noop'`).
+pub const NO_OP_CONTROL: &str = "1.3.6.1.4.1.4203.666.5.2";
+/// The draft's registered OID for the same control, which older clients send.
+pub const NO_OP_CONTROL_DRAFT: &str = "1.3.6.1.4.1.4203.1.10.2";
 
 /// Whether a write is made or only checked (the No-Op control).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

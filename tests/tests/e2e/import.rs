@@ -16,7 +16,7 @@ const COMMAS: &str = "Name;Password;FullName;Description;MailAddress;Groups\nabi
 
 /// The entries under `base` matching `filter` as the root DN: DN (lower case) -> attribute
 /// (lower case) -> values.
-fn entries(
+pub(crate) fn entries(
     server: &Rosterd,
     base: &str,
     filter: &str,
@@ -50,7 +50,7 @@ fn entries(
         .collect()
 }
 
-fn members(server: &Rosterd, group: &str) -> Vec<String> {
+pub(crate) fn members(server: &Rosterd, group: &str) -> Vec<String> {
     let dn = format!("cn={group},ou=groups,dc=example,dc=com");
     let mut m = entries(server, &dn, "(objectClass=*)", &["member"])
         .remove(&dn)
@@ -63,7 +63,7 @@ fn members(server: &Rosterd, group: &str) -> Vec<String> {
     m
 }
 
-fn user_dn(name: &str) -> String {
+pub(crate) fn user_dn(name: &str) -> String {
     format!("uid={name},ou=users,dc=example,dc=com")
 }
 
@@ -285,7 +285,7 @@ fn the_seeds_examples_import_as_their_administrators_expect() {
 }
 
 /// Runs `roster ARGS` bound as `dn`: (success, stdout + stderr).
-fn roster_as(server: &Rosterd, dn: &str, pw: &str, args: &[&str]) -> (bool, String) {
+pub(crate) fn roster_as(server: &Rosterd, dn: &str, pw: &str, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(roster_tests::workspace_bin("roster"))
         .arg("--url")
         .arg(server.url())
@@ -609,7 +609,11 @@ fn an_import_cut_short_by_the_server_says_exactly_what_was_applied() {
     let group = members(&server, "cutters");
     for name in by_result.get("created").into_iter().flatten() {
         let i: usize = name.trim_start_matches("cut").parse().expect("number");
-        assert_eq!(group.contains(&user_dn(name)), i.is_multiple_of(2), "{name}");
+        assert_eq!(
+            group.contains(&user_dn(name)),
+            i.is_multiple_of(2),
+            "{name}"
+        );
     }
     for name in by_result
         .get("created without groups")

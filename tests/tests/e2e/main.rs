@@ -11,6 +11,7 @@ mod differential;
 mod groups;
 mod import;
 mod mail;
+mod manage;
 mod offline;
 mod tls;
 mod tools;
