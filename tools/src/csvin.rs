@@ -211,18 +211,19 @@ pub fn read_users(text: &str) -> Table {
         .delimiter(row_delim)
         .from_reader(rest.as_bytes());
     let mut names: HashMap<String, u64> = HashMap::new();
+    let mut lines = Lines::new(rest);
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = line_at(rest, e.position().map_or(0, |p| p.byte()));
+                let line = lines.of(e.position().map_or(0, |p| p.byte()));
                 table
                     .problems
                     .push(problem(line, None, format!("unreadable: {e}")));
                 continue;
             }
         };
-        let line = line_at(rest, record.position().map_or(0, |p| p.byte()));
+        let line = lines.of(record.position().map_or(0, |p| p.byte()));
         if let Some(i) = columns.iter().position(|c| *c == Some("Name")) {
             let name = record.get(i).unwrap_or_default().trim().to_string();
             table.names.insert(line, name);
@@ -282,21 +283,48 @@ pub fn read_users(text: &str) -> Table {
     table
 }
 
-/// The file's line number of byte `at` of the text after the header.
-pub(crate) fn line_at(rest: &str, at: u64) -> u64 {
-    let mut at = usize::try_from(at).unwrap_or(usize::MAX).min(rest.len());
-    // The csv crate places a record after the line ends and blank lines before it (after a
-    // CRLF, at the LF).
-    while matches!(rest.as_bytes().get(at), Some(b'\n' | b'\r')) {
-        at += 1;
+/// Line numbers of the text after the header (so the first is line 2), for byte offsets
+/// that come in increasing order as the csv reader reports them; counting resumes where the
+/// last one stopped, so numbering a whole file reads it once.
+pub(crate) struct Lines<'a> {
+    text: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    pub(crate) fn new(text: &'a str) -> Lines<'a> {
+        Lines {
+            text: text.as_bytes(),
+            at: 0,
+            line: 2,
+        }
     }
-    2 + rest
-        .as_bytes()
-        .get(..at)
-        .unwrap_or_default()
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count() as u64
+
+    /// The line of byte `at`.
+    pub(crate) fn of(&mut self, at: u64) -> u64 {
+        let mut at = usize::try_from(at)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        // The csv crate places a record after the line ends and blank lines before it (after
+        // a CRLF, at the LF).
+        while matches!(self.text.get(at), Some(b'\n' | b'\r')) {
+            at += 1;
+        }
+        if at < self.at {
+            self.at = 0;
+            self.line = 2;
+        }
+        self.line += self
+            .text
+            .get(self.at..at)
+            .unwrap_or_default()
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        self.at = at;
+        self.line
+    }
 }
 
 #[cfg(test)]

@@ -145,14 +145,12 @@ pub fn import(
         .flexible(true)
         .delimiter(b';')
         .from_reader(rest.as_bytes());
+    let mut lines = crate::csvin::Lines::new(&rest);
     for record in reader.records() {
         let (line, record) = match record {
-            Ok(r) => (
-                crate::csvin::line_at(&rest, r.position().map_or(0, |p| p.byte())),
-                r,
-            ),
+            Ok(r) => (lines.of(r.position().map_or(0, |p| p.byte())), r),
             Err(e) => {
-                let line = crate::csvin::line_at(&rest, e.position().map_or(0, |p| p.byte()));
+                let line = lines.of(e.position().map_or(0, |p| p.byte()));
                 out.invalid.push((line, format!("unreadable: {e}")));
                 continue;
             }

@@ -9,10 +9,13 @@ use std::collections::BTreeMap;
 
 const POLICY: &str = "[[password_policy]]\nmin_length = 8\nmin_classes = 3\nnot_username = true\n";
 
-/// Seed 001's semicolon example, one row a line (it names abird twice).
-const SEMICOLONS: &str = "Name;Password;FullName;Description;MailAddress;Groups\r\nabird;VbD66op1;Alexandra Bird;Development;abird;read,all\r\nabird;Ahdpppu4;Edward Wood;Sales;ewood,wood;sales,all\r\nmtaylor;SpoiuS158;Michael Taylor;Assistant;mtaylor,michael.taylor;all\r\n";
-/// Seed 001's comma example, with its semicolon header.
-const COMMAS: &str = "Name;Password;FullName;Description;MailAddress;Groups\nabird,VbD66op1,Alexandra Bird,Development,abird,\"read,all\"\newood,Ahdpppu4,Edward Wood,Sales,\"awood,wood\",\"sales,all\"\nmtaylor,SpoiuS158,Michael Taylor,Assistant,\"mtaylor,michael.taylor\",all\n";
+/// The roster tool's guide; the tests use its files as printed.
+pub(crate) const TOOL_GUIDE: &str = include_str!("../../../docs/roster-tool.md");
+
+/// A file of the tool's guide.
+pub(crate) fn tool_file(name: &str) -> String {
+    crate::mail::fenced(TOOL_GUIDE, name)
+}
 
 /// The entries under `base` matching `filter` as the root DN: DN (lower case) -> attribute
 /// (lower case) -> values.
@@ -81,8 +84,13 @@ fn import(server: &Rosterd, file: &std::path::Path, extra: &[&str]) -> (bool, St
 fn the_seeds_examples_import_as_their_administrators_expect() {
     let (server, _shared) = start_directory(POLICY);
     let dir = tempfile::tempdir().expect("temp dir");
-    let semi = write_file(dir.path(), "semicolons.csv", SEMICOLONS);
-    let commas = write_file(dir.path(), "commas.csv", COMMAS);
+    // Seed 001's examples (the semicolon one names abird twice).
+    let semi = write_file(
+        dir.path(),
+        "semicolons.csv",
+        &tool_file("users-semicolons.csv"),
+    );
+    let commas = write_file(dir.path(), "commas.csv", &tool_file("users-commas.csv"));
 
     // abird twice: the second row is bad, so by default nothing is imported.
     let (ok, out) = import(&server, &semi, &["--create-groups"]);
@@ -373,15 +381,21 @@ fn every_bad_row_is_named_and_options_select_what_is_imported() {
         "{out}"
     );
 
-    // --template: the template's services, quota and groups for new users.
-    let (code, _, err) = roster_tests::ldapmodify(
-        &server.url(),
-        ROOT_DN,
-        ROOT_PW,
-        "dn: ou=templates,dc=example,dc=com\nchangetype: add\nobjectClass: organizationalUnit\nou: templates\n\n\
-         dn: cn=staff,ou=templates,dc=example,dc=com\nchangetype: add\nobjectClass: rosterTemplate\ncn: staff\n\
-         rosterService: imap\nrosterService: imapsecured\nrosterMailQuota: 1000\n\
-         rosterTemplateGroup: cn=info,ou=groups,dc=example,dc=com\n",
+    // --template: the template's services, quota and groups for new users (the guide's).
+    let template = write_file(dir.path(), "template.ldif", &tool_file("template.ldif"));
+    let (code, _, err) = roster_tests::run_tool(
+        "ldapadd",
+        &[
+            "-x",
+            "-H",
+            &server.url(),
+            "-D",
+            ROOT_DN,
+            "-w",
+            ROOT_PW,
+            "-f",
+            template.to_str().expect("path"),
+        ],
     );
     assert_eq!(code, 0, "{err}");
     let file = write_file(dir.path(), "wes.csv", "Name;Quota\nwes;\nxia;5K\n");
@@ -395,7 +409,7 @@ fn every_bad_row_is_named_and_options_select_what_is_imported() {
     );
     let wes = &found[&user_dn("wes")];
     assert_eq!(wes["rosterservice"], vec!["imap", "imapsecured"]);
-    assert_eq!(wes["rostermailquota"], vec!["1000"]);
+    assert_eq!(wes["rostermailquota"], vec!["2147483648"]);
     assert_eq!(found[&user_dn("xia")]["rostermailquota"], vec!["5120"]);
     assert!(members(&server, "info").contains(&user_dn("wes")));
     let (ok, out) = import(&server, &file, &["--template", "nope"]);

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 const GUIDE: &str = include_str!("../../../docs/mail-servers.md");
 
-/// The file of the guide whose fence says `file=<name>`, as printed.
-fn guide_file(name: &str) -> String {
-    let mut lines = GUIDE.lines();
+/// The file of a guide whose fence says `file=<name>`, as printed.
+pub(crate) fn fenced(guide: &str, name: &str) -> String {
+    let mut lines = guide.lines();
     let marker = format!("file={name}");
     while let Some(line) = lines.next() {
         if line.starts_with("```") && line.split_whitespace().any(|w| w == marker) {
@@ -25,7 +25,12 @@ fn guide_file(name: &str) -> String {
             return body.join("\n") + "\n";
         }
     }
-    panic!("docs/mail-servers.md has no file={name}");
+    panic!("the guide has no file={name}");
+}
+
+/// The file of `docs/mail-servers.md` whose fence says `file=<name>`.
+fn guide_file(name: &str) -> String {
+    fenced(GUIDE, name)
 }
 
 /// More of the example domain: users with forwarding, a disabled one, one without IMAP, a

@@ -152,6 +152,23 @@ fn member_templates_and_files_follow_the_seed() {
             user_dn("alice")
         ]
     );
+    // The guide's example file, into staff.
+    let example = write_file(dir.path(), "members.csv", &crate::import::tool_file("members.csv"));
+    let (ok, out) = run(
+        &server,
+        &[
+            "groups",
+            "import-members",
+            "staff",
+            example.to_str().expect("path"),
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("line 4: invalid: \"12345678A\": the check letter is Z, not A")
+            && out.contains("added 3, already members 0, unknown identifiers 0, invalid lines 1"),
+        "{out}"
+    );
     // An unknown group is named.
     let (ok, out) = run(&server, &["groups", "import-members", "nosuch", path]);
     assert!(

@@ -116,16 +116,17 @@ fn users_and_groups_export_as_the_seeds_csv() {
 #[test]
 fn users_check_reads_the_seeds_examples_and_names_every_problem() {
     let dir = tempfile::tempdir().expect("temp dir");
-    // Seed 001's two examples, one row a line.
+    // Seed 001's two examples as the tool's guide prints them; the semicolon one with CRLF
+    // line ends, as a spreadsheet on Windows saves it.
     let semicolons = roster_tests::write_file(
         dir.path(),
         "semicolons.csv",
-        "Name;Password;FullName;Description;MailAddress;Groups\r\nabird;VbD66op1;Alexandra Bird;Development;abird;read,all\r\nabird;Ahdpppu4;Edward Wood;Sales;ewood,wood;sales,all\r\nmtaylor;SpoiuS158;Michael Taylor;Assistant;mtaylor,michael.taylor;all\r\n",
+        &crate::import::tool_file("users-semicolons.csv").replace('\n', "\r\n"),
     );
     let commas = roster_tests::write_file(
         dir.path(),
         "commas.csv",
-        "Name;Password;FullName;Description;MailAddress;Groups\nabird,VbD66op1,Alexandra Bird,Development,abird,\"read,all\"\newood,Ahdpppu4,Edward Wood,Sales,\"awood,wood\",\"sales,all\"\nmtaylor,SpoiuS158,Michael Taylor,Assistant,\"mtaylor,michael.taylor\",all\n",
+        &crate::import::tool_file("users-commas.csv"),
     );
     let latin = dir.path().join("latin.csv");
     std::fs::write(&latin, b"Name;FullName\nmunoz;Mu\xF1oz\n").expect("write");
