@@ -153,7 +153,11 @@ fn member_templates_and_files_follow_the_seed() {
         ]
     );
     // The guide's example file, into staff.
-    let example = write_file(dir.path(), "members.csv", &crate::import::tool_file("members.csv"));
+    let example = write_file(
+        dir.path(),
+        "members.csv",
+        &crate::import::tool_file("members.csv"),
+    );
     let (ok, out) = run(
         &server,
         &[
