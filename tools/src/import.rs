@@ -59,11 +59,16 @@ pub enum Outcome {
     Failed(String),
     /// Not tried: the import stopped before this row.
     NotApplied(String),
-    /// Written, but the listed groups were not updated (the server went away or refused).
+    /// Sent, but the connection was lost before the answer: the change may or may not have been
+    /// made. Running the import again settles it.
+    InDoubt(String),
+    /// Written, but the listed groups were not updated (the server went away or refused); with
+    /// `doubt`, a group change was in flight when the connection was lost and may have been made.
     WithoutGroups {
         created: bool,
         groups: Vec<String>,
         reason: String,
+        doubt: bool,
     },
     /// `--dry-run`: what would be done.
     Would(String),
@@ -79,8 +84,15 @@ impl Outcome {
             Outcome::NotSelected => "not selected",
             Outcome::Failed(_) => "failed",
             Outcome::NotApplied(_) => "not applied",
-            Outcome::WithoutGroups { created: true, .. } => "created without groups",
-            Outcome::WithoutGroups { .. } => "updated without groups",
+            Outcome::InDoubt(_) => "in doubt",
+            Outcome::WithoutGroups {
+                created: true,
+                doubt: false,
+                ..
+            } => "created without groups",
+            Outcome::WithoutGroups { doubt: false, .. } => "updated without groups",
+            Outcome::WithoutGroups { created: true, .. } => "created, groups in doubt",
+            Outcome::WithoutGroups { .. } => "updated, groups in doubt",
             Outcome::Would(_) => "dry run",
         }
     }
@@ -96,9 +108,18 @@ impl Outcome {
                 })
                 .collect::<Vec<_>>()
                 .join("; "),
-            Outcome::Failed(r) | Outcome::NotApplied(r) | Outcome::Would(r) => r.clone(),
+            Outcome::Failed(r)
+            | Outcome::NotApplied(r)
+            | Outcome::InDoubt(r)
+            | Outcome::Would(r) => r.clone(),
+            Outcome::WithoutGroups {
+                groups,
+                reason,
+                doubt: false,
+                ..
+            } => format!("not in {}: {reason}", groups.join(",")),
             Outcome::WithoutGroups { groups, reason, .. } => {
-                format!("not in {}: {reason}", groups.join(","))
+                format!("maybe not in {}: {reason}", groups.join(","))
             }
             _ => String::new(),
         }
@@ -134,9 +155,10 @@ impl Report {
         self.fatal.is_empty()
             && self.lines.iter().all(|l| match &l.outcome {
                 Outcome::Invalid(_) => skip_invalid,
-                Outcome::Failed(_) | Outcome::NotApplied(_) | Outcome::WithoutGroups { .. } => {
-                    false
-                }
+                Outcome::Failed(_)
+                | Outcome::NotApplied(_)
+                | Outcome::InDoubt(_)
+                | Outcome::WithoutGroups { .. } => false,
                 _ => true,
             })
     }
@@ -209,7 +231,7 @@ impl Report {
         } else {
             writeln!(
                 out,
-                "created {}, updated {}, unchanged {}, skipped {} ({} invalid, {} not selected), failed {}, not applied {}, without groups {}{}",
+                "created {}, updated {}, unchanged {}, skipped {} ({} invalid, {} not selected), failed {}, not applied {}, without groups {}{}{}",
                 n("created"),
                 n("updated"),
                 n("unchanged"),
@@ -219,6 +241,10 @@ impl Report {
                 n("failed"),
                 n("not applied"),
                 n("created without groups") + n("updated without groups"),
+                match n("in doubt") + n("created, groups in doubt") + n("updated, groups in doubt") {
+                    0 => String::new(),
+                    d => format!(", in doubt {d} (run the import again)"),
+                },
                 groups_note(&self.groups_created, "created groups"),
             )
         }
@@ -360,15 +386,15 @@ pub fn run(target: &Target, o: &Options) -> anyhow::Result<Report> {
     progress.finish_and_clear();
     for (p, r) in writes.iter().zip(checked) {
         match r {
-            Ok(()) => {}
-            Err(WriteError::Refused { text, rc }) => {
+            Sent::Done(Ok(())) => {}
+            Sent::Done(Err(WriteError::Refused { text, rc })) => {
                 bad.entry(p.line).or_default().1.push(Problem {
                     line: p.line,
                     column: column_of(&text),
                     message: format!("the server refuses it: {text} (result {rc})"),
                 })
             }
-            Err(e @ WriteError::Connection(_)) => anyhow::bail!("checking line {}: {e}", p.line),
+            Sent::Done(Err(e)) | Sent::Not(e) => anyhow::bail!("checking line {}: {e}", p.line),
         }
     }
     for (line, (name, problems)) in &bad {
@@ -451,13 +477,21 @@ fn progress_bar(n: u64, what: &'static str) -> indicatif::ProgressBar {
     bar
 }
 
+/// An item's result from [`parallel`].
+enum Sent<R> {
+    /// `f` ran; a connection error means the change was in flight when the connection was lost.
+    Done(Result<R, WriteError>),
+    /// Never sent: the connections were lost first, with this error.
+    Not(WriteError),
+}
+
 /// Runs `f` on every item over the connections, one thread each; results in item order. A
-/// connection that fails leaves its thread, and the items nobody took get the same error.
-fn parallel<T: Sync, R: Send + Clone>(
+/// connection that fails leaves its thread; the items nobody took are [`Sent::Not`].
+fn parallel<T: Sync, R: Send>(
     conns: &mut [LdapConn],
     items: &[T],
     f: impl Fn(&mut LdapConn, &T) -> Result<R, WriteError> + Sync,
-) -> Vec<Result<R, WriteError>> {
+) -> Vec<Sent<R>> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<R, WriteError>>>> =
         Mutex::new((0..items.len()).map(|_| None).collect());
@@ -495,7 +529,10 @@ fn parallel<T: Sync, R: Send + Clone>(
         .into_inner()
         .unwrap_or_default()
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(lost.clone())))
+        .map(|r| match r {
+            Some(r) => Sent::Done(r),
+            None => Sent::Not(lost.clone()),
+        })
         .collect()
 }
 
@@ -537,7 +574,7 @@ fn apply(conns: &mut [LdapConn], domain: &Domain, good: &[Planned], report: &mut
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(chunk.len());
         for (p, r) in chunk.iter().zip(results) {
             outcomes.push(match r {
-                Ok(()) => match &p.action {
+                Sent::Done(Ok(())) => match &p.action {
                     Action::Create { .. } => Outcome::Created,
                     Action::Update { columns, .. } => Outcome::Updated(columns.clone()),
                     Action::Unchanged { .. } if !p.joins.is_empty() => {
@@ -545,10 +582,16 @@ fn apply(conns: &mut [LdapConn], domain: &Domain, good: &[Planned], report: &mut
                     }
                     Action::Unchanged { .. } => Outcome::Unchanged,
                 },
-                Err(WriteError::Refused { rc, text }) => {
+                Sent::Done(Err(WriteError::Refused { rc, text })) => {
                     Outcome::Failed(format!("{text} (result {rc})"))
                 }
-                Err(e @ WriteError::Connection(_)) => {
+                Sent::Done(Err(e @ WriteError::Connection(_))) => {
+                    stopped.get_or_insert_with(|| e.to_string());
+                    Outcome::InDoubt(format!(
+                        "{e}, with the change in flight: it may or may not have been made"
+                    ))
+                }
+                Sent::Not(e) => {
                     stopped.get_or_insert_with(|| e.to_string());
                     Outcome::NotApplied(e.to_string())
                 }
@@ -588,12 +631,15 @@ fn apply(conns: &mut [LdapConn], domain: &Domain, good: &[Planned], report: &mut
                 .filter_map(|i| chunk.get(*i))
                 .map(|p| p.action.dn().to_string())
                 .collect();
+            let tried = stopped.is_none();
             let r = match &stopped {
                 Some(reason) => Err(WriteError::Connection(reason.clone())),
                 None => add_members(conn, domain, &mut group_dns, &group, &members, report),
             };
             let Err(e) = r else { continue };
             let refused = matches!(e, WriteError::Refused { .. });
+            // A group change cut off in flight may have been made.
+            let doubt = tried && !refused;
             if !refused {
                 stopped.get_or_insert_with(|| e.to_string());
             }
@@ -611,24 +657,38 @@ fn apply(conns: &mut [LdapConn], domain: &Domain, good: &[Planned], report: &mut
                             ));
                             continue;
                         }
+                        Err(d @ WriteError::Connection(_)) => {
+                            stopped.get_or_insert_with(|| d.to_string());
+                            *outcome = Outcome::InDoubt(format!(
+                                "the group {group} refused the new member ({e}); removing the user again lost the connection ({d}): it may still exist"
+                            ));
+                            continue;
+                        }
                         Err(d) => {
                             *outcome = Outcome::WithoutGroups {
                                 created,
                                 groups: vec![group.clone()],
                                 reason: format!("{e}; removing the user failed too: {d}"),
+                                doubt: false,
                             };
                             continue;
                         }
                     }
                 }
                 match outcome {
-                    Outcome::WithoutGroups { groups, .. } => groups.push(group.clone()),
-                    Outcome::Failed(_) => {}
+                    Outcome::WithoutGroups {
+                        groups, doubt: d, ..
+                    } => {
+                        groups.push(group.clone());
+                        *d |= doubt;
+                    }
+                    Outcome::Failed(_) | Outcome::InDoubt(_) => {}
                     _ => {
                         *outcome = Outcome::WithoutGroups {
                             created,
                             groups: vec![group.clone()],
                             reason: e.to_string(),
+                            doubt,
                         }
                     }
                 }
