@@ -3,7 +3,8 @@
 # differential tests) and its command-line tools, openssl (TLS version checks), python3-ldap3
 # (a Python client), ldclt (from 389-ds-base) for benchmarks, and the mail servers the mail
 # model is tested with: Postfix with its LDAP tables, Dovecot with LDAP, IMAP and POP3, and
-# swaks (an SMTP client).
+# swaks (an SMTP client), and Samba as an Active Directory domain controller (the upstream of
+# `roster sync`; samba-ad-provision holds the AD schema that provisioning needs).
 # Services are kept from starting on their own; the tests start their own on loopback.
 set -euo pipefail
 need=()
@@ -21,6 +22,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -e /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
 [ -e /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
+[ -x /usr/sbin/samba ] || need+=(samba samba-ad-dc winbind)
+[ -d /usr/share/samba/setup/ad-schema ] || need+=(samba-ad-provision)
 # Mailboxes belong to a vmail user, as docs/mail-servers.md sets it up.
 if ! id vmail >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

@@ -4,6 +4,7 @@
 //! and stop them when the handle is dropped.
 
 pub mod data;
+pub mod samba;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
