@@ -71,6 +71,12 @@ pub struct User {
     pub quota: String,
     /// Has the `rosterMailUser` class.
     pub mail_user: bool,
+    pub given_name: String,
+    pub surname: String,
+    /// The sync job it is mapped by (empty for local users), its id and DN there.
+    pub upstream: String,
+    pub upstream_id: String,
+    pub upstream_dn: String,
 }
 
 /// A group as stored.
@@ -80,6 +86,12 @@ pub struct Group {
     pub cn: String,
     /// Member DNs as [`dn_key`]s.
     pub members: HashSet<String>,
+    pub description: String,
+    pub addresses: Vec<String>,
+    /// The sync job it is mapped by (empty for local groups), its id and DN there.
+    pub upstream: String,
+    pub upstream_id: String,
+    pub upstream_dn: String,
 }
 
 /// A template's defaults for new users.
@@ -112,7 +124,7 @@ pub struct Domain {
     pub owners: HashMap<String, String>,
 }
 
-pub const USER_ATTRS: [&str; 14] = [
+pub const USER_ATTRS: [&str; 18] = [
     "objectClass",
     "uid",
     "cn",
@@ -127,6 +139,10 @@ pub const USER_ATTRS: [&str; 14] = [
     "rosterMailQuota",
     "rosterMailboxEnabled",
     "rosterForwardingAddress",
+    "givenName",
+    "rosterUpstream",
+    "rosterUpstreamId",
+    "rosterUpstreamDn",
 ];
 
 pub fn user_of(e: &SearchEntry) -> User {
@@ -143,6 +159,11 @@ pub fn user_of(e: &SearchEntry) -> User {
         national_id: first(e, "rosterNationalId"),
         quota: first(e, "rosterMailQuota"),
         mail_user: has(e, "objectClass", "rosterMailUser"),
+        given_name: first(e, "givenName"),
+        surname: first(e, "sn"),
+        upstream: first(e, "rosterUpstream"),
+        upstream_id: first(e, "rosterUpstreamId"),
+        upstream_dn: first(e, "rosterUpstreamDn"),
     }
 }
 
@@ -151,6 +172,11 @@ fn group_of(e: &SearchEntry) -> Group {
         dn: e.dn.clone(),
         cn: first(e, "cn"),
         members: all(e, "member").iter().map(|m| dn_key(m)).collect(),
+        description: first(e, "description"),
+        addresses: all(e, "mailLocalAddress"),
+        upstream: first(e, "rosterUpstream"),
+        upstream_id: first(e, "rosterUpstreamId"),
+        upstream_dn: first(e, "rosterUpstreamDn"),
     }
 }
 
@@ -203,7 +229,15 @@ impl Domain {
             conn,
             &domain.base,
             "(objectClass=groupOfNames)",
-            &["cn", "member"],
+            &[
+                "cn",
+                "member",
+                "description",
+                "mailLocalAddress",
+                "rosterUpstream",
+                "rosterUpstreamId",
+                "rosterUpstreamDn",
+            ],
         )? {
             let g = group_of(&e);
             domain.groups.insert(g.cn.to_ascii_lowercase(), g);

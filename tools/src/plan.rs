@@ -596,6 +596,7 @@ mod tests {
                 dn: "cn=all,ou=groups,dc=example,dc=com".into(),
                 cn: "all".into(),
                 members: ["uid=ann,ou=users,dc=example,dc=com".to_string()].into(),
+                ..Group::default()
             },
         );
         d.users.insert(
