@@ -1,8 +1,8 @@
 //! A real Active Directory domain controller for the sync tests: Debian's Samba, provisioned
 //! into a temporary directory and serving LDAP (389) and LDAPS (636) on 127.0.0.1 only, with a
 //! certificate for 127.0.0.1 from a CA of the test's own. Samba's LDAP ports cannot be moved,
-//! so one domain controller runs at a time: [`Samba::start`] holds a lock until the handle is
-//! dropped, and a provisioned domain is kept as a template so later tests copy it instead of
+//! so one domain controller runs at a time on the machine: [`Samba::start`] holds a lock (a
+//! file lock too, for other test processes) until the handle is dropped, and a provisioned domain is kept as a template so later tests copy it instead of
 //! provisioning again.
 
 use std::path::{Path, PathBuf};
@@ -24,6 +24,8 @@ pub struct Samba {
     child: Child,
     dir: tempfile::TempDir,
     _turn: MutexGuard<'static, ()>,
+    /// Held (locked) while this domain controller owns ports 389 and 636.
+    _machine_turn: std::fs::File,
 }
 
 fn run(cmd: &mut Command) {
@@ -137,6 +139,13 @@ impl Samba {
     /// A fresh copy of the provisioned domain, started; waits until LDAPS answers.
     pub fn start() -> Samba {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let machine_turn = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("roster-samba.lock"))
+            .expect("open the samba lock file");
+        machine_turn.lock().expect("lock the samba lock file");
         let template = template();
         let dir = tempfile::tempdir().expect("temp dir");
         let status = Command::new("cp")
@@ -170,6 +179,7 @@ impl Samba {
             child,
             dir,
             _turn: turn,
+            _machine_turn: machine_turn,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
