@@ -12,6 +12,7 @@ mod manage;
 mod members;
 mod nif;
 mod plan;
+mod sync;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -60,6 +61,30 @@ enum Command {
     Groups {
         #[command(subcommand)]
         action: GroupsAction,
+    },
+    /// Maps the users and groups of an upstream directory (Active Directory, eDirectory,
+    /// LDAP) into a domain, once or on a schedule (docs/sync.md). Exit status: 0 done, 1 the
+    /// run failed (nothing, or what it lists, was changed), 2 done but some entries could not
+    /// be mapped (each is named).
+    Sync {
+        /// The job's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Run once and exit (the default).
+        #[arg(long, conflicts_with = "every")]
+        once: bool,
+        /// Run now and then again after each DURATION (30s, 15m, 1h), until stopped.
+        #[arg(long, value_name = "DURATION")]
+        every: Option<String>,
+        /// Print what the run would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Read all of the upstream, whatever the stored state says.
+        #[arg(long)]
+        full: bool,
+        /// Allow this many removals in this run (a number, or a percentage such as 50%).
+        #[arg(long, value_name = "N")]
+        max_deletes: Option<String>,
     },
 }
 
@@ -243,7 +268,11 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("roster: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.downcast_ref::<Unmapped>().is_some() {
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }
@@ -266,6 +295,90 @@ fn print_membership(who: &str, did: &str, had: &str, m: &manage::Membership) {
     }
 }
 
+/// Why `roster sync` ends with status 2: the run was made, some entries were not mapped.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} entries could not be mapped (listed above)")]
+struct Unmapped(usize);
+
+fn sync_command(
+    target: &connect::Target,
+    config: &std::path::Path,
+    every: Option<String>,
+    dry_run: bool,
+    full: bool,
+    max_deletes: Option<String>,
+) -> anyhow::Result<()> {
+    let cfg = sync::config::SyncConfig::load(config)?;
+    let every = every
+        .map(|e| sync::config::parse_duration(&e).map_err(|m| anyhow::anyhow!("--every {m}")))
+        .transpose()?;
+    let max_deletes = max_deletes
+        .map(|m| sync::config::Cap::parse(&m).map_err(|e| anyhow::anyhow!("--max-deletes {e}")))
+        .transpose()?;
+    // The [rosterd] table of the job names the server and account; the command line's
+    // options stand in for what it leaves out.
+    let rosterd = match &cfg.rosterd {
+        Some(r) => connect::Target {
+            url: r.url.clone(),
+            bind_dn: r.bind_dn.clone().or_else(|| target.bind_dn.clone()),
+            password_file: r
+                .password_file
+                .clone()
+                .or_else(|| target.password_file.clone()),
+            password_env: target.password_env.clone(),
+            ca: r.ca.clone().or_else(|| target.ca.clone()),
+            no_tls: target.no_tls,
+        },
+        None => connect::Target {
+            url: target.url.clone(),
+            bind_dn: target.bind_dn.clone(),
+            password_file: target.password_file.clone(),
+            password_env: target.password_env.clone(),
+            ca: target.ca.clone(),
+            no_tls: target.no_tls,
+        },
+    };
+    let opts = sync::Options {
+        dry_run,
+        full,
+        max_deletes,
+    };
+    loop {
+        let outcome = sync::run_once(&cfg, &rosterd, &opts);
+        let result = match outcome {
+            Ok(report) => {
+                for c in &report.changes {
+                    println!("{c}");
+                }
+                println!("{}", report.text());
+                if report.errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(anyhow::Error::new(Unmapped(report.errors.len())))
+                }
+            }
+            Err(e) => {
+                if let sync::SyncError::TooManyDeletes { report, .. }
+                | sync::SyncError::Interrupted { report, .. } = &e
+                {
+                    for c in &report.changes {
+                        println!("{c}");
+                    }
+                    println!("{}", report.text());
+                }
+                Err(anyhow::anyhow!("sync {}: {e}", cfg.name))
+            }
+        };
+        let Some(every) = every else {
+            return result;
+        };
+        if let Err(e) = result {
+            eprintln!("roster: {e:#}");
+        }
+        std::thread::sleep(every);
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let target = connect::Target {
         url: cli.url.clone(),
@@ -276,6 +389,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         no_tls: cli.no_tls,
     };
     match cli.command {
+        Command::Sync {
+            config,
+            once: _,
+            every,
+            dry_run,
+            full,
+            max_deletes,
+        } => sync_command(&target, &config, every, dry_run, full, max_deletes)?,
         Command::Users {
             action: UsersAction::Check { file, encoding },
         } => {
