@@ -235,6 +235,24 @@ impl Samba {
         )
     }
 
+    /// `samba-tool ARGS` against this domain's database: its standard output.
+    pub fn tool_output(&self, args: &[&str]) -> String {
+        let out = Command::new("samba-tool")
+            .args(args)
+            .arg(format!(
+                "--configfile={}",
+                self.dir.path().join("etc/smb.conf").display()
+            ))
+            .output()
+            .expect("run samba-tool");
+        assert!(
+            out.status.success(),
+            "samba-tool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Runs `samba-tool ARGS` against this domain's database.
     pub fn tool(&self, args: &[&str]) {
         run(Command::new("samba-tool").args(args).arg(format!(

@@ -56,7 +56,7 @@ pub(crate) fn entries(
 pub(crate) fn members(server: &Rosterd, group: &str) -> Vec<String> {
     let dn = format!("cn={group},ou=groups,dc=example,dc=com");
     let mut m = entries(server, &dn, "(objectClass=*)", &["member"])
-        .remove(&dn)
+        .remove(&dn.to_ascii_lowercase())
         .and_then(|mut a| a.remove("member"))
         .unwrap_or_default();
     for v in m.iter_mut() {

@@ -253,6 +253,19 @@ pub fn plan(
             }),
         }
     }
+    // Users renamed by this run: groups name them by their new DN once the rename is made
+    // (the server rewrites the member values), so groups are planned against that.
+    let mut renamed: HashMap<String, String> = HashMap::new();
+    for e in &p.entries {
+        for s in &e.steps {
+            if let Step::Rename { dn, new_rdn } = s {
+                if e.kind == Kind::User {
+                    let parent = dn.split_once(',').map(|(_, p)| p).unwrap_or("");
+                    renamed.insert(dn_key(dn), dn_key(&format!("{new_rdn},{parent}")));
+                }
+            }
+        }
+    }
     // Groups of this run by upstream DN, for flattening.
     let group_dns: HashSet<String> = snap.groups.iter().map(|g| dn_key(&g.dn)).collect();
     let mut group_names: HashMap<String, String> = domain
@@ -269,11 +282,20 @@ pub fn plan(
     for g in &snap.groups {
         seen_groups.insert(g.id.clone());
         let members = members_here(cfg, snap, g, &group_dns, &dn_here);
+        let old = groups_by_id.get(&g.id).map(|old| {
+            let mut old = (*old).clone();
+            old.members = old
+                .members
+                .iter()
+                .map(|m| renamed.get(m).cloned().unwrap_or_else(|| m.clone()))
+                .collect();
+            old
+        });
         match plan_group(
             cfg,
             domain,
             g,
-            groups_by_id.get(&g.id).copied(),
+            old.as_ref(),
             &members,
             &mut group_names,
             &mut p,
@@ -292,7 +314,7 @@ pub fn plan(
         if snap.full {
             !seen.contains(id) && !unreadable_ids.contains(id)
         } else {
-            snap.gone.contains(id) && !seen.contains(id)
+            snap.gone.contains(id) && !seen.contains(id) && !unreadable_ids.contains(id)
         }
     };
     let mut gone_users: Vec<&&crate::domain::User> = users_by_id
@@ -694,6 +716,21 @@ fn plan_group(
         .values()
         .filter(|u| u.upstream.eq_ignore_ascii_case(&cfg.name))
         .map(|u| dn_key(&u.dn))
+        .chain(
+            p.entries
+                .iter()
+                .filter(|e| e.kind == Kind::User)
+                .flat_map(|e| {
+                    e.steps.iter().filter_map(|s| match s {
+                        Step::Add { dn, .. } => Some(dn_key(dn)),
+                        Step::Rename { dn, new_rdn } => {
+                            let parent = dn.split_once(',').map(|(_, p)| p).unwrap_or("");
+                            Some(dn_key(&format!("{new_rdn},{parent}")))
+                        }
+                        _ => None,
+                    })
+                }),
+        )
         .collect();
     let add: Vec<String> = members
         .iter()

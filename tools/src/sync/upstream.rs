@@ -12,6 +12,9 @@ use std::collections::{HashMap, HashSet};
 /// AD's Show Deleted control: tombstones are returned too.
 const SHOW_DELETED: &str = "1.2.840.113556.1.4.417";
 
+/// The number of values AD returns of one attribute in one read (MaxValRange).
+const AD_RANGE: u64 = 1500;
+
 /// Why the upstream could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -315,13 +318,27 @@ impl<'c> Upstream<'c> {
         v
     }
 
+    /// The member attribute as a group search asks for it.
+    fn member_request(&self) -> String {
+        let attr = &self.cfg.groups.members;
+        if self.cfg.upstream.kind == Kind::Ad {
+            format!("{attr};range=0-{}", AD_RANGE - 1)
+        } else {
+            attr.clone()
+        }
+    }
+
     fn group_attrs(&self) -> Vec<String> {
         let m = &self.cfg.groups;
+        // AD hands out at most 1,500 values of an attribute in one read; asking for the
+        // first range outright makes every domain controller (Samba's too) answer in ranges,
+        // which `members` then follows to the end.
+        let members = self.member_request();
         let mut v = vec![
             self.cfg.users.id.clone(),
             m.name.clone(),
             m.description.clone(),
-            m.members.clone(),
+            members,
             "modifyTimestamp".into(),
         ];
         v.extend(m.addresses.iter().cloned());
@@ -463,9 +480,16 @@ impl<'c> Upstream<'c> {
         }
         if let Some(c) = &changed {
             // Changed entries the filters no longer select have left the job.
+            // In AD the whole domain is searched, so that an entry moved out of the bases is
+            // seen to have left too.
             let id = self.cfg.users.id.clone();
-            let mut bases = self.cfg.user_bases.clone();
-            bases.extend(self.cfg.group_bases.iter().cloned());
+            let mut bases = if kind == Kind::Ad && !nc.is_empty() {
+                vec![nc.clone()]
+            } else {
+                let mut b = self.cfg.user_bases.clone();
+                b.extend(self.cfg.group_bases.iter().cloned());
+                b
+            };
             bases.sort();
             bases.dedup();
             for base in bases {
@@ -588,7 +612,8 @@ impl<'c> Upstream<'c> {
             let Some((e2, values)) = part.ranged(attr) else {
                 break;
             };
-            if values.is_empty() {
+            let moved_on = e2 == "*" || e2.parse::<u64>().is_ok_and(|n| n >= next);
+            if values.is_empty() || !moved_on {
                 break;
             }
             out.extend(
@@ -621,6 +646,7 @@ impl<'c> Upstream<'c> {
         let mut queue: Vec<String> = known.values().flatten().cloned().collect();
         let mut asked: HashSet<String> = HashSet::new();
         let attr = self.cfg.groups.members.clone();
+        let request = self.member_request();
         while let Some(dn) = queue.pop() {
             let key = dn.to_ascii_lowercase();
             if known.contains_key(&key)
@@ -634,7 +660,7 @@ impl<'c> Upstream<'c> {
                 &dn,
                 Scope::Base,
                 "(|(objectClass=group)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
-                &[attr.as_str()],
+                &[request.as_str()],
                 Vec::new(),
             ) {
                 Ok(f) => f,

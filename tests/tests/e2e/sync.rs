@@ -1,0 +1,470 @@
+//! `roster sync` through the real binary, from a real Samba Active Directory domain controller
+//! into a real rosterd, with the job file of `docs/sync.md` as printed: the first run, changes
+//! read incrementally (renames, disabled accounts, deletions through tombstones, entries moved
+//! out of the searched base, group members), the deletion cap, an upstream that is down, a
+//! 2,000-member group read through AD's ranged values, and nested groups flattened on request.
+//! Each run is a new process, so every incremental run resumes from the state stored in the
+//! directory.
+
+use crate::import::{entries, members};
+use crate::mail::start_directory;
+use roster_tests::samba::{Samba, ADMIN_DN, ADMIN_PW, LDAPS_URL};
+use roster_tests::{workspace_bin, write_file, Rosterd, ROOT_PW};
+use std::path::Path;
+
+const GUIDE: &str = include_str!("../../../docs/sync.md");
+const STAFF: &str = "OU=Staff,DC=corp,DC=example,DC=com";
+
+/// The guide's job file with the test's servers, CAs and password files in place.
+fn job_file(dir: &Path, server: &Rosterd, samba: &Samba, extra: &str) -> std::path::PathBuf {
+    let admin_pw = write_file(dir, "admin.pw", &format!("{ROOT_PW}\n"));
+    let corp_pw = write_file(dir, "corp.pw", &format!("{ADMIN_PW}\n"));
+    let text = crate::mail::fenced(GUIDE, "corp-sync.toml")
+        .replace("ldap://127.0.0.1:3389", &server.url())
+        .replace(
+            "/etc/roster/ca.pem",
+            &server.generated_ca().display().to_string(),
+        )
+        .replace("/etc/roster/admin.pw", &admin_pw.display().to_string())
+        .replace("ldaps://dc1.corp.example.com:636", LDAPS_URL)
+        .replace("/etc/roster/corp-ca.pem", &samba.ca().display().to_string())
+        .replace(
+            "CN=roster-sync,CN=Users,DC=corp,DC=example,DC=com",
+            ADMIN_DN,
+        )
+        .replace("/etc/roster/corp.pw", &corp_pw.display().to_string());
+    write_file(dir, "corp-sync.toml", &format!("{extra}{text}"))
+}
+
+/// `roster sync --config JOB ARGS`: (exit code, stdout + stderr).
+fn sync(job: &Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(workspace_bin("roster"))
+        .arg("sync")
+        .arg("--config")
+        .arg(job)
+        .args(args)
+        .output()
+        .expect("run roster");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The number of entries a run says it read.
+fn read_count(out: &str) -> usize {
+    out.lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once(" run, ")?;
+            rest.split_once(" entries read")?.0.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no summary in {out}"))
+}
+
+/// `unicodePwd` as AD takes it: the quoted password in UTF-16LE, base64.
+fn unicode_pwd(pw: &str) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = format!("\"{pw}\"")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// An AD user under OU=Staff, enabled (or disabled) with a password.
+fn ad_user(cn: &str, sam: &str, mail: &str, aliases: &[&str], disabled: bool) -> String {
+    let (given, sn) = cn.split_once(' ').unwrap_or((cn, cn));
+    let mut ldif = format!(
+        "dn: CN={cn},{STAFF}\nchangetype: add\nobjectClass: user\nsAMAccountName: {sam}\n\
+         givenName: {given}\nsn: {sn}\ndisplayName: {cn}\nmail: {mail}\nproxyAddresses: SMTP:{mail}\n"
+    );
+    for a in aliases {
+        ldif.push_str(&format!("proxyAddresses: smtp:{a}\n"));
+    }
+    ldif.push_str(&format!(
+        "unicodePwd:: {}\nuserAccountControl: {}\n\n",
+        unicode_pwd(&format!("Pw-{sam}-1")),
+        if disabled { 514 } else { 512 }
+    ));
+    ldif
+}
+
+fn ad(samba: &Samba, ldif: &str) {
+    let (code, out, err) = samba.ldapmodify(ldif);
+    assert_eq!(code, 0, "{out}{err}\n{ldif}");
+}
+
+fn user(server: &Rosterd, uid: &str) -> Option<std::collections::BTreeMap<String, Vec<String>>> {
+    let dn = format!("uid={uid},ou=users,dc=example,dc=com");
+    entries(
+        server,
+        "ou=users,dc=example,dc=com",
+        &format!("(uid={uid})"),
+        &["*"],
+    )
+    .remove(&dn)
+}
+
+fn first(e: &std::collections::BTreeMap<String, Vec<String>>, attr: &str) -> String {
+    e.get(attr)
+        .and_then(|v| v.first())
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_ad_domain_is_mapped_and_followed_through_its_changes() {
+    let samba = Samba::start();
+    let (server, _shared) = start_directory("");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let job = job_file(dir.path(), &server, &samba, "");
+    ad(
+        &samba,
+        &format!("dn: {STAFF}\nchangetype: add\nobjectClass: organizationalUnit\n\n"),
+    );
+    let mut ldif = ad_user(
+        "Ann Bird",
+        "ann",
+        "ann@example.com",
+        &["a.bird@example.com", "ann@corp.example.com"],
+        false,
+    );
+    ldif += &ad_user(
+        "Boris Stone",
+        "boris",
+        "boris.stone@example.com",
+        &[],
+        false,
+    );
+    ldif += &ad_user("Carl Dent", "carl", "carl@example.com", &[], true);
+    // A local user of the example domain has this name: it is not taken over.
+    ldif += &ad_user(
+        "Alice Other",
+        "alice",
+        "alice.other@example.com",
+        &[],
+        false,
+    );
+    // The address of the local alice: the server refuses it; the other entries go on.
+    ldif += &ad_user("Edna Clash", "edna", "alice@example.com", &[], false);
+    ldif += &format!(
+        "dn: CN=Inner,{STAFF}\nchangetype: add\nobjectClass: group\nsAMAccountName: inner\n\
+         member: CN=Carl Dent,{STAFF}\n\n\
+         dn: CN=Sales Team,{STAFF}\nchangetype: add\nobjectClass: group\nsAMAccountName: sales-team\n\
+         mail: sales-team@example.com\ndescription: Everyone who sells\n\
+         member: CN=Ann Bird,{STAFF}\nmember: CN=Boris Stone,{STAFF}\nmember: CN=Inner,{STAFF}\n\n"
+    );
+    ad(&samba, &ldif);
+    let before = entries(&server, "dc=example,dc=com", "(objectClass=*)", &["*"]);
+
+    // A dry run lists what it would do and writes nothing, not even its state.
+    let (code, out) = sync(&job, &["--dry-run"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("would create user ann"), "{out}");
+    assert!(out.contains("would create group Sales Team"), "{out}");
+    assert!(out.contains("dry full run"), "{out}");
+    assert_eq!(
+        entries(&server, "dc=example,dc=com", "(objectClass=*)", &["*"]),
+        before
+    );
+
+    // The first run: a full one.
+    let (code, out) = sync(&job, &["--once"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("sync corp: full run"), "{out}");
+    assert!(
+        out.contains("users: 3 created, 0 updated, 0 renamed, 0 disabled, 0 deleted"),
+        "{out}"
+    );
+    assert!(out.contains("groups: 2 created"), "{out}");
+    assert!(out.contains("2 errors"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "error: CN=Alice Other,{STAFF}: a local user named \"alice\" exists here"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l
+            .starts_with(&format!("error: CN=Edna Clash,{STAFF}: create user edna:"))
+            && l.contains("(result 19)")),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 addresses outside the domain's names left out"),
+        "{out}"
+    );
+    let ann = user(&server, "ann").expect("ann mapped");
+    let guid = samba.tool_output(&["user", "show", "ann", "--attributes=objectGUID"]);
+    let guid = guid
+        .lines()
+        .find_map(|l| l.strip_prefix("objectGUID: "))
+        .expect("objectGUID")
+        .trim()
+        .to_string();
+    assert_eq!(first(&ann, "rosterupstreamid"), guid);
+    assert_eq!(first(&ann, "rosterupstream"), "corp");
+    assert_eq!(
+        first(&ann, "rosterupstreamdn"),
+        format!("CN=Ann Bird,{STAFF}")
+    );
+    assert_eq!(first(&ann, "mail"), "ann@example.com");
+    assert_eq!(
+        ann.get("maillocaladdress").cloned().unwrap_or_default(),
+        vec!["a.bird@example.com".to_string(), "ann@example.com".into()]
+    );
+    assert_eq!(first(&ann, "cn"), "Ann Bird");
+    assert!(ann.get("userpassword").is_none());
+    assert_eq!(
+        first(
+            &user(&server, "carl").expect("carl"),
+            "rosteraccountdisabled"
+        ),
+        "TRUE"
+    );
+    assert_eq!(
+        first(&user(&server, "alice").expect("alice"), "rosterupstream"),
+        ""
+    );
+    assert!(user(&server, "edna").is_none());
+    // Nested groups are not mapped as members by default.
+    assert_eq!(
+        members(&server, "Sales Team"),
+        vec![
+            "uid=ann,ou=users,dc=example,dc=com",
+            "uid=boris,ou=users,dc=example,dc=com"
+        ]
+    );
+    assert_eq!(
+        members(&server, "Inner"),
+        vec!["uid=carl,ou=users,dc=example,dc=com"]
+    );
+    let state = entries(&server, "ou=sync,dc=example,dc=com", "(cn=corp)", &["*"]);
+    let state = state
+        .get("cn=corp,ou=sync,dc=example,dc=com")
+        .expect("state entry");
+    assert!(
+        first(state, "rostersyncmark").parse::<u64>().is_ok(),
+        "{state:?}"
+    );
+    assert!(first(state, "rostersyncsource").contains('@'), "{state:?}");
+    assert!(!first(state, "rostersynclastfullrun").is_empty());
+    assert_eq!(
+        state.get("rostersyncretry").map(Vec::len),
+        Some(2),
+        "{state:?}"
+    );
+
+    // Changes upstream: a rename, a disabled account, a deletion, a new user, members.
+    ad(
+        &samba,
+        &(format!(
+            "dn: CN=Ann Bird,{STAFF}\nchangetype: modrdn\nnewrdn: CN=Anne Bird\ndeleteoldrdn: 1\n\n\
+             dn: CN=Anne Bird,{STAFF}\nchangetype: modify\nreplace: sAMAccountName\nsAMAccountName: anne\n-\n\
+             replace: displayName\ndisplayName: Anne Bird\n-\n\n\
+             dn: CN=Boris Stone,{STAFF}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n-\n\n\
+             dn: CN=Carl Dent,{STAFF}\nchangetype: delete\n\n\
+             dn: CN=Alice Other,{STAFF}\nchangetype: delete\n\n\
+             dn: CN=Edna Clash,{STAFF}\nchangetype: delete\n\n"
+        ) + &ad_user("Dina Lamb", "dina", "dina@example.com", &[], false)
+            + &format!(
+                "dn: CN=Sales Team,{STAFF}\nchangetype: modify\nadd: member\nmember: CN=Dina Lamb,{STAFF}\n-\n\
+                 delete: member\nmember: CN=Boris Stone,{STAFF}\n-\n\n"
+            )),
+    );
+    let (code, out) = sync(&job, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("sync corp: incremental run"), "{out}");
+    assert!(out.contains("rename user anne (ann -> anne"), "{out}");
+    assert!(out.contains("disable user boris"), "{out}");
+    assert!(out.contains("delete user carl"), "{out}");
+    assert!(out.contains("create user dina"), "{out}");
+    assert!(
+        out.contains("users: 1 created, 0 updated, 1 renamed, 1 disabled, 1 deleted"),
+        "{out}"
+    );
+    let incremental_read = read_count(&out);
+    let anne = user(&server, "anne").expect("anne");
+    assert!(user(&server, "ann").is_none());
+    assert_eq!(
+        first(&anne, "rosterupstreamid"),
+        guid,
+        "a rename keeps the entry"
+    );
+    assert_eq!(
+        first(&anne, "rosterupstreamdn"),
+        format!("CN=Anne Bird,{STAFF}")
+    );
+    assert_eq!(first(&anne, "cn"), "Anne Bird");
+    assert_eq!(
+        first(
+            &user(&server, "boris").expect("boris"),
+            "rosteraccountdisabled"
+        ),
+        "TRUE"
+    );
+    assert!(user(&server, "carl").is_none());
+    assert_eq!(
+        members(&server, "Sales Team"),
+        vec![
+            "uid=anne,ou=users,dc=example,dc=com",
+            "uid=dina,ou=users,dc=example,dc=com"
+        ]
+    );
+
+    // Nothing changed upstream: an incremental run reads (almost) nothing and writes nothing.
+    let (code, out) = sync(&job, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("users: 0 created, 0 updated, 0 renamed, 0 disabled, 0 deleted"),
+        "{out}"
+    );
+    let idle_read = read_count(&out);
+    assert!(
+        idle_read < incremental_read,
+        "{idle_read} then {incremental_read}: {out}"
+    );
+    // boris enabled again upstream is enabled here.
+    ad(
+        &samba,
+        &format!("dn: CN=Boris Stone,{STAFF}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 512\n-\n\n"),
+    );
+    let (code, out) = sync(&job, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("update user boris (enabled)"), "{out}");
+    assert_eq!(
+        first(
+            &user(&server, "boris").expect("boris"),
+            "rosteraccountdisabled"
+        ),
+        ""
+    );
+
+    // Two deletions of five mapped entries: more than 10% allows; the run changes nothing.
+    ad(
+        &samba,
+        &format!("dn: CN=Anne Bird,{STAFF}\nchangetype: delete\n\ndn: CN=Dina Lamb,{STAFF}\nchangetype: delete\n\n"),
+    );
+    let before = entries(&server, "dc=example,dc=com", "(objectClass=*)", &["*", "+"]);
+    let (code, out) = sync(&job, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("would remove 2 of the 5 entries this job maps"),
+        "{out}"
+    );
+    assert!(out.contains("nothing was changed"), "{out}");
+    assert!(out.contains("would delete user anne"), "{out}");
+    assert_eq!(
+        entries(&server, "dc=example,dc=com", "(objectClass=*)", &["*", "+"]),
+        before
+    );
+    let (code, out) = sync(&job, &["--max-deletes", "2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        user(&server, "anne").is_none() && user(&server, "dina").is_none(),
+        "{out}"
+    );
+
+    // An entry moved out of the searched base has left the job, though nothing was deleted.
+    ad(
+        &samba,
+        &format!("dn: CN=Boris Stone,{STAFF}\nchangetype: modrdn\nnewrdn: CN=Boris Stone\ndeleteoldrdn: 1\nnewsuperior: CN=Users,DC=corp,DC=example,DC=com\n\n"),
+    );
+    let (code, out) = sync(&job, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("delete user boris"), "{out}");
+
+    // The upstream is down: the run fails and changes nothing.
+    ad(
+        &samba,
+        &ad_user("Fay Wray", "fay", "fay@example.com", &[], false),
+    );
+    drop(samba);
+    let before = entries(&server, "dc=example,dc=com", "(objectClass=*)", &["*", "+"]);
+    let (code, out) = sync(&job, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("the upstream: connect to ldaps://127.0.0.1:636"),
+        "{out}"
+    );
+    assert!(out.contains("nothing was changed"), "{out}");
+    assert_eq!(
+        entries(&server, "dc=example,dc=com", "(objectClass=*)", &["*", "+"]),
+        before
+    );
+}
+
+#[test]
+fn a_group_of_two_thousand_is_read_through_ranges_and_nesting_is_flattened_on_request() {
+    let samba = Samba::start();
+    let (server, _shared) = start_directory("");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let job = job_file(dir.path(), &server, &samba, "");
+    let text = std::fs::read_to_string(&job).expect("job");
+    std::fs::write(
+        &job,
+        text.replace("nested_groups = \"ignore\"", "nested_groups = \"flatten\""),
+    )
+    .expect("job");
+    let mut ldif = format!("dn: {STAFF}\nchangetype: add\nobjectClass: organizationalUnit\n\n");
+    let mut group = format!(
+        "dn: CN=Everyone,{STAFF}\nchangetype: add\nobjectClass: group\nsAMAccountName: everyone\nmail: everyone@example.com\n"
+    );
+    for i in 0..2000 {
+        ldif.push_str(&format!(
+            "dn: CN=u{i:04},{STAFF}\nchangetype: add\nobjectClass: user\nsAMAccountName: u{i:04}\nmail: u{i:04}@example.com\n\n"
+        ));
+        group.push_str(&format!("member: CN=u{i:04},{STAFF}\n"));
+    }
+    ldif += &group;
+    ldif += "\n";
+    ldif += &ad_user("Gil Head", "gil", "gil@example.com", &[], false);
+    ldif += &format!(
+        "dn: CN=Outer,{STAFF}\nchangetype: add\nobjectClass: group\nsAMAccountName: outer\n\
+         member: CN=Everyone,{STAFF}\nmember: CN=Gil Head,{STAFF}\n\n"
+    );
+    ad(&samba, &ldif);
+    // Asked for a range, the domain controller gives at most 1,500 values of member in one
+    // read, as a Windows one always does: the job follows the ranges to the end.
+    let (code, out, err) = samba.ldapsearch(&[
+        "-b",
+        &format!("CN=Everyone,{STAFF}"),
+        "-s",
+        "base",
+        "(objectClass=*)",
+        "member;range=0-1499",
+    ]);
+    assert!(
+        out.contains("member;range=0-1499:"),
+        "{code} {err} {}",
+        &out[..out.len().min(300)]
+    );
+
+    let (code, out) = sync(&job, &["--once"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("users: 2001 created"), "{out}");
+    assert_eq!(members(&server, "Everyone").len(), 2000);
+    // Flattened: the users of Everyone and gil.
+    let outer = members(&server, "Outer");
+    assert_eq!(outer.len(), 2001);
+    assert!(outer.contains(&"uid=gil,ou=users,dc=example,dc=com".to_string()));
+    // Users created without a password upstream are disabled there and here.
+    assert_eq!(
+        first(
+            &user(&server, "u0007").expect("u0007"),
+            "rosteraccountdisabled"
+        ),
+        "TRUE"
+    );
+
+    // One member leaves Everyone: the next run removes it from both groups.
+    ad(
+        &samba,
+        &format!("dn: CN=Everyone,{STAFF}\nchangetype: modify\ndelete: member\nmember: CN=u1999,{STAFF}\n-\n\n"),
+    );
+    let (code, out) = sync(&job, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("incremental run"), "{out}");
+    assert_eq!(members(&server, "Everyone").len(), 1999);
+    assert_eq!(members(&server, "Outer").len(), 2000);
+}
