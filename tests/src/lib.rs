@@ -3,6 +3,7 @@
 //! `slapd` for differential tests) on loopback, with their own data in a temporary directory,
 //! and stop them when the handle is dropped.
 
+pub mod cutter;
 pub mod data;
 pub mod samba;
 

@@ -467,4 +467,37 @@ fn a_group_of_two_thousand_is_read_through_ranges_and_nesting_is_flattened_on_re
     assert!(out.contains("incremental run"), "{out}");
     assert_eq!(members(&server, "Everyone").len(), 1999);
     assert_eq!(members(&server, "Outer").len(), 2000);
+
+    // The upstream goes away in the middle of a full read (a relay cuts the connection after
+    // 200 kB of answers): the run fails, changes nothing, and keeps its mark.
+    ad(
+        &samba,
+        &ad_user("Hal Moss", "hal", "hal@example.com", &[], false),
+    );
+    let cutter =
+        roster_tests::cutter::Cutter::start("127.0.0.1:636".parse().expect("addr"), 200_000);
+    let cut_job = dir.path().join("cut-sync.toml");
+    std::fs::write(
+        &cut_job,
+        std::fs::read_to_string(&job)
+            .expect("job")
+            .replace(LDAPS_URL, &format!("ldaps://{}", cutter.addr)),
+    )
+    .expect("job");
+    let before = entries(&server, "dc=example,dc=com", "(objectClass=*)", &["*", "+"]);
+    let (code, out) = sync(&cut_job, &["--full"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(": search {STAFF} for ")),
+        "cut while reading: {out}"
+    );
+    assert!(out.contains("nothing was changed"), "{out}");
+    assert_eq!(
+        entries(&server, "dc=example,dc=com", "(objectClass=*)", &["*", "+"]),
+        before
+    );
+    drop(cutter);
+    let (code, out) = sync(&job, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("create user hal"), "{out}");
 }
