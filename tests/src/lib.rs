@@ -261,6 +261,8 @@ pub struct Slapd {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     child: Child,
+    /// The folder of its CA and certificate, with StartTLS.
+    tls: Option<PathBuf>,
 }
 
 fn find_slapd() -> PathBuf {
@@ -299,6 +301,33 @@ impl Slapd {
     /// `extra` is appended to slapd.conf inside the database section (indexes, overlays; the
     /// memberof and refint modules are loaded, see [`GROUP_OVERLAYS`]).
     pub fn start(ldif: &str, extra: &str) -> Slapd {
+        Slapd::start_with(ldif, "", extra)
+    }
+
+    /// As [`Slapd::start`], with StartTLS: a certificate for 127.0.0.1 from a CA of its own
+    /// ([`Slapd::ca`]), and `schema` files included after Roster's.
+    pub fn start_tls(ldif: &str, schema: &[&Path], extra: &str) -> Slapd {
+        let tls = tempfile::tempdir().expect("temp dir").keep();
+        crate::samba::write_certificates(&tls);
+        let mut globals = String::new();
+        for s in schema {
+            globals.push_str(&format!("include {}\n", s.display()));
+        }
+        globals.push_str(&format!(
+            "TLSCACertificateFile {0}/ca.pem\nTLSCertificateFile {0}/cert.pem\nTLSCertificateKeyFile {0}/key.pem\n",
+            tls.display()
+        ));
+        let mut s = Slapd::start_with(ldif, &globals, extra);
+        s.tls = Some(tls);
+        s
+    }
+
+    /// The CA that signed the certificate of a [`Slapd::start_tls`] server.
+    pub fn ca(&self) -> PathBuf {
+        self.tls.as_ref().expect("a slapd with TLS").join("ca.pem")
+    }
+
+    fn start_with(ldif: &str, globals: &str, extra: &str) -> Slapd {
         let slapd = find_slapd();
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("db");
@@ -307,7 +336,7 @@ impl Slapd {
         let schema = "/etc/ldap/schema";
         let text = format!(
             "include {schema}/core.schema\ninclude {schema}/cosine.schema\ninclude {schema}/inetorgperson.schema\n\
-             include {schema}/nis.schema\ninclude {schema}/misc.schema\ninclude {roster}\npidfile {pid}\nloglevel 0\n\
+             include {schema}/nis.schema\ninclude {schema}/misc.schema\ninclude {roster}\n{globals}pidfile {pid}\nloglevel 0\n\
              moduleload back_mdb\nmoduleload memberof\nmoduleload refint\nthreads 4\ndatabase mdb\nsuffix \"{SUFFIX}\"\nrootdn \"{ROOT_DN}\"\nrootpw {ROOT_PW}\n\
              directory {db}\nmaxsize 1073741824\nindex objectClass eq\nindex uid,mail,cn eq,sub\nindex member eq\n{extra}\n\
              access to attrs=userPassword by self write by anonymous auth by * none\naccess to * by * read\n",
@@ -350,7 +379,12 @@ impl Slapd {
             wait_for_port(addr, Duration::from_secs(20)),
             "slapd did not start listening on {addr}"
         );
-        Slapd { addr, dir, child }
+        Slapd {
+            addr,
+            dir,
+            child,
+            tls: None,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -362,6 +396,9 @@ impl Drop for Slapd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(tls) = &self.tls {
+            let _ = std::fs::remove_dir_all(tls);
+        }
     }
 }
 

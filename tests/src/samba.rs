@@ -108,7 +108,9 @@ fn template() -> &'static Path {
     })
 }
 
-fn write_certificates(dir: &Path) {
+/// A CA (`ca.pem`) and a certificate for 127.0.0.1 and localhost (`cert.pem`, `key.pem`)
+/// signed by it, written to `dir`.
+pub fn write_certificates(dir: &Path) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let mut ca = CertificateParams::default();
     ca.distinguished_name = rcgen::DistinguishedName::new();

@@ -501,3 +501,168 @@ fn a_group_of_two_thousand_is_read_through_ranges_and_nesting_is_flattened_on_re
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("create user hal"), "{out}");
 }
+
+/// An eDirectory-style user: the binary GUID, loginDisabled.
+fn edir_user(uid: &str, cn: &str, guid: u8, disabled: bool) -> String {
+    use base64::Engine;
+    let (_, sn) = cn.split_once(' ').unwrap_or((cn, cn));
+    format!(
+        "dn: uid={uid},ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nobjectClass: rosterTestEdirectoryEntry\n\
+         uid: {uid}\ncn: {cn}\nsn: {sn}\nmail: {uid}@example.com\nGUID:: {}\nloginDisabled: {}\n\n",
+        base64::engine::general_purpose::STANDARD.encode([guid; 16]),
+        if disabled { "TRUE" } else { "FALSE" }
+    )
+}
+
+#[test]
+fn an_edirectory_tree_is_mapped_by_guid_and_deletions_are_found_by_full_runs() {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/edirectory.schema");
+    let mut ldif = String::from(
+        "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\no: corp\ndc: example\n\n\
+         dn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n\
+         dn: ou=groups,dc=example,dc=com\nobjectClass: organizationalUnit\nou: groups\n\n",
+    );
+    ldif += &edir_user("kim", "Kim Lee", 1, false);
+    ldif += &edir_user("lou", "Lou Reed", 2, true);
+    ldif += &edir_user("max", "Max Ernst", 3, false);
+    // A user without mail is outside the job's filter.
+    ldif += "dn: uid=ned,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: ned\ncn: Ned\nsn: Ned\n\n";
+    ldif += &format!(
+        "dn: cn=Ops,ou=groups,dc=example,dc=com\nobjectClass: groupOfNames\nobjectClass: rosterTestEdirectoryEntry\n\
+         cn: Ops\nmail: ops@example.com\nGUID:: {}\nmember: uid=kim,ou=people,dc=example,dc=com\nmember: uid=lou,ou=people,dc=example,dc=com\n\n",
+        {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode([9u8; 16])
+        }
+    );
+    // refint: member values follow renames, as in eDirectory.
+    let upstream = roster_tests::Slapd::start_tls(&ldif, &[&schema], roster_tests::GROUP_OVERLAYS);
+    let (server, _shared) = start_directory("");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pw = write_file(dir.path(), "edir.pw", ROOT_PW);
+    let job = write_file(
+        dir.path(),
+        "edir-sync.toml",
+        &crate::mail::fenced(GUIDE, "edir-sync.toml")
+            .replace("ldap://edir.example.com:389", &upstream.url())
+            .replace(
+                "/etc/roster/edir-ca.pem",
+                &upstream.ca().display().to_string(),
+            )
+            .replace("/etc/roster/edir.pw", &pw.display().to_string())
+            .replace("cn=roster-sync,ou=services,o=corp", roster_tests::ROOT_DN)
+            .replace(",o=corp", ",dc=example,dc=com"),
+    );
+    let run = |args: &[&str]| {
+        let (ok, out) = crate::import::roster_as(
+            &server,
+            roster_tests::ROOT_DN,
+            ROOT_PW,
+            &[&["sync", "--config", job.to_str().expect("path")], args].concat(),
+        );
+        (ok, out)
+    };
+    let (ok, out) = run(&[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("sync edir: full run"), "{out}");
+    assert!(out.contains("users: 3 created"), "{out}");
+    assert!(out.contains("groups: 1 created"), "{out}");
+    let kim = user(&server, "kim").expect("kim");
+    assert_eq!(
+        first(&kim, "rosterupstreamid"),
+        "01010101-0101-0101-0101-010101010101"
+    );
+    assert_eq!(
+        first(&kim, "rosterupstreamdn"),
+        "uid=kim,ou=people,dc=example,dc=com"
+    );
+    assert_eq!(
+        first(&user(&server, "lou").expect("lou"), "rosteraccountdisabled"),
+        "TRUE"
+    );
+    assert!(user(&server, "ned").is_none());
+    assert_eq!(
+        members(&server, "Ops"),
+        vec![
+            "uid=kim,ou=users,dc=example,dc=com",
+            "uid=lou,ou=users,dc=example,dc=com"
+        ]
+    );
+
+    // A rename (the GUID stays), an account enabled, a deletion.
+    let change = |ldif: &str| {
+        let (code, _, err) =
+            roster_tests::ldapmodify(&upstream.url(), roster_tests::ROOT_DN, ROOT_PW, ldif);
+        assert_eq!(code, 0, "{err}");
+    };
+    change(
+        "dn: uid=kim,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=kimberly\ndeleteoldrdn: 1\n\n\
+         dn: uid=lou,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: loginDisabled\nloginDisabled: FALSE\n-\n\n\
+         dn: uid=max,ou=people,dc=example,dc=com\nchangetype: delete\n\n",
+    );
+    // slapd's refint rewrites the group after it has answered the rename.
+    let mut tries = 0;
+    while !roster_tests::run_tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            &upstream.url(),
+            "-D",
+            roster_tests::ROOT_DN,
+            "-w",
+            ROOT_PW,
+            "-b",
+            "cn=Ops,ou=groups,dc=example,dc=com",
+            "member",
+        ],
+    )
+    .1
+    .contains("uid=kimberly")
+    {
+        tries += 1;
+        assert!(tries < 100, "the upstream group never followed the rename");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (ok, out) = run(&[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("sync edir: incremental run"), "{out}");
+    assert!(
+        out.contains("rename user kimberly (kim -> kimberly"),
+        "{out}"
+    );
+    assert!(out.contains("update user lou (enabled)"), "{out}");
+    assert_eq!(
+        first(
+            &user(&server, "kimberly").expect("kimberly"),
+            "rosterupstreamid"
+        ),
+        "01010101-0101-0101-0101-010101010101"
+    );
+    assert_eq!(
+        members(&server, "Ops"),
+        vec![
+            "uid=kimberly,ou=users,dc=example,dc=com",
+            "uid=lou,ou=users,dc=example,dc=com"
+        ]
+    );
+    // No tombstones: an incremental run cannot see the deletion; a full run does, and this
+    // job keeps the user, disabled.
+    assert_eq!(
+        first(&user(&server, "max").expect("max"), "rosteraccountdisabled"),
+        ""
+    );
+    let (ok, out) = run(&["--full", "--max-deletes", "1"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("sync edir: full run"), "{out}");
+    assert!(out.contains("disable user max (gone upstream)"), "{out}");
+    assert_eq!(
+        first(&user(&server, "max").expect("max"), "rosteraccountdisabled"),
+        "TRUE"
+    );
+    // Disabled because it is gone: later runs leave it alone.
+    let (ok, out) = run(&["--full"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("0 disabled, 0 deleted, 3 unchanged"), "{out}");
+}

@@ -12,6 +12,10 @@ use std::collections::{HashMap, HashSet};
 /// AD's Show Deleted control: tombstones are returned too.
 const SHOW_DELETED: &str = "1.2.840.113556.1.4.417";
 
+/// How far before its mark an incremental run of an LDAP upstream (modifyTimestamp) reads
+/// again.
+const MARK_OVERLAP_SECS: i64 = 300;
+
 /// The number of values AD returns of one attribute in one read (MaxValRange).
 const AD_RANGE: u64 = 1500;
 
@@ -368,9 +372,11 @@ impl<'c> Upstream<'c> {
                 "(uSNChanged>={})",
                 m.mark.parse::<u64>().unwrap_or(0).saturating_add(1)
             ),
+            // An entry changed while the last run read may carry an earlier time than the
+            // newest one that run saw: the window before the mark is read again.
             _ => format!(
                 "(modifyTimestamp>={})",
-                crate::ldap::escape_filter_value(&m.mark)
+                crate::ldap::escape_filter_value(&earlier(&m.mark, MARK_OVERLAP_SECS))
             ),
         });
         let narrow = |filter: &str| match &changed {
@@ -680,6 +686,38 @@ impl<'c> Upstream<'c> {
     }
 }
 
+/// A GeneralizedTime `secs` seconds earlier, in the same form (`YYYYMMDDHHMMSSZ`); the value
+/// as it is when it cannot be read.
+fn earlier(gt: &str, secs: i64) -> String {
+    let digits = |r: std::ops::Range<usize>| gt.get(r).and_then(|d| d.parse::<u16>().ok());
+    let read = || {
+        let month = time::Month::try_from(u8::try_from(digits(4..6)?).ok()?).ok()?;
+        let date = time::Date::from_calendar_date(
+            i32::from(digits(0..4)?),
+            month,
+            u8::try_from(digits(6..8)?).ok()?,
+        )
+        .ok()?;
+        let t = time::Time::from_hms(
+            u8::try_from(digits(8..10)?).ok()?,
+            u8::try_from(digits(10..12)?).ok()?,
+            u8::try_from(digits(12..14)?).ok()?,
+        )
+        .ok()?;
+        let at = time::PrimitiveDateTime::new(date, t) - time::Duration::seconds(secs);
+        Some(format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        ))
+    };
+    read().unwrap_or_else(|| gt.to_string())
+}
+
 /// The later of two GeneralizedTime values (same format, so they compare as text).
 fn newest_of(a: String, b: Option<String>) -> String {
     match b {
@@ -723,6 +761,12 @@ fn addresses(e: &Raw, attrs: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn marks_are_read_again_from_a_little_earlier() {
+        assert_eq!(earlier("20260101000200Z", 300), "20251231235700Z");
+        assert_eq!(earlier("not a time", 300), "not a time");
+    }
 
     #[test]
     fn guids_print_as_ad_prints_them() {
