@@ -81,9 +81,7 @@ const MAX_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(300);
 /// "1h30m").
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || {
-        format!(
-            "{text:?} is not a duration such as \"500ms\", \"5s\", \"30m\", \"12h\" or \"7d\""
-        )
+        format!("{text:?} is not a duration such as \"500ms\", \"5s\", \"30m\", \"12h\" or \"7d\"")
     };
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
@@ -1018,16 +1016,26 @@ mod tests {
         assert_eq!(edir.cache_max_age, Some(Duration::from_secs(12 * 3600)));
 
         let e = upstream_error("[[upstream]]\nname = \"corp\"\nurl = \"ldapi:///run/x\"\n");
-        assert!(e.contains("upstream \"corp\"") && e.contains("ldaps://"), "{e}");
+        assert!(
+            e.contains("upstream \"corp\"") && e.contains("ldaps://"),
+            "{e}"
+        );
         let e = upstream_error("[[upstream]]\nname = \"corp\"\nurl = \"ldaps://a\"\n[[upstream]]\nname = \"CORP\"\nurl = \"ldaps://b\"\n");
         assert!(e.contains("configured twice"), "{e}");
-        let e = upstream_error("[[upstream]]\nname = \"corp\"\nurl = \"ldaps://a\"\ntimeout = \"5 seconds\"\n");
+        let e = upstream_error(
+            "[[upstream]]\nname = \"corp\"\nurl = \"ldaps://a\"\ntimeout = \"5 seconds\"\n",
+        );
         assert!(e.contains("timeout") && e.contains("not a duration"), "{e}");
-        let e = upstream_error("[[upstream]]\nname = \"corp\"\nurl = \"ldaps://a\"\ncache_max_age = \"0s\"\n");
+        let e = upstream_error(
+            "[[upstream]]\nname = \"corp\"\nurl = \"ldaps://a\"\ncache_max_age = \"0s\"\n",
+        );
         assert!(e.contains("cache_max_age"), "{e}");
         let e = upstream_error("[[upstream]]\nname = \"\"\nurl = \"ldaps://a\"\n");
         assert!(e.contains("upstream #1"), "{e}");
-        assert!(toml::from_str::<ConfigFile>("[[upstream]]\nname = \"a\"\nurl = \"ldaps://a\"\npasword = 1\n").is_err());
+        assert!(toml::from_str::<ConfigFile>(
+            "[[upstream]]\nname = \"a\"\nurl = \"ldaps://a\"\npasword = 1\n"
+        )
+        .is_err());
     }
 
     #[test]

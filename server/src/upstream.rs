@@ -55,7 +55,11 @@ pub fn check_url(url: &str) -> Result<bool, String> {
     let (host, port) = match hostport.strip_prefix('[') {
         // An IPv6 address: [2001:db8::1]:636
         Some(v6) => match v6.split_once(']') {
-            Some((h, rest)) => (h, rest.strip_prefix(':').or(Some(rest).filter(|r| r.is_empty()))),
+            Some((h, rest)) => (
+                h,
+                rest.strip_prefix(':')
+                    .or(Some(rest).filter(|r| r.is_empty())),
+            ),
             None => ("", None),
         },
         None => match hostport.split_once(':') {
@@ -207,8 +211,7 @@ impl Upstream {
                 detail: "empty password".into(),
             };
         }
-        let _slot = match tokio::time::timeout(timeout, self.slots.clone().acquire_owned()).await
-        {
+        let _slot = match tokio::time::timeout(timeout, self.slots.clone().acquire_owned()).await {
             Ok(Ok(slot)) => slot,
             Ok(Err(_)) => {
                 return Verdict::Unreachable {

@@ -323,7 +323,9 @@ async fn upstream_bind(dir: &Directory, b: UpstreamBind) -> Result<Identity, OpE
             if upstream.caches() {
                 match hash(dir, b.password.clone()).await {
                     Ok(h) => upstream.remember(&b.ndn, h),
-                    Err(e) => tracing::warn!(upstream = name, error = %e, "cannot keep a verifier of an accepted password"),
+                    Err(e) => {
+                        tracing::warn!(upstream = name, error = %e, "cannot keep a verifier of an accepted password")
+                    }
                 }
             }
             attempt.succeeded();
@@ -348,7 +350,11 @@ async fn upstream_bind(dir: &Directory, b: UpstreamBind) -> Result<Identity, OpE
                 upstream: name.to_string(),
             };
             let Some(verifier) = upstream.cached(&b.ndn) else {
-                let cache = if upstream.caches() { "no verifier" } else { "off" };
+                let cache = if upstream.caches() {
+                    "no verifier"
+                } else {
+                    "off"
+                };
                 crate::audit::upstream_unavailable(name, &b.dn, peer, cache);
                 return Err(unavailable());
             };
@@ -372,9 +378,11 @@ async fn upstream_bind(dir: &Directory, b: UpstreamBind) -> Result<Identity, OpE
 /// An argon2id hash of `password` on a blocking thread, in one of the password slots.
 async fn hash(dir: &Directory, password: String) -> Result<Vec<u8>, String> {
     let _slot = dir.password_slots.clone().acquire_owned().await;
-    tokio::task::spawn_blocking(move || password::hash(password::Scheme::Argon2, password.as_bytes()))
-        .await
-        .map_err(|e| e.to_string())?
+    tokio::task::spawn_blocking(move || {
+        password::hash(password::Scheme::Argon2, password.as_bytes())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Checks `password` against a verifier on a blocking thread, in one of the password slots.

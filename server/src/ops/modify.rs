@@ -101,7 +101,8 @@ fn run(
     // A mapped user's password lives in its upstream directory: no userPassword is set here,
     // unless the same change ends the mapping (the user becomes a local one).
     let upstream_attr = schema.attr_id("rosterUpstream");
-    let names = |c: &LdapModify, id| AttrDesc::parse(schema, &c.modification.atype).map(|d| d.id) == id;
+    let names =
+        |c: &LdapModify, id| AttrDesc::parse(schema, &c.modification.atype).map(|d| d.id) == id;
     let touches_password = password.is_some() && changes.iter().any(|c| names(c, password));
     let ends_mapping = changes.iter().any(|c| {
         names(c, upstream_attr)

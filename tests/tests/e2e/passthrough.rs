@@ -32,7 +32,13 @@ fn whoami(url: &str, dn: &str, pw: &str) -> (i32, String) {
 }
 
 /// Creates `name` in AD with `password`; its DN and objectGUID (base64) as AD reports them.
-fn ad_user(samba: &Samba, name: &str, given: &str, surname: &str, password: &str) -> (String, String) {
+fn ad_user(
+    samba: &Samba,
+    name: &str,
+    given: &str,
+    surname: &str,
+    password: &str,
+) -> (String, String) {
     samba.tool(&[
         "user",
         "create",
@@ -140,10 +146,28 @@ fn mapped_users_bind_with_their_upstream_password_and_outages_answer_unavailable
             mapped("bob", "corp", &bob_ad, &bob_id, ""),
             mapped("fay", "corp", &fay_ad, &fay_id, ""),
             // Disabled here: refused before anything is sent to its (hanging) upstream.
-            mapped("carl", "hung", "CN=Carl,CN=Users,DC=corp,DC=example,DC=com", "c1", "rosterAccountDisabled: TRUE\n"),
+            mapped(
+                "carl",
+                "hung",
+                "CN=Carl,CN=Users,DC=corp,DC=example,DC=com",
+                "c1",
+                "rosterAccountDisabled: TRUE\n",
+            ),
             // Mapped from a directory this server has no [[upstream]] for.
-            mapped("dan", "elsewhere", "CN=Dan,CN=Users,DC=corp,DC=example,DC=com", "d1", ""),
-            mapped("eve", "hung", "CN=Eve,CN=Users,DC=corp,DC=example,DC=com", "e1", ""),
+            mapped(
+                "dan",
+                "elsewhere",
+                "CN=Dan,CN=Users,DC=corp,DC=example,DC=com",
+                "d1",
+                "",
+            ),
+            mapped(
+                "eve",
+                "hung",
+                "CN=Eve,CN=Users,DC=corp,DC=example,DC=com",
+                "e1",
+                "",
+            ),
         ]
         .concat(),
     );
@@ -176,7 +200,11 @@ fn mapped_users_bind_with_their_upstream_password_and_outages_answer_unavailable
     // Disabled locally: refused at once, and its upstream never contacted.
     assert_eq!(whoami(&url, &user_dn("carl"), "whatever-1").0, 49);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(contacted.load(Ordering::SeqCst), 0, "a locally disabled user's password went upstream");
+    assert_eq!(
+        contacted.load(Ordering::SeqCst),
+        0,
+        "a locally disabled user's password went upstream"
+    );
     // An upstream rosterd has no table for: refused.
     assert_eq!(whoami(&url, &user_dn("dan"), "whatever-1").0, 49);
     // An upstream that accepts the connection and never answers: unavailable once the
@@ -185,14 +213,31 @@ fn mapped_users_bind_with_their_upstream_password_and_outages_answer_unavailable
     let (code, out) = whoami(&url, &user_dn("eve"), "whatever-1");
     let took = started.elapsed();
     assert_eq!(code, 52, "{out}");
-    assert!(out.contains("the upstream directory \"hung\" cannot be reached to check this password"), "{out}");
-    assert!(took < Duration::from_secs(3), "the bind took {took:?} with a 1 s timeout");
+    assert!(
+        out.contains("the upstream directory \"hung\" cannot be reached to check this password"),
+        "{out}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "the bind took {took:?} with a 1 s timeout"
+    );
     assert_eq!(contacted.load(Ordering::SeqCst), 1);
 
     // A mapped user's password is changed in AD, not here.
     let (code, out, err) = run_tool(
         "ldappasswd",
-        &["-x", "-H", &url, "-D", ROOT_DN, "-w", ROOT_PW, "-s", "New-pass-123", &ann],
+        &[
+            "-x",
+            "-H",
+            &url,
+            "-D",
+            ROOT_DN,
+            "-w",
+            ROOT_PW,
+            "-s",
+            "New-pass-123",
+            &ann,
+        ],
     );
     // ldappasswd exits 1 and prints the result.
     let said = format!("{out}{err}");
@@ -201,11 +246,23 @@ fn mapped_users_bind_with_their_upstream_password_and_outages_answer_unavailable
     assert!(said.contains("changed in that directory"), "{said}");
     let (code, out, err) = run_tool(
         "ldappasswd",
-        &["-x", "-H", &url, "-D", &ann, "-w", "Passw0rd-Ann2", "-s", "New-pass-123"],
+        &[
+            "-x",
+            "-H",
+            &url,
+            "-D",
+            &ann,
+            "-w",
+            "Passw0rd-Ann2",
+            "-s",
+            "New-pass-123",
+        ],
     );
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("unwilling to perform (53)"), "{out}{err}");
-    let change = format!("dn: {ann}\nchangetype: modify\nreplace: userPassword\nuserPassword: New-pass-123\n");
+    let change = format!(
+        "dn: {ann}\nchangetype: modify\nreplace: userPassword\nuserPassword: New-pass-123\n"
+    );
     let (code, out, err) = roster_tests::ldapmodify(&url, ROOT_DN, ROOT_PW, &change);
     assert_eq!(code, 53, "{out}{err}");
     // Still AD's password, and no local one.
@@ -221,10 +278,15 @@ fn mapped_users_bind_with_their_upstream_password_and_outages_answer_unavailable
         let took = started.elapsed();
         assert_eq!(code, 52, "{out}");
         assert!(
-            out.contains("the upstream directory \"corp\" cannot be reached to check this password"),
+            out.contains(
+                "the upstream directory \"corp\" cannot be reached to check this password"
+            ),
             "{out}"
         );
-        assert!(took < Duration::from_secs(6), "the bind took {took:?} with a 2 s timeout");
+        assert!(
+            took < Duration::from_secs(6),
+            "the bind took {took:?} with a 2 s timeout"
+        );
     }
     // Five outage answers did not lock ann (three failures would): still unavailable, not 49.
     assert_eq!(whoami(&url, &ann, "Passw0rd-Ann2").0, 52);
@@ -299,5 +361,8 @@ fn an_upstream_without_tls_is_refused_at_start() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("upstream \"corp\"") && err.contains("in clear"), "{err}");
+    assert!(
+        err.contains("upstream \"corp\"") && err.contains("in clear"),
+        "{err}"
+    );
 }
