@@ -271,9 +271,12 @@ impl Upstream {
         verdict
     }
 
-    /// The entry's verifier if the cache is on and it is young enough; an old one is dropped.
-    pub fn cached(&self, ndn: &NormDn) -> Option<Vec<u8>> {
-        self.verifiers.as_ref().and_then(|v| v.get(ndn))
+    /// The entry's verifier if the cache is on, it is young enough and it was made for the
+    /// same upstream DN; another one is dropped.
+    pub fn cached(&self, ndn: &NormDn, upstream_dn: &str) -> Option<Vec<u8>> {
+        self.verifiers
+            .as_ref()
+            .and_then(|v| v.get(ndn, upstream_dn))
     }
 
     /// True if the cache is on.
@@ -281,10 +284,11 @@ impl Upstream {
         self.verifiers.is_some()
     }
 
-    /// Keeps `hash` (an argon2id hash of a password the upstream just accepted) for `ndn`.
-    pub fn remember(&self, ndn: &NormDn, hash: Vec<u8>) {
+    /// Keeps `hash` (an argon2id hash of a password the upstream just accepted for
+    /// `upstream_dn`) for `ndn`.
+    pub fn remember(&self, ndn: &NormDn, upstream_dn: &str, hash: Vec<u8>) {
         if let Some(v) = &self.verifiers {
-            v.put(ndn, hash);
+            v.put(ndn, upstream_dn, hash);
         }
     }
 
@@ -300,7 +304,14 @@ impl Upstream {
 /// only, and never in `Debug` output.
 struct Verifiers {
     max_age: Duration,
-    map: Mutex<HashMap<NormDn, (Vec<u8>, Instant)>>,
+    map: Mutex<HashMap<NormDn, Verifier>>,
+}
+
+/// A hash of a password the upstream accepted for `upstream_dn`, at `at`.
+struct Verifier {
+    hash: Vec<u8>,
+    upstream_dn: String,
+    at: Instant,
 }
 
 impl std::fmt::Debug for Verifiers {
@@ -320,40 +331,44 @@ impl Verifiers {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NormDn, (Vec<u8>, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NormDn, Verifier>> {
         // Hashes and times only: usable after a panic elsewhere.
         self.map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get(&self, ndn: &NormDn) -> Option<Vec<u8>> {
+    fn get(&self, ndn: &NormDn, upstream_dn: &str) -> Option<Vec<u8>> {
         let mut map = self.lock();
-        let (hash, at) = map.get(ndn)?;
-        if at.elapsed() <= self.max_age {
-            return Some(hash.clone());
+        let v = map.get(ndn)?;
+        if v.at.elapsed() <= self.max_age && v.upstream_dn == upstream_dn {
+            return Some(v.hash.clone());
         }
         map.remove(ndn);
         None
     }
 
-    fn put(&self, ndn: &NormDn, hash: Vec<u8>) {
+    fn put(&self, ndn: &NormDn, upstream_dn: &str, hash: Vec<u8>) {
         let mut map = self.lock();
         if map.len() >= MAX_VERIFIERS && !map.contains_key(ndn) {
             let max_age = self.max_age;
-            map.retain(|_, (_, at)| at.elapsed() <= max_age);
+            map.retain(|_, v| v.at.elapsed() <= max_age);
             while map.len() >= MAX_VERIFIERS {
-                let Some(oldest) = map
-                    .iter()
-                    .min_by_key(|(_, (_, at))| *at)
-                    .map(|(k, _)| k.clone())
+                let Some(oldest) = map.iter().min_by_key(|(_, v)| v.at).map(|(k, _)| k.clone())
                 else {
                     break;
                 };
                 map.remove(&oldest);
             }
         }
-        map.insert(ndn.clone(), (hash, Instant::now()));
+        map.insert(
+            ndn.clone(),
+            Verifier {
+                hash,
+                upstream_dn: upstream_dn.to_string(),
+                at: Instant::now(),
+            },
+        );
     }
 
     fn remove(&self, ndn: &NormDn) {
@@ -413,18 +428,22 @@ mod tests {
     fn verifiers_age_and_stay_bounded() {
         let v = Verifiers::new(Duration::from_millis(50));
         let dn = |i: usize| NormDn::from_normalized(&format!("uid=u{i},dc=example,dc=com"));
-        v.put(&dn(1), b"hash".to_vec());
-        assert_eq!(v.get(&dn(1)), Some(b"hash".to_vec()));
+        v.put(&dn(1), "CN=U1", b"hash".to_vec());
+        assert_eq!(v.get(&dn(1), "CN=U1"), Some(b"hash".to_vec()));
         assert!(!format!("{v:?}").contains("hash"));
+        // Another upstream DN (the entry now maps someone else): no verifier.
+        assert_eq!(v.get(&dn(1), "CN=U2"), None);
+        v.put(&dn(1), "CN=U1", b"hash".to_vec());
         std::thread::sleep(Duration::from_millis(80));
-        assert_eq!(v.get(&dn(1)), None);
+        assert_eq!(v.get(&dn(1), "CN=U1"), None);
         let v = Verifiers::new(Duration::from_secs(3600));
         for i in 0..MAX_VERIFIERS + 10 {
-            v.put(&dn(i), Vec::new());
+            v.put(&dn(i), "CN=U", Vec::new());
         }
         assert_eq!(v.lock().len(), MAX_VERIFIERS);
-        assert_eq!(v.get(&dn(MAX_VERIFIERS + 9)), Some(Vec::new()));
+        assert_eq!(v.get(&dn(0), "CN=U"), None, "the oldest went first");
+        assert_eq!(v.get(&dn(MAX_VERIFIERS + 9), "CN=U"), Some(Vec::new()));
         v.remove(&dn(MAX_VERIFIERS + 9));
-        assert_eq!(v.get(&dn(MAX_VERIFIERS + 9)), None);
+        assert_eq!(v.get(&dn(MAX_VERIFIERS + 9), "CN=U"), None);
     }
 }

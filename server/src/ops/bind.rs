@@ -322,7 +322,7 @@ async fn upstream_bind(dir: &Directory, b: UpstreamBind) -> Result<Identity, OpE
         Verdict::Accepted => {
             if upstream.caches() {
                 match hash(dir, b.password.clone()).await {
-                    Ok(h) => upstream.remember(&b.ndn, h),
+                    Ok(h) => upstream.remember(&b.ndn, upstream_dn, h),
                     Err(e) => {
                         tracing::warn!(upstream = name, error = %e, "cannot keep a verifier of an accepted password")
                     }
@@ -349,7 +349,7 @@ async fn upstream_bind(dir: &Directory, b: UpstreamBind) -> Result<Identity, OpE
             let unavailable = || OpError::UpstreamUnavailable {
                 upstream: name.to_string(),
             };
-            let Some(verifier) = upstream.cached(&b.ndn) else {
+            let Some(verifier) = upstream.cached(&b.ndn, upstream_dn) else {
                 let cache = if upstream.caches() {
                     "no verifier"
                 } else {

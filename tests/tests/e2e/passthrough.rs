@@ -221,6 +221,7 @@ fn mapped_users_bind_with_their_upstream_password_and_outages_answer_unavailable
         took < Duration::from_secs(3),
         "the bind took {took:?} with a 1 s timeout"
     );
+    assert!(!out.contains("no answer within"), "{out}");
     assert_eq!(contacted.load(Ordering::SeqCst), 1);
 
     // A mapped user's password is changed in AD, not here.
@@ -286,6 +287,10 @@ fn mapped_users_bind_with_their_upstream_password_and_outages_answer_unavailable
         assert!(
             took < Duration::from_secs(6),
             "the bind took {took:?} with a 2 s timeout"
+        );
+        assert!(
+            !out.contains("os error") && !out.contains("refused"),
+            "the upstream's own error reached the client: {out}"
         );
     }
     // Five outage answers did not lock ann (three failures would): still unavailable, not 49.
