@@ -1,5 +1,6 @@
 //! The audit log: one JSON object per line for every write (who, from where, what changed,
-//! the result), every failed bind, every refused bind and every lockout. Secrets never appear:
+//! the result), every failed bind, every refused bind, every lockout, and every bind whose
+//! upstream directory could not be reached. Secrets never appear:
 //! bind passwords are not logged and `userPassword` values are written as `"(redacted)"`.
 //!
 //! With `[audit] file` set, lines are appended to that file (opened once, written and flushed
@@ -98,6 +99,21 @@ pub fn bind_failed(dn: &str, peer: IpAddr, reason: &str) {
             ("dn", Value::Str(dn)),
             ("peer", Value::Str(&peer)),
             ("reason", Value::Str(reason)),
+        ],
+    );
+}
+
+/// A mapped user's bind whose upstream directory could not be reached; `cache` says what the
+/// cached verifier did ("off", "no verifier", "verifier matched", "verifier differs").
+pub fn upstream_unavailable(upstream: &str, dn: &str, peer: IpAddr, cache: &str) {
+    let peer = peer.to_string();
+    emit(
+        "upstream_unavailable",
+        &[
+            ("upstream", Value::Str(upstream)),
+            ("dn", Value::Str(dn)),
+            ("peer", Value::Str(&peer)),
+            ("cache", Value::Str(cache)),
         ],
     );
 }

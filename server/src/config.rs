@@ -36,6 +36,144 @@ pub struct ConfigFile {
     pub limits: Vec<LimitsSpec>,
     #[serde(default)]
     pub log: LogSection,
+    /// Directories that check the passwords of mapped users (`[[upstream]]`).
+    #[serde(default)]
+    pub upstream: Vec<UpstreamSection>,
+}
+
+/// An upstream directory (Active Directory, eDirectory, another LDAP server) that checks the
+/// passwords of the users a `roster sync` job maps from it (see `upstream.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// The sync job's name, as mapped entries carry it in `rosterUpstream`.
+    pub name: String,
+    /// `ldaps://host[:port]`, or `ldap://host[:port]` which always uses StartTLS.
+    pub url: String,
+    /// CA certificates (PEM) the upstream's certificate is checked against, relative to the
+    /// config file; the system's trusted CAs when absent.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// How long connecting, TLS and the bind may take together ("5s").
+    #[serde(default = "default_upstream_timeout")]
+    pub timeout: String,
+    /// Password checks sent to this upstream at once; more wait (at most `timeout`).
+    #[serde(default = "default_upstream_max_concurrent")]
+    pub max_concurrent: usize,
+    /// How long a password the upstream accepted may still be accepted from memory while the
+    /// upstream cannot be reached ("12h"); off when absent.
+    #[serde(default)]
+    pub cache_max_age: Option<String>,
+}
+
+fn default_upstream_timeout() -> String {
+    "5s".into()
+}
+
+fn default_upstream_max_concurrent() -> usize {
+    16
+}
+
+/// The longest upstream timeout that can be configured: a bind waits for it.
+const MAX_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A duration written as a number and a unit, or several ("500ms", "5s", "30m", "12h", "7d",
+/// "1h30m").
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!("{text:?} is not a duration such as \"500ms\", \"5s\", \"30m\", \"12h\" or \"7d\"")
+    };
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let (number, tail) = rest.split_at(digits);
+        let number: u64 = number.parse().map_err(|_| bad())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let part = match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "d" => Duration::from_secs(number.saturating_mul(86400)),
+            _ => return Err(bad()),
+        };
+        total = total.saturating_add(part);
+        rest = tail;
+    }
+    Ok(total)
+}
+
+/// Checks the `[[upstream]]` tables: names unique, URLs with TLS, durations that parse.
+fn upstreams(
+    specs: &[UpstreamSection],
+    base: &Path,
+) -> Result<Vec<crate::upstream::UpstreamConfig>, ConfigError> {
+    let mut out: Vec<crate::upstream::UpstreamConfig> = Vec::new();
+    for (i, u) in specs.iter().enumerate() {
+        let name = u.name.trim();
+        let at = if name.is_empty() {
+            format!("upstream #{}", i + 1)
+        } else {
+            format!("upstream {name:?}")
+        };
+        let invalid = |m: String| ConfigError::Invalid(format!("{at}: {m}"));
+        if name.is_empty() || name.len() > 64 || name != u.name {
+            return Err(invalid(
+                "name must be the sync job's name as mapped entries carry it in rosterUpstream (1 to 64 characters, no surrounding spaces)".into(),
+            ));
+        }
+        if out.iter().any(|o| o.name.eq_ignore_ascii_case(name)) {
+            return Err(ConfigError::Invalid(format!(
+                "upstream {name:?} is configured twice (names are compared without case)"
+            )));
+        }
+        let starttls = crate::upstream::check_url(&u.url).map_err(invalid)?;
+        let timeout = parse_duration(&u.timeout).map_err(|e| invalid(format!("timeout: {e}")))?;
+        if timeout.is_zero() || timeout > MAX_UPSTREAM_TIMEOUT {
+            return Err(invalid(format!(
+                "timeout must be more than 0 and at most {}s, not {:?}",
+                MAX_UPSTREAM_TIMEOUT.as_secs(),
+                u.timeout
+            )));
+        }
+        if u.max_concurrent == 0 {
+            return Err(invalid("max_concurrent must be at least 1".into()));
+        }
+        let cache_max_age = match &u.cache_max_age {
+            Some(text) => {
+                let age =
+                    parse_duration(text).map_err(|e| invalid(format!("cache_max_age: {e}")))?;
+                if age.is_zero() {
+                    return Err(invalid(
+                        "cache_max_age must be more than 0 (leave it out to turn the cache off)"
+                            .into(),
+                    ));
+                }
+                Some(age)
+            }
+            None => None,
+        };
+        out.push(crate::upstream::UpstreamConfig {
+            name: name.to_string(),
+            url: u.url.clone(),
+            starttls,
+            ca: u.ca.as_ref().map(|p| base.join(p)),
+            timeout,
+            max_concurrent: u.max_concurrent,
+            cache_max_age,
+        });
+    }
+    Ok(out)
 }
 
 /// Search limits for the clients a subject (as in access rules) matches.
@@ -588,6 +726,8 @@ pub struct Settings {
     /// The access rules in evaluation order (custom, then built-in).
     pub access_rules: Vec<crate::access::RuleSpec>,
     pub log_level: String,
+    /// The upstream directories that check mapped users' passwords (`[[upstream]]`).
+    pub upstreams: Vec<crate::upstream::UpstreamConfig>,
 }
 
 impl Settings {
@@ -738,8 +878,10 @@ impl Settings {
                 "server.max_message_bytes and server.max_message_bytes_anonymous must be at least 1024".into(),
             ));
         }
+        let upstreams = upstreams(&file.upstream, base)?;
         Ok(Settings {
             listen,
+            upstreams,
             global_admins: file.access.global_admins.clone(),
             runtime_domains: file.access.policy == "mail",
             policy_listen: match &file.mail.policy_listen {
@@ -844,6 +986,67 @@ mod tests {
             toml::from_str("[storage.indexes]\nmail = [\"eq\", \"subs\"]\n").unwrap();
         let e = Settings::from_file(file, Path::new(""), &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("storage.indexes.mail"), "{e}");
+    }
+
+    fn upstream_error(text: &str) -> String {
+        let file: ConfigFile = toml::from_str(text).unwrap();
+        Settings::from_file(file, Path::new("/etc/roster"), &Overrides::default())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn upstreams_are_checked() {
+        let file: ConfigFile = toml::from_str(
+            "[[upstream]]\nname = \"corp\"\nurl = \"ldaps://dc1.corp.example.com\"\nca = \"ad-ca.pem\"\n\
+             [[upstream]]\nname = \"edir\"\nurl = \"ldap://10.0.0.5:389\"\ntimeout = \"1500ms\"\nmax_concurrent = 4\ncache_max_age = \"12h\"\n",
+        )
+        .unwrap();
+        let s = Settings::from_file(file, Path::new("/etc/roster"), &Overrides::default()).unwrap();
+        let [corp, edir] = s.upstreams.as_slice() else {
+            panic!("two upstreams expected");
+        };
+        assert!(!corp.starttls);
+        assert_eq!(corp.ca.as_deref(), Some(Path::new("/etc/roster/ad-ca.pem")));
+        assert_eq!(corp.timeout, Duration::from_secs(5));
+        assert_eq!(corp.max_concurrent, 16);
+        assert_eq!(corp.cache_max_age, None);
+        assert!(edir.starttls);
+        assert_eq!(edir.timeout, Duration::from_millis(1500));
+        assert_eq!(edir.cache_max_age, Some(Duration::from_secs(12 * 3600)));
+
+        let e = upstream_error("[[upstream]]\nname = \"corp\"\nurl = \"ldapi:///run/x\"\n");
+        assert!(
+            e.contains("upstream \"corp\"") && e.contains("ldaps://"),
+            "{e}"
+        );
+        let e = upstream_error("[[upstream]]\nname = \"corp\"\nurl = \"ldaps://a\"\n[[upstream]]\nname = \"CORP\"\nurl = \"ldaps://b\"\n");
+        assert!(e.contains("configured twice"), "{e}");
+        let e = upstream_error(
+            "[[upstream]]\nname = \"corp\"\nurl = \"ldaps://a\"\ntimeout = \"5 seconds\"\n",
+        );
+        assert!(e.contains("timeout") && e.contains("not a duration"), "{e}");
+        let e = upstream_error(
+            "[[upstream]]\nname = \"corp\"\nurl = \"ldaps://a\"\ncache_max_age = \"0s\"\n",
+        );
+        assert!(e.contains("cache_max_age"), "{e}");
+        let e = upstream_error("[[upstream]]\nname = \"\"\nurl = \"ldaps://a\"\n");
+        assert!(e.contains("upstream #1"), "{e}");
+        assert!(toml::from_str::<ConfigFile>(
+            "[[upstream]]\nname = \"a\"\nurl = \"ldaps://a\"\npasword = 1\n"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
+        for bad in ["", "5", "s", "5 s", "-5s", "5w", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum OpenError {
     },
     #[error("{0}")]
     Access(String),
+    #[error("{0}")]
+    Upstream(#[from] crate::upstream::SetupError),
     #[error("open entry store in {path}: {source}{hint}")]
     Store {
         path: String,
@@ -60,6 +62,8 @@ pub struct Directory {
     pub policy: crate::access::Policy,
     /// Failed binds by account and address (see `lockout`).
     pub lockout: crate::lockout::Lockout,
+    /// The directories that check mapped users' passwords (see `upstream`).
+    pub upstreams: crate::upstream::Upstreams,
     /// Search limits per identity: (who, size limit, time limit), `Some(0)` unlimited.
     pub limits: Vec<(crate::access::Who, Option<u32>, Option<u32>)>,
     /// Password policies by naming context (`None`: the default).
@@ -232,7 +236,9 @@ impl Directory {
             .filter_map(|i| schema.attr_id(&i.attr))
             .filter(|id| Some(*id) != object_class)
             .collect();
+        let upstreams = crate::upstream::Upstreams::new(&settings.upstreams)?;
         Ok(Directory {
+            upstreams,
             password_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_binds)),
             search_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.max_concurrent_searches,

@@ -31,6 +31,10 @@ pub enum OpError {
     InvalidAttributeSyntax(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The upstream directory that checks a mapped user's password did not answer; its own
+    /// error is logged, never sent to the client.
+    #[error("the upstream directory {upstream:?} cannot be reached")]
+    UpstreamUnavailable { upstream: String },
     #[error("{0}")]
     InsufficientAccess(String),
     #[error("{0}")]
@@ -94,6 +98,11 @@ pub fn ldap_result(err: &OpError) -> LdapResult {
         OpError::NoSuchAttribute(m) => (C::NoSuchAttribute, m.clone(), None),
         OpError::InvalidAttributeSyntax(m) => (C::InvalidAttributeSyntax, m.clone(), None),
         OpError::Unavailable(m) => (C::Unavailable, m.clone(), None),
+        OpError::UpstreamUnavailable { upstream } => (
+            C::Unavailable,
+            format!("the upstream directory {upstream:?} cannot be reached to check this password"),
+            None,
+        ),
         OpError::InsufficientAccess(m) => (C::InsufficentAccessRights, m.clone(), None),
         OpError::Busy(m) => (C::Busy, m.clone(), None),
         OpError::ConstraintViolation(m) => (C::ConstraintViolation, m.clone(), None),

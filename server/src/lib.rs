@@ -2,7 +2,8 @@
 //! `config` (settings), `directory` (schema + store), `net` (accepting), `session` (one
 //! connection), `ops` (the LDAP operations), `error` (result codes), `ldif` and `offline`
 //! (load, dump, verify), `control` (the socket `rosterd dump` uses while the server runs),
-//! `password` (hash schemes), `tls` (certificates for LDAPS and StartTLS).
+//! `password` (hash schemes), `tls` (certificates for LDAPS and StartTLS), `upstream`
+//! (pass-through authentication of users mapped from an upstream directory).
 
 pub mod access;
 pub mod audit;
@@ -22,3 +23,4 @@ pub mod policy;
 pub mod session;
 pub mod time;
 pub mod tls;
+pub mod upstream;

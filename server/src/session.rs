@@ -535,7 +535,11 @@ impl Session {
                 })
                 .await
                 {
-                    Ok(r) => r,
+                    Ok(ops::bind::Bound::Done(res, who)) => (res, who),
+                    // A mapped user's upstream is waited for here, not on a blocking thread.
+                    Ok(ops::bind::Bound::Upstream(b)) => {
+                        ops::bind::finish_upstream(&self.dir, b).await
+                    }
                     Err(e) => (internal(&e.to_string()), Identity::Anonymous),
                 };
                 if res.code == LdapResultCode::InvalidCredentials {

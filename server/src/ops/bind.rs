@@ -1,5 +1,12 @@
 //! Simple bind (RFC 4511 section 4.2, RFC 4513 section 5.1): anonymous, the configured root DN,
-//! and any entry with a `userPassword`. A failed bind leaves the connection anonymous.
+//! any entry with a `userPassword`, and users mapped from an upstream directory (an entry with
+//! `rosterUpstream` and no `userPassword`), whose password that directory checks (see
+//! `upstream.rs`). A failed bind leaves the connection anonymous.
+//!
+//! A bind runs on a blocking thread ([`bind`]); a mapped user's comes back from there as
+//! [`Bound::Upstream`] and ends on the session's task ([`finish_upstream`]), so that waiting
+//! for an upstream holds neither a blocking thread nor one of the password slots local binds
+//! need: the root DN and local users never wait for an upstream.
 
 use super::Identity;
 use crate::access::{Requester, Rights};
@@ -7,8 +14,9 @@ use crate::directory::Directory;
 use crate::error::{ldap_result, success, OpError};
 use crate::lockout::Name;
 use crate::password;
+use crate::upstream::{Mapping, Verdict};
 use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult};
-use roster_schema::Dn;
+use roster_schema::{Dn, NormDn};
 use std::net::IpAddr;
 
 /// Where a bind comes from: the client's address, and the subject of the certificate it
@@ -19,34 +27,94 @@ pub struct Origin {
     pub certificate_subject: Option<String>,
 }
 
-/// Runs a bind and returns its result and the connection's identity afterwards.
-pub fn bind(dir: &Directory, req: &LdapBindRequest, origin: &Origin) -> (LdapResult, Identity) {
+/// What a bind came to on its blocking thread.
+#[derive(Debug)]
+pub enum Bound {
+    /// Decided: the result and the connection's identity afterwards.
+    Done(LdapResult, Identity),
+    /// A mapped user: its upstream checks the password ([`finish_upstream`]).
+    Upstream(UpstreamBind),
+}
+
+impl Bound {
+    /// The result and identity of a bind decided here (an upstream bind is refused: for
+    /// callers that have no upstream to ask).
+    pub fn decided(self) -> (LdapResult, Identity) {
+        match self {
+            Bound::Done(res, who) => (res, who),
+            Bound::Upstream(b) => (
+                ldap_result(&OpError::UpstreamUnavailable {
+                    upstream: b.mapping.upstream,
+                }),
+                Identity::Anonymous,
+            ),
+        }
+    }
+}
+
+/// A bind as a mapped user, with what the store said of the entry.
+pub struct UpstreamBind {
+    /// The bind DN as sent, for the audit log.
+    dn: String,
+    /// As slapd reports it (Who am I?).
+    pretty: String,
+    ndn: NormDn,
+    peer: IpAddr,
+    password: String,
+    mapping: Mapping,
+    /// The access policy gives anonymous clients the auth right on the entry's password.
+    may_auth: bool,
+    disabled: bool,
+}
+
+impl std::fmt::Debug for UpstreamBind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBind")
+            .field("dn", &self.dn)
+            .field("mapping", &self.mapping)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a bind and returns its result and the connection's identity afterwards, or the
+/// upstream check a mapped user's bind still needs.
+pub fn bind(dir: &Directory, req: &LdapBindRequest, origin: &Origin) -> Bound {
     let peer = origin.peer;
     if let LdapBindCred::SASL(sasl) = &req.cred {
         if sasl.mechanism.eq_ignore_ascii_case("EXTERNAL") {
             return match external(dir, origin, &sasl.credentials) {
-                Ok(who) => (success(), who),
+                Ok(who) => Bound::Done(success(), who),
                 Err(e) => {
                     if let OpError::Store(inner) = &e {
                         dir.store_failed("bind", inner);
                     }
-                    (ldap_result(&e), Identity::Anonymous)
+                    Bound::Done(ldap_result(&e), Identity::Anonymous)
                 }
             };
         }
     }
     match authenticate(dir, req, peer) {
-        Ok(who) => (success(), who),
+        Ok(Authenticated::Local(who)) => Bound::Done(success(), who),
+        Ok(Authenticated::Upstream(b)) => Bound::Upstream(b),
         Err(e) => {
             if let OpError::Store(inner) = &e {
                 dir.store_failed("bind", inner);
             }
-            (ldap_result(&e), Identity::Anonymous)
+            Bound::Done(ldap_result(&e), Identity::Anonymous)
         }
     }
 }
 
-fn authenticate(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> Result<Identity, OpError> {
+enum Authenticated {
+    Local(Identity),
+    Upstream(UpstreamBind),
+}
+
+fn authenticate(
+    dir: &Directory,
+    req: &LdapBindRequest,
+    peer: IpAddr,
+) -> Result<Authenticated, OpError> {
     if req.version != 3 {
         return Err(OpError::Protocol(format!(
             "LDAP version {} is not supported; use version 3",
@@ -69,7 +137,7 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> Result<
     };
     if req.dn.is_empty() {
         if password.is_empty() {
-            return Ok(Identity::Anonymous);
+            return Ok(Authenticated::Local(Identity::Anonymous));
         }
         // As slapd answers: an empty name with a password matches no entry.
         let attempt = match dir.lockout.begin(Name::Unknown, peer) {
@@ -98,6 +166,38 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> Result<
     } else {
         reader.entry_by_dn(&ndn)?.map(|(_, e)| e)
     };
+    // A mapped user (rosterUpstream, no userPassword of its own): its upstream checks the
+    // password, on the session's task. What needs the store is read here.
+    if let Some(entry) = &entry {
+        let pw_attr = dir.schema.attr_id("userPassword");
+        let has_password = pw_attr.is_some_and(|id| entry.values_of(id).next().is_some());
+        if let (false, Some(mapping), LdapBindCred::Simple(clear)) = (
+            has_password,
+            crate::upstream::mapping(dir, entry),
+            &req.cred,
+        ) {
+            // The same access check as for a local password: the auth right is given on the
+            // userPassword attribute type, whether the entry holds a value or its upstream
+            // does, so rules that keep an entry from binding keep a mapped one too.
+            let anonymous = Identity::Anonymous;
+            let requester = Requester::new(&anonymous, &reader);
+            let may_auth = pw_attr.is_some()
+                && dir
+                    .policy
+                    .for_entry(&dir.schema, &requester, entry)
+                    .allows(pw_attr, Rights::AUTH);
+            return Ok(Authenticated::Upstream(UpstreamBind {
+                dn: req.dn.clone(),
+                pretty,
+                ndn,
+                peer,
+                password: clear.clone(),
+                mapping,
+                may_auth,
+                disabled: is_disabled(dir, entry),
+            }));
+        }
+    }
     // A locked account or address gets the answer of a wrong password, without a check. The
     // root DN is locked only from the addresses that guess it (locking it everywhere would
     // lock the administrator out); names that are no account count for their address only.
@@ -128,7 +228,7 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> Result<
             .is_some_and(|stored| password::verify(stored.expose().as_bytes(), password));
         return if ok {
             attempt.succeeded();
-            Ok(Identity::Root { dn: pretty })
+            Ok(Authenticated::Local(Identity::Root { dn: pretty }))
         } else {
             Err(failed(attempt, peer, &req.dn))
         };
@@ -162,7 +262,135 @@ fn authenticate(dir: &Directory, req: &LdapBindRequest, peer: IpAddr) -> Result<
         return Err(OpError::InvalidCredentials);
     }
     attempt.succeeded();
-    Ok(Identity::Entry { dn: pretty, ndn })
+    Ok(Authenticated::Local(Identity::Entry { dn: pretty, ndn }))
+}
+
+/// The rest of a mapped user's bind, on the session's task: the same lockout accounting as a
+/// local password, then the upstream's check (or, while it cannot be reached, the cached
+/// verifier).
+///
+/// An upstream that cannot be reached is no verdict on the password: the attempt is not
+/// counted as a failure (an outage must not lock users out), and the client gets unavailable.
+/// A password compared with a cached verifier during an outage is counted like a local check,
+/// success or failure, so that the cache cannot be used to guess passwords faster than binds
+/// could.
+pub async fn finish_upstream(dir: &Directory, b: UpstreamBind) -> (LdapResult, Identity) {
+    match upstream_bind(dir, b).await {
+        Ok(who) => (success(), who),
+        Err(e) => (ldap_result(&e), Identity::Anonymous),
+    }
+}
+
+async fn upstream_bind(dir: &Directory, b: UpstreamBind) -> Result<Identity, OpError> {
+    let peer = b.peer;
+    let attempt = match dir.lockout.begin(Name::Account(&b.ndn), peer) {
+        Ok(a) => a,
+        Err(refusal) => {
+            crate::audit::bind_refused(&b.dn, peer, refusal.what(), refusal.remaining().as_secs());
+            return Err(OpError::InvalidCredentials);
+        }
+    };
+    if !b.may_auth {
+        return Err(failed(attempt, peer, &b.dn));
+    }
+    // A disabled account is refused before its password goes anywhere. Not a password check,
+    // so not counted (a local disabled account with its right password is not counted either).
+    if b.disabled {
+        crate::audit::bind_failed(&b.dn, peer, "account disabled");
+        return Err(OpError::InvalidCredentials);
+    }
+    let Some(upstream) = dir.upstreams.get(&b.mapping.upstream) else {
+        tracing::warn!(
+            upstream = %b.mapping.upstream,
+            dn = %b.dn,
+            "a mapped user names an upstream directory with no [[upstream]] table in the configuration: its password cannot be checked"
+        );
+        crate::audit::bind_failed(&b.dn, peer, "upstream directory not configured");
+        return Err(OpError::InvalidCredentials);
+    };
+    let name = upstream.name();
+    let Some(upstream_dn) = b.mapping.upstream_dn.as_deref() else {
+        tracing::warn!(upstream = name, dn = %b.dn, "a mapped user has no rosterUpstreamDn: its password cannot be checked");
+        crate::audit::bind_failed(&b.dn, peer, "mapped user without rosterUpstreamDn");
+        return Err(OpError::InvalidCredentials);
+    };
+    let identity = Identity::Entry {
+        dn: b.pretty.clone(),
+        ndn: b.ndn.clone(),
+    };
+    match upstream.check(upstream_dn, &b.password).await {
+        Verdict::Accepted => {
+            if upstream.caches() {
+                match hash(dir, b.password.clone()).await {
+                    Ok(h) => upstream.remember(&b.ndn, upstream_dn, h),
+                    Err(e) => {
+                        tracing::warn!(upstream = name, error = %e, "cannot keep a verifier of an accepted password")
+                    }
+                }
+            }
+            attempt.succeeded();
+            Ok(identity)
+        }
+        Verdict::Rejected { detail } => {
+            upstream.forget(&b.ndn);
+            // Active Directory says why in the message (data 52e: wrong password, 533:
+            // disabled, 775: locked, 532: expired): for the log, not the client.
+            tracing::info!(upstream = name, dn = %b.dn, detail = %detail, "the upstream directory refused the password");
+            Err(failed(attempt, peer, &b.dn))
+        }
+        Verdict::Refused { code, detail } => {
+            upstream.forget(&b.ndn);
+            tracing::warn!(upstream = name, dn = %b.dn, code, detail = %detail, "the upstream directory refused the bind with an unexpected result");
+            crate::audit::bind_failed(&b.dn, peer, "refused by the upstream directory");
+            Err(OpError::InvalidCredentials)
+        }
+        Verdict::Unreachable { error } => {
+            tracing::warn!(upstream = name, dn = %b.dn, error = %error, "the upstream directory cannot be reached to check a password");
+            let unavailable = || OpError::UpstreamUnavailable {
+                upstream: name.to_string(),
+            };
+            let Some(verifier) = upstream.cached(&b.ndn, upstream_dn) else {
+                let cache = if upstream.caches() {
+                    "no verifier"
+                } else {
+                    "off"
+                };
+                crate::audit::upstream_unavailable(name, &b.dn, peer, cache);
+                return Err(unavailable());
+            };
+            if verify(dir, verifier, b.password.clone()).await {
+                tracing::info!(upstream = name, dn = %b.dn, "the password matched the cached verifier of the unreachable upstream directory");
+                crate::audit::upstream_unavailable(name, &b.dn, peer, "verifier matched");
+                attempt.succeeded();
+                Ok(identity)
+            } else {
+                crate::audit::upstream_unavailable(name, &b.dn, peer, "verifier differs");
+                crate::audit::bind_failed(&b.dn, peer, "password differs from the cached verifier");
+                for lock in attempt.failed() {
+                    crate::audit::locked(&lock);
+                }
+                Err(unavailable())
+            }
+        }
+    }
+}
+
+/// An argon2id hash of `password` on a blocking thread, in one of the password slots.
+async fn hash(dir: &Directory, password: String) -> Result<Vec<u8>, String> {
+    let _slot = dir.password_slots.clone().acquire_owned().await;
+    tokio::task::spawn_blocking(move || {
+        password::hash(password::Scheme::Argon2, password.as_bytes())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Checks `password` against a verifier on a blocking thread, in one of the password slots.
+async fn verify(dir: &Directory, verifier: Vec<u8>, password: String) -> bool {
+    let _slot = dir.password_slots.clone().acquire_owned().await;
+    tokio::task::spawn_blocking(move || password::verify(&verifier, password.as_bytes()))
+        .await
+        .unwrap_or(false)
 }
 
 /// SASL EXTERNAL (RFC 4422 appendix A): the identity is the entry named by the subject of the

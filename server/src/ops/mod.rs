@@ -441,6 +441,7 @@ mod tests {
                     certificate_subject: None,
                 },
             )
+            .decided()
         };
         // The stored hash is {SSHA} of "secret" with salt "saltsalt".
         let (res, who) = bind("uid=ann,ou=people,dc=example,dc=com", "secret");

@@ -98,6 +98,22 @@ fn run(
             )?;
         }
     }
+    // A mapped user's password lives in its upstream directory: no userPassword is set here,
+    // unless the same change ends the mapping (the user becomes a local one).
+    let upstream_attr = schema.attr_id("rosterUpstream");
+    let names =
+        |c: &LdapModify, id| AttrDesc::parse(schema, &c.modification.atype).map(|d| d.id) == id;
+    let touches_password = password.is_some() && changes.iter().any(|c| names(c, password));
+    let ends_mapping = changes.iter().any(|c| {
+        names(c, upstream_attr)
+            && (c.operation == LdapModifyType::Delete
+                || (c.operation == LdapModifyType::Replace && c.modification.vals.is_empty()))
+    });
+    if touches_password && !ends_mapping && crate::upstream::mapping(dir, &entry).is_some() {
+        return Err(OpError::UnwillingToPerform(
+            crate::upstream::CHANGE_UPSTREAM.into(),
+        ));
+    }
     let structural_before = schema.structural_class(&entry).ok();
     let before = entry.clone();
     // A checked change stores nothing: the cheapest scheme stands in for the slow one.

@@ -1,6 +1,7 @@
 //! Password Modify (RFC 3062): the root DN sets anyone's password; an entry changes its own,
 //! proving the old one when it gives it. Without a new password the server generates one and
-//! returns it. The stored value is always a hash.
+//! returns it. The stored value is always a hash. A user mapped from an upstream directory
+//! (`rosterUpstream`) changes its password there.
 
 use super::Identity;
 use crate::access::Rights;
@@ -71,6 +72,12 @@ fn run(
         return Err(OpError::NoSuchObject { matched });
     };
     super::require_right(dir, who, &reader, &entry, Some(pw), Rights::WRITE, "change")?;
+    // A mapped user's password lives in its upstream directory, which checks it at every bind.
+    if crate::upstream::mapping(dir, &entry).is_some() {
+        return Err(OpError::UnwillingToPerform(
+            crate::upstream::CHANGE_UPSTREAM.into(),
+        ));
+    }
     if let (Some(old), false) = (&req.old_password, who.is_root()) {
         if !entry
             .values_of(pw)

@@ -13,6 +13,7 @@ mod import;
 mod mail;
 mod manage;
 mod offline;
+mod passthrough;
 mod sync;
 mod tls;
 mod tools;
