@@ -115,7 +115,11 @@ fn first(e: &std::collections::BTreeMap<String, Vec<String>>, attr: &str) -> Str
 #[test]
 fn an_ad_domain_is_mapped_and_followed_through_its_changes() {
     let samba = Samba::start();
-    let (server, _shared) = start_directory("");
+    // rosterd checks the mapped users' passwords with the domain controller.
+    let upstream = crate::mail::fenced(GUIDE, "rosterd-upstream.toml")
+        .replace("ldaps://dc1.corp.example.com:636", LDAPS_URL)
+        .replace("/etc/roster/corp-ca.pem", &samba.ca().display().to_string());
+    let (server, _shared) = start_directory(&upstream);
     let dir = tempfile::tempdir().expect("temp dir");
     let job = job_file(dir.path(), &server, &samba, "");
     ad(
@@ -235,6 +239,16 @@ fn an_ad_domain_is_mapped_and_followed_through_its_changes() {
             "uid=boris,ou=users,dc=example,dc=com"
         ]
     );
+    // Mapped users log in with their AD password; disabled ones do not.
+    let bind = |uid: &str, pw: &str| {
+        let mut conn = ldap3::LdapConn::new(&server.url()).expect("connect");
+        conn.simple_bind(&format!("uid={uid},ou=users,dc=example,dc=com"), pw)
+            .expect("bind")
+            .rc
+    };
+    assert_eq!(bind("ann", "Pw-ann-1"), 0);
+    assert_eq!(bind("ann", "Pw-wrong-1"), 49);
+    assert_eq!(bind("carl", "Pw-carl-1"), 49);
     assert_eq!(
         members(&server, "Inner"),
         vec!["uid=carl,ou=users,dc=example,dc=com"]
@@ -296,6 +310,8 @@ fn an_ad_domain_is_mapped_and_followed_through_its_changes() {
         format!("CN=Anne Bird,{STAFF}")
     );
     assert_eq!(first(&anne, "cn"), "Anne Bird");
+    // Renamed upstream and here: the password is still checked with the domain controller.
+    assert_eq!(bind("anne", "Pw-ann-1"), 0);
     assert_eq!(
         first(
             &user(&server, "boris").expect("boris"),
