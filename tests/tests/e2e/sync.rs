@@ -524,7 +524,7 @@ fn edir_user(uid: &str, cn: &str, guid: u8, disabled: bool) -> String {
     let (_, sn) = cn.split_once(' ').unwrap_or((cn, cn));
     format!(
         "dn: uid={uid},ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nobjectClass: rosterTestEdirectoryEntry\n\
-         uid: {uid}\ncn: {cn}\nsn: {sn}\nmail: {uid}@example.com\nGUID:: {}\nloginDisabled: {}\n\n",
+         uid: {uid}\ncn: {cn}\nsn: {sn}\nmail: {uid}@example.com\nuserPassword: Pw-{uid}-1\nGUID:: {}\nloginDisabled: {}\n\n",
         base64::engine::general_purpose::STANDARD.encode([guid; 16]),
         if disabled { "TRUE" } else { "FALSE" }
     )
@@ -553,7 +553,18 @@ fn an_edirectory_tree_is_mapped_by_guid_and_deletions_are_found_by_full_runs() {
     );
     // refint: member values follow renames, as in eDirectory.
     let upstream = roster_tests::Slapd::start_tls(&ldif, &[&schema], roster_tests::GROUP_OVERLAYS);
-    let (server, _shared) = start_directory("");
+    // Passwords are checked with the upstream over StartTLS.
+    let (server, _shared) = start_directory(&format!(
+        "[[upstream]]\nname = \"edir\"\nurl = \"{}\"\nca = \"{}\"\n",
+        upstream.url(),
+        upstream.ca().display()
+    ));
+    let bind = |uid: &str, pw: &str| {
+        let mut conn = ldap3::LdapConn::new(&server.url()).expect("connect");
+        conn.simple_bind(&format!("uid={uid},ou=users,dc=example,dc=com"), pw)
+            .expect("bind")
+            .rc
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let pw = write_file(dir.path(), "edir.pw", ROOT_PW);
     let job = write_file(
@@ -597,6 +608,13 @@ fn an_edirectory_tree_is_mapped_by_guid_and_deletions_are_found_by_full_runs() {
         "TRUE"
     );
     assert!(user(&server, "ned").is_none());
+    assert_eq!(bind("kim", "Pw-kim-1"), 0);
+    assert_eq!(bind("kim", "Pw-lou-1"), 49);
+    assert_eq!(
+        bind("lou", "Pw-lou-1"),
+        49,
+        "disabled here: not even asked upstream"
+    );
     assert_eq!(
         members(&server, "Ops"),
         vec![
@@ -649,6 +667,12 @@ fn an_edirectory_tree_is_mapped_by_guid_and_deletions_are_found_by_full_runs() {
         "{out}"
     );
     assert!(out.contains("update user lou (enabled)"), "{out}");
+    assert_eq!(bind("lou", "Pw-lou-1"), 0);
+    assert_eq!(
+        bind("kimberly", "Pw-kim-1"),
+        0,
+        "the upstream DN followed the rename"
+    );
     assert_eq!(
         first(
             &user(&server, "kimberly").expect("kimberly"),
@@ -681,4 +705,43 @@ fn an_edirectory_tree_is_mapped_by_guid_and_deletions_are_found_by_full_runs() {
     let (ok, out) = run(&["--full"]);
     assert!(ok, "{out}");
     assert!(out.contains("0 disabled, 0 deleted, 3 unchanged"), "{out}");
+
+    // On a schedule: a user added upstream appears here without anyone running the job.
+    let mut every = std::process::Command::new(workspace_bin("roster"))
+        .args(["--url", &server.url(), "--ca"])
+        .arg(server.generated_ca())
+        .args([
+            "sync",
+            "--config",
+            job.to_str().expect("path"),
+            "--every",
+            "1s",
+        ])
+        .env("ROSTER_BIND_DN", roster_tests::ROOT_DN)
+        .env("ROSTER_PASSWORD", ROOT_PW)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run roster sync --every");
+    // Two users one after the other: the second is mapped by a later run than the first.
+    let mut seen = Vec::new();
+    for (uid, guid) in [("oda", 4u8), ("pia", 5)] {
+        change(&edir_user(uid, "Oda Nobu", guid, false).replacen(
+            "\nobjectClass:",
+            "\nchangetype: add\nobjectClass:",
+            1,
+        ));
+        for _ in 0..100 {
+            if user(&server, uid).is_some() {
+                seen.push(uid);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    let still_running = every.try_wait().expect("wait").is_none();
+    let _ = every.kill();
+    let _ = every.wait();
+    assert_eq!(seen, ["oda", "pia"], "the scheduled job did not map them");
+    assert!(still_running, "roster sync --every ended by itself");
 }
