@@ -218,7 +218,7 @@ fn an_ad_domain_is_mapped_and_followed_through_its_changes() {
         vec!["a.bird@example.com".to_string(), "ann@example.com".into()]
     );
     assert_eq!(first(&ann, "cn"), "Ann Bird");
-    assert!(ann.get("userpassword").is_none());
+    assert!(!ann.contains_key("userpassword"));
     assert_eq!(
         first(
             &user(&server, "carl").expect("carl"),

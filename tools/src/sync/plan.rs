@@ -569,7 +569,7 @@ fn plan_user(
         &mut what,
         "rosterUpstreamDn",
         &nonempty(&old.upstream_dn),
-        &[u.dn.clone()],
+        std::slice::from_ref(&u.dn),
     );
     if u.disabled != old.disabled {
         if u.disabled {
@@ -706,7 +706,7 @@ fn plan_group(
         &mut what,
         "rosterUpstreamDn",
         &nonempty(&old.upstream_dn),
-        &[g.dn.clone()],
+        std::slice::from_ref(&g.dn),
     );
     // Members: the upstream's mapped members; members an administrator added here that this
     // job does not map (a contact, a local user) stay.

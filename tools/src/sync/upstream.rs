@@ -92,25 +92,13 @@ impl Raw {
 /// A stable id as text: a UUID string as it is; 16 bytes as a GUID (AD's objectGUID has its
 /// first three fields little-endian, as AD itself prints it).
 pub fn id_text(kind: Kind, v: &[u8]) -> Option<String> {
-    if v.len() == 16 {
-        let b: Vec<u8> = if kind == Kind::Ad {
-            let mut b = v.to_vec();
-            b[0..4].reverse();
-            b[4..6].reverse();
-            b[6..8].reverse();
-            b
+    if let Ok(bytes) = <[u8; 16]>::try_from(v) {
+        let id = if kind == Kind::Ad {
+            uuid::Uuid::from_bytes_le(bytes)
         } else {
-            v.to_vec()
+            uuid::Uuid::from_bytes(bytes)
         };
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        return Some(format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        ));
+        return Some(id.hyphenated().to_string());
     }
     let s = std::str::from_utf8(v).ok()?.trim();
     (!s.is_empty()).then(|| s.to_ascii_lowercase())
@@ -735,7 +723,7 @@ fn addresses(e: &Raw, attrs: &[String]) -> Vec<String> {
         for v in e.texts(a) {
             let v = v.trim();
             let (address, is_primary) = match v.split_once(':') {
-                Some((t, rest)) if t == "SMTP" => (rest, true),
+                Some(("SMTP", rest)) => (rest, true),
                 Some((t, rest)) if t.eq_ignore_ascii_case("smtp") => (rest, false),
                 Some((t, _)) if !t.contains('@') => continue,
                 _ => (v, false),
