@@ -14,6 +14,9 @@ use std::path::Path;
 
 const GUIDE: &str = include_str!("../../../docs/sync.md");
 const STAFF: &str = "OU=Staff,DC=corp,DC=example,DC=com";
+/// A domain administrator of example.com in the mail tests' directory.
+const ADAM: &str = "uid=adam,ou=users,dc=example,dc=com";
+const ADAM_PW: &str = "Adam-pw-55";
 
 /// The guide's job file with the test's servers, CAs and password files in place.
 fn job_file(dir: &Path, server: &Rosterd, samba: &Samba, extra: &str) -> std::path::PathBuf {
@@ -581,10 +584,11 @@ fn an_edirectory_tree_is_mapped_by_guid_and_deletions_are_found_by_full_runs() {
             .replace(",o=corp", ",dc=example,dc=com"),
     );
     let run = |args: &[&str]| {
+        // As a domain administrator of example.com, not the root DN.
         let (ok, out) = crate::import::roster_as(
             &server,
-            roster_tests::ROOT_DN,
-            ROOT_PW,
+            ADAM,
+            ADAM_PW,
             &[&["sync", "--config", job.to_str().expect("path")], args].concat(),
         );
         (ok, out)
@@ -717,8 +721,8 @@ fn an_edirectory_tree_is_mapped_by_guid_and_deletions_are_found_by_full_runs() {
             "--every",
             "1s",
         ])
-        .env("ROSTER_BIND_DN", roster_tests::ROOT_DN)
-        .env("ROSTER_PASSWORD", ROOT_PW)
+        .env("ROSTER_BIND_DN", ADAM)
+        .env("ROSTER_PASSWORD", ADAM_PW)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
