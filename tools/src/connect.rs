@@ -39,6 +39,9 @@ pub struct Target {
     pub ca: Option<PathBuf>,
     /// Allow a plain connection to a non-loopback server (passwords then travel in clear).
     pub no_tls: bool,
+    /// How long connecting and binding may take each (10 s for the connection otherwise, and
+    /// no limit on the bind).
+    pub timeout: Option<Duration>,
 }
 
 /// Connects (StartTLS on `ldap://` unless `no_tls`) and binds.
@@ -55,7 +58,8 @@ pub fn connect(t: &Target) -> Result<LdapConn, ConnectError> {
         (None, Some(p)) => p.clone(),
         (None, None) => return Err(ConnectError::NoPassword),
     };
-    let mut settings = LdapConnSettings::new().set_conn_timeout(Duration::from_secs(10));
+    let mut settings =
+        LdapConnSettings::new().set_conn_timeout(t.timeout.unwrap_or(Duration::from_secs(10)));
     if let Some(ca) = &t.ca {
         settings = settings.set_config(client_config(ca)?);
     }
@@ -67,6 +71,9 @@ pub fn connect(t: &Target) -> Result<LdapConn, ConnectError> {
             url: t.url.clone(),
             source: Box::new(source),
         })?;
+    if let Some(limit) = t.timeout {
+        conn.with_timeout(limit);
+    }
     let bound = conn
         .simple_bind(&dn, &password)
         .map_err(|e| e.to_string())

@@ -328,6 +328,7 @@ fn sync_command(
             password_env: target.password_env.clone(),
             ca: r.ca.clone().or_else(|| target.ca.clone()),
             no_tls: target.no_tls,
+            timeout: None,
         },
         None => connect::Target {
             url: target.url.clone(),
@@ -336,15 +337,19 @@ fn sync_command(
             password_env: target.password_env.clone(),
             ca: target.ca.clone(),
             no_tls: target.no_tls,
+            timeout: None,
         },
     };
-    let opts = sync::Options {
+    let mut opts = sync::Options {
         dry_run,
         full,
         max_deletes,
     };
     loop {
         let outcome = sync::run_once(&cfg, &rosterd, &opts);
+        // --full and --max-deletes are for the first run; later ones follow the configuration.
+        opts.full = false;
+        opts.max_deletes = None;
         let result = match outcome {
             Ok(report) => {
                 for c in &report.changes {
@@ -387,6 +392,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         password_env: std::env::var("ROSTER_PASSWORD").ok(),
         ca: cli.ca.clone(),
         no_tls: cli.no_tls,
+        timeout: None,
     };
     match cli.command {
         Command::Sync {

@@ -343,6 +343,26 @@ fn an_ad_domain_is_mapped_and_followed_through_its_changes() {
         idle_read < incremental_read,
         "{idle_read} then {incremental_read}: {out}"
     );
+    // An entry the job takes for gone is looked for again by its GUID before anything is
+    // removed: boris, named for removal in the job's retries, is found and stays.
+    let boris_guid = samba.tool_output(&["user", "show", "boris", "--attributes=objectGUID"]);
+    let boris_guid = boris_guid
+        .lines()
+        .find_map(|l| l.strip_prefix("objectGUID: "))
+        .expect("objectGUID")
+        .trim()
+        .to_string();
+    let (code, _, err) = roster_tests::ldapmodify(
+        &server.url(),
+        roster_tests::ROOT_DN,
+        ROOT_PW,
+        &format!("dn: cn=corp,ou=sync,dc=example,dc=com\nchangetype: modify\nadd: rosterSyncRetry\nrosterSyncRetry: id:{boris_guid}\n-\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out) = sync(&job, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 disabled, 0 deleted"), "{out}");
+    assert!(user(&server, "boris").is_some(), "{out}");
     // boris enabled again upstream is enabled here.
     ad(
         &samba,

@@ -103,13 +103,18 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let n: u64 = n
         .parse()
         .map_err(|_| format!("{v:?}: a number with s, m, h or d (15m)"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let factor: u64 = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("{v:?}: a number with s, m, h or d (15m)")),
     };
+    // At most ten years: longer is a mistake, and would overflow the clock's arithmetic.
+    let secs = n
+        .checked_mul(factor)
+        .filter(|s| *s <= 10 * 366 * 86_400)
+        .ok_or_else(|| format!("{v:?}: at most ten years"))?;
     if secs == 0 {
         return Err(format!("{v:?}: must be more than nothing"));
     }
@@ -394,6 +399,12 @@ impl SyncConfig {
         };
         let filter = |v: &Option<String>, default: &str, setting: &'static str| {
             let v = v.clone().unwrap_or_else(|| default.to_string());
+            // A filter written without its outer parentheses is combined with others too.
+            let v = if v.trim_start().starts_with('(') {
+                v
+            } else {
+                format!("({})", v.trim())
+            };
             roster_schema::Filter::parse(&v)
                 .map(|_| v.clone())
                 .map_err(|e| invalid(setting, format!("{v:?}: {e}")))
@@ -475,6 +486,8 @@ base = ["CN=Users,DC=corp,DC=example,DC=com"]
         assert!(e.to_string().contains("name"), "{e}");
         let e = parse(&format!("max_deletes = \"lots\"\n{AD}")).unwrap_err();
         assert!(e.to_string().contains("max_deletes"), "{e}");
+        let c = parse(&format!("{AD}filter = \"objectClass=user\"\n")).unwrap();
+        assert_eq!(c.user_filter, "(objectClass=user)");
         let e = parse(&format!("colour = \"red\"\n{AD}")).unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
     }
@@ -490,5 +503,6 @@ base = ["CN=Users,DC=corp,DC=example,DC=com"]
         assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("99999999999999d").is_err());
     }
 }

@@ -17,7 +17,7 @@ use crate::connect::{ConnectError, Target};
 use crate::domain::{dn_key, Domain, DomainError};
 use crate::ldap::{self, WriteError};
 use config::{Cap, SyncConfig};
-use plan::{Kind, Outcome, Step};
+use plan::{Kind, Step};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
@@ -160,7 +160,8 @@ pub fn run_once(cfg: &SyncConfig, rosterd: &Target, opts: &Options) -> Result<Re
     let stamp = generalized(now);
     let due = stored.as_ref().is_none_or(|s| {
         let every = time::Duration::try_from(cfg.full_run_every).unwrap_or(time::Duration::DAY);
-        s.last_full_run.is_empty() || s.last_full_run < generalized(now - every)
+        let since = now.checked_sub(every).map(generalized).unwrap_or_default();
+        s.last_full_run.is_empty() || s.last_full_run < since
     });
     let known: HashSet<String> = domain
         .users
@@ -170,11 +171,25 @@ pub fn run_once(cfg: &SyncConfig, rosterd: &Target, opts: &Options) -> Result<Re
         .collect();
     let mark = stored.as_ref().map(|s| s.mark.clone());
     // Everything is read before anything is written: a failure here changes nothing.
-    let snap = {
-        let mut up = upstream::Upstream::connect(cfg)?;
-        up.read(mark.as_ref(), opts.full || due, &known)?
-    };
-    let p = plan::plan(cfg, &domain, &snap, template.as_ref());
+    let mut up = upstream::Upstream::connect(cfg)?;
+    let mut snap = up.read(mark.as_ref(), opts.full || due, &known)?;
+    // Removals the last run could not make are planned again.
+    if let Some(m) = &mark {
+        for r in &m.retry {
+            if let Some(id) = r.strip_prefix(upstream::RETRY_ID) {
+                snap.gone.insert(id.to_string());
+            }
+        }
+    }
+    let mut p = plan::plan(cfg, &domain, &snap, template.as_ref());
+    // Nothing is removed on the word of one read: each entry about to go is looked for again
+    // by its id (it may have changed or moved while the run read).
+    if !p.removed_ids.is_empty() {
+        let ids = p.removed_ids.clone();
+        up.recheck(&mut snap, &ids)?;
+        p = plan::plan(cfg, &domain, &snap, template.as_ref());
+    }
+    drop(up);
     let mut report = Report {
         job: cfg.name.clone(),
         dry_run: opts.dry_run,
@@ -229,7 +244,13 @@ pub fn run_once(cfg: &SyncConfig, rosterd: &Target, opts: &Options) -> Result<Re
     }
     state::ensure_containers(&mut conn, &domain.base).map_err(SyncError::Write)?;
     let mut retry: Vec<String> = p.problems.iter().map(|pr| pr.upstream_dn.clone()).collect();
-    let mut failed_users: HashSet<String> = HashSet::new();
+    // Users not written (refused here, or not mappable): their groups are read again next
+    // time, so that they join once they exist.
+    let mut failed_users: HashSet<String> = p
+        .problems
+        .iter()
+        .map(|pr| dn_key(&pr.upstream_dn))
+        .collect();
     for e in &p.entries {
         match apply(&mut conn, &e.steps) {
             Ok(()) => {
@@ -245,7 +266,10 @@ pub fn run_once(cfg: &SyncConfig, rosterd: &Target, opts: &Options) -> Result<Re
                     e.upstream_dn.clone(),
                     format!("{what}: {text} (result {rc})"),
                 ));
-                if !e.upstream_dn.is_empty() && e.outcome != Outcome::Deleted {
+                if p.removed_ids.contains(&e.upstream_id) {
+                    // Gone upstream: its DN leads nowhere; the next run plans it again by id.
+                    retry.push(format!("{}{}", upstream::RETRY_ID, e.upstream_id));
+                } else if !e.upstream_dn.is_empty() {
                     retry.push(e.upstream_dn.clone());
                 }
                 if e.kind == Kind::User {

@@ -67,6 +67,8 @@ pub struct EntryPlan {
     pub name: String,
     /// Its DN upstream (read again by the next run if a step is refused).
     pub upstream_dn: String,
+    /// Its stable id upstream.
+    pub upstream_id: String,
     pub outcome: Outcome,
     /// What differs, for the dry run's listing (attribute names, old -> new names).
     pub detail: String,
@@ -91,6 +93,8 @@ pub struct Plan {
     pub mapped: usize,
     /// Deletions (and disables of vanished users) the plan holds.
     pub removals: usize,
+    /// The upstream ids of those entries.
+    pub removed_ids: Vec<String>,
     /// Addresses left out because they are not in one of the domain's names.
     pub foreign_addresses: usize,
 }
@@ -247,10 +251,16 @@ pub fn plan(
                 }
                 p.unchanged_users += 1;
             }
-            Err(reason) => p.problems.push(Problem {
-                upstream_dn: u.dn.clone(),
-                reason,
-            }),
+            Err(reason) => {
+                // Groups still name it where it is.
+                if let Some(old) = users_by_id.get(&u.id) {
+                    dn_here.insert(dn_key(&u.dn), old.dn.clone());
+                }
+                p.problems.push(Problem {
+                    upstream_dn: u.dn.clone(),
+                    reason,
+                })
+            }
         }
     }
     // Users renamed by this run: groups name them by their new DN once the rename is made
@@ -328,10 +338,12 @@ pub fn plan(
         match cfg.deleted {
             Deleted::Delete => {
                 p.removals += 1;
+                p.removed_ids.push(u.upstream_id.clone());
                 p.entries.push(EntryPlan {
                     kind: Kind::User,
                     name: u.uid.clone(),
                     upstream_dn,
+                    upstream_id: u.upstream_id.clone(),
                     outcome: Outcome::Deleted,
                     detail: String::new(),
                     steps: vec![Step::Delete { dn: u.dn.clone() }],
@@ -340,10 +352,12 @@ pub fn plan(
             Deleted::Disable if u.disabled => p.unchanged_users += 1,
             Deleted::Disable => {
                 p.removals += 1;
+                p.removed_ids.push(u.upstream_id.clone());
                 p.entries.push(EntryPlan {
                     kind: Kind::User,
                     name: u.uid.clone(),
                     upstream_dn,
+                    upstream_id: u.upstream_id.clone(),
                     outcome: Outcome::Disabled,
                     detail: "gone upstream".into(),
                     steps: vec![Step::Modify {
@@ -365,10 +379,12 @@ pub fn plan(
     gone_groups.sort_by(|a, b| a.cn.cmp(&b.cn));
     for g in gone_groups {
         p.removals += 1;
+        p.removed_ids.push(g.upstream_id.clone());
         p.entries.push(EntryPlan {
             kind: Kind::Group,
             name: g.cn.clone(),
             upstream_dn: g.upstream_dn.clone(),
+            upstream_id: g.upstream_id.clone(),
             outcome: Outcome::Deleted,
             detail: String::new(),
             steps: vec![Step::Delete { dn: g.dn.clone() }],
@@ -499,6 +515,7 @@ fn plan_user(
                 kind: Kind::User,
                 name: u.name.clone(),
                 upstream_dn: u.dn.clone(),
+                upstream_id: u.id.clone(),
                 outcome: Outcome::Created,
                 detail: String::new(),
                 steps: vec![Step::Add { dn, attrs }],
@@ -601,6 +618,7 @@ fn plan_user(
             kind: Kind::User,
             name: u.name.clone(),
             upstream_dn: u.dn.clone(),
+            upstream_id: u.id.clone(),
             outcome,
             detail: what.join(", "),
             steps,
@@ -661,6 +679,7 @@ fn plan_group(
             kind: Kind::Group,
             name: g.name.clone(),
             upstream_dn: g.dn.clone(),
+            upstream_id: g.id.clone(),
             outcome: Outcome::Created,
             detail: format!("{} members", members.len()),
             steps: vec![Step::Add { dn, attrs }],
@@ -762,6 +781,7 @@ fn plan_group(
         kind: Kind::Group,
         name: g.name.clone(),
         upstream_dn: g.dn.clone(),
+        upstream_id: g.id.clone(),
         outcome,
         detail: what.join(", "),
         steps,

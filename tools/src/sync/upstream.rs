@@ -12,6 +12,10 @@ use std::collections::{HashMap, HashSet};
 /// AD's Show Deleted control: tombstones are returned too.
 const SHOW_DELETED: &str = "1.2.840.113556.1.4.417";
 
+/// Marks a retry that names an entry by its stable id (a removal that was refused) rather than
+/// by its upstream DN.
+pub const RETRY_ID: &str = "id:";
+
 /// How far before its mark an incremental run of an LDAP upstream (modifyTimestamp) reads
 /// again.
 const MARK_OVERLAP_SECS: i64 = 300;
@@ -185,6 +189,7 @@ impl<'c> Upstream<'c> {
             password_env: None,
             ca: u.ca.clone(),
             no_tls: false,
+            timeout: Some(u.timeout),
         })?;
         Ok(Upstream {
             conn,
@@ -346,6 +351,7 @@ impl<'c> Upstream<'c> {
         want_full: bool,
         known: &HashSet<String>,
     ) -> Result<Snapshot, UpstreamError> {
+        let started = std::time::Instant::now();
         let (source, usn, nc) = self.source()?;
         let since = since.filter(|m| !want_full && m.source == source && !m.mark.is_empty());
         let mut snap = Snapshot {
@@ -401,14 +407,12 @@ impl<'c> Upstream<'c> {
         }
         // Entries that failed to be written last time are read again.
         if let Some(m) = since {
-            for dn in &m.retry {
+            for dn in m.retry.iter().filter(|r| !r.starts_with(RETRY_ID)) {
                 let filter = self.cfg.user_filter.clone();
                 let found = match self.search(dn, Scope::Base, &filter, &user_attrs, Vec::new()) {
                     Ok(f) => f,
                     // Gone or moved: tombstones and full runs deal with it.
-                    Err(UpstreamError::Search { message, .. })
-                        if message.starts_with("result 32") =>
-                    {
+                    Err(UpstreamError::Search { message, .. }) if gone_or_elsewhere(&message) => {
                         Vec::new()
                     }
                     Err(e) => return Err(e),
@@ -447,13 +451,13 @@ impl<'c> Upstream<'c> {
                 }
             }
             if let Some(m) = since {
-                for dn in &m.retry {
+                for dn in m.retry.iter().filter(|r| !r.starts_with(RETRY_ID)) {
                     let filter = self.cfg.group_filter.clone();
                     let found =
                         match self.search(dn, Scope::Base, &filter, &group_attrs, Vec::new()) {
                             Ok(f) => f,
                             Err(UpstreamError::Search { message, .. })
-                                if message.starts_with("result 32") =>
+                                if gone_or_elsewhere(&message) =>
                             {
                                 Vec::new()
                             }
@@ -511,10 +515,63 @@ impl<'c> Upstream<'c> {
         }
         snap.mark = match usn {
             Some(u) => u.to_string(),
-            None => newest,
+            // An entry changed while this run read carries a time after the read began, which
+            // may be earlier than the newest one seen: the mark goes back by the read's length.
+            None if newest.is_empty() => newest,
+            None => earlier(
+                &newest,
+                i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX / 2) + 1,
+            ),
         };
         snap.fetched = self.fetched;
         Ok(snap)
+    }
+
+    /// Reads again, by stable id, entries a run is about to remove: one that changed or moved
+    /// while the run read, or that a paged read missed, is found here and added to the
+    /// snapshot instead of being taken for gone.
+    pub fn recheck(&mut self, snap: &mut Snapshot, ids: &[String]) -> Result<(), UpstreamError> {
+        let kind = self.cfg.upstream.kind;
+        let id_attr = self.cfg.users.id.clone();
+        let user_attrs = self.user_attrs();
+        let user_attrs: Vec<&str> = user_attrs.iter().map(String::as_str).collect();
+        let group_attrs = self.group_attrs();
+        let group_attrs: Vec<&str> = group_attrs.iter().map(String::as_str).collect();
+        for id in ids {
+            let v = id_assertion(kind, id);
+            let mut found = false;
+            for base in self.cfg.user_bases.clone() {
+                let filter = format!("(&{}({id_attr}={v}))", self.cfg.user_filter);
+                for e in self.search(&base, Scope::Subtree, &filter, &user_attrs, Vec::new())? {
+                    if let Ok(u) = self.user_of(&e) {
+                        if u.id == *id && !found {
+                            found = true;
+                            snap.users.push(u);
+                        }
+                    }
+                }
+            }
+            if !found && self.cfg.map_groups {
+                for base in self.cfg.group_bases.clone() {
+                    let filter = format!("(&{}({id_attr}={v}))", self.cfg.group_filter);
+                    for e in
+                        self.search(&base, Scope::Subtree, &filter, &group_attrs, Vec::new())?
+                    {
+                        if let Ok(g) = self.group_of(e) {
+                            if g.id == *id && !found {
+                                found = true;
+                                snap.groups.push(g);
+                            }
+                        }
+                    }
+                }
+            }
+            if found {
+                snap.gone.remove(id);
+            }
+        }
+        snap.fetched = self.fetched;
+        Ok(())
     }
 
     fn user_of(&self, e: &Raw) -> Result<UUser, String> {
@@ -600,15 +657,20 @@ impl<'c> Upstream<'c> {
                 Vec::new(),
             )?;
             self.fetched = self.fetched.saturating_sub(found.len());
+            let cut = |what: &str| UpstreamError::Answer {
+                url: self.cfg.upstream.url.clone(),
+                message: format!("{}: reading {attr} from value {next}: {what}", e.dn),
+            };
+            // A range that ends early would shorten the group: an error, not a smaller group.
             let Some(part) = found.into_iter().next() else {
-                break;
+                return Err(cut("the entry is gone"));
             };
             let Some((e2, values)) = part.ranged(attr) else {
-                break;
+                return Err(cut("no ranged values in the answer"));
             };
             let moved_on = e2 == "*" || e2.parse::<u64>().is_ok_and(|n| n >= next);
             if values.is_empty() || !moved_on {
-                break;
+                return Err(cut("the range did not move on"));
             }
             out.extend(
                 values
@@ -658,7 +720,7 @@ impl<'c> Upstream<'c> {
                 Vec::new(),
             ) {
                 Ok(f) => f,
-                Err(UpstreamError::Search { message, .. }) if message.starts_with("result 32") => {
+                Err(UpstreamError::Search { message, .. }) if gone_or_elsewhere(&message) => {
                     Vec::new()
                 }
                 Err(e) => return Err(e),
@@ -692,7 +754,8 @@ fn earlier(gt: &str, secs: i64) -> String {
             u8::try_from(digits(12..14)?).ok()?,
         )
         .ok()?;
-        let at = time::PrimitiveDateTime::new(date, t) - time::Duration::seconds(secs);
+        let at =
+            time::PrimitiveDateTime::new(date, t).checked_sub(time::Duration::seconds(secs))?;
         Some(format!(
             "{:04}{:02}{:02}{:02}{:02}{:02}Z",
             at.year(),
@@ -704,6 +767,29 @@ fn earlier(gt: &str, secs: i64) -> String {
         ))
     };
     read().unwrap_or_else(|| gt.to_string())
+}
+
+/// A base search's answer for an entry that is not there any more (32) or lives in another
+/// domain of the forest (10, a referral): nothing to read here.
+fn gone_or_elsewhere(message: &str) -> bool {
+    message.starts_with("result 32") || message.starts_with("result 10")
+}
+
+/// An assertion value for a stable id as the upstream stores it: AD's objectGUID and
+/// eDirectory's GUID are 16 bytes (AD's in its mixed-endian order), escaped byte by byte;
+/// other ids (entryUUID) are text.
+fn id_assertion(kind: Kind, id: &str) -> String {
+    match uuid::Uuid::parse_str(id) {
+        Ok(u) if kind != Kind::Ldap => {
+            let bytes = if kind == Kind::Ad {
+                u.to_bytes_le()
+            } else {
+                *u.as_bytes()
+            };
+            bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+        }
+        _ => crate::ldap::escape_filter_value(id),
+    }
 }
 
 /// The later of two GeneralizedTime values (same format, so they compare as text).
@@ -749,6 +835,18 @@ fn addresses(e: &Raw, attrs: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_asserted_as_the_upstream_stores_them() {
+        let guid = "6581efde-02d3-4750-aa45-c658c10ee1a9";
+        assert_eq!(
+            id_assertion(Kind::Ad, guid),
+            "\\de\\ef\\81\\65\\d3\\02\\50\\47\\aa\\45\\c6\\58\\c1\\0e\\e1\\a9"
+        );
+        assert!(id_assertion(Kind::Edirectory, guid).starts_with("\\65\\81\\ef\\de"));
+        assert_eq!(id_assertion(Kind::Ldap, guid), guid);
+        assert_eq!(id_assertion(Kind::Ad, "odd*id"), "odd\\2aid");
+    }
 
     #[test]
     fn marks_are_read_again_from_a_little_earlier() {
