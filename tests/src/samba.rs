@@ -199,6 +199,20 @@ impl Samba {
         samba
     }
 
+    /// Stops the domain controller and waits until its LDAPS port is closed, keeping its turn:
+    /// no other test's domain controller takes the ports while this test counts on it being
+    /// down.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], 636).into();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            assert!(Instant::now() < deadline, "Samba's LDAPS port stays open");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The CA that signed the domain controller's certificate.
     pub fn ca(&self) -> PathBuf {
         template().join("tls/ca.pem")

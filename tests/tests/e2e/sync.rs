@@ -117,7 +117,7 @@ fn first(e: &std::collections::BTreeMap<String, Vec<String>>, attr: &str) -> Str
 
 #[test]
 fn an_ad_domain_is_mapped_and_followed_through_its_changes() {
-    let samba = Samba::start();
+    let mut samba = Samba::start();
     // rosterd checks the mapped users' passwords with the domain controller.
     let upstream = crate::mail::fenced(GUIDE, "rosterd-upstream.toml")
         .replace("ldaps://dc1.corp.example.com:636", LDAPS_URL)
@@ -418,7 +418,7 @@ fn an_ad_domain_is_mapped_and_followed_through_its_changes() {
         &samba,
         &ad_user("Fay Wray", "fay", "fay@example.com", &[], false),
     );
-    drop(samba);
+    samba.stop();
     let before = entries(&server, "dc=example,dc=com", "(objectClass=*)", &["*", "+"]);
     let (code, out) = sync(&job, &[]);
     assert_eq!(code, 1, "{out}");
