@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod backup;
 pub mod config;
 pub mod control;
 pub mod directory;

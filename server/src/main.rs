@@ -63,6 +63,22 @@ enum Command {
     },
     /// Check every index against the entries and report differences.
     Verify,
+    /// Back up the whole server into DIR (new or empty): every entry from one snapshot (while
+    /// the server runs and writes, through its control socket), the TLS files it generated,
+    /// and a manifest with the entries' checksum.
+    Backup {
+        /// The backup directory.
+        dir: PathBuf,
+    },
+    /// Restore a backup made by `rosterd backup` into an empty data directory (the server
+    /// stopped): the checksum is checked first, then the entries are loaded.
+    Restore {
+        /// The backup directory.
+        dir: PathBuf,
+        /// Do not show a progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -205,6 +221,63 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             };
             dir.store.close().context("close entry store")?;
             eprintln!("dumped {n} entries");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(Command::Backup { dir: target }) => {
+            roster_server::backup::prepare(&target)?;
+            let ldif = target.join(roster_server::backup::LDIF_NAME);
+            let socket = roster_server::control::socket_path(&settings.data_dir);
+            let (entries, from) = if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                let n = write_to_file(&ldif, |w| roster_server::control::request_dump(&socket, w))?;
+                (n, "the running server")
+            } else {
+                let dir = Directory::open(settings.clone())?;
+                let n = write_to_file(&ldif, |w| offline::dump(&dir, w))?;
+                dir.store.close().context("close entry store")?;
+                (n, "the stopped store")
+            };
+            let manifest = roster_server::backup::finish(&target, &settings.data_dir, entries)?;
+            eprintln!(
+                "backed up {} entries from {from} to {} (sha256 {})",
+                manifest.entries,
+                target.display(),
+                manifest.sha256
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(Command::Restore { dir: source, quiet }) => {
+            let socket = roster_server::control::socket_path(&settings.data_dir);
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                anyhow::bail!(
+                    "a rosterd is running on the data directory {}: stop it, and restore into an empty data directory",
+                    settings.data_dir.display()
+                );
+            }
+            let manifest = roster_server::backup::check(&source)?;
+            roster_server::backup::prepare_restore(&source, &settings.data_dir)?;
+            let dir = Directory::open(settings)?;
+            let mut err = std::io::stderr();
+            let result = offline::load(
+                &dir,
+                &source.join(roster_server::backup::LDIF_NAME),
+                !quiet,
+                offline::InvalidValues::Refuse,
+                &mut err,
+            );
+            let close = dir.store.close();
+            let summary = result.context("restore the entries")?;
+            close.context("close entry store")?;
+            if summary.entries != manifest.entries {
+                anyhow::bail!(
+                    "restored {} entries, but the backup's manifest counts {}",
+                    summary.entries,
+                    manifest.entries
+                );
+            }
+            eprintln!(
+                "restored {} entries from the backup of {} (rosterd {})",
+                summary.entries, manifest.created, manifest.version
+            );
             Ok(std::process::ExitCode::SUCCESS)
         }
         Some(Command::Verify) => {

@@ -244,3 +244,93 @@ fn dump_while_the_server_runs_and_writes() {
         d.dns.len() + added
     );
 }
+
+#[test]
+fn an_online_backup_restores_into_an_identical_server() {
+    use ldap3::LdapConn;
+    let (server, _shared) = crate::mail::start_directory("");
+    let url = server.url();
+    let cfg = server.config.clone();
+    let ca = std::fs::read(server.generated_ca()).unwrap();
+    // A client adds users while the backup is taken.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let mut conn = LdapConn::new(&url).unwrap();
+            conn.simple_bind(roster_tests::ROOT_DN, roster_tests::ROOT_PW)
+                .unwrap()
+                .success()
+                .unwrap();
+            let mut added = 0;
+            while added < 2000 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let uid = format!("live{added}");
+                let mail = format!("{uid}@example.com");
+                conn.add(
+                    &format!("uid={uid},ou=users,dc=example,dc=com"),
+                    vec![
+                        ("objectClass", ["inetOrgPerson", "rosterMailUser"].into()),
+                        ("uid", [uid.as_str()].into()),
+                        ("cn", ["Live"].into()),
+                        ("sn", ["Live"].into()),
+                        ("mail", [mail.as_str()].into()),
+                    ],
+                )
+                .unwrap()
+                .success()
+                .unwrap();
+                added += 1;
+            }
+            added
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let tmp = tempfile::tempdir().unwrap();
+    let backup = tmp.path().join("backup");
+    let backup_s = backup.to_str().unwrap();
+    let (ok, _, err) = run(&cfg, &["backup", backup_s]);
+    assert!(ok, "{err}");
+    assert!(err.contains("from the running server"), "{err}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
+    // A second backup into the same directory is refused: nothing is overwritten.
+    let (ok, _, err) = run(&cfg, &["backup", backup_s]);
+    assert!(!ok && err.contains("is not empty"), "{err}");
+    let ldif = std::fs::read_to_string(backup.join("directory.ldif")).unwrap();
+    let (_keep, _, status) = server.stop();
+    assert!(status.success());
+
+    // The running server's own data directory holds a store: a restore there is refused.
+    let (ok, _, err) = run(&cfg, &["restore", backup_s]);
+    assert!(!ok && err.contains("already holds a store"), "{err}");
+    // Restored into an empty data directory: the same entries, the same certificate.
+    let restored = tmp.path().join("restored");
+    let restored_s = restored.to_str().unwrap();
+    let (ok, _, err) = run(
+        &cfg,
+        &["--data-dir", restored_s, "restore", "--quiet", backup_s],
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("restored"), "{err}");
+    let (ok, dump, err) = run(&cfg, &["--data-dir", restored_s, "dump"]);
+    assert!(ok, "{err}");
+    assert_eq!(dump, ldif);
+    assert_eq!(std::fs::read(restored.join("tls/ca.pem")).unwrap(), ca);
+    let (ok, out, err) = run(&cfg, &["--data-dir", restored_s, "verify"]);
+    assert!(ok, "{out} {err}");
+
+    // One changed byte in the backup: the restore refuses before it loads anything.
+    std::fs::write(
+        backup.join("directory.ldif"),
+        ldif.replacen("live", "lIve", 1),
+    )
+    .unwrap();
+    let again = tmp.path().join("again");
+    let (ok, _, err) = run(
+        &cfg,
+        &["--data-dir", again.to_str().unwrap(), "restore", backup_s],
+    );
+    assert!(!ok && err.contains("is damaged"), "{err}");
+    assert!(!again.join("version").exists());
+}
