@@ -379,7 +379,33 @@ fn an_ad_domain_is_mapped_and_followed_through_its_changes() {
         ""
     );
 
-    // Two deletions of five mapped entries: more than 10% allows; the run changes nothing.
+    // An OU renamed upstream: its users' DNs change, their change numbers do not. The run
+    // reads what is under the renamed OU again, and olga still logs in.
+    ad(
+        &samba,
+        &(format!("dn: OU=Sales,{STAFF}\nchangetype: add\nobjectClass: organizationalUnit\n\n")
+            + &ad_user("Olga Ruiz", "olga", "olga@example.com", &[], false)
+                .replace(&format!(",{STAFF}"), &format!(",OU=Sales,{STAFF}"))),
+    );
+    let (code, out) = sync(&job, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("create user olga"), "{out}");
+    ad(
+        &samba,
+        &format!(
+            "dn: OU=Sales,{STAFF}\nchangetype: modrdn\nnewrdn: OU=Vendas\ndeleteoldrdn: 1\n\n"
+        ),
+    );
+    let (code, out) = sync(&job, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("update user olga (rosterUpstreamDn)"), "{out}");
+    assert_eq!(
+        first(&user(&server, "olga").expect("olga"), "rosterupstreamdn"),
+        format!("CN=Olga Ruiz,OU=Vendas,{STAFF}")
+    );
+    assert_eq!(bind("olga", "Pw-olga-1"), 0);
+
+    // Two deletions of six mapped entries: more than 10% allows; the run changes nothing.
     ad(
         &samba,
         &format!("dn: CN=Anne Bird,{STAFF}\nchangetype: delete\n\ndn: CN=Dina Lamb,{STAFF}\nchangetype: delete\n\n"),
@@ -388,7 +414,7 @@ fn an_ad_domain_is_mapped_and_followed_through_its_changes() {
     let (code, out) = sync(&job, &[]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("would remove 2 of the 5 entries this job maps"),
+        out.contains("would remove 2 of the 6 entries this job maps"),
         "{out}"
     );
     assert!(out.contains("nothing was changed"), "{out}");

@@ -490,13 +490,30 @@ impl<'c> Upstream<'c> {
             };
             bases.sort();
             bases.dedup();
+            let mut changed_ids: Vec<String> = Vec::new();
+            let mut containers: Vec<String> = Vec::new();
             for base in bases {
-                for e in self.search(&base, Scope::Subtree, c, &[id.as_str()], Vec::new())? {
-                    if let Some(i) = e.bytes(&id).first().and_then(|v| id_text(kind, v)) {
-                        if !seen.contains(&i) && !group_seen.contains(&i) {
-                            snap.gone.insert(i);
-                        }
+                let attrs = [id.as_str(), "objectClass"];
+                for e in self.search(&base, Scope::Subtree, c, &attrs, Vec::new())? {
+                    let container = e.texts("objectClass").iter().any(|o| {
+                        ["organizationalUnit", "container", "organization"]
+                            .iter()
+                            .any(|k| o.eq_ignore_ascii_case(k))
+                    });
+                    if container {
+                        containers.push(e.dn.clone());
                     }
+                    if let Some(i) = e.bytes(&id).first().and_then(|v| id_text(kind, v)) {
+                        changed_ids.push(i);
+                    }
+                }
+            }
+            // A renamed or moved container changes; the entries under it do not: they are
+            // read again, so that their new DNs are learnt.
+            self.read_under(&containers, &mut snap, &mut seen, &mut group_seen)?;
+            for i in changed_ids {
+                if !seen.contains(&i) && !group_seen.contains(&i) {
+                    snap.gone.insert(i);
                 }
             }
             if kind == Kind::Ad && !nc.is_empty() {
@@ -525,6 +542,52 @@ impl<'c> Upstream<'c> {
         };
         snap.fetched = self.fetched;
         Ok(snap)
+    }
+
+    /// Reads the users and groups the filters select under each of `containers` that lies
+    /// within a base (entries already read are not read twice).
+    fn read_under(
+        &mut self,
+        containers: &[String],
+        snap: &mut Snapshot,
+        seen: &mut HashSet<String>,
+        group_seen: &mut HashSet<String>,
+    ) -> Result<(), UpstreamError> {
+        use crate::domain::dn_key;
+        let within = |dn: &str, bases: &[String]| {
+            let k = dn_key(dn);
+            bases.iter().any(|b| {
+                let b = dn_key(b);
+                k == b || k.ends_with(&format!(",{b}"))
+            })
+        };
+        let user_attrs = self.user_attrs();
+        let user_attrs: Vec<&str> = user_attrs.iter().map(String::as_str).collect();
+        let group_attrs = self.group_attrs();
+        let group_attrs: Vec<&str> = group_attrs.iter().map(String::as_str).collect();
+        for dn in containers {
+            if within(dn, &self.cfg.user_bases) {
+                let filter = self.cfg.user_filter.clone();
+                for e in self.search(dn, Scope::Subtree, &filter, &user_attrs, Vec::new())? {
+                    if let Ok(u) = self.user_of(&e) {
+                        if seen.insert(u.id.clone()) {
+                            snap.users.push(u);
+                        }
+                    }
+                }
+            }
+            if self.cfg.map_groups && within(dn, &self.cfg.group_bases) {
+                let filter = self.cfg.group_filter.clone();
+                for e in self.search(dn, Scope::Subtree, &filter, &group_attrs, Vec::new())? {
+                    if let Ok(g) = self.group_of(e) {
+                        if group_seen.insert(g.id.clone()) {
+                            snap.groups.push(g);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads again, by stable id, entries a run is about to remove: one that changed or moved
