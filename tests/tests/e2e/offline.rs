@@ -9,6 +9,45 @@ fn setup(extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, cfg)
 }
 
+/// A client adding users `live0`, `live1`, ... under `ou` (each add whole: dn, mail, cn) as
+/// the root DN until `stop` (at most 2,000); the thread returns how many it added.
+fn spawn_writer(
+    url: &str,
+    ou: &str,
+    classes: &'static [&'static str],
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    let url = url.to_string();
+    let ou = ou.to_string();
+    std::thread::spawn(move || {
+        let mut conn = ldap3::LdapConn::new(&url).unwrap();
+        conn.simple_bind(roster_tests::ROOT_DN, roster_tests::ROOT_PW)
+            .unwrap()
+            .success()
+            .unwrap();
+        let mut added = 0;
+        while added < 2000 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let uid = format!("live{added}");
+            let mail = format!("{uid}@example.com");
+            conn.add(
+                &format!("uid={uid},{ou},dc=example,dc=com"),
+                vec![
+                    ("objectClass", classes.iter().copied().collect()),
+                    ("uid", [uid.as_str()].into()),
+                    ("cn", ["Live"].into()),
+                    ("sn", ["Live"].into()),
+                    ("mail", [mail.as_str()].into()),
+                ],
+            )
+            .unwrap()
+            .success()
+            .unwrap();
+            added += 1;
+        }
+        added
+    })
+}
+
 fn run(cfg: &Path, args: &[&str]) -> (bool, String, String) {
     let out = rosterd_cmd(cfg).args(args).output().unwrap();
     (
@@ -147,44 +186,13 @@ fn changing_indexes_rebuilds_them_and_offline_commands_wait_for_the_daemon() {
 
 #[test]
 fn dump_while_the_server_runs_and_writes() {
-    use ldap3::LdapConn;
     let d = data::directory(60, 9);
     let server = roster_tests::Rosterd::start(Some(&d.ldif), "");
     let url = server.url();
     let cfg = server.config.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // One client adds users (each add is whole: dn, mail, cn) while dumps are taken.
-    let writer = {
-        let stop = stop.clone();
-        let url = url.clone();
-        std::thread::spawn(move || {
-            let mut conn = LdapConn::new(&url).unwrap();
-            conn.simple_bind(roster_tests::ROOT_DN, roster_tests::ROOT_PW)
-                .unwrap()
-                .success()
-                .unwrap();
-            let mut added = 0;
-            while added < 2000 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let uid = format!("live{added}");
-                let mail = format!("{uid}@example.com");
-                conn.add(
-                    &format!("uid={uid},ou=people,dc=example,dc=com"),
-                    vec![
-                        ("objectClass", ["inetOrgPerson"].into()),
-                        ("uid", [uid.as_str()].into()),
-                        ("cn", ["Live"].into()),
-                        ("sn", ["Live"].into()),
-                        ("mail", [mail.as_str()].into()),
-                    ],
-                )
-                .unwrap()
-                .success()
-                .unwrap();
-                added += 1;
-            }
-            added
-        })
-    };
+    let writer = spawn_writer(&url, "ou=people", &["inetOrgPerson"], stop.clone());
     let tmp = tempfile::tempdir().unwrap();
     let mut sizes = Vec::new();
     for i in 0..3 {
@@ -247,44 +255,18 @@ fn dump_while_the_server_runs_and_writes() {
 
 #[test]
 fn an_online_backup_restores_into_an_identical_server() {
-    use ldap3::LdapConn;
     let (server, _shared) = crate::mail::start_directory("");
     let url = server.url();
     let cfg = server.config.clone();
     let ca = std::fs::read(server.generated_ca()).unwrap();
     // A client adds users while the backup is taken.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let url = url.clone();
-        std::thread::spawn(move || {
-            let mut conn = LdapConn::new(&url).unwrap();
-            conn.simple_bind(roster_tests::ROOT_DN, roster_tests::ROOT_PW)
-                .unwrap()
-                .success()
-                .unwrap();
-            let mut added = 0;
-            while added < 2000 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let uid = format!("live{added}");
-                let mail = format!("{uid}@example.com");
-                conn.add(
-                    &format!("uid={uid},ou=users,dc=example,dc=com"),
-                    vec![
-                        ("objectClass", ["inetOrgPerson", "rosterMailUser"].into()),
-                        ("uid", [uid.as_str()].into()),
-                        ("cn", ["Live"].into()),
-                        ("sn", ["Live"].into()),
-                        ("mail", [mail.as_str()].into()),
-                    ],
-                )
-                .unwrap()
-                .success()
-                .unwrap();
-                added += 1;
-            }
-            added
-        })
-    };
+    let writer = spawn_writer(
+        &url,
+        "ou=users",
+        &["inetOrgPerson", "rosterMailUser"],
+        stop.clone(),
+    );
     std::thread::sleep(std::time::Duration::from_millis(200));
     let tmp = tempfile::tempdir().unwrap();
     let backup = tmp.path().join("backup");

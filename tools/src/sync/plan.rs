@@ -547,28 +547,23 @@ fn plan_user(
     if old.uid != u.name && old.uid.eq_ignore_ascii_case(&u.name) {
         changes.push(Change::Replace("uid".into(), vec![u.name.clone()]));
     }
-    set_attr(&mut changes, &mut what, "cn", &nonempty(&old.cn), &[cn]);
-    set_attr(
-        &mut changes,
-        &mut what,
-        "sn",
-        &nonempty(&old.surname),
-        &[sn],
-    );
-    set_attr(
-        &mut changes,
-        &mut what,
-        "givenName",
-        &nonempty(&old.given_name),
-        &opt(&u.given_name),
-    );
-    set_attr(
-        &mut changes,
-        &mut what,
-        "description",
-        &nonempty(&old.description),
-        &opt(&u.description),
-    );
+    for (attr, have, want) in [
+        ("cn", nonempty(&old.cn), vec![cn]),
+        ("sn", nonempty(&old.surname), vec![sn]),
+        ("givenName", nonempty(&old.given_name), opt(&u.given_name)),
+        (
+            "description",
+            nonempty(&old.description),
+            opt(&u.description),
+        ),
+        (
+            "rosterUpstreamDn",
+            nonempty(&old.upstream_dn),
+            vec![u.dn.clone()],
+        ),
+    ] {
+        set_attr(&mut changes, &mut what, attr, &have, &want);
+    }
     // The primary address first, so that the server keeps it among the delivering ones.
     let mail_differs = !old
         .mail
@@ -581,13 +576,6 @@ fn plan_user(
         ));
         changes.push(Change::Replace("mail".into(), primary));
     }
-    set_attr(
-        &mut changes,
-        &mut what,
-        "rosterUpstreamDn",
-        &nonempty(&old.upstream_dn),
-        std::slice::from_ref(&u.dn),
-    );
     if u.disabled != old.disabled {
         if u.disabled {
             what.push("disabled".into());
@@ -706,27 +694,21 @@ fn plan_group(
             what.push(format!("{} -> {}", old.cn, g.name));
         }
     }
-    set_attr(
-        &mut changes,
-        &mut what,
-        "description",
-        &nonempty(&old.description),
-        &opt(&g.description),
-    );
-    set_attr(
-        &mut changes,
-        &mut what,
-        "mailLocalAddress",
-        &old.addresses,
-        &addresses,
-    );
-    set_attr(
-        &mut changes,
-        &mut what,
-        "rosterUpstreamDn",
-        &nonempty(&old.upstream_dn),
-        std::slice::from_ref(&g.dn),
-    );
+    for (attr, have, want) in [
+        (
+            "description",
+            nonempty(&old.description),
+            opt(&g.description),
+        ),
+        ("mailLocalAddress", old.addresses.clone(), addresses),
+        (
+            "rosterUpstreamDn",
+            nonempty(&old.upstream_dn),
+            vec![g.dn.clone()],
+        ),
+    ] {
+        set_attr(&mut changes, &mut what, attr, &have, &want);
+    }
     // Members: the upstream's mapped members; members an administrator added here that this
     // job does not map (a contact, a local user) stay.
     let want: HashSet<String> = members.iter().map(|m| dn_key(m)).collect();
