@@ -64,6 +64,11 @@ pub struct UpstreamSection {
     /// upstream cannot be reached ("12h"); off when absent.
     #[serde(default)]
     pub cache_max_age: Option<String>,
+    /// Who besides the root DN and the global admins may map entries to this upstream (write
+    /// `rosterUpstream`, `rosterUpstreamDn` or `rosterUpstreamId` naming it): the sync job's
+    /// account. Whoever writes them decides where a user's password is sent.
+    #[serde(default)]
+    pub writers: Vec<String>,
 }
 
 fn default_upstream_timeout() -> String {
@@ -163,7 +168,13 @@ fn upstreams(
             }
             None => None,
         };
+        for w in &u.writers {
+            if roster_schema::Dn::parse(w).is_err() {
+                return Err(invalid(format!("writers: {w:?} is not a DN")));
+            }
+        }
         out.push(crate::upstream::UpstreamConfig {
+            writers: u.writers.clone(),
             name: name.to_string(),
             url: u.url.clone(),
             starttls,

@@ -251,6 +251,70 @@ fn check_local_address(a: &str, domains: &[String], catch_all: bool) -> Result<(
     ))
 }
 
+/// Refuses a change of an entry's upstream mapping (`rosterUpstream`, `rosterUpstreamDn`,
+/// `rosterUpstreamId`) that concerns a configured `[[upstream]]` by anyone but the root DN, a
+/// global admin or one of that upstream's `writers`: the mapping decides where rosterd sends
+/// the password of a user who binds, so a domain admin must not point one of its entries at
+/// somebody else's upstream account (to guess its password through rosterd), nor send its
+/// users' passwords to another upstream.
+pub fn check_upstream_mapping(
+    dir: &Directory,
+    who: &crate::ops::Identity,
+    reader: &Reader,
+    entry: &Entry,
+    before: Option<&Entry>,
+) -> Result<(), OpError> {
+    let values = |e: &Entry, attr: &str| -> Vec<Vec<u8>> {
+        dir.schema
+            .attr_id(attr)
+            .map(|id| e.values_of(id).cloned().collect())
+            .unwrap_or_default()
+    };
+    const ATTRS: [&str; 3] = ["rosterUpstream", "rosterUpstreamDn", "rosterUpstreamId"];
+    let changed = ATTRS.iter().any(|a| {
+        let now = values(entry, a);
+        match before {
+            Some(b) => now != values(b, a),
+            None => !now.is_empty(),
+        }
+    });
+    if !changed {
+        return Ok(());
+    }
+    let mut names: Vec<Vec<u8>> = values(entry, "rosterUpstream");
+    if let Some(b) = before {
+        names.extend(values(b, "rosterUpstream"));
+    }
+    for name in names {
+        let name = String::from_utf8_lossy(&name);
+        let Some(upstream) = dir.upstreams.get(&name) else {
+            continue;
+        };
+        if who.is_root() {
+            continue;
+        }
+        let global_admin = dir
+            .global_admins
+            .as_ref()
+            .is_some_and(|g| crate::access::Requester::new(who, reader).is_member_of(g));
+        let writer = match who {
+            crate::ops::Identity::Entry { ndn, .. } => upstream.config.writers.iter().any(|w| {
+                roster_schema::Dn::parse(w)
+                    .ok()
+                    .and_then(|d| d.normalize(&dir.schema).ok())
+                    .is_some_and(|w| &w == ndn)
+            }),
+            _ => false,
+        };
+        if !global_admin && !writer {
+            return Err(OpError::InsufficientAccess(format!(
+                "rosterUpstream {name}: only the root DN, a global admin or one of the upstream's writers ([[upstream]] writers) maps entries to it, since the mapping decides where a user's password is checked"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a change of `associatedDomain` (the domain names a naming context serves, which
 /// decide where addresses may be) by anyone but the root DN and global admins, and a name
 /// another naming context already serves.

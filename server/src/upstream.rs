@@ -37,6 +37,9 @@ pub struct UpstreamConfig {
     pub max_concurrent: usize,
     /// The cached verifier's longest age; no cache when `None`.
     pub cache_max_age: Option<Duration>,
+    /// DNs (as written) that may map entries to this upstream, besides the root DN and the
+    /// global admins.
+    pub writers: Vec<String>,
 }
 
 /// Checks an upstream URL: `ldaps://host[:port]` (false) or `ldap://host[:port]` (true:
@@ -385,8 +388,17 @@ pub struct Mapping {
     pub upstream_dn: Option<String>,
 }
 
-/// The mapping of an entry that carries `rosterUpstream`, whatever its other attributes.
+/// The mapping of a user entry that carries `rosterUpstream`; groups (which carry it too,
+/// as the sync job maps them) never bind through an upstream.
 pub fn mapping(dir: &Directory, entry: &Entry) -> Option<Mapping> {
+    let is_group = dir.schema.attr_id("objectClass").is_some_and(|id| {
+        entry.values_of(id).any(|v| {
+            v.eq_ignore_ascii_case(b"rosterGroup") || v.eq_ignore_ascii_case(b"groupOfNames")
+        })
+    });
+    if is_group {
+        return None;
+    }
     let first = |name: &str| -> Option<String> {
         let id = dir.schema.attr_id(name)?;
         entry

@@ -54,6 +54,7 @@ fn run(dir: &Directory, who: &Identity, req: &LdapAddRequest, write: Write) -> R
     }
     crate::mail::check_write(dir, &reader, &mut entry, None)?;
     crate::mail::check_domain_claims(dir, who, &reader, &entry, None)?;
+    crate::mail::check_upstream_mapping(dir, who, &reader, &entry, None)?;
     drop(reader);
     if let Some(pw) = schema.attr_id("userPassword") {
         // {CLEARTEXT}x is the password x.

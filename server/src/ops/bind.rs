@@ -340,9 +340,11 @@ async fn upstream_bind(dir: &Directory, b: UpstreamBind) -> Result<Identity, OpE
         }
         Verdict::Refused { code, detail } => {
             upstream.forget(&b.ndn);
+            // Some directories answer a locked account or a wrong password with another code
+            // (389: 19 past its retry limit; eDirectory: 53 for login restrictions): counted as
+            // a failure, so that guessing through rosterd stays limited whatever the upstream.
             tracing::warn!(upstream = name, dn = %b.dn, code, detail = %detail, "the upstream directory refused the bind with an unexpected result");
-            crate::audit::bind_failed(&b.dn, peer, "refused by the upstream directory");
-            Err(OpError::InvalidCredentials)
+            Err(failed(attempt, peer, &b.dn))
         }
         Verdict::Unreachable { error } => {
             tracing::warn!(upstream = name, dn = %b.dn, error = %error, "the upstream directory cannot be reached to check a password");

@@ -151,6 +151,7 @@ fn run(
     }
     crate::mail::check_write(dir, &reader, &mut entry, Some(&before))?;
     crate::mail::check_domain_claims(dir, who, &reader, &entry, Some(&before))?;
+    crate::mail::check_upstream_mapping(dir, who, &reader, &entry, Some(&before))?;
     let _admins =
         crate::mail::guard_last_global_admin(dir, crate::mail::AdminChange::Modify(&entry))?;
     schema.check_entry(&entry)?;

@@ -252,6 +252,27 @@ fn an_ad_domain_is_mapped_and_followed_through_its_changes() {
     assert_eq!(bind("ann", "Pw-ann-1"), 0);
     assert_eq!(bind("ann", "Pw-wrong-1"), 49);
     assert_eq!(bind("carl", "Pw-carl-1"), 49);
+    // Where a password is checked is decided by the job's account (here the root DN), not by
+    // a domain admin: adam may neither point ann at another AD account nor map an entry of
+    // his own to one (to guess its password through rosterd).
+    let (code, _, err) = roster_tests::ldapmodify(
+        &server.url(),
+        ADAM,
+        ADAM_PW,
+        "dn: uid=ann,ou=users,dc=example,dc=com\nchangetype: modify\nreplace: rosterUpstreamDn\nrosterUpstreamDn: CN=Administrator,CN=Users,DC=corp,DC=example,DC=com\n-\n",
+    );
+    assert_eq!(code, 50, "{err}");
+    assert!(
+        err.contains("only the root DN, a global admin or one of the upstream's writers"),
+        "{err}"
+    );
+    let (code, _, err) = roster_tests::ldapmodify(
+        &server.url(),
+        ADAM,
+        ADAM_PW,
+        "dn: uid=probe,ou=users,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: rosterMailUser\nuid: probe\ncn: Probe\nsn: Probe\nrosterUpstream: corp\nrosterUpstreamDn: CN=Administrator,CN=Users,DC=corp,DC=example,DC=com\n",
+    );
+    assert_eq!(code, 50, "{err}");
     assert_eq!(
         members(&server, "Inner"),
         vec!["uid=carl,ou=users,dc=example,dc=com"]
@@ -604,7 +625,7 @@ fn an_edirectory_tree_is_mapped_by_guid_and_deletions_are_found_by_full_runs() {
     let upstream = roster_tests::Slapd::start_tls(&ldif, &[&schema], roster_tests::GROUP_OVERLAYS);
     // Passwords are checked with the upstream over StartTLS.
     let (server, _shared) = start_directory(&format!(
-        "[[upstream]]\nname = \"edir\"\nurl = \"{}\"\nca = \"{}\"\n",
+        "[[upstream]]\nname = \"edir\"\nurl = \"{}\"\nca = \"{}\"\nwriters = [\"{ADAM}\"]\n",
         upstream.url(),
         upstream.ca().display()
     ));
