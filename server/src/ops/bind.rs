@@ -328,6 +328,7 @@ async fn upstream_bind(dir: &Directory, b: UpstreamBind) -> Result<Identity, OpE
                     }
                 }
             }
+            still_mapped(dir, &b, upstream_dn)?;
             attempt.succeeded();
             Ok(identity)
         }
@@ -363,6 +364,7 @@ async fn upstream_bind(dir: &Directory, b: UpstreamBind) -> Result<Identity, OpE
             if verify(dir, verifier, b.password.clone()).await {
                 tracing::info!(upstream = name, dn = %b.dn, "the password matched the cached verifier of the unreachable upstream directory");
                 crate::audit::upstream_unavailable(name, &b.dn, peer, "verifier matched");
+                still_mapped(dir, &b, upstream_dn)?;
                 attempt.succeeded();
                 Ok(identity)
             } else {
@@ -374,6 +376,25 @@ async fn upstream_bind(dir: &Directory, b: UpstreamBind) -> Result<Identity, OpE
                 Err(unavailable())
             }
         }
+    }
+}
+
+/// The entry as it is once the upstream has answered (which takes up to twice the timeout):
+/// one disabled, deleted or mapped elsewhere meanwhile does not bind.
+fn still_mapped(dir: &Directory, b: &UpstreamBind, upstream_dn: &str) -> Result<(), OpError> {
+    let now = dir.store.reader().entry_by_dn(&b.ndn)?;
+    let same = now.as_ref().is_some_and(|(_, e)| {
+        !is_disabled(dir, e)
+            && crate::upstream::mapping(dir, e).is_some_and(|m| {
+                m.upstream.eq_ignore_ascii_case(&b.mapping.upstream)
+                    && m.upstream_dn.as_deref() == Some(upstream_dn)
+            })
+    });
+    if same {
+        Ok(())
+    } else {
+        crate::audit::bind_failed(&b.dn, b.peer, "account changed during the upstream check");
+        Err(OpError::InvalidCredentials)
     }
 }
 
