@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod codec;
 pub mod config;
 pub mod control;
 pub mod directory;
