@@ -502,6 +502,10 @@ pub struct Computed {
 
 impl Wanted {
     fn of(dir: &Directory, sel: &AttrSelection) -> Wanted {
+        // Operational attributes are returned only when asked for, by "+" or by name.
+        if !sel.names_operational() {
+            return Wanted::default();
+        }
         let wants = |name: &str| {
             dir.schema
                 .attr_id(name)
@@ -558,32 +562,35 @@ fn to_result(
     computed: &Computed,
 ) -> LdapSearchResultEntry {
     let schema = &dir.schema;
+    let dn = entry.dn.to_string();
     let mut list = attrs::select(schema, entry, sel, types_only, readable);
-    // A computed attribute already in the entry (added for the filter) was selected above.
-    let mut add = |name: &str, values: Vec<Vec<u8>>| {
-        let Some(id) = schema.attr_id(name) else {
-            return;
+    // Computed attributes are operational: none is returned unless "+" or names were asked for.
+    if sel.names_operational() && !entry.ndn.is_root() && entry.ndn != dir.subschema_ndn {
+        // A computed attribute already in the entry (added for the filter) is selected with
+        // the stored ones.
+        let mut add = |name: &str, values: &dyn Fn() -> Vec<Vec<u8>>| {
+            let Some(id) = schema.attr_id(name) else {
+                return;
+            };
+            if !sel.wants(schema, id) || !readable(id) || entry.values_of(id).next().is_some() {
+                return;
+            }
+            let values = values();
+            if values.is_empty() {
+                return;
+            }
+            let display = schema
+                .attr(id)
+                .map(|a| a.name().to_string())
+                .unwrap_or_else(|| name.to_string());
+            list.push((display, if types_only { Vec::new() } else { values }));
         };
-        if values.is_empty()
-            || !sel.wants(schema, id)
-            || !readable(id)
-            || entry.values_of(id).next().is_some()
-        {
-            return;
-        }
-        let display = schema
-            .attr(id)
-            .map(|a| a.name().to_string())
-            .unwrap_or_else(|| name.to_string());
-        list.push((display, if types_only { Vec::new() } else { values }));
-    };
-    if !entry.ndn.is_root() && entry.ndn != dir.subschema_ndn {
-        add("entryDN", vec![entry.dn.to_string().into_bytes()]);
-        add("subschemaSubentry", vec![b"cn=Subschema".to_vec()]);
+        add("entryDN", &|| vec![dn.clone().into_bytes()]);
+        add("subschemaSubentry", &|| vec![b"cn=Subschema".to_vec()]);
         if let Some(n) = computed.children {
             let has: &[u8] = if n > 0 { b"TRUE" } else { b"FALSE" };
-            add("hasSubordinates", vec![has.to_vec()]);
-            add("numSubordinates", vec![n.to_string().into_bytes()]);
+            add("hasSubordinates", &|| vec![has.to_vec()]);
+            add("numSubordinates", &|| vec![n.to_string().into_bytes()]);
         }
         let dns = |v: &Option<Vec<Dn>>| {
             v.iter()
@@ -591,17 +598,16 @@ fn to_result(
                 .map(|d| d.to_string().into_bytes())
                 .collect::<Vec<_>>()
         };
-        add("memberOf", dns(&computed.member_of));
-        add(
-            "msDS-memberOfTransitive",
-            dns(&computed.member_of_transitive),
-        );
+        add("memberOf", &|| dns(&computed.member_of));
+        add("msDS-memberOfTransitive", &|| {
+            dns(&computed.member_of_transitive)
+        });
         if let Some(t) = &computed.locked_since {
-            add("pwdAccountLockedTime", vec![t.clone().into_bytes()]);
+            add("pwdAccountLockedTime", &|| vec![t.clone().into_bytes()]);
         }
     }
     LdapSearchResultEntry {
-        dn: entry.dn.to_string(),
+        dn,
         attributes: list
             .into_iter()
             .map(|(atype, vals)| LdapPartialAttribute { atype, vals })
