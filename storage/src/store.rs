@@ -137,9 +137,14 @@ impl fmt::Debug for Store {
 /// instructions per search by mail, of about 110,000).
 const RESTART_INTERVAL: u8 = 4;
 
+/// Index and filter blocks are kept in memory at every level (fjall pins them in the first
+/// levels only, but a bulk-loaded store has its tables in the last one): otherwise every read
+/// takes its table's index block from the block cache and parses it again.
 fn data_options() -> KeyspaceCreateOptions {
     KeyspaceCreateOptions::default()
         .data_block_restart_interval_policy(RestartIntervalPolicy::all(RESTART_INTERVAL))
+        .index_block_pinning_policy(fjall::config::PinningPolicy::all(true))
+        .filter_block_pinning_policy(fjall::config::PinningPolicy::all(true))
 }
 
 /// Index keyspaces are only ever scanned by prefix, never probed by whole key: a bloom filter
@@ -148,6 +153,8 @@ fn scan_only_options() -> KeyspaceCreateOptions {
     KeyspaceCreateOptions::default()
         .filter_policy(FilterPolicy::disabled())
         .data_block_restart_interval_policy(RestartIntervalPolicy::all(RESTART_INTERVAL))
+        .index_block_pinning_policy(fjall::config::PinningPolicy::all(true))
+        .filter_block_pinning_policy(fjall::config::PinningPolicy::all(true))
 }
 
 impl Store {
