@@ -77,18 +77,23 @@ fn tlv_len(n: usize) -> usize {
     1 + len_of_len(n) + n
 }
 
+/// Writes a tag and the length of its content, in one copy.
 fn put_header(buf: &mut BytesMut, tag: u8, n: usize) {
-    buf.put_u8(tag);
     if n < 0x80 {
-        buf.put_u8(n as u8);
+        buf.extend_from_slice(&[tag, n as u8]);
     } else {
         // Long form: the count of length bytes, then the length, big-endian and minimal.
-        let bytes = n.to_be_bytes();
-        let significant = bytes.iter().skip_while(|b| **b == 0);
-        buf.put_u8(0x80 | (len_of_len(n) - 1) as u8);
-        for b in significant {
-            buf.put_u8(*b);
+        let count = len_of_len(n) - 1;
+        let mut header = [0u8; 2 + std::mem::size_of::<usize>()];
+        header[0] = tag;
+        header[1] = 0x80 | count as u8;
+        for (slot, b) in header[2..]
+            .iter_mut()
+            .zip(n.to_be_bytes().iter().skip_while(|b| **b == 0))
+        {
+            *slot = *b;
         }
+        buf.extend_from_slice(header.get(..2 + count).unwrap_or(&header));
     }
 }
 
@@ -234,7 +239,10 @@ mod tests {
     fn entries_encode_as_ldap3_proto_does() {
         let sizes = [0usize, 1, 127, 128, 255, 256, 65535, 65536, 70000];
         for msgid in MSGIDS {
-            assert_eq!(ours(&entry(msgid, "", vec![])), reference(&entry(msgid, "", vec![])));
+            assert_eq!(
+                ours(&entry(msgid, "", vec![])),
+                reference(&entry(msgid, "", vec![]))
+            );
             for &n in &sizes {
                 let big = vec![b'x'; n];
                 let msg = entry(
@@ -247,12 +255,17 @@ mod tests {
                         ("description;lang-de", vec![big.clone(), big]),
                     ],
                 );
-                assert_eq!(ours(&msg), reference(&msg), "msgid {msgid}, value of {n} bytes");
+                assert_eq!(
+                    ours(&msg),
+                    reference(&msg),
+                    "msgid {msgid}, value of {n} bytes"
+                );
             }
         }
         // Many attributes: the attribute list's own length in long form.
-        let many: Vec<(&str, Vec<Vec<u8>>)> =
-            (0..300).map(|_| ("mail", vec![b"a@b.c".to_vec()])).collect();
+        let many: Vec<(&str, Vec<Vec<u8>>)> = (0..300)
+            .map(|_| ("mail", vec![b"a@b.c".to_vec()]))
+            .collect();
         let msg = entry(7, "dc=example,dc=com", many);
         assert_eq!(ours(&msg), reference(&msg));
     }
