@@ -292,7 +292,10 @@ mod tests {
         assert_eq!(dns("OU=People, DC=Example, DC=Com"), people);
         // A base that does not parse after one that did, then one that does not exist.
         assert_eq!(dns("ou=people,,").0, LdapResultCode::InvalidDNSyntax);
-        assert_eq!(dns("ou=nobody,dc=example,dc=com").0, LdapResultCode::NoSuchObject);
+        assert_eq!(
+            dns("ou=nobody,dc=example,dc=com").0,
+            LdapResultCode::NoSuchObject
+        );
         assert_eq!(dns("ou=people,dc=example,dc=com"), people);
     }
 

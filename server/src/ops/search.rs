@@ -500,6 +500,33 @@ fn time_limit(
     }
 }
 
+/// The ids of the attribute types a search computes instead of reading (`None`: not in the
+/// schema), resolved once when the directory opens rather than by name for every entry.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ComputedAttrs {
+    entry_dn: Option<AttrId>,
+    subschema_subentry: Option<AttrId>,
+    has_subordinates: Option<AttrId>,
+    num_subordinates: Option<AttrId>,
+    member_of: Option<AttrId>,
+    member_of_transitive: Option<AttrId>,
+    locked_time: Option<AttrId>,
+}
+
+impl ComputedAttrs {
+    pub fn resolve(schema: &Schema) -> ComputedAttrs {
+        ComputedAttrs {
+            entry_dn: schema.attr_id("entryDN"),
+            subschema_subentry: schema.attr_id("subschemaSubentry"),
+            has_subordinates: schema.attr_id("hasSubordinates"),
+            num_subordinates: schema.attr_id("numSubordinates"),
+            member_of: schema.attr_id("memberOf"),
+            member_of_transitive: schema.attr_id("msDS-memberOfTransitive"),
+            locked_time: schema.attr_id("pwdAccountLockedTime"),
+        }
+    }
+}
+
 /// Which attributes computed from the rest of the directory a search returns.
 #[derive(Debug, Default, Clone, Copy)]
 struct Wanted {
@@ -526,17 +553,14 @@ impl Wanted {
         if !sel.names_operational() {
             return Wanted::default();
         }
-        let wants = |name: &str| {
-            dir.schema
-                .attr_id(name)
-                .is_some_and(|id| sel.wants(&dir.schema, id))
-        };
+        let wants = |id: Option<AttrId>| id.is_some_and(|id| sel.wants(&dir.schema, id));
+        let ids = &dir.computed_attrs;
         Wanted {
-            has_subordinates: wants("hasSubordinates"),
-            num_subordinates: wants("numSubordinates"),
-            member_of: wants("memberOf"),
-            member_of_transitive: wants("msDS-memberOfTransitive"),
-            locked: wants("pwdAccountLockedTime"),
+            has_subordinates: wants(ids.has_subordinates),
+            num_subordinates: wants(ids.num_subordinates),
+            member_of: wants(ids.member_of),
+            member_of_transitive: wants(ids.member_of_transitive),
+            locked: wants(ids.locked_time),
         }
     }
 
@@ -588,8 +612,9 @@ fn to_result(
     if sel.names_operational() && !entry.ndn.is_root() && entry.ndn != dir.subschema_ndn {
         // A computed attribute already in the entry (added for the filter) is selected with
         // the stored ones.
-        let mut add = |name: &str, values: &dyn Fn() -> Vec<Vec<u8>>| {
-            let Some(id) = schema.attr_id(name) else {
+        let ids = &dir.computed_attrs;
+        let mut add = |id: Option<AttrId>, name: &str, values: &dyn Fn() -> Vec<Vec<u8>>| {
+            let Some(id) = id else {
                 return;
             };
             if !sel.wants(schema, id) || !readable(id) || entry.values_of(id).next().is_some() {
@@ -605,12 +630,18 @@ fn to_result(
                 .unwrap_or_else(|| name.to_string());
             list.push((display, if types_only { Vec::new() } else { values }));
         };
-        add("entryDN", &|| vec![dn.clone().into_bytes()]);
-        add("subschemaSubentry", &|| vec![b"cn=Subschema".to_vec()]);
+        add(ids.entry_dn, "entryDN", &|| vec![dn.clone().into_bytes()]);
+        add(ids.subschema_subentry, "subschemaSubentry", &|| {
+            vec![b"cn=Subschema".to_vec()]
+        });
         if let Some(n) = computed.children {
             let has: &[u8] = if n > 0 { b"TRUE" } else { b"FALSE" };
-            add("hasSubordinates", &|| vec![has.to_vec()]);
-            add("numSubordinates", &|| vec![n.to_string().into_bytes()]);
+            add(ids.has_subordinates, "hasSubordinates", &|| {
+                vec![has.to_vec()]
+            });
+            add(ids.num_subordinates, "numSubordinates", &|| {
+                vec![n.to_string().into_bytes()]
+            });
         }
         let dns = |v: &Option<Vec<Dn>>| {
             v.iter()
@@ -618,12 +649,14 @@ fn to_result(
                 .map(|d| d.to_string().into_bytes())
                 .collect::<Vec<_>>()
         };
-        add("memberOf", &|| dns(&computed.member_of));
-        add("msDS-memberOfTransitive", &|| {
+        add(ids.member_of, "memberOf", &|| dns(&computed.member_of));
+        add(ids.member_of_transitive, "msDS-memberOfTransitive", &|| {
             dns(&computed.member_of_transitive)
         });
         if let Some(t) = &computed.locked_since {
-            add("pwdAccountLockedTime", &|| vec![t.clone().into_bytes()]);
+            add(ids.locked_time, "pwdAccountLockedTime", &|| {
+                vec![t.clone().into_bytes()]
+            });
         }
     }
     LdapSearchResultEntry {
