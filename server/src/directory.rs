@@ -71,6 +71,8 @@ pub struct Directory {
     /// Attribute types with an equality index that narrows a search to a few entries (every
     /// configured equality index but objectClass's, whose values each match many entries).
     pub selective_indexes: Vec<AttrId>,
+    /// The attribute types searches compute (see `ops::search`).
+    pub computed_attrs: crate::ops::search::ComputedAttrs,
     /// Searches running on blocking threads at once, across all connections.
     pub search_slots: Arc<tokio::sync::Semaphore>,
     /// Password checks and hashes running at once, across all connections.
@@ -245,6 +247,7 @@ impl Directory {
             )),
             background: tokio_util::task::TaskTracker::new(),
             selective_indexes,
+            computed_attrs: crate::ops::search::ComputedAttrs::resolve(&schema),
             root_dse: std::sync::RwLock::new(Arc::new(root_dse)),
             subschema,
             policy,

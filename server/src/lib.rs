@@ -8,6 +8,7 @@
 pub mod access;
 pub mod audit;
 pub mod backup;
+pub mod codec;
 pub mod config;
 pub mod control;
 pub mod directory;

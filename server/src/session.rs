@@ -7,6 +7,7 @@
 //! write timeout for clients that stop reading.
 
 use crate::audit;
+use crate::codec::Codec;
 use crate::directory::Directory;
 use crate::error::{ldap_result, OpError};
 use crate::ops::search::{PageRequest, PagedSearches, Stopped};
@@ -18,7 +19,6 @@ use ldap3_proto::proto::{
     LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapModifyType, LdapMsg, LdapOp,
     LdapResult, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry,
 };
-use ldap3_proto::LdapCodec;
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -156,7 +156,7 @@ pub fn peer_subject<S>(stream: &tokio_rustls::server::TlsStream<S>) -> Option<St
 /// The TLS handshake after an accepted StartTLS. `None` (the connection closes) when the client
 /// sent more before the handshake, or the handshake fails or times out.
 async fn upgrade<S>(
-    framed: Framed<S, LdapCodec>,
+    framed: Framed<S, Codec>,
     session: &Session,
 ) -> Option<tokio_rustls::server::TlsStream<S>>
 where
@@ -183,7 +183,7 @@ where
 
 /// The message loop of a connection over one stream.
 async fn drive<S>(
-    framed: &mut Framed<S, LdapCodec>,
+    framed: &mut Framed<S, Codec>,
     session: &mut Session,
     rx: &mut mpsc::Receiver<Outgoing>,
     shutdown: &mut watch::Receiver<bool>,
@@ -275,17 +275,17 @@ fn is_disconnect(e: &std::io::Error) -> bool {
 
 /// The message size limit for a connection bound as `who`: anonymous clients get a smaller
 /// one, so that an unauthenticated client cannot make the server buffer megabytes.
-fn codec_for(dir: &Directory, who: &Identity) -> LdapCodec {
+fn codec_for(dir: &Directory, who: &Identity) -> Codec {
     let max = match who {
         Identity::Anonymous => dir.settings.max_message_bytes_anonymous,
         _ => dir.settings.max_message_bytes,
     };
-    LdapCodec::new(Some(max), Some(dir.settings.max_ber_depth))
+    Codec::new(max, dir.settings.max_ber_depth)
 }
 
 /// Writes one queued message and whatever else is already queued, then flushes once.
 async fn write_queued<S>(
-    framed: &mut Framed<S, LdapCodec>,
+    framed: &mut Framed<S, Codec>,
     rx: &mut mpsc::Receiver<Outgoing>,
     session: &mut Session,
     first: Outgoing,
@@ -435,7 +435,7 @@ impl Session {
     async fn handle<S>(
         &mut self,
         msg: LdapMsg,
-        framed: &mut Framed<S, LdapCodec>,
+        framed: &mut Framed<S, Codec>,
     ) -> std::io::Result<Next>
     where
         S: AsyncRead + AsyncWrite + Unpin,

@@ -51,6 +51,12 @@ impl AttrSelection {
         })
     }
 
+    /// True if operational attributes may be returned: "+" or attributes named in the list.
+    /// When false, [`AttrSelection::wants`] is false for every type.
+    pub fn names_operational(&self) -> bool {
+        self.all_operational || !self.wanted.is_empty()
+    }
+
     /// True if a computed operational attribute of type `id` (no options) is asked for.
     pub fn wants(&self, schema: &Schema, id: AttrId) -> bool {
         self.all_operational

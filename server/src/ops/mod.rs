@@ -272,6 +272,34 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_reuses_its_last_base_only_for_the_same_string() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = directory(&tmp);
+        let root = Identity::Root {
+            dn: "cn=admin,dc=example,dc=com".into(),
+        };
+        let paged = PagedSearches::default();
+        let dns = |base: &str| {
+            let (got, done) = run(&d, &root, &req(base, "(sn=smith)", &["cn"]), None, &paged);
+            let dns: Vec<String> = got.into_iter().map(|e| e.dn).collect();
+            (done.result.code, dns)
+        };
+        let people = dns("ou=people,dc=example,dc=com");
+        assert_eq!(people.0, LdapResultCode::Success);
+        assert_eq!(people.1.len(), 2);
+        // The same base again, and written differently: the same entries.
+        assert_eq!(dns("ou=people,dc=example,dc=com"), people);
+        assert_eq!(dns("OU=People, DC=Example, DC=Com"), people);
+        // A base that does not parse after one that did, then one that does not exist.
+        assert_eq!(dns("ou=people,,").0, LdapResultCode::InvalidDNSyntax);
+        assert_eq!(
+            dns("ou=nobody,dc=example,dc=com").0,
+            LdapResultCode::NoSuchObject
+        );
+        assert_eq!(dns("ou=people,dc=example,dc=com"), people);
+    }
+
+    #[test]
     fn search_selects_filters_and_limits() {
         let tmp = tempfile::tempdir().unwrap();
         let d = directory(&tmp);

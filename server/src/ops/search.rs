@@ -10,7 +10,7 @@ use ldap3_proto::proto::{
     LdapFilter, LdapPartialAttribute, LdapResult, LdapSearchRequest, LdapSearchResultEntry,
     LdapSearchScope,
 };
-use roster_schema::{AttrId, Dn, Entry, NormDn, TriState};
+use roster_schema::{AttrId, Dn, DnError, Entry, NormDn, Schema, TriState};
 use roster_storage::{EntryId, Scope};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,10 +35,13 @@ struct PageState {
     returned: usize,
 }
 
-/// The paged searches of one connection, keyed by cookie.
+/// What one connection's searches keep between requests: the paged searches, keyed by
+/// cookie, and the last base DN with its normalized form (clients such as mail servers search
+/// under the same base every time; normalizing it cost more than a tenth of a search).
 #[derive(Debug, Default)]
 pub struct PagedSearches {
     inner: Mutex<OpenPages>,
+    last_base: Mutex<Option<(String, Arc<NormDn>)>>,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +55,23 @@ struct OpenPages {
 const MAX_OPEN_PAGED_SEARCHES: usize = 64;
 
 impl PagedSearches {
+    /// The normalized form of a search's base DN, from the last search's when it is the same
+    /// string (the schema that normalizes it does not change while the server runs).
+    fn normalized_base(&self, schema: &Schema, raw: &str) -> Result<Arc<NormDn>, DnError> {
+        if let Ok(last) = self.last_base.lock() {
+            if let Some((s, n)) = &*last {
+                if s == raw {
+                    return Ok(n.clone());
+                }
+            }
+        }
+        let n = Arc::new(Dn::parse(raw).and_then(|d| d.normalize(schema))?);
+        if let Ok(mut last) = self.last_base.lock() {
+            *last = Some((raw.to_string(), n.clone()));
+        }
+        Ok(n)
+    }
+
     fn take(&self, cookie: &[u8]) -> Option<PageState> {
         self.inner
             .lock()
@@ -182,7 +202,7 @@ fn run(
     cookie_out: &mut Option<Vec<u8>>,
 ) -> Result<Result<(), OpError>, Stopped> {
     let schema = &dir.schema;
-    let base = match Dn::parse(&req.base).and_then(|d| d.normalize(schema)) {
+    let base = match paged.normalized_base(schema, &req.base) {
         Ok(b) => b,
         Err(e) => return Ok(Err(e.into())),
     };
@@ -210,7 +230,7 @@ fn run(
             LdapSearchScope::Subtree | LdapSearchScope::Children
         );
     // The two entries that are not stored answer base-scope searches only.
-    if (base.is_root() && !all_contexts) || base == dir.subschema_ndn {
+    if (base.is_root() && !all_contexts) || *base == dir.subschema_ndn {
         if req.scope != LdapSearchScope::Base {
             return Ok(Err(OpError::NoSuchObject { matched: None }));
         }
@@ -480,6 +500,33 @@ fn time_limit(
     }
 }
 
+/// The ids of the attribute types a search computes instead of reading (`None`: not in the
+/// schema), resolved once when the directory opens rather than by name for every entry.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ComputedAttrs {
+    entry_dn: Option<AttrId>,
+    subschema_subentry: Option<AttrId>,
+    has_subordinates: Option<AttrId>,
+    num_subordinates: Option<AttrId>,
+    member_of: Option<AttrId>,
+    member_of_transitive: Option<AttrId>,
+    locked_time: Option<AttrId>,
+}
+
+impl ComputedAttrs {
+    pub fn resolve(schema: &Schema) -> ComputedAttrs {
+        ComputedAttrs {
+            entry_dn: schema.attr_id("entryDN"),
+            subschema_subentry: schema.attr_id("subschemaSubentry"),
+            has_subordinates: schema.attr_id("hasSubordinates"),
+            num_subordinates: schema.attr_id("numSubordinates"),
+            member_of: schema.attr_id("memberOf"),
+            member_of_transitive: schema.attr_id("msDS-memberOfTransitive"),
+            locked_time: schema.attr_id("pwdAccountLockedTime"),
+        }
+    }
+}
+
 /// Which attributes computed from the rest of the directory a search returns.
 #[derive(Debug, Default, Clone, Copy)]
 struct Wanted {
@@ -502,17 +549,18 @@ pub struct Computed {
 
 impl Wanted {
     fn of(dir: &Directory, sel: &AttrSelection) -> Wanted {
-        let wants = |name: &str| {
-            dir.schema
-                .attr_id(name)
-                .is_some_and(|id| sel.wants(&dir.schema, id))
-        };
+        // Operational attributes are returned only when asked for, by "+" or by name.
+        if !sel.names_operational() {
+            return Wanted::default();
+        }
+        let wants = |id: Option<AttrId>| id.is_some_and(|id| sel.wants(&dir.schema, id));
+        let ids = &dir.computed_attrs;
         Wanted {
-            has_subordinates: wants("hasSubordinates"),
-            num_subordinates: wants("numSubordinates"),
-            member_of: wants("memberOf"),
-            member_of_transitive: wants("msDS-memberOfTransitive"),
-            locked: wants("pwdAccountLockedTime"),
+            has_subordinates: wants(ids.has_subordinates),
+            num_subordinates: wants(ids.num_subordinates),
+            member_of: wants(ids.member_of),
+            member_of_transitive: wants(ids.member_of_transitive),
+            locked: wants(ids.locked_time),
         }
     }
 
@@ -558,32 +606,42 @@ fn to_result(
     computed: &Computed,
 ) -> LdapSearchResultEntry {
     let schema = &dir.schema;
+    let dn = entry.dn.to_string();
     let mut list = attrs::select(schema, entry, sel, types_only, readable);
-    // A computed attribute already in the entry (added for the filter) was selected above.
-    let mut add = |name: &str, values: Vec<Vec<u8>>| {
-        let Some(id) = schema.attr_id(name) else {
-            return;
+    // Computed attributes are operational: none is returned unless "+" or names were asked for.
+    if sel.names_operational() && !entry.ndn.is_root() && entry.ndn != dir.subschema_ndn {
+        // A computed attribute already in the entry (added for the filter) is selected with
+        // the stored ones.
+        let ids = &dir.computed_attrs;
+        let mut add = |id: Option<AttrId>, name: &str, values: &dyn Fn() -> Vec<Vec<u8>>| {
+            let Some(id) = id else {
+                return;
+            };
+            if !sel.wants(schema, id) || !readable(id) || entry.values_of(id).next().is_some() {
+                return;
+            }
+            let values = values();
+            if values.is_empty() {
+                return;
+            }
+            let display = schema
+                .attr(id)
+                .map(|a| a.name().to_string())
+                .unwrap_or_else(|| name.to_string());
+            list.push((display, if types_only { Vec::new() } else { values }));
         };
-        if values.is_empty()
-            || !sel.wants(schema, id)
-            || !readable(id)
-            || entry.values_of(id).next().is_some()
-        {
-            return;
-        }
-        let display = schema
-            .attr(id)
-            .map(|a| a.name().to_string())
-            .unwrap_or_else(|| name.to_string());
-        list.push((display, if types_only { Vec::new() } else { values }));
-    };
-    if !entry.ndn.is_root() && entry.ndn != dir.subschema_ndn {
-        add("entryDN", vec![entry.dn.to_string().into_bytes()]);
-        add("subschemaSubentry", vec![b"cn=Subschema".to_vec()]);
+        add(ids.entry_dn, "entryDN", &|| vec![dn.clone().into_bytes()]);
+        add(ids.subschema_subentry, "subschemaSubentry", &|| {
+            vec![b"cn=Subschema".to_vec()]
+        });
         if let Some(n) = computed.children {
             let has: &[u8] = if n > 0 { b"TRUE" } else { b"FALSE" };
-            add("hasSubordinates", vec![has.to_vec()]);
-            add("numSubordinates", vec![n.to_string().into_bytes()]);
+            add(ids.has_subordinates, "hasSubordinates", &|| {
+                vec![has.to_vec()]
+            });
+            add(ids.num_subordinates, "numSubordinates", &|| {
+                vec![n.to_string().into_bytes()]
+            });
         }
         let dns = |v: &Option<Vec<Dn>>| {
             v.iter()
@@ -591,17 +649,18 @@ fn to_result(
                 .map(|d| d.to_string().into_bytes())
                 .collect::<Vec<_>>()
         };
-        add("memberOf", dns(&computed.member_of));
-        add(
-            "msDS-memberOfTransitive",
-            dns(&computed.member_of_transitive),
-        );
+        add(ids.member_of, "memberOf", &|| dns(&computed.member_of));
+        add(ids.member_of_transitive, "msDS-memberOfTransitive", &|| {
+            dns(&computed.member_of_transitive)
+        });
         if let Some(t) = &computed.locked_since {
-            add("pwdAccountLockedTime", vec![t.clone().into_bytes()]);
+            add(ids.locked_time, "pwdAccountLockedTime", &|| {
+                vec![t.clone().into_bytes()]
+            });
         }
     }
     LdapSearchResultEntry {
-        dn: entry.dn.to_string(),
+        dn,
         attributes: list
             .into_iter()
             .map(|(atype, vals)| LdapPartialAttribute { atype, vals })

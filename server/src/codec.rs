@@ -1,0 +1,326 @@
+//! The connection's LDAP codec: ldap3_proto's `LdapCodec` for reading requests and for most
+//! responses, and a direct BER writer for the two responses nearly every search sends (a result
+//! entry and the result done, without controls or referrals). ldap3_proto builds a tree of tags
+//! and copies every level into a fresh buffer byte by byte, which cost more than the search's
+//! store lookup; this writes each byte once into the output buffer, and the bytes are the same.
+
+use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResult, LdapSearchResultEntry};
+use ldap3_proto::LdapCodec;
+use std::io;
+use tokio_util::bytes::{BufMut, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+/// BER tags of the universal and LDAP application types written here.
+const SEQUENCE: u8 = 0x30;
+const SET: u8 = 0x31;
+const INTEGER: u8 = 0x02;
+const ENUMERATED: u8 = 0x0a;
+const OCTET_STRING: u8 = 0x04;
+const SEARCH_RESULT_ENTRY: u8 = 0x64;
+const SEARCH_RESULT_DONE: u8 = 0x65;
+
+/// Reads LDAP messages as `LdapCodec` does (size and depth caps) and writes them with the
+/// same bytes, search entries and results directly.
+pub struct Codec {
+    inner: LdapCodec,
+}
+
+impl Codec {
+    pub fn new(max_message_bytes: usize, max_ber_depth: usize) -> Codec {
+        Codec {
+            inner: LdapCodec::new(Some(max_message_bytes), Some(max_ber_depth)),
+        }
+    }
+}
+
+impl Decoder for Codec {
+    type Item = LdapMsg;
+    type Error = io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<LdapMsg>> {
+        self.inner.decode(buf)
+    }
+}
+
+impl Encoder<LdapMsg> for Codec {
+    type Error = io::Error;
+
+    fn encode(&mut self, msg: LdapMsg, buf: &mut BytesMut) -> io::Result<()> {
+        if msg.msgid < 0 || !msg.ctrl.is_empty() {
+            return self.inner.encode(msg, buf);
+        }
+        match &msg.op {
+            LdapOp::SearchResultEntry(e) => {
+                write_entry(buf, msg.msgid, e);
+                Ok(())
+            }
+            LdapOp::SearchResultDone(r) if r.referral.is_empty() => {
+                write_done(buf, msg.msgid, r);
+                Ok(())
+            }
+            _ => self.inner.encode(msg, buf),
+        }
+    }
+}
+
+/// Bytes of a BER length.
+fn len_of_len(n: usize) -> usize {
+    if n < 0x80 {
+        1
+    } else {
+        1 + (usize::BITS - n.leading_zeros()).div_ceil(8) as usize
+    }
+}
+
+/// Bytes of a whole element (tag, length, content) with `n` bytes of content.
+fn tlv_len(n: usize) -> usize {
+    1 + len_of_len(n) + n
+}
+
+/// Writes a tag and the length of its content, in one copy.
+fn put_header(buf: &mut BytesMut, tag: u8, n: usize) {
+    if n < 0x80 {
+        buf.extend_from_slice(&[tag, n as u8]);
+    } else {
+        // Long form: the count of length bytes, then the length, big-endian and minimal.
+        let count = len_of_len(n) - 1;
+        let mut header = [0u8; 2 + std::mem::size_of::<usize>()];
+        header[0] = tag;
+        header[1] = 0x80 | count as u8;
+        for (slot, b) in header[2..]
+            .iter_mut()
+            .zip(n.to_be_bytes().iter().skip_while(|b| **b == 0))
+        {
+            *slot = *b;
+        }
+        buf.extend_from_slice(header.get(..2 + count).unwrap_or(&header));
+    }
+}
+
+/// Bytes of a non-negative INTEGER or ENUMERATED: big-endian, minimal, with a leading zero
+/// byte when the high bit would be set (BER integers are signed).
+fn int_len(v: u32) -> usize {
+    (u32::BITS - v.leading_zeros()) as usize / 8 + 1
+}
+
+fn put_int(buf: &mut BytesMut, tag: u8, v: u32) {
+    let n = int_len(v);
+    put_header(buf, tag, n);
+    let bytes = u64::from(v).to_be_bytes();
+    for b in bytes.iter().skip(bytes.len() - n) {
+        buf.put_u8(*b);
+    }
+}
+
+fn put_octets(buf: &mut BytesMut, v: &[u8]) {
+    put_header(buf, OCTET_STRING, v.len());
+    buf.put_slice(v);
+}
+
+/// Content length of a partial attribute's value set.
+fn values_len(vals: &[Vec<u8>]) -> usize {
+    vals.iter().map(|v| tlv_len(v.len())).sum()
+}
+
+fn attribute_len(atype: &str, vals: &[Vec<u8>]) -> usize {
+    tlv_len(atype.len()) + tlv_len(values_len(vals))
+}
+
+/// The message envelope: SEQUENCE { INTEGER msgid, op } with `op_len` bytes of op.
+fn put_envelope(buf: &mut BytesMut, msgid: u32, op_len: usize) {
+    let content = tlv_len(int_len(msgid)) + op_len;
+    buf.reserve(tlv_len(content));
+    put_header(buf, SEQUENCE, content);
+    put_int(buf, INTEGER, msgid);
+}
+
+fn write_entry(buf: &mut BytesMut, msgid: i32, e: &LdapSearchResultEntry) {
+    let msgid = msgid.unsigned_abs();
+    let attrs: usize = e
+        .attributes
+        .iter()
+        .map(|a| tlv_len(attribute_len(&a.atype, &a.vals)))
+        .sum();
+    let op = tlv_len(e.dn.len()) + tlv_len(attrs);
+    put_envelope(buf, msgid, tlv_len(op));
+    put_header(buf, SEARCH_RESULT_ENTRY, op);
+    put_octets(buf, e.dn.as_bytes());
+    put_header(buf, SEQUENCE, attrs);
+    for a in &e.attributes {
+        put_header(buf, SEQUENCE, attribute_len(&a.atype, &a.vals));
+        put_octets(buf, a.atype.as_bytes());
+        put_header(buf, SET, values_len(&a.vals));
+        for v in &a.vals {
+            put_octets(buf, v);
+        }
+    }
+}
+
+fn write_done(buf: &mut BytesMut, msgid: i32, r: &LdapResult) {
+    let msgid = msgid.unsigned_abs();
+    // Result codes are small non-negative numbers (the enum's discriminants).
+    let code = u32::try_from(r.code.clone() as i64).unwrap_or(80);
+    let op = tlv_len(int_len(code)) + tlv_len(r.matcheddn.len()) + tlv_len(r.message.len());
+    put_envelope(buf, msgid, tlv_len(op));
+    put_header(buf, SEARCH_RESULT_DONE, op);
+    put_int(buf, ENUMERATED, code);
+    put_octets(buf, r.matcheddn.as_bytes());
+    put_octets(buf, r.message.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ldap3_proto::control::LdapControl;
+    use ldap3_proto::proto::{LdapPartialAttribute, LdapResultCode};
+
+    fn reference(msg: &LdapMsg) -> BytesMut {
+        let mut buf = BytesMut::new();
+        LdapCodec::new(None, None)
+            .encode(msg.clone(), &mut buf)
+            .expect("encode");
+        buf
+    }
+
+    fn ours(msg: &LdapMsg) -> BytesMut {
+        let mut buf = BytesMut::new();
+        Codec::new(1 << 20, 32)
+            .encode(msg.clone(), &mut buf)
+            .expect("encode");
+        buf
+    }
+
+    fn entry(msgid: i32, dn: &str, attrs: Vec<(&str, Vec<Vec<u8>>)>) -> LdapMsg {
+        LdapMsg {
+            msgid,
+            op: LdapOp::SearchResultEntry(LdapSearchResultEntry {
+                dn: dn.to_string(),
+                attributes: attrs
+                    .into_iter()
+                    .map(|(t, vals)| LdapPartialAttribute {
+                        atype: t.to_string(),
+                        vals,
+                    })
+                    .collect(),
+            }),
+            ctrl: Vec::new(),
+        }
+    }
+
+    fn done(msgid: i32, code: LdapResultCode, matched: &str, message: &str) -> LdapMsg {
+        LdapMsg {
+            msgid,
+            op: LdapOp::SearchResultDone(LdapResult {
+                code,
+                matcheddn: matched.to_string(),
+                message: message.to_string(),
+                referral: Vec::new(),
+            }),
+            ctrl: Vec::new(),
+        }
+    }
+
+    const MSGIDS: [i32; 12] = [
+        0,
+        1,
+        2,
+        127,
+        128,
+        255,
+        256,
+        32767,
+        32768,
+        65536,
+        8_388_608,
+        i32::MAX,
+    ];
+
+    #[test]
+    fn entries_encode_as_ldap3_proto_does() {
+        let sizes = [0usize, 1, 127, 128, 255, 256, 65535, 65536, 70000];
+        for msgid in MSGIDS {
+            assert_eq!(
+                ours(&entry(msgid, "", vec![])),
+                reference(&entry(msgid, "", vec![]))
+            );
+            for &n in &sizes {
+                let big = vec![b'x'; n];
+                let msg = entry(
+                    msgid,
+                    "uid=user0000001,ou=people,dc=example,dc=com",
+                    vec![
+                        ("objectClass", vec![b"top".to_vec(), b"person".to_vec()]),
+                        ("jpegPhoto", vec![big.clone()]),
+                        ("cn", vec![]),
+                        ("description;lang-de", vec![big.clone(), big]),
+                    ],
+                );
+                assert_eq!(
+                    ours(&msg),
+                    reference(&msg),
+                    "msgid {msgid}, value of {n} bytes"
+                );
+            }
+        }
+        // Many attributes: the attribute list's own length in long form.
+        let many: Vec<(&str, Vec<Vec<u8>>)> = (0..300)
+            .map(|_| ("mail", vec![b"a@b.c".to_vec()]))
+            .collect();
+        let msg = entry(7, "dc=example,dc=com", many);
+        assert_eq!(ours(&msg), reference(&msg));
+    }
+
+    #[test]
+    fn results_encode_as_ldap3_proto_does() {
+        let codes = [
+            LdapResultCode::Success,
+            LdapResultCode::NoSuchObject,
+            LdapResultCode::SizeLimitExceeded,
+            LdapResultCode::UnwillingToPerform,
+            LdapResultCode::Other,
+        ];
+        for msgid in MSGIDS {
+            for code in &codes {
+                for (matched, message) in [
+                    ("", ""),
+                    ("dc=example,dc=com", "no such entry"),
+                    ("", &*"m".repeat(300)),
+                ] {
+                    let msg = done(msgid, code.clone(), matched, message);
+                    assert_eq!(ours(&msg), reference(&msg), "msgid {msgid}, {code:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_messages_are_left_to_ldap3_proto() {
+        let mut with_referral = done(3, LdapResultCode::Referral, "", "");
+        if let LdapOp::SearchResultDone(r) = &mut with_referral.op {
+            r.referral = vec!["ldap://other/".to_string()];
+        }
+        let mut with_control = done(4, LdapResultCode::Success, "", "");
+        with_control.ctrl = vec![LdapControl::SimplePagedResults {
+            size: 0,
+            cookie: vec![1, 2, 3],
+        }];
+        for msg in [with_referral, with_control, entry(-1, "", vec![])] {
+            assert_eq!(ours(&msg), reference(&msg));
+        }
+    }
+
+    #[test]
+    fn decoding_reads_what_was_written() {
+        let msg = entry(
+            9,
+            "uid=a,dc=example,dc=com",
+            vec![("mail", vec![b"a@example.com".to_vec()])],
+        );
+        let mut buf = ours(&msg);
+        let back = Codec::new(1 << 20, 32)
+            .decode(&mut buf)
+            .expect("decode")
+            .expect("a whole message");
+        assert_eq!(back, msg);
+    }
+}
