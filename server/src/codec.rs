@@ -4,9 +4,12 @@
 //! and copies every level into a fresh buffer byte by byte, which cost more than the search's
 //! store lookup; this writes each byte once into the output buffer, and the bytes are the same.
 
+use crate::metrics::Metrics;
 use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResult, LdapSearchResultEntry};
 use ldap3_proto::LdapCodec;
 use std::io;
+use std::sync::Arc;
+use std::time::Instant;
 use tokio_util::bytes::{BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -20,17 +23,69 @@ const SEARCH_RESULT_ENTRY: u8 = 0x64;
 const SEARCH_RESULT_DONE: u8 = 0x65;
 
 /// Reads LDAP messages as `LdapCodec` does (size and depth caps) and writes them with the
-/// same bytes, search entries and results directly.
+/// same bytes, search entries and results directly. With metrics, it times each operation
+/// from its request's decoding to its answer's encoding.
 pub struct Codec {
     inner: LdapCodec,
+    metrics: Option<Arc<Metrics>>,
+    /// Requests not answered yet: message id, operation (an index of `metrics::OPS`), arrival.
+    pending: Vec<(i32, usize, Instant)>,
 }
+
+/// Requests a connection may leave unanswered (abandoned ones) before their timings are
+/// dropped; a client has at most 64 outstanding.
+const MAX_PENDING: usize = 256;
 
 impl Codec {
     pub fn new(max_message_bytes: usize, max_ber_depth: usize) -> Codec {
         Codec {
             inner: LdapCodec::new(Some(max_message_bytes), Some(max_ber_depth)),
+            metrics: None,
+            pending: Vec::new(),
         }
     }
+
+    /// Counts every operation of the connection in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Codec {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// New message size and depth caps (after a bind), keeping the operations in flight.
+    pub fn set_limits(&mut self, max_message_bytes: usize, max_ber_depth: usize) {
+        self.inner = LdapCodec::new(Some(max_message_bytes), Some(max_ber_depth));
+    }
+}
+
+/// The metrics index of a request that gets an answer.
+fn request_kind(op: &LdapOp) -> Option<usize> {
+    Some(match op {
+        LdapOp::BindRequest(_) => 0,
+        LdapOp::SearchRequest(_) => 1,
+        LdapOp::CompareRequest(_) => 2,
+        LdapOp::AddRequest(_) => 3,
+        LdapOp::ModifyRequest(_) => 4,
+        LdapOp::DelRequest(_) => 5,
+        LdapOp::ModifyDNRequest(_) => 6,
+        LdapOp::ExtendedRequest(_) => 7,
+        _ => return None,
+    })
+}
+
+/// The result code of a message that ends an operation.
+fn final_code(op: &LdapOp) -> Option<u32> {
+    let r = match op {
+        LdapOp::BindResponse(r) => &r.res,
+        LdapOp::SearchResultDone(r)
+        | LdapOp::CompareResult(r)
+        | LdapOp::AddResponse(r)
+        | LdapOp::ModifyResponse(r)
+        | LdapOp::DelResponse(r)
+        | LdapOp::ModifyDNResponse(r) => r,
+        LdapOp::ExtendedResponse(r) => &r.res,
+        _ => return None,
+    };
+    Some(u32::try_from(r.code.clone() as i64).unwrap_or(80))
 }
 
 impl Decoder for Codec {
@@ -38,7 +93,16 @@ impl Decoder for Codec {
     type Error = io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<LdapMsg>> {
-        self.inner.decode(buf)
+        let msg = self.inner.decode(buf)?;
+        if let (Some(_), Some(m)) = (&self.metrics, &msg) {
+            if let Some(kind) = request_kind(&m.op) {
+                if self.pending.len() >= MAX_PENDING {
+                    self.pending.clear();
+                }
+                self.pending.push((m.msgid, kind, Instant::now()));
+            }
+        }
+        Ok(msg)
     }
 }
 
@@ -46,6 +110,14 @@ impl Encoder<LdapMsg> for Codec {
     type Error = io::Error;
 
     fn encode(&mut self, msg: LdapMsg, buf: &mut BytesMut) -> io::Result<()> {
+        if let Some(metrics) = &self.metrics {
+            if let Some(code) = final_code(&msg.op) {
+                if let Some(i) = self.pending.iter().position(|(id, _, _)| *id == msg.msgid) {
+                    let (_, kind, at) = self.pending.swap_remove(i);
+                    metrics.record(kind, code, at.elapsed());
+                }
+            }
+        }
         if msg.msgid < 0 || !msg.ctrl.is_empty() {
             return self.inner.encode(msg, buf);
         }

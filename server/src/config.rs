@@ -39,6 +39,17 @@ pub struct ConfigFile {
     /// Directories that check the passwords of mapped users (`[[upstream]]`).
     #[serde(default)]
     pub upstream: Vec<UpstreamSection>,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// Prometheus metrics over HTTP (see `metrics.rs`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Where to serve `GET /metrics` ("127.0.0.1:9389"); off without.
+    #[serde(default)]
+    pub listen: Option<String>,
 }
 
 /// An upstream directory (Active Directory, eDirectory, another LDAP server) that checks the
@@ -700,6 +711,8 @@ pub struct Settings {
     pub global_admins: Option<String>,
     /// Where the Postfix policy service listens, if anywhere.
     pub policy_listen: Option<SocketAddr>,
+    /// Where the metrics are served over HTTP (`[metrics] listen`).
+    pub metrics_listen: Option<SocketAddr>,
     /// Whether global admins and the root DN create naming contexts by adding a domain entry
     /// outside the existing ones (with the built-in mail policy).
     pub runtime_domains: bool,
@@ -899,6 +912,14 @@ impl Settings {
                 Some(a) => Some(a.parse().map_err(|_| {
                     ConfigError::Invalid(format!(
                         "mail.policy_listen: {a:?} is not an address and port such as \"127.0.0.1:10040\""
+                    ))
+                })?),
+                None => None,
+            },
+            metrics_listen: match &file.metrics.listen {
+                Some(a) => Some(a.parse().map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "metrics.listen: {a:?} is not an address and port such as \"127.0.0.1:9389\""
                     ))
                 })?),
                 None => None,

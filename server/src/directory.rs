@@ -63,6 +63,8 @@ pub struct Directory {
     /// Failed binds by account and address (see `lockout`).
     pub lockout: crate::lockout::Lockout,
     /// The directories that check mapped users' passwords (see `upstream`).
+    /// Counters of operations and connections, served by `metrics.rs`.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub upstreams: crate::upstream::Upstreams,
     /// Search limits per identity: (who, size limit, time limit), `Some(0)` unlimited.
     pub limits: Vec<(crate::access::Who, Option<u32>, Option<u32>)>,
@@ -241,6 +243,7 @@ impl Directory {
         let upstreams = crate::upstream::Upstreams::new(&settings.upstreams)?;
         Ok(Directory {
             upstreams,
+            metrics: std::sync::Arc::default(),
             password_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_binds)),
             search_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.max_concurrent_searches,

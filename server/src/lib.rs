@@ -16,6 +16,7 @@ pub mod error;
 pub mod ldif;
 pub mod lockout;
 pub mod mail;
+pub mod metrics;
 pub mod naming;
 pub mod net;
 pub mod offline;

@@ -367,6 +367,18 @@ fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
         let local = listener.local_addr().context("read listener address")?;
         tracing::info!(address = %local, "listening for LDAP");
         // Tests and scripts read this line to learn the port when it was chosen by the system.
+        // Bound before the server says it listens, so that whoever waits for that line can
+        // scrape at once.
+        let metrics = match dir.settings.metrics_listen {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listen on {addr} (metrics.listen)"))?;
+                tracing::info!(address = %addr, "serving metrics over HTTP at /metrics");
+                Some(l)
+            }
+            None => None,
+        };
         println!("listening ldap://{local}");
         let ldaps = match ldaps_listen {
             Some(addr) => {
@@ -393,6 +405,10 @@ fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
             tracing::info!(address = %addr, "listening for Postfix policy requests");
             dir.background
                 .spawn(roster_server::policy::serve(l, dir.clone(), stop_control.clone()));
+        }
+        if let Some(l) = metrics {
+            dir.background
+                .spawn(roster_server::metrics::serve(l, dir.clone(), stop_control.clone()));
         }
         net::run(listener, ldaps, dir.clone(), tls, shutdown_signal()).await;
         stop_control.cancel();

@@ -112,6 +112,7 @@ pub async fn serve<S>(
     let span = tracing::info_span!("conn", id = conn.id, peer = %conn.peer);
     async move {
         debug!(tls = conn.secure, "connection opened");
+        dir.metrics.connection_opened();
         let (tx, mut rx) = mpsc::channel(OUTGOING_QUEUE);
         let mut session = Session {
             dir,
@@ -138,6 +139,7 @@ pub async fn serve<S>(
             }
         }
         session.abandon_all();
+        session.dir.metrics.connection_closed();
         debug!("connection closed");
     }
     .instrument(span)
@@ -280,7 +282,25 @@ fn codec_for(dir: &Directory, who: &Identity) -> Codec {
         Identity::Anonymous => dir.settings.max_message_bytes_anonymous,
         _ => dir.settings.max_message_bytes,
     };
-    Codec::new(max, dir.settings.max_ber_depth)
+    let codec = Codec::new(max, dir.settings.max_ber_depth);
+    // Counted only when they are served: a search's answer takes no clock reading otherwise.
+    if dir.settings.metrics_listen.is_some() {
+        codec.with_metrics(dir.metrics.clone())
+    } else {
+        codec
+    }
+}
+
+/// The message size limit for a connection bound as `who` (see [`codec_for`]), set on the
+/// connection's codec without losing the timings of its operations in flight.
+fn set_limits<S>(framed: &mut Framed<S, Codec>, dir: &Directory, who: &Identity) {
+    let max = match who {
+        Identity::Anonymous => dir.settings.max_message_bytes_anonymous,
+        _ => dir.settings.max_message_bytes,
+    };
+    framed
+        .codec_mut()
+        .set_limits(max, dir.settings.max_ber_depth);
 }
 
 /// Writes one queued message and whatever else is already queued, then flushes once.
@@ -479,7 +499,7 @@ impl Session {
                 // RFC 4513 section 5.1.2: the password is not checked, and the connection's
                 // authorization state becomes anonymous.
                 self.abandon_all();
-                *framed.codec_mut() = codec_for(&self.dir, &Identity::Anonymous);
+                set_limits(framed, &self.dir, &Identity::Anonymous);
                 self.who = Identity::Anonymous;
                 info!(msgid, dn = %req.dn, "simple bind over a connection without TLS refused");
                 Some(LdapOp::BindResponse(LdapBindResponse {
@@ -508,7 +528,7 @@ impl Session {
                                 refusal.what(),
                                 refusal.remaining().as_secs(),
                             );
-                            *framed.codec_mut() = codec_for(&self.dir, &Identity::Anonymous);
+                            set_limits(framed, &self.dir, &Identity::Anonymous);
                             self.who = Identity::Anonymous;
                             let res = ldap_result(&OpError::InvalidCredentials);
                             let op = LdapOp::BindResponse(LdapBindResponse {
@@ -545,7 +565,7 @@ impl Session {
                 if res.code == LdapResultCode::InvalidCredentials {
                     info!(msgid, dn = %dn, "bind failed: invalid credentials");
                 }
-                *framed.codec_mut() = codec_for(&self.dir, &who);
+                set_limits(framed, &self.dir, &who);
                 self.who = who;
                 Some(LdapOp::BindResponse(LdapBindResponse {
                     res,

@@ -600,3 +600,101 @@ fn mutated_and_random_messages_never_take_the_server_down() {
     }
     connection_still_serves(&s.url());
 }
+
+/// `GET path` on the metrics listener: (status line, body).
+fn scrape(addr: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+/// The value of the metrics line `name` (with its labels, as printed), 0 when absent.
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn metrics_count_what_the_clients_did() {
+    let d = data::directory(60, 11);
+    let addr = format!("127.0.0.1:{}", roster_tests::free_port());
+    let s = Rosterd::start(Some(&d.ldif), &format!("[metrics]\nlisten = \"{addr}\"\n"));
+    let (_, before) = scrape(&addr, "/metrics");
+    let mut c = LdapConn::new(&s.url()).unwrap();
+    assert_eq!(rc(c.simple_bind(ROOT_DN, "wrong")), 49);
+    assert_eq!(rc(c.simple_bind(ROOT_DN, ROOT_PW)), 0);
+    for _ in 0..5 {
+        let ldap3::SearchResult(found, res) = c
+            .search(
+                "dc=example,dc=com",
+                Scope::Subtree,
+                "(objectClass=person)",
+                vec!["cn"],
+            )
+            .unwrap();
+        assert_eq!(res.rc, 0);
+        assert!(!found.is_empty());
+    }
+    let missing = c
+        .search(
+            "ou=nowhere,dc=example,dc=com",
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["cn"],
+        )
+        .unwrap()
+        .1;
+    assert_eq!(missing.rc, 32);
+    let added = c.add(
+        "cn=metered,dc=example,dc=com",
+        vec![
+            ("objectClass", ["organizationalRole"].into()),
+            ("cn", ["metered"].into()),
+        ],
+    );
+    assert_eq!(rc(added), 0);
+    let (status, after) = scrape(&addr, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let delta = |name: &str| metric(&after, name) - metric(&before, name);
+    assert_eq!(
+        delta("roster_operations_total{op=\"bind\",result=\"49\"}"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta("roster_operations_total{op=\"bind\",result=\"0\"}"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta("roster_operations_total{op=\"search\",result=\"0\"}"),
+        5.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta("roster_operations_total{op=\"search\",result=\"32\"}"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta("roster_operations_total{op=\"add\",result=\"0\"}"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta("roster_operation_duration_seconds_count{op=\"search\"}"),
+        6.0,
+        "{after}"
+    );
+    assert!(metric(&after, "roster_connections_open") >= 1.0, "{after}");
+    assert!(metric(&after, "roster_store_bytes") > 0.0, "{after}");
+    // Nothing but /metrics is served.
+    assert_eq!(scrape(&addr, "/").0, "HTTP/1.1 404 Not Found");
+    c.unbind().unwrap();
+}
