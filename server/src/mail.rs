@@ -251,6 +251,14 @@ fn check_local_address(a: &str, domains: &[String], catch_all: bool) -> Result<(
     ))
 }
 
+/// True if `who` is a member of the global admin group
+/// (`access.global_admins`).
+pub fn is_global_admin(dir: &Directory, who: &crate::ops::Identity, reader: &Reader) -> bool {
+    dir.global_admins
+        .as_ref()
+        .is_some_and(|g| crate::access::Requester::new(who, reader).is_member_of(g))
+}
+
 /// Refuses a change of an entry's upstream mapping (`rosterUpstream`, `rosterUpstreamDn`,
 /// `rosterUpstreamId`) that concerns a configured `[[upstream]]` by anyone but the root DN, a
 /// global admin or one of that upstream's `writers`: the mapping decides where rosterd sends
@@ -293,10 +301,7 @@ pub fn check_upstream_mapping(
         if who.is_root() {
             continue;
         }
-        let global_admin = dir
-            .global_admins
-            .as_ref()
-            .is_some_and(|g| crate::access::Requester::new(who, reader).is_member_of(g));
+        let global_admin = is_global_admin(dir, who, reader);
         let writer = match who {
             crate::ops::Identity::Entry { ndn, .. } => upstream.config.writers.iter().any(|w| {
                 roster_schema::Dn::parse(w)
@@ -342,11 +347,7 @@ pub fn check_domain_claims(
     if now == was {
         return Ok(());
     }
-    let global_admin = dir
-        .global_admins
-        .as_ref()
-        .is_some_and(|g| crate::access::Requester::new(who, reader).is_member_of(g));
-    if !who.is_root() && !global_admin {
+    if !who.is_root() && !is_global_admin(dir, who, reader) {
         return Err(OpError::InsufficientAccess(
             "associatedDomain: only a global admin names the domains a naming context serves"
                 .into(),

@@ -133,10 +133,7 @@ fn may_create_context(
     reader: &roster_storage::Reader,
     entry: &Entry,
 ) -> Result<bool, OpError> {
-    let global_admin = dir
-        .global_admins
-        .as_ref()
-        .is_some_and(|g| crate::access::Requester::new(who, reader).is_member_of(g));
+    let global_admin = crate::mail::is_global_admin(dir, who, reader);
     if !dir.settings.runtime_domains || !(who.is_root() || global_admin) {
         return Ok(false);
     }
