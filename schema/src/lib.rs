@@ -19,6 +19,7 @@ mod parse;
 pub mod registry;
 pub mod render;
 mod rules;
+pub mod time;
 
 pub use dn::{Ava, Dn, NormDn, Rdn};
 pub use entry::{AttrDesc, Attribute, Entry};

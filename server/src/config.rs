@@ -554,6 +554,14 @@ pub struct StorageSection {
     /// Index kinds per attribute: any of `eq`, `pres`, `sub`.
     #[serde(default = "default_indexes")]
     pub indexes: BTreeMap<String, Vec<String>>,
+    /// Change log records kept for replication consumers that were away (RFC 4533 cookies
+    /// older than the oldest record get the whole content instead of the changes).
+    #[serde(default = "default_change_log")]
+    pub change_log: u64,
+}
+
+fn default_change_log() -> u64 {
+    roster_storage::DEFAULT_CHANGE_LOG
 }
 
 impl Default for StorageSection {
@@ -561,6 +569,7 @@ impl Default for StorageSection {
         StorageSection {
             durability: default_durability(),
             indexes: default_indexes(),
+            change_log: default_change_log(),
         }
     }
 }
@@ -733,6 +742,8 @@ pub struct Settings {
     pub size_limit: Option<u32>,
     pub time_limit: Option<Duration>,
     pub sync_writes: bool,
+    /// Change log records kept (`storage.change_log`).
+    pub change_log: u64,
     pub indexes: Vec<roster_storage::IndexSpec>,
     pub integrity_attributes: Vec<String>,
     pub password_scheme: crate::password::Scheme,
@@ -926,6 +937,7 @@ impl Settings {
             },
             audit_file: file.audit.file.as_ref().map(|p| data_dir.join(p)),
             data_dir,
+            change_log: file.storage.change_log,
             max_connections: file.server.max_connections.max(1),
             max_connections_per_address: file.server.max_connections_per_address,
             max_message_bytes: file.server.max_message_bytes,

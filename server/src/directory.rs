@@ -170,6 +170,8 @@ impl Directory {
             },
             integrity: settings.integrity_attributes.clone(),
             unique: crate::mail::unique_specs(),
+            change_log: settings.change_log,
+            keep_csn: false,
         };
         let store = Store::open(&store_config, schema.clone()).map_err(|source| {
             // fjall names a held lock only in its message; say what it means here.

@@ -62,6 +62,8 @@ fn main() -> Result<(), Error> {
     }
     let schema = Arc::new(Schema::builtin());
     let config = StoreConfig {
+        change_log: roster_storage::DEFAULT_CHANGE_LOG,
+        keep_csn: false,
         path: dir.clone().into(),
         indexes: vec![
             index("objectClass", true, false),

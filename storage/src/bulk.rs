@@ -68,7 +68,10 @@ pub struct LoadStats {
 /// `finish` loses the entries not yet written.
 pub struct BulkLoader<'a> {
     store: &'a Store,
-    _writer: MutexGuard<'a, ()>,
+    writer: MutexGuard<'a, crate::changelog::WriterState>,
+    /// The CSN of the load: entries without an `entryCSN` get it (as slapadd stamps them),
+    /// and the change log's floor becomes it.
+    csn: String,
     snapshot: Snapshot,
     /// xxh3-128 of the DN key of each entry of this load → its id: the parent check of later
     /// entries. A hash instead of the key keeps a 1M-entry load's map at tens of megabytes;
@@ -146,7 +149,8 @@ impl Job {
 
 impl<'a> BulkLoader<'a> {
     pub(crate) fn new(store: &'a Store) -> Result<BulkLoader<'a>> {
-        let writer = store.lock_writers()?;
+        let mut writer = store.lock_writers()?;
+        let csn = writer.clock.next();
         let snapshot = store.inner.db.read_tx();
         let inner = &store.inner;
         let mut merged = vec![inner.dn2id.clone(), inner.children.clone()];
@@ -156,7 +160,8 @@ impl<'a> BulkLoader<'a> {
         remove_spill_dir(&spill_dir)?;
         Ok(BulkLoader {
             store,
-            _writer: writer,
+            writer,
+            csn,
             snapshot,
             loaded: FxHashMap::default(),
             keys: KeyBuilder::default(),
@@ -189,6 +194,13 @@ impl<'a> BulkLoader<'a> {
 
     fn insert(&mut self, entry: Entry, may_be_root: bool) -> Result<EntryId> {
         let inner = &*self.store.inner;
+        let mut entry = entry;
+        if inner
+            .entry_csn
+            .is_some_and(|a| entry.values_of(a).next().is_none())
+        {
+            inner.stamp(&mut entry, &self.csn);
+        }
         if entry.ndn.is_root() {
             return Err(StoreError::InvalidEntry {
                 dn: String::new(),
@@ -275,6 +287,22 @@ impl<'a> BulkLoader<'a> {
         self.wait_for_writer()?;
         self.stats.finishing = started.elapsed();
         remove_spill_dir(&self.spill_dir)?;
+        // The log knows nothing of the loaded entries: a consumer with an older cookie gets
+        // the whole content again.
+        let inner = &self.store.inner;
+        let mut head = crate::keys::id_bytes(self.writer.next_seq - 1).to_vec();
+        head.extend_from_slice(self.csn.as_bytes());
+        let mut tail = crate::keys::id_bytes(self.writer.next_seq).to_vec();
+        tail.extend_from_slice(self.csn.as_bytes());
+        inner
+            .meta
+            .insert(crate::changelog::META_LOG_HEAD, head)
+            .context("write log head")?;
+        inner
+            .meta
+            .insert(crate::changelog::META_LOG_TAIL, tail)
+            .context("write log tail")?;
+        self.writer.first_seq = self.writer.next_seq;
         self.store
             .inner
             .db

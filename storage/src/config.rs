@@ -18,7 +18,17 @@ pub struct StoreConfig {
     pub integrity: Vec<String>,
     /// Values no two entries of one class may share; each attribute gets an equality index.
     pub unique: Vec<crate::unique::UniqueSpec>,
+    /// Change log records kept (one per entry a write changes), for replication consumers
+    /// that were away: a consumer whose cookie is older than the oldest record gets the whole
+    /// content again instead of the changes.
+    pub change_log: u64,
+    /// Entries keep the `entryCSN` they are written with (a replica stores its provider's);
+    /// otherwise every write stamps its own.
+    pub keep_csn: bool,
 }
+
+/// Change log records kept unless configured.
+pub const DEFAULT_CHANGE_LOG: u64 = 100_000;
 
 /// The indexes kept for one attribute type. Indexes are per type: a filter on a supertype
 /// (`name`) uses the union of its subtypes' indexes and falls back to the scope when one of them

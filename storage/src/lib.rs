@@ -14,9 +14,11 @@
 //! `keys`, `codec` and `index` modules.
 
 mod bulk;
+mod changelog;
 mod codec;
 mod commit;
 mod config;
+mod csn;
 mod error;
 mod index;
 mod keys;
@@ -28,7 +30,9 @@ mod unique;
 mod verify;
 
 pub use bulk::{BulkLoader, LoadStats};
-pub use config::{Durability, IndexSpec, StoreConfig};
+pub use changelog::{Change, ChangeKind, LogState};
+pub use config::{Durability, IndexSpec, StoreConfig, DEFAULT_CHANGE_LOG};
+pub use csn::{is_csn, CSN_LEN};
 pub use error::{Result, StoreError, UniqueConflict};
 pub use links::{Repaired, MAX_NESTED};
 pub use reader::{Reader, WalkIter};

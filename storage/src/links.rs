@@ -308,6 +308,7 @@ impl Store {
     pub(crate) fn repair_links(
         &self,
         tx: &mut SingleWriterWriteTx<'_>,
+        log: &mut crate::changelog::TxLog,
         changes: &HashMap<NormDn, Option<Dn>>,
         rewrites: &dyn Fn(&Entry) -> bool,
         touch: &dyn Fn(&mut Entry),
@@ -382,8 +383,8 @@ impl Store {
             }
             new.attrs.retain(|a| !a.values.is_empty());
             touch(&mut new);
-            self.rewrite(tx, id, &record, &old, &new)?;
             repaired.entries.push(new.dn.clone());
+            self.rewrite(tx, log, id, &record, &old, new)?;
         }
         if !repaired.entries.is_empty() {
             tracing::debug!(entries = repaired.entries.len(), "references rewritten");

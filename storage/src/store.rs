@@ -14,6 +14,7 @@
 //! after the commit and before the journal sync, which one writer runs for all (`commit`).
 
 use crate::bulk::{BulkLoader, KvBuffer};
+use crate::changelog::{ChangeKind, TxLog, WriterState};
 use crate::codec::{self, EntryCodec};
 use crate::commit::GroupCommit;
 use crate::config::{Durability, StoreConfig};
@@ -33,7 +34,7 @@ use roster_schema::{AttrId, Entry, Schema};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
 /// The on-disk format this build writes and reads (the `format` key of `meta`).
@@ -72,6 +73,9 @@ impl fmt::Display for EntryId {
     }
 }
 
+/// Told the last change log sequence number after each commit.
+pub type Listener = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// How an heir inherits from a deleted entry: (deleted entry, heir as stored) -> heir's new
 /// state (see [`Store::delete_with_heir`]).
 pub type Inherit<'a> = dyn Fn(&Entry, &Entry) -> Entry + 'a;
@@ -100,8 +104,18 @@ pub(crate) struct Inner {
     /// memory: a shared counter key would be a hot key every writer rewrites.
     pub(crate) next_id: AtomicU64,
     pub(crate) durability: Durability,
-    /// Serializes writers, including a bulk load, which bypasses transactions.
-    pub(crate) write_lock: Mutex<()>,
+    /// Serializes writers, including a bulk load, which bypasses transactions; holds the CSN
+    /// clock and the change log's ends.
+    pub(crate) write_lock: Mutex<WriterState>,
+    /// The change log (`changelog`).
+    pub(crate) changes: SingleWriterTxKeyspace,
+    /// `entryCSN` and `entryUUID`, stamped on and logged for every entry written.
+    pub(crate) entry_csn: Option<AttrId>,
+    pub(crate) entry_uuid: Option<AttrId>,
+    /// Entries keep the `entryCSN` they carry (a replica).
+    pub(crate) keep_csn: bool,
+    /// Called after each commit with the last change log sequence number.
+    listeners: RwLock<Vec<Listener>>,
     /// Commit tickets and the synced mark (`Durability::SyncData`).
     group: GroupCommit,
     /// `objectClass`, whose equality index is the least selective: the planner reads it last.
@@ -181,6 +195,9 @@ impl Store {
         let children = db
             .keyspace("children", scan_only_options)
             .context("open children keyspace")?;
+        let changes = db
+            .keyspace("changes", data_options)
+            .context("open changes keyspace")?;
 
         check_format(&meta, &id2entry)?;
         let next_id = match id2entry.last_key_value() {
@@ -249,6 +266,8 @@ impl Store {
         }
 
         let object_class = schema.attr_id("objectClass");
+        let meta_for_log = meta.clone();
+        let schema_for_log = schema.clone();
         let inner = Inner {
             codec: EntryCodec::new(&schema),
             path: config.path.clone(),
@@ -261,7 +280,12 @@ impl Store {
             schema,
             next_id: AtomicU64::new(next_id),
             durability: config.durability,
-            write_lock: Mutex::new(()),
+            write_lock: Mutex::new(WriterState::open(&meta_for_log, config.change_log)?),
+            changes,
+            entry_csn: schema_for_log.attr_id("entryCSN"),
+            entry_uuid: schema_for_log.attr_id("entryUUID"),
+            keep_csn: config.keep_csn,
+            listeners: RwLock::new(Vec::new()),
             group: GroupCommit::new(&config.path),
             object_class,
             links,
@@ -274,6 +298,7 @@ impl Store {
             store.rebuild_indexes(&rebuild)?;
         }
         store.drop_unused_index_keyspaces()?;
+        store.start_log_if_missing()?;
         Ok(store)
     }
 
@@ -345,7 +370,46 @@ impl Store {
         verify::verify(self)
     }
 
-    pub(crate) fn lock_writers(&self) -> Result<MutexGuard<'_, ()>> {
+    /// Registers `listener`, called after every commit (on the writer's thread, after the
+    /// writer lock is released) with the change log's last sequence number.
+    pub fn on_commit(&self, listener: Listener) {
+        if let Ok(mut l) = self.inner.listeners.write() {
+            l.push(listener);
+        }
+    }
+
+    /// A store written before it kept a change log has entries the log does not know: the
+    /// floor is set to now, so that a consumer with an older cookie gets the whole content.
+    fn start_log_if_missing(&self) -> Result<()> {
+        let inner = &*self.inner;
+        if inner
+            .meta
+            .contains_key(crate::changelog::META_LOG_HEAD)
+            .context("read log head")?
+            || inner.id2entry.first_key_value().is_none()
+        {
+            return Ok(());
+        }
+        let mut writer = self.lock_writers()?;
+        let csn = writer.clock.next();
+        let mut tx = self.write_tx();
+        let mut tail = keys::id_bytes(writer.next_seq).to_vec();
+        tail.extend_from_slice(csn.as_bytes());
+        tx.insert(&inner.meta, crate::changelog::META_LOG_TAIL, tail);
+        let mut head = keys::id_bytes(writer.next_seq - 1).to_vec();
+        head.extend_from_slice(csn.as_bytes());
+        tx.insert(&inner.meta, crate::changelog::META_LOG_HEAD, head);
+        tx.commit().context("start change log")?;
+        writer.first_seq = writer.next_seq;
+        drop(writer);
+        inner
+            .db
+            .persist(PersistMode::SyncData)
+            .context("sync journal")?;
+        Ok(())
+    }
+
+    pub(crate) fn lock_writers(&self) -> Result<MutexGuard<'_, WriterState>> {
         self.inner
             .write_lock
             .lock()
@@ -360,12 +424,14 @@ impl Store {
                 reason: "the root DSE is not stored".into(),
             });
         }
-        // Encoding and key computation run before the write lock is taken.
         let dn_key = keys::dn_key(&entry.ndn);
+        let mut writer = self.lock_writers()?;
+        let mut entry = entry;
+        let log = TxLog::new(writer.clock.next());
+        inner.stamp(&mut entry, &log.csn);
         let mut record = inner.codec.encode(&inner.schema, &entry, 0, &dn_key)?;
         let index_keys = self.index_keys(&entry);
-
-        let writer = self.lock_writers()?;
+        let mut log = log;
         let mut tx = self.write_tx();
         if tx
             .contains_key(&inner.dn2id, &dn_key)
@@ -406,7 +472,14 @@ impl Store {
         tx.insert(&inner.dn2id, dn_key.as_slice(), id_key);
         tx.insert(&inner.children, keys::child_key(parent, &dn_key), id_key);
         self.write_index_keys(&mut tx, &index_keys, id, true);
-        self.commit(tx, writer, "commit entry")?;
+        log.note(
+            ChangeKind::Add,
+            id,
+            &entry,
+            entry.dn.to_string(),
+            inner.entry_uuid,
+        );
+        self.commit(tx, writer, log, "commit entry")?;
         Ok(EntryId(id))
     }
 
@@ -434,7 +507,8 @@ impl Store {
     ) -> Result<(Entry, Repaired)> {
         let inner = &*self.inner;
         let dn_key = keys::dn_key(dn);
-        let writer = self.lock_writers()?;
+        let mut writer = self.lock_writers()?;
+        let mut log = TxLog::new(writer.clock.next());
         let mut tx = self.write_tx();
         let (id, record) = Self::locate(inner, &tx, dn, &dn_key)?;
         if let Some(guard) = tx.prefix(&inner.children, keys::id_bytes(id)).next() {
@@ -449,6 +523,13 @@ impl Store {
         tx.remove(&inner.dn2id, dn_key.as_slice());
         tx.remove(&inner.children, keys::child_key(parent, &dn_key));
         self.write_index_keys(&mut tx, &index_keys, id, false);
+        log.note(
+            ChangeKind::Delete,
+            id,
+            &entry,
+            entry.dn.to_string(),
+            inner.entry_uuid,
+        );
         let mut changes = HashMap::from([(dn.clone(), None)]);
         let mut takes: &TakesHeir<'_> = &|_| true;
         if let Some((heir_dn, inherit, takes_heir)) = heir {
@@ -465,11 +546,11 @@ impl Store {
             }
             touch(&mut after);
             self.check_unique(&tx, &after, Some(heir_id), Some(&before))?;
-            self.rewrite(&mut tx, heir_id, &heir_record, &before, &after)?;
+            self.rewrite(&mut tx, &mut log, heir_id, &heir_record, &before, after)?;
             changes.insert(dn.clone(), Some(before.dn.clone()));
         }
-        let repaired = self.repair_links(&mut tx, &changes, takes, touch)?;
-        self.commit(tx, writer, "commit delete")?;
+        let repaired = self.repair_links(&mut tx, &mut log, &changes, takes, touch)?;
+        self.commit(tx, writer, log, "commit delete")?;
         Ok((entry, repaired))
     }
 
@@ -490,42 +571,48 @@ impl Store {
             });
         }
         let dn_key = keys::dn_key(dn);
-        let mut record = inner.codec.encode(&inner.schema, &new, 0, &dn_key)?;
-        let new_keys = self.index_keys(&new);
-
-        let writer = self.lock_writers()?;
+        let mut writer = self.lock_writers()?;
         let mut tx = self.write_tx();
         let (id, old_record) = Self::locate(inner, &tx, dn, &dn_key)?;
-        let parent = codec::header(id, &old_record)?.parent;
         let old = inner.codec.decode(id, &old_record)?;
         self.check_unique(&tx, &new, Some(id), Some(&old))?;
         if write == Write::CheckOnly {
             return Ok(());
         }
-        codec::set_parent(&mut record, parent);
-        tx.insert(&inner.id2entry, keys::id_bytes(id), record);
-        self.write_index_diff(&mut tx, id, &self.index_keys(&old), &new_keys);
-        self.commit(tx, writer, "commit replace")?;
+        let mut log = TxLog::new(writer.clock.next());
+        self.rewrite(&mut tx, &mut log, id, &old_record, &old, new)?;
+        self.commit(tx, writer, log, "commit replace")?;
         Ok(())
     }
 
     /// Inside `tx`: stores `new` (same DN as `old`, whose record is `old_record`) as entry
     /// `id`, writing only the index keys that differ.
+    /// The new entry gets the write's CSN and the change is logged.
     pub(crate) fn rewrite(
         &self,
         tx: &mut SingleWriterWriteTx<'_>,
+        log: &mut TxLog,
         id: u64,
         old_record: &[u8],
         old: &Entry,
-        new: &Entry,
+        new: Entry,
     ) -> Result<()> {
         let inner = &*self.inner;
+        let mut new = new;
+        inner.stamp(&mut new, &log.csn);
         let header = codec::header(id, old_record)?;
         let record = inner
             .codec
-            .encode(&inner.schema, new, header.parent, header.dn_key)?;
+            .encode(&inner.schema, &new, header.parent, header.dn_key)?;
         tx.insert(&inner.id2entry, keys::id_bytes(id), record);
-        self.write_index_diff(tx, id, &self.index_keys(old), &self.index_keys(new));
+        self.write_index_diff(tx, id, &self.index_keys(old), &self.index_keys(&new));
+        log.note(
+            ChangeKind::Modify,
+            id,
+            &new,
+            old.dn.to_string(),
+            inner.entry_uuid,
+        );
         Ok(())
     }
 
@@ -590,10 +677,12 @@ impl Store {
         if new_key != old_key && new_key.starts_with(&old_key) {
             return Err(invalid(format!("cannot move {old} below itself")));
         }
+        let mut writer = self.lock_writers()?;
+        let mut log = TxLog::new(writer.clock.next());
+        let mut new_entry = new_entry;
+        inner.stamp(&mut new_entry, &log.csn);
         let mut record = inner.codec.encode(&inner.schema, &new_entry, 0, &new_key)?;
         let new_index_keys = self.index_keys(&new_entry);
-
-        let writer = self.lock_writers()?;
         let mut tx = self.write_tx();
         let (id, old_record) = Self::locate(inner, &tx, old, &old_key)?;
         let old_parent = codec::header(id, &old_record)?.parent;
@@ -660,6 +749,13 @@ impl Store {
             tx.insert(&inner.children, keys::child_key(parent, &new_key), id_key);
         }
         self.write_index_diff(&mut tx, id, &old_index_keys, &new_index_keys);
+        log.note(
+            ChangeKind::Rename,
+            id,
+            &new_entry,
+            old_entry.dn.to_string(),
+            inner.entry_uuid,
+        );
 
         // Old normalized DN -> new DN as written, for the references to rewrite.
         let mut changes = HashMap::new();
@@ -669,6 +765,8 @@ impl Store {
         let old_depth = old.rdns.len();
         for (k, child, child_record) in descendants {
             let mut entry = inner.codec.decode(child, &child_record)?;
+            let child_old_dn = entry.dn.to_string();
+            inner.stamp(&mut entry, &log.csn);
             let child_parent = codec::header(child, &child_record)?.parent;
             let own = entry.dn.rdns.len().saturating_sub(old_depth);
             entry.dn.rdns.truncate(own);
@@ -686,10 +784,17 @@ impl Store {
             tx.remove(&inner.dn2id, k);
             tx.insert(&inner.dn2id, child_key, child_id);
             tx.insert(&inner.id2entry, child_id, record);
+            log.note(
+                ChangeKind::Rename,
+                child,
+                &entry,
+                child_old_dn,
+                inner.entry_uuid,
+            );
             changes.insert(old_child, Some(entry.dn));
         }
-        let repaired = self.repair_links(&mut tx, &changes, &|_| true, touch)?;
-        self.commit(tx, writer, "commit rename")?;
+        let repaired = self.repair_links(&mut tx, &mut log, &changes, &|_| true, touch)?;
+        self.commit(tx, writer, log, "commit rename")?;
         Ok(repaired)
     }
 
@@ -710,19 +815,34 @@ impl Store {
     /// is taken under the writer lock, so a sync that covers it covers every earlier commit,
     /// and the lock is released before waiting so that other writers can commit meanwhile and
     /// share the same sync.
+    ///
+    /// The change log records of `log` are written in the same transaction, and the
+    /// listeners are told once the write is durable.
     fn commit(
         &self,
-        tx: SingleWriterWriteTx<'_>,
-        writer: MutexGuard<'_, ()>,
+        mut tx: SingleWriterWriteTx<'_>,
+        mut writer: MutexGuard<'_, WriterState>,
+        log: TxLog,
         context: &'static str,
     ) -> Result<()> {
+        let (next_seq, first_seq) = self.inner.write_log(&mut tx, &writer, &log)?;
         tx.commit().context(context)?;
-        if self.inner.durability != Durability::SyncData {
-            return Ok(());
+        writer.next_seq = next_seq;
+        writer.first_seq = first_seq;
+        let last = next_seq - 1;
+        if self.inner.durability == Durability::SyncData {
+            let ticket = self.inner.group.committed()?;
+            drop(writer);
+            self.inner.group.wait_durable(ticket, &self.inner.db)?;
+        } else {
+            drop(writer);
         }
-        let ticket = self.inner.group.committed()?;
-        drop(writer);
-        self.inner.group.wait_durable(ticket, &self.inner.db)
+        if let Ok(listeners) = self.inner.listeners.read() {
+            for l in listeners.iter() {
+                l(last);
+            }
+        }
+        Ok(())
     }
 
     /// The id and record of the entry whose DN key is `dn_key`, read inside `tx`.

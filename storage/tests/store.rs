@@ -42,12 +42,21 @@ fn default_indexes() -> Vec<IndexSpec> {
 
 fn config(path: &Path, indexes: Vec<IndexSpec>) -> StoreConfig {
     StoreConfig {
+        change_log: roster_storage::DEFAULT_CHANGE_LOG,
+        keep_csn: false,
         path: path.to_path_buf(),
         indexes,
         durability: Durability::Buffer,
         integrity: vec!["member".into()],
         unique: Vec::new(),
     }
+}
+
+/// An entry as read, without the `entryCSN` every write stamps.
+fn without_csn(schema: &Schema, mut e: Entry) -> Entry {
+    let csn = schema.attr_id("entryCSN").unwrap();
+    e.attrs.retain(|a| a.desc.id != csn);
+    e
 }
 
 fn ndn(schema: &Schema, dn: &str) -> roster_schema::dn::NormDn {
@@ -199,7 +208,7 @@ fn add_lookup_and_tree() {
         .entry_by_dn(&ndn(&schema, "uid=user0003,ou=people,dc=example,dc=com"))
         .unwrap()
         .unwrap();
-    assert_eq!(e, user(&schema, 3));
+    assert_eq!(without_csn(&schema, e.clone()), user(&schema, 3));
     assert_eq!(reader.get(id).unwrap().unwrap(), e);
     assert!(reader.get(EntryId(9999)).unwrap().is_none());
     assert!(reader.has_children(people).unwrap());
@@ -976,7 +985,7 @@ fn delete_removes_every_key() {
     let dn = ndn(&schema, "UID=User0004,ou=people,dc=example,dc=com");
     let old_reader = store.reader();
     let (gone, _) = store.delete(&dn, &|_| {}).unwrap();
-    assert_eq!(gone, user(&schema, 4));
+    assert_eq!(without_csn(&schema, gone), user(&schema, 4));
     let after = assert_clean(&store);
     assert!(after < before, "index keys {before} -> {after}");
 
@@ -1113,7 +1122,7 @@ fn replace_writes_the_index_differences() {
     assert_clean(&store);
     let reader = store.reader();
     assert_eq!(reader.lookup(&dn).unwrap(), Some(id), "the id is kept");
-    assert_eq!(reader.get(id).unwrap().unwrap(), new);
+    assert_eq!(without_csn(&schema, reader.get(id).unwrap().unwrap()), new);
     drop(reader);
     let user3 = vec!["uid=user0003,ou=people,dc=example,dc=com".to_string()];
     let dns = |f: &str| search_dns(&store, "dc=example,dc=com", Scope::Subtree, f);
@@ -1170,7 +1179,10 @@ fn replace_writes_the_index_differences() {
     store.replace(&dn, new.clone()).unwrap();
     store.close().unwrap();
     let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
-    assert_eq!(store.reader().get(id).unwrap().unwrap(), new);
+    assert_eq!(
+        without_csn(&schema, store.reader().get(id).unwrap().unwrap()),
+        new
+    );
     assert_eq!(
         search_dns(
             &store,
@@ -1217,7 +1229,10 @@ fn rename_a_leaf_in_place() {
     let reader = store.reader();
     assert!(reader.lookup(&old).unwrap().is_none());
     assert_eq!(reader.lookup(&ndn(&schema, new_dn)).unwrap(), Some(id));
-    assert_eq!(reader.get(id).unwrap().unwrap(), renamed);
+    assert_eq!(
+        without_csn(&schema, reader.get(id).unwrap().unwrap()),
+        renamed
+    );
     drop(reader);
     assert_eq!(count(&store, "(uid=user0003)"), 0);
     assert_eq!(
@@ -1345,7 +1360,10 @@ fn rename_and_move_a_subtree() {
         "uid=user0005,ou=Staff,ou=org,dc=example,dc=com",
         "descendants' stored DNs are rewritten"
     );
-    assert_eq!(e.attrs, user(&schema, 5).attrs);
+    assert_eq!(
+        without_csn(&schema, e.clone()).attrs,
+        user(&schema, 5).attrs
+    );
     drop(reader);
     assert!(
         search_dns(
@@ -1871,4 +1889,203 @@ fn unique_values_are_refused_within_one_class() {
     let renamed = mail_user("robert", "bob@example.com", &["sales@example.com"]);
     store.rename(&bob, renamed, None, &|_| {}).unwrap();
     assert_clean(&store);
+}
+
+fn csn_of(store: &Store, schema: &Schema, dn: &str) -> String {
+    let (_, e) = store
+        .reader()
+        .entry_by_dn(&ndn(schema, dn))
+        .unwrap()
+        .unwrap();
+    let attr = schema.attr_id("entryCSN").unwrap();
+    let v = e.values_of(attr).next().unwrap().to_vec();
+    String::from_utf8(v).unwrap()
+}
+
+#[test]
+fn every_write_is_stamped_and_logged_in_commit_order() {
+    use roster_storage::ChangeKind;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    let mut sk = skeleton(&schema).into_iter();
+    store.add_root(sk.next().unwrap()).unwrap();
+    for e in sk {
+        store.add(e).unwrap();
+    }
+    let mut u = user(&schema, 1);
+    u.attrs.push(Attribute {
+        desc: AttrDesc::parse(&schema, "entryUUID").unwrap(),
+        values: vec![b"0b6f1c2e-7a3d-4c59-9a53-8f7e3b9d4a11".to_vec()],
+    });
+    store.add(u).unwrap();
+    store.add(group(&schema, 1, 1..2)).unwrap();
+    let udn = "uid=user0001,ou=people,dc=example,dc=com";
+    let first = csn_of(&store, &schema, udn);
+    assert!(roster_storage::is_csn(&first), "{first}");
+
+    // A rename moves the user; the group naming it is rewritten in the same commit.
+    let mut renamed = store
+        .reader()
+        .entry_by_dn(&ndn(&schema, udn))
+        .unwrap()
+        .unwrap()
+        .1;
+    renamed.dn = Dn::parse("uid=user0001b,ou=people,dc=example,dc=com").unwrap();
+    renamed.ndn = renamed.dn.normalize(&schema).unwrap();
+    store
+        .rename(&ndn(&schema, udn), renamed, None, &|_| {})
+        .unwrap();
+    let after = csn_of(&store, &schema, "uid=user0001b,ou=people,dc=example,dc=com");
+    assert!(after > first);
+    assert_eq!(
+        csn_of(&store, &schema, "cn=group1,ou=groups,dc=example,dc=com"),
+        after,
+        "the repaired group carries the rename's CSN"
+    );
+    store
+        .delete(
+            &ndn(&schema, "uid=user0001b,ou=people,dc=example,dc=com"),
+            &|_| {},
+        )
+        .unwrap();
+
+    let reader = store.reader();
+    let state = reader.log_state().unwrap();
+    let all = reader.changes_from(1).unwrap().unwrap();
+    assert_eq!(all.len() as u64, state.last_seq);
+    let tail: Vec<(ChangeKind, &str)> = all[all.len() - 5..]
+        .iter()
+        .map(|c| (c.kind, c.dn.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            (ChangeKind::Add, "cn=group1,ou=groups,dc=example,dc=com"),
+            (ChangeKind::Rename, udn),
+            (ChangeKind::Modify, "cn=group1,ou=groups,dc=example,dc=com"),
+            (
+                ChangeKind::Delete,
+                "uid=user0001b,ou=people,dc=example,dc=com"
+            ),
+            (ChangeKind::Modify, "cn=group1,ou=groups,dc=example,dc=com"),
+        ][..]
+    );
+    assert_eq!(
+        all[all.len() - 4].uuid,
+        "0b6f1c2e-7a3d-4c59-9a53-8f7e3b9d4a11"
+    );
+    assert!(all
+        .windows(2)
+        .all(|w| w[0].csn <= w[1].csn && w[0].seq + 1 == w[1].seq));
+    assert_eq!(state.context_csn, all[all.len() - 1].csn);
+    // After the rename's CSN come the delete's two records.
+    assert_eq!(reader.seq_after(&after).unwrap(), Some(state.last_seq - 1));
+    assert_eq!(
+        reader.seq_after(&state.context_csn).unwrap(),
+        Some(state.last_seq + 1)
+    );
+    // A cookie from the future (another server) is not covered.
+    assert_eq!(
+        reader
+            .seq_after("29991231235959.999999Z#000000#000#000000")
+            .unwrap(),
+        None
+    );
+    drop(reader);
+
+    // The log and the clock survive a reopen.
+    store.close().unwrap();
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    let before = store.reader().log_state().unwrap();
+    assert_eq!(before.context_csn, state.context_csn);
+    store.add(user(&schema, 2)).unwrap();
+    let now = store.reader().log_state().unwrap();
+    assert_eq!(now.last_seq, before.last_seq + 1);
+    assert!(now.context_csn > before.context_csn);
+}
+
+#[test]
+fn the_log_keeps_its_last_records_and_raises_its_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let cfg = StoreConfig {
+        change_log: 3,
+        ..config(dir.path(), default_indexes())
+    };
+    let store = Store::open(&cfg, schema.clone()).unwrap();
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let s2 = seen.clone();
+    store.on_commit(Arc::new(move |seq| {
+        s2.store(seq, std::sync::atomic::Ordering::SeqCst)
+    }));
+    let mut sk = skeleton(&schema).into_iter();
+    store.add_root(sk.next().unwrap()).unwrap();
+    let early = store.reader().log_state().unwrap().context_csn;
+    for e in sk {
+        store.add(e).unwrap();
+    }
+    for i in 0..5 {
+        store.add(user(&schema, i)).unwrap();
+    }
+    let reader = store.reader();
+    let state = reader.log_state().unwrap();
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        state.last_seq
+    );
+    assert_eq!(state.last_seq - state.first_seq + 1, 3);
+    assert!(reader.changes_from(state.first_seq - 1).unwrap().is_none());
+    assert_eq!(
+        reader.changes_from(state.first_seq).unwrap().unwrap().len(),
+        3
+    );
+    assert_eq!(reader.seq_after(&early).unwrap(), None, "trimmed away");
+    let kept = reader.change(state.first_seq).unwrap().unwrap();
+    assert!(state.floor < kept.csn);
+    assert_eq!(
+        reader.seq_after(&state.floor).unwrap(),
+        Some(state.first_seq)
+    );
+}
+
+#[test]
+fn a_replica_store_keeps_the_csns_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let cfg = StoreConfig {
+        keep_csn: true,
+        ..config(dir.path(), default_indexes())
+    };
+    let store = Store::open(&cfg, schema.clone()).unwrap();
+    let mut root = skeleton(&schema).remove(0);
+    let given = "20200101000000.000000Z#000000#001#000000";
+    root.attrs.push(Attribute {
+        desc: AttrDesc::parse(&schema, "entryCSN").unwrap(),
+        values: vec![given.as_bytes().to_vec()],
+    });
+    store.add_root(root).unwrap();
+    assert_eq!(csn_of(&store, &schema, "dc=example,dc=com"), given);
+    // The log has its own, local CSNs.
+    assert!(store.reader().log_state().unwrap().context_csn.as_str() > given);
+}
+
+#[test]
+fn a_bulk_load_stamps_entries_and_moves_the_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    let mut loader = store.bulk_loader().unwrap();
+    let mut sk = skeleton(&schema).into_iter();
+    loader.add_root(sk.next().unwrap()).unwrap();
+    for e in sk {
+        loader.add(e).unwrap();
+    }
+    loader.finish().unwrap();
+    let csn = csn_of(&store, &schema, "ou=people,dc=example,dc=com");
+    let state = store.reader().log_state().unwrap();
+    assert_eq!(state.floor, csn);
+    assert_eq!(state.context_csn, csn);
+    store.add(user(&schema, 1)).unwrap();
+    assert!(csn_of(&store, &schema, "uid=user0001,ou=people,dc=example,dc=com") > csn);
 }
