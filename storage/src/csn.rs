@@ -56,10 +56,11 @@ pub fn is_csn(s: &str) -> bool {
 /// (microseconds since the epoch, counter) of a CSN; `None` if it is not one.
 fn parse_time(s: &str) -> Option<(u64, u32)> {
     let b = s.as_bytes();
-    if b.len() != CSN_LEN || b[14] != b'.' || b[21] != b'Z' {
+    let at = |i: usize| b.get(i).copied();
+    if b.len() != CSN_LEN || at(14) != Some(b'.') || at(21) != Some(b'Z') {
         return None;
     }
-    if [22, 29, 33].iter().any(|&i| b[i] != b'#') {
+    if [22, 29, 33].iter().any(|&i| at(i) != Some(b'#')) {
         return None;
     }
     let digits = |r: std::ops::Range<usize>| -> Option<u64> {
