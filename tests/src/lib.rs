@@ -327,7 +327,9 @@ impl Slapd {
         self.tls.as_ref().expect("a slapd with TLS").join("ca.pem")
     }
 
-    fn start_with(ldif: &str, globals: &str, extra: &str) -> Slapd {
+    /// As [`Slapd::start`], with `globals` inserted before the database section (module loads
+    /// such as `moduleload syncprov`, TLS settings).
+    pub fn start_with(ldif: &str, globals: &str, extra: &str) -> Slapd {
         let slapd = find_slapd();
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("db");
@@ -364,27 +366,46 @@ impl Slapd {
             "slapadd failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
-        let child = Command::new(&slapd)
-            .args(["-d", "0", "-f"])
-            .arg(&conf)
-            .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{port}/"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn slapd");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        assert!(
-            wait_for_port(addr, Duration::from_secs(20)),
-            "slapd did not start listening on {addr}"
-        );
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let child = Slapd::spawn(&conf, addr);
         Slapd {
             addr,
             dir,
             child,
             tls: None,
         }
+    }
+
+    fn spawn(conf: &Path, addr: SocketAddr) -> Child {
+        let child = Command::new(find_slapd())
+            .args(["-d", "0", "-f"])
+            .arg(conf)
+            .arg("-h")
+            .arg(format!("ldap://{addr}/"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn slapd");
+        assert!(
+            wait_for_port(addr, Duration::from_secs(20)),
+            "slapd did not start listening on {addr}"
+        );
+        child
+    }
+
+    /// Stops slapd (SIGTERM, a clean shutdown that keeps its database and, for a syncrepl
+    /// consumer, its cookie) and waits for it.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a stopped slapd again on the same address with the same database.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Slapd::spawn(&self.dir.path().join("slapd.conf"), self.addr);
     }
 
     pub fn url(&self) -> String {
