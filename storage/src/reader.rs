@@ -30,6 +30,15 @@ impl Reader {
         &self.inner.schema
     }
 
+    /// The named state value `name` ([`crate::Store::put_state`]), if one is stored.
+    pub fn state(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .snapshot
+            .get(&self.inner.meta, crate::store::state_key(name))
+            .context("read state value")?
+            .map(|v| v.to_vec()))
+    }
+
     /// The id of the entry named `dn`.
     pub fn lookup(&self, dn: &NormDn) -> Result<Option<EntryId>> {
         if dn.is_root() {

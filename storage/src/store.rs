@@ -378,6 +378,36 @@ impl Store {
         }
     }
 
+    /// Stores `value` as the named state value `name` (a replica's cookie, say) in the `meta`
+    /// keyspace, with the store's durability: once this returns under `Durability::SyncData`,
+    /// the value is on disk, and it is never on disk before a write committed earlier.
+    pub fn put_state(&self, name: &str, value: &[u8]) -> Result<()> {
+        self.write_state(name, Some(value))
+    }
+
+    /// Removes the named state value `name`; nothing happens when there is none.
+    pub fn remove_state(&self, name: &str) -> Result<()> {
+        self.write_state(name, None)
+    }
+
+    fn write_state(&self, name: &str, value: Option<&[u8]>) -> Result<()> {
+        let inner = &*self.inner;
+        let key = state_key(name);
+        let writer = self.lock_writers()?;
+        let mut tx = self.write_tx();
+        match value {
+            Some(v) => tx.insert(&inner.meta, key, v),
+            None => tx.remove(&inner.meta, key),
+        }
+        tx.commit().context("commit state value")?;
+        if inner.durability == Durability::SyncData {
+            let ticket = inner.group.committed()?;
+            drop(writer);
+            inner.group.wait_durable(ticket, &inner.db)?;
+        }
+        Ok(())
+    }
+
     /// A store written before it kept a change log has entries the log does not know: the
     /// floor is set to now, so that a consumer with an older cookie gets the whole content.
     fn start_log_if_missing(&self) -> Result<()> {
@@ -1021,6 +1051,13 @@ fn unused_generation(db: &SingleWriterTxDatabase, oid: &str, from: u32) -> u32 {
         generation = generation.wrapping_add(1);
     }
     generation
+}
+
+/// The `meta` key of the named state value `name`.
+pub(crate) fn state_key(name: &str) -> Vec<u8> {
+    let mut k = b"state:".to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
 }
 
 fn meta_index_key(oid: &str) -> Vec<u8> {

@@ -2089,3 +2089,36 @@ fn a_bulk_load_stamps_entries_and_moves_the_floor() {
     store.add(user(&schema, 1)).unwrap();
     assert!(csn_of(&store, &schema, "uid=user0001,ou=people,dc=example,dc=com") > csn);
 }
+
+#[test]
+fn named_state_values_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), default_indexes());
+    cfg.durability = Durability::SyncData;
+    {
+        let store = Store::open(&cfg, schema()).unwrap();
+        assert_eq!(store.reader().state("replica:a").unwrap(), None);
+        store.put_state("replica:a", b"rid=000,csn=1").unwrap();
+        store.put_state("replica:b", b"other").unwrap();
+        store.put_state("replica:a", b"rid=000,csn=2").unwrap();
+        assert_eq!(
+            store.reader().state("replica:a").unwrap().as_deref(),
+            Some(&b"rid=000,csn=2"[..])
+        );
+        store.remove_state("replica:b").unwrap();
+        store.remove_state("replica:none").unwrap();
+        store.close().unwrap();
+    }
+    let store = Store::open(&cfg, schema()).unwrap();
+    let reader = store.reader();
+    assert_eq!(
+        reader.state("replica:a").unwrap().as_deref(),
+        Some(&b"rid=000,csn=2"[..])
+    );
+    assert_eq!(reader.state("replica:b").unwrap(), None);
+    // State values are not entries: verify finds nothing wrong.
+    assert!(
+        store.verify().unwrap().is_clean(),
+        "verify after state values"
+    );
+}
