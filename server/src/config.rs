@@ -41,6 +41,225 @@ pub struct ConfigFile {
     pub upstream: Vec<UpstreamSection>,
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// Providers this server is a read-only replica of (`[[replica]]`), one per naming context.
+    #[serde(default)]
+    pub replica: Vec<ReplicaSection>,
+}
+
+/// A provider (an RFC 4533 syncrepl provider: slapd with syncprov, or another rosterd) whose
+/// content under `base` this server copies and keeps up to date (see `replica.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaSection {
+    /// A name for logs, metrics and the stored cookie.
+    pub name: String,
+    /// `ldaps://host[:port]`, or `ldap://host[:port]` with StartTLS.
+    pub provider: String,
+    /// With `ldap://` only: `false` talks to the provider without TLS, allowed only when the
+    /// host is a loopback address.
+    #[serde(default)]
+    pub starttls: Option<bool>,
+    /// CA certificates (PEM) the provider's certificate is checked against, relative to the
+    /// config file; the system's trusted CAs when absent.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Who the replica binds as; anonymous when absent (then without `password_file`).
+    #[serde(default)]
+    pub bind_dn: Option<String>,
+    /// A file holding the bind password (one line), relative to the config file.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The naming context copied: one of `directory.suffixes`.
+    pub base: String,
+    /// Which entries under `base` are copied.
+    #[serde(default = "default_replica_filter")]
+    pub filter: String,
+    /// The first wait after a failure ("5s"); each further failure doubles it.
+    #[serde(default = "default_replica_retry")]
+    pub retry: String,
+    /// The longest wait between attempts ("5m").
+    #[serde(default = "default_replica_retry_max")]
+    pub retry_max: String,
+    /// How long connecting, TLS and the bind may take together ("10s").
+    #[serde(default = "default_replica_timeout")]
+    pub timeout: String,
+    /// Where writes sent to this replica are referred (an LDAP URL); the provider's URL when
+    /// absent.
+    #[serde(default)]
+    pub update_referral: Option<String>,
+}
+
+fn default_replica_filter() -> String {
+    "(objectClass=*)".into()
+}
+
+fn default_replica_retry() -> String {
+    "5s".into()
+}
+
+fn default_replica_retry_max() -> String {
+    "5m".into()
+}
+
+fn default_replica_timeout() -> String {
+    "10s".into()
+}
+
+/// Checks the `[[replica]]` tables: names unique, URLs with TLS (or plain on loopback when
+/// asked), a base among the suffixes, one replica per base, durations that parse, a password
+/// file that reads.
+fn replicas(
+    specs: &[ReplicaSection],
+    suffixes: &[String],
+    base_dir: &Path,
+) -> Result<Vec<crate::replica::ReplicaConfig>, ConfigError> {
+    use crate::replica::{ProviderUrl, ReplicaConfig, Transport};
+    let mut out: Vec<ReplicaConfig> = Vec::new();
+    for (i, r) in specs.iter().enumerate() {
+        let name = r.name.trim();
+        let at = if name.is_empty() {
+            format!("replica #{}", i + 1)
+        } else {
+            format!("replica {name:?}")
+        };
+        let invalid = |m: String| ConfigError::Invalid(format!("{at}: {m}"));
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(
+                "name must be 1 to 64 letters, digits, '-', '_' or '.' (it labels metrics and the stored cookie)".into(),
+            ));
+        }
+        if out.iter().any(|o| o.name.eq_ignore_ascii_case(name)) {
+            return Err(ConfigError::Invalid(format!(
+                "replica {name:?} is configured twice (names are compared without case)"
+            )));
+        }
+        let url = ProviderUrl::parse(&r.provider).map_err(|e| invalid(format!("provider: {e}")))?;
+        let transport = match (url.tls, r.starttls) {
+            (true, None | Some(true)) => Transport::Ldaps,
+            (true, Some(false)) => {
+                return Err(invalid(
+                    "starttls applies to ldap:// providers; ldaps:// is TLS from the first byte"
+                        .into(),
+                ))
+            }
+            (false, None | Some(true)) => Transport::StartTls,
+            (false, Some(false)) if url.is_loopback() => Transport::Plain,
+            (false, Some(false)) => {
+                return Err(invalid(format!(
+                    "starttls = false is allowed only for a provider on this host (a loopback address), not {:?}: the bind password and every entry would cross the network in clear",
+                    url.host
+                )))
+            }
+        };
+        let bind_password = match (&r.bind_dn, &r.password_file) {
+            (Some(dn), Some(file)) => {
+                if roster_schema::Dn::parse(dn).is_err() {
+                    return Err(invalid(format!("bind_dn: {dn:?} is not a DN")));
+                }
+                let path = base_dir.join(file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| invalid(format!("password_file {}: {e}", path.display())))?;
+                let pw = text.trim_end_matches(['\n', '\r']);
+                if pw.is_empty() {
+                    return Err(invalid(format!(
+                        "password_file {}: the file is empty",
+                        path.display()
+                    )));
+                }
+                Some(Secret::new(pw))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "bind_dn and password_file must be given together".into(),
+                ))
+            }
+        };
+        let base = r.base.trim();
+        let Ok(base_dn) = roster_schema::Dn::parse(base) else {
+            return Err(invalid(format!("base: {base:?} is not a DN")));
+        };
+        if !suffixes
+            .iter()
+            .any(|s| roster_schema::Dn::parse(s).is_ok_and(|d| same_dn_text(&d, &base_dn)))
+        {
+            return Err(invalid(format!(
+                "base {base:?} must be one of directory.suffixes ({})",
+                suffixes.join(", ")
+            )));
+        }
+        if let Some(other) = out
+            .iter()
+            .find(|o| roster_schema::Dn::parse(&o.base).is_ok_and(|d| same_dn_text(&d, &base_dn)))
+        {
+            return Err(invalid(format!(
+                "base {base:?} is already copied by replica {:?} (one replica per naming context)",
+                other.name
+            )));
+        }
+        if let Err(e) = ldap3_proto::parse_ldap_filter_str(&r.filter) {
+            return Err(invalid(format!("filter {:?}: {e:?}", r.filter)));
+        }
+        let duration = |key: &str, text: &str| -> Result<Duration, ConfigError> {
+            let d = parse_duration(text).map_err(|e| invalid(format!("{key}: {e}")))?;
+            if d.is_zero() || d > MAX_REPLICA_WAIT {
+                return Err(invalid(format!(
+                    "{key} must be more than 0 and at most {}s, not {text:?}",
+                    MAX_REPLICA_WAIT.as_secs()
+                )));
+            }
+            Ok(d)
+        };
+        let retry = duration("retry", &r.retry)?;
+        let retry_max = duration("retry_max", &r.retry_max)?;
+        if retry_max < retry {
+            return Err(invalid(format!(
+                "retry_max ({:?}) must be at least retry ({:?})",
+                r.retry_max, r.retry
+            )));
+        }
+        let timeout = duration("timeout", &r.timeout)?;
+        let update_referral = r.update_referral.clone().unwrap_or(r.provider.clone());
+        if !(update_referral.starts_with("ldap://") || update_referral.starts_with("ldaps://"))
+            || update_referral.contains(char::is_whitespace)
+        {
+            return Err(invalid(format!(
+                "update_referral {update_referral:?} must be an ldap:// or ldaps:// URL"
+            )));
+        }
+        out.push(ReplicaConfig {
+            name: name.to_string(),
+            provider: r.provider.clone(),
+            host: url.host,
+            port: url.port,
+            transport,
+            ca: r.ca.as_ref().map(|p| base_dir.join(p)),
+            bind_dn: r.bind_dn.clone(),
+            bind_password,
+            base: base.to_string(),
+            filter: r.filter.clone(),
+            retry,
+            retry_max,
+            timeout,
+            update_referral,
+        });
+    }
+    Ok(out)
+}
+
+/// The longest replica retry or timeout that can be configured.
+const MAX_REPLICA_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// True if two parsed DNs are the same text but for case and spaces (the schema that
+/// normalizes them is not loaded yet; `Directory::open` compares normalized forms again).
+fn same_dn_text(a: &roster_schema::Dn, b: &roster_schema::Dn) -> bool {
+    let flat = |d: &roster_schema::Dn| d.to_string().replace(' ', "").to_ascii_lowercase();
+    flat(a) == flat(b)
 }
 
 /// Prometheus metrics over HTTP (see `metrics.rs`).
@@ -763,6 +982,8 @@ pub struct Settings {
     pub log_level: String,
     /// The upstream directories that check mapped users' passwords (`[[upstream]]`).
     pub upstreams: Vec<crate::upstream::UpstreamConfig>,
+    /// The providers this server is a read-only replica of (`[[replica]]`).
+    pub replicas: Vec<crate::replica::ReplicaConfig>,
 }
 
 impl Settings {
@@ -914,9 +1135,30 @@ impl Settings {
             ));
         }
         let upstreams = upstreams(&file.upstream, base)?;
+        let replicas = replicas(&file.replica, &file.directory.suffixes, base)?;
+        if !replicas.is_empty()
+            && !indexes
+                .iter()
+                .any(|i| i.attr.eq_ignore_ascii_case("entryUUID") && i.equality)
+        {
+            // A replica finds the provider's entries by entryUUID.
+            match indexes
+                .iter_mut()
+                .find(|i| i.attr.eq_ignore_ascii_case("entryUUID"))
+            {
+                Some(i) => i.equality = true,
+                None => indexes.push(roster_storage::IndexSpec {
+                    attr: "entryUUID".into(),
+                    equality: true,
+                    presence: false,
+                    substring: false,
+                }),
+            }
+        }
         Ok(Settings {
             listen,
             upstreams,
+            replicas,
             global_admins: file.access.global_admins.clone(),
             runtime_domains: file.access.policy == "mail",
             policy_listen: match &file.mail.policy_listen {
@@ -1037,6 +1279,99 @@ mod tests {
         Settings::from_file(file, Path::new("/etc/roster"), &Overrides::default())
             .unwrap_err()
             .to_string()
+    }
+
+    /// Settings from `text` with the config file in `dir`.
+    fn replica_settings(dir: &Path, text: &str) -> Result<Settings, String> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        Settings::from_file(file, dir, &Overrides::default()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn replicas_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+        let head = "[directory]\nsuffixes = [\"dc=example,dc=com\", \"dc=other,dc=org\"]\n[storage.indexes]\nmail = [\"eq\"]\n";
+        let good = "[[replica]]\nname = \"main\"\nprovider = \"ldap://ldap1.example.com\"\nca = \"ca.pem\"\nbind_dn = \"cn=replicator,dc=example,dc=com\"\npassword_file = \"pw\"\nbase = \"DC=Example, dc=com\"\n";
+        let s = replica_settings(dir.path(), &format!("{head}{good}")).unwrap();
+        let [r] = s.replicas.as_slice() else {
+            panic!("one replica expected");
+        };
+        assert_eq!(r.transport, crate::replica::Transport::StartTls);
+        assert_eq!((r.host.as_str(), r.port), ("ldap1.example.com", 389));
+        assert_eq!(r.bind_password.as_ref().map(Secret::expose), Some("s3cret"));
+        assert_eq!(r.filter, "(objectClass=*)");
+        assert_eq!(
+            (r.retry, r.retry_max, r.timeout),
+            (
+                Duration::from_secs(5),
+                Duration::from_secs(300),
+                Duration::from_secs(10)
+            )
+        );
+        assert_eq!(r.update_referral, "ldap://ldap1.example.com");
+        assert_eq!(r.ca.as_deref(), Some(dir.path().join("ca.pem").as_path()));
+        // The entryUUID equality index is added when the configuration lacks it.
+        assert!(s
+            .indexes
+            .iter()
+            .any(|i| i.attr == "entryUUID" && i.equality));
+
+        let plain = "[[replica]]\nname = \"p\"\nprovider = \"ldap://127.0.0.1:3890\"\nstarttls = false\nbase = \"dc=other,dc=org\"\nretry = \"1s\"\nretry_max = \"10s\"\nupdate_referral = \"ldap://master.example.org\"\n";
+        let s = replica_settings(dir.path(), &format!("{head}{plain}")).unwrap();
+        assert_eq!(
+            s.replicas.first().map(|r| r.transport),
+            Some(crate::replica::Transport::Plain)
+        );
+
+        let bad = |extra: &str, want: &[&str]| {
+            let e = replica_settings(dir.path(), &format!("{head}{extra}")).unwrap_err();
+            for w in want {
+                assert!(e.contains(w), "{w:?} not in {e}");
+            }
+        };
+        bad(
+            &good.replace("ldap://ldap1", "ldapi://ldap1"),
+            &["replica \"main\"", "provider"],
+        );
+        bad(
+            &format!("{good}starttls = false\n"),
+            &["starttls = false", "loopback"],
+        );
+        bad(
+            &good.replace("DC=Example, dc=com", "dc=nowhere"),
+            &["base", "directory.suffixes"],
+        );
+        bad(&format!("{good}{good}"), &["configured twice"]);
+        bad(
+            &format!("{good}{}", good.replace("\"main\"", "\"second\"")),
+            &["already copied by replica \"main\""],
+        );
+        bad(
+            &good.replace("password_file = \"pw\"\n", ""),
+            &["bind_dn and password_file"],
+        );
+        bad(&good.replace("\"pw\"", "\"missing\""), &["password_file"]);
+        bad(
+            &format!("{good}retry = \"soon\"\n"),
+            &["retry", "not a duration"],
+        );
+        bad(
+            &format!("{good}retry = \"10m\"\n"),
+            &["retry_max", "at least retry"],
+        );
+        bad(&format!("{good}timeout = \"0s\"\n"), &["timeout"]);
+        bad(&format!("{good}filter = \"(uid=\"\n"), &["filter"]);
+        bad(&good.replace("\"main\"", "\"a b\""), &["name"]);
+        bad(
+            &format!("{good}update_referral = \"http://x\"\n"),
+            &["update_referral"],
+        );
+        assert!(
+            replica_settings(dir.path(), &format!("{head}{good}provder = 1\n"))
+                .unwrap_err()
+                .contains("provder")
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum OpenError {
     Access(String),
     #[error("{0}")]
     Upstream(#[from] crate::upstream::SetupError),
+    #[error("{0}")]
+    Replica(#[from] crate::replica::SetupError),
     #[error("open entry store in {path}: {source}{hint}")]
     Store {
         path: String,
@@ -66,6 +68,8 @@ pub struct Directory {
     /// Counters of operations and connections, served by `metrics.rs`.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub upstreams: crate::upstream::Upstreams,
+    /// The providers this server is a read-only replica of (see `replica`).
+    pub replicas: crate::replica::Replicas,
     /// Search limits per identity: (who, size limit, time limit), `Some(0)` unlimited.
     pub limits: Vec<(crate::access::Who, Option<u32>, Option<u32>)>,
     /// Password policies by naming context (`None`: the default).
@@ -125,6 +129,7 @@ impl Directory {
         for s in &settings.suffixes {
             suffixes.push((norm("suffixes", s)?, s.clone()));
         }
+        let configured: Vec<NormDn> = suffixes.iter().map(|(ndn, _)| ndn.clone()).collect();
         let naming = Arc::new(crate::naming::NamingContexts::new(suffixes));
         let root_ndn = match &settings.root_dn {
             Some(r) => Some(norm("root_dn", r)?),
@@ -169,9 +174,18 @@ impl Directory {
                 Durability::Buffer
             },
             integrity: settings.integrity_attributes.clone(),
-            unique: crate::mail::unique_specs(),
+            // A replica takes the provider's entries as they come: the provider checked unique
+            // values, and in the middle of a refresh two entries may hold one for a while (an
+            // address moved from an entry deleted while the replica was away).
+            unique: if settings.replicas.is_empty() {
+                crate::mail::unique_specs()
+            } else {
+                Vec::new()
+            },
             change_log: settings.change_log,
-            keep_csn: false,
+            // A replica keeps the provider's entryCSN, so that its own consumers and the
+            // cookies it hands out follow the provider's clock.
+            keep_csn: !settings.replicas.is_empty(),
         };
         let store = Store::open(&store_config, schema.clone()).map_err(|source| {
             // fjall names a held lock only in its message; say what it means here.
@@ -243,8 +257,10 @@ impl Directory {
             .filter(|id| Some(*id) != object_class)
             .collect();
         let upstreams = crate::upstream::Upstreams::new(&settings.upstreams)?;
+        let replicas = crate::replica::Replicas::new(&settings.replicas, &schema, &configured)?;
         Ok(Directory {
             upstreams,
+            replicas,
             metrics: std::sync::Arc::default(),
             password_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_binds)),
             search_slots: Arc::new(tokio::sync::Semaphore::new(

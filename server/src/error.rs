@@ -70,6 +70,9 @@ pub enum OpError {
     Store(#[from] roster_storage::StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A write to a read-only replica: the client is referred to the provider.
+    #[error("this server is a read-only replica; writes go to {url}")]
+    Referral { url: String },
 }
 
 impl From<DnError> for OpError {
@@ -137,6 +140,15 @@ pub fn ldap_result(err: &OpError) -> LdapResult {
             None,
         ),
         OpError::Internal(_) => (C::Other, "internal error".to_string(), None),
+        OpError::Referral { url } => {
+            return LdapResult {
+                code: C::Referral,
+                matcheddn: String::new(),
+                message: "this server is a read-only replica: writes go to its provider"
+                    .to_string(),
+                referral: vec![url.clone()],
+            }
+        }
     };
     LdapResult {
         code,

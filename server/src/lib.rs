@@ -3,7 +3,8 @@
 //! connection), `ops` (the LDAP operations), `error` (result codes), `ldif` and `offline`
 //! (load, dump, verify), `control` (the socket `rosterd dump` uses while the server runs),
 //! `password` (hash schemes), `tls` (certificates for LDAPS and StartTLS), `upstream`
-//! (pass-through authentication of users mapped from an upstream directory).
+//! (pass-through authentication of users mapped from an upstream directory), `replica` (a
+//! read-only copy of an RFC 4533 provider).
 
 pub mod access;
 pub mod audit;
@@ -23,6 +24,7 @@ pub mod offline;
 pub mod ops;
 pub mod password;
 pub mod policy;
+pub mod replica;
 pub mod session;
 pub mod time;
 pub mod tls;

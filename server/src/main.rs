@@ -406,6 +406,13 @@ fn serve(settings: Settings) -> anyhow::Result<std::process::ExitCode> {
             dir.background
                 .spawn(roster_server::policy::serve(l, dir.clone(), stop_control.clone()));
         }
+        for index in 0..dir.replicas.list().len() {
+            dir.background.spawn(roster_server::replica::run(
+                dir.clone(),
+                index,
+                stop_control.clone(),
+            ));
+        }
         if let Some(l) = metrics {
             dir.background
                 .spawn(roster_server::metrics::serve(l, dir.clone(), stop_control.clone()));

@@ -19,6 +19,54 @@ pub const OPS: [&str; 8] = [
     "bind", "search", "compare", "add", "modify", "delete", "modrdn", "extended",
 ];
 
+/// The Prometheus text of the replicas' state (`[[replica]]`); empty without replicas.
+pub fn render_replicas(statuses: &[crate::replica::ReplicaStatus]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if statuses.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP roster_replica_connected 1 while the replica has a session with its provider.\n# TYPE roster_replica_connected gauge"
+    );
+    for s in statuses {
+        let _ = writeln!(
+            out,
+            "roster_replica_connected{{replica=\"{}\"}} {}",
+            s.name,
+            u8::from(s.connected())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP roster_replica_changes_applied_total Changes from the provider applied since the start.\n# TYPE roster_replica_changes_applied_total counter"
+    );
+    for s in statuses {
+        let _ = writeln!(
+            out,
+            "roster_replica_changes_applied_total{{replica=\"{}\"}} {}",
+            s.name, s.changes_applied
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP roster_replica_last_change_timestamp_seconds When the last change from the provider was applied (Unix time; 0: none since the start).\n# TYPE roster_replica_last_change_timestamp_seconds gauge"
+    );
+    for s in statuses {
+        let secs = s
+            .last_change
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        let _ = writeln!(
+            out,
+            "roster_replica_last_change_timestamp_seconds{{replica=\"{}\"}} {secs:.3}",
+            s.name
+        );
+    }
+    out
+}
+
 /// Result codes 0..=122 are counted one by one; anything else as "other".
 const CODES: usize = 124;
 const OTHER: usize = CODES - 1;
@@ -232,7 +280,9 @@ async fn answer(
         let bytes = tokio::task::spawn_blocking(move || disk_usage(&data_dir))
             .await
             .unwrap_or(0);
-        ("200 OK", dir.metrics.render(bytes))
+        let mut body = dir.metrics.render(bytes);
+        body.push_str(&render_replicas(&dir.replicas.statuses()));
+        ("200 OK", body)
     } else {
         (
             "404 Not Found",

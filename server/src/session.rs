@@ -452,6 +452,32 @@ struct RequestControls {
 }
 
 impl Session {
+    /// The referral a write gets when it targets a replicated naming context (see
+    /// `replica::write_referral`); `None` for other operations.
+    fn replica_referral(&self, op: &LdapOp) -> Option<OpError> {
+        if self.dir.replicas.is_empty() {
+            return None;
+        }
+        let own;
+        let dns: Vec<&str> = match op {
+            LdapOp::AddRequest(r) => vec![r.dn.as_str()],
+            LdapOp::DelRequest(dn) => vec![dn.as_str()],
+            LdapOp::ModifyRequest(r) => vec![r.dn.as_str()],
+            LdapOp::ModifyDNRequest(r) => std::iter::once(r.dn.as_str())
+                .chain(r.new_superior.as_deref())
+                .collect(),
+            LdapOp::ExtendedRequest(r) if r.name == ldap3_proto::proto::OID_PASSWORD_MODIFY => {
+                own = ldap3_proto::proto::LdapPasswordModifyRequest::try_from(r)
+                    .ok()
+                    .and_then(|r| r.user_identity)
+                    .unwrap_or_else(|| self.who.dn().to_string());
+                vec![own.as_str()]
+            }
+            _ => return None,
+        };
+        crate::replica::write_referral(&self.dir, &dns)
+    }
+
     async fn handle<S>(
         &mut self,
         msg: LdapMsg,
@@ -494,6 +520,15 @@ impl Session {
                     return Ok(Next::Continue);
                 }
             };
+        // A read-only replica refers writes in its naming context to the provider, as slapd's
+        // consumers do with `updateref`.
+        if let Some(e) = self.replica_referral(&op) {
+            if let Some(op) = refusal(&op, ldap_result(&e)) {
+                let ctrl = Vec::new();
+                framed.send(LdapMsg { msgid, op, ctrl }).await?;
+            }
+            return Ok(Next::Continue);
+        }
         let reply = match op {
             LdapOp::BindRequest(req) if self.refuses_plain_password(&req.cred) => {
                 // RFC 4513 section 5.1.2: the password is not checked, and the connection's

@@ -123,7 +123,9 @@ impl Upstreams {
 }
 
 /// A TLS client configuration trusting the certificates in `ca`, or the system's.
-fn client_config(ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+pub(crate) fn client_config(
+    ca: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     match ca {
