@@ -82,6 +82,9 @@ pub struct Directory {
     /// Work that outlives a request's session task (searches on blocking threads); shutdown
     /// waits for it before closing the store.
     pub background: tokio_util::task::TaskTracker,
+    /// The change log's last sequence number after each commit: sync searches in
+    /// refreshAndPersist mode wait on it.
+    pub commits: tokio::sync::watch::Sender<u64>,
 }
 
 /// The schema of the server: built-in definitions plus the configured schema files.
@@ -243,7 +246,13 @@ impl Directory {
             .filter(|id| Some(*id) != object_class)
             .collect();
         let upstreams = crate::upstream::Upstreams::new(&settings.upstreams)?;
+        let (commits, _) = tokio::sync::watch::channel(0);
+        let told = commits.clone();
+        store.on_commit(Arc::new(move |seq| {
+            told.send_replace(seq);
+        }));
         Ok(Directory {
+            commits,
             upstreams,
             metrics: std::sync::Arc::default(),
             password_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_binds)),
