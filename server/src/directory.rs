@@ -148,7 +148,14 @@ impl Directory {
         let policy =
             crate::access::Policy::compile(&schema, naming.clone(), &settings.access_rules)
                 .map_err(OpenError::Access)?
-                .hide_from_root(root_unreadable);
+                .hide_from_root(root_unreadable)
+                .with_replicators(
+                    settings
+                        .replicators
+                        .iter()
+                        .map(|dn| norm("access.replicators", dn))
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
         let mut limits = Vec::new();
         for l in &settings.limits {
             let who = crate::access::Who::parse(&schema, naming.clone(), &l.who)

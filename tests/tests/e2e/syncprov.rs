@@ -156,14 +156,18 @@ fn a_slapd_consumer_follows_rosterd_through_changes_and_restarts() {
 }
 
 /// The SyncDone cookie of `ldapsearch -E sync=ro...` output, and its entries' DNs.
-fn refresh_only(url: &str, bind: bool, cookie: Option<&str>) -> (String, Vec<String>, String) {
+fn refresh_only(
+    url: &str,
+    bind: Option<(&str, &str)>,
+    cookie: Option<&str>,
+) -> (String, Vec<String>, String) {
     let sync = match cookie {
         Some(c) => format!("sync=ro/{c}"),
         None => "sync=ro".to_string(),
     };
     let mut args = vec!["-x", "-H", url, "-b", SUFFIX, "-E", &sync];
-    if bind {
-        args.extend(["-D", ROOT_DN, "-w", ROOT_PW]);
+    if let Some((dn, pw)) = bind {
+        args.extend(["-D", dn, "-w", pw]);
     }
     args.extend(["(objectClass=*)", "*"]);
     let (code, out, err) = run_tool("ldapsearch", &args);
@@ -182,12 +186,20 @@ fn refresh_only(url: &str, bind: bool, cookie: Option<&str>) -> (String, Vec<Str
     (cookie_out, dns, out)
 }
 
+const ROOT: Option<(&str, &str)> = Some((ROOT_DN, ROOT_PW));
+const REPLICATOR: &str = "uid=u0000,ou=people,dc=example,dc=com";
+
 #[test]
 fn refresh_only_with_a_cookie_sends_only_what_changed() {
     let d = data::directory(40, 43);
-    let rosterd = Rosterd::start(Some(&d.ldif), ROOT_READS_PASSWORDS);
+    // slapd's access rules, and one account that replicates.
+    let access = roster_tests::SLAPD_ACCESS.replace(
+        "policy = \"custom\"\n",
+        &format!("policy = \"custom\"\nreplicators = [\"{REPLICATOR}\"]\n"),
+    );
+    let rosterd = Rosterd::start(Some(&d.ldif), &format!("{ROOT_READS_PASSWORDS}{access}"));
     let url = rosterd.url();
-    let (cookie, all, _) = refresh_only(&url, true, None);
+    let (cookie, all, _) = refresh_only(&url, ROOT, None);
     assert_eq!(
         all.len(),
         d.dns.len(),
@@ -196,7 +208,7 @@ fn refresh_only_with_a_cookie_sends_only_what_changed() {
     assert!(cookie.contains("csn="), "cookie {cookie:?}");
 
     // Nothing changed: nothing is sent.
-    let (same, none, out) = refresh_only(&url, true, Some(&cookie));
+    let (same, none, out) = refresh_only(&url, ROOT, Some(&cookie));
     assert!(none.is_empty(), "{out}");
     assert_eq!(same, cookie);
 
@@ -205,7 +217,7 @@ fn refresh_only_with_a_cookie_sends_only_what_changed() {
         "dn: uid=u0001,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: description\ndescription: one change\n\n\
          dn: uid=u0002,ou=people,dc=example,dc=com\nchangetype: delete\n",
     );
-    let (next, changed, out) = refresh_only(&url, true, Some(&cookie));
+    let (next, changed, out) = refresh_only(&url, ROOT, Some(&cookie));
     // The modified user, and the groups that lost the deleted one (referential integrity
     // rewrote them in the delete's commit); nothing else.
     assert_eq!(
@@ -231,18 +243,29 @@ fn refresh_only_with_a_cookie_sends_only_what_changed() {
     // entries as present.
     let (_, present, _) = refresh_only(
         &url,
-        true,
+        ROOT,
         Some("rid=001,csn=20000101000000.000000Z#000000#000#000000"),
     );
     assert_eq!(present.len(), d.dns.len() - 1);
 
     // Access control applies: an anonymous consumer gets no password hashes.
-    let (_, anon, out) = refresh_only(&url, false, None);
+    let (_, anon, out) = refresh_only(&url, None, None);
     assert_eq!(anon.len(), d.dns.len() - 1);
     assert!(!out.to_lowercase().contains("userpassword"), "{out}");
-    let (_, _, out) = refresh_only(&url, true, None);
+    let (_, _, out) = refresh_only(&url, ROOT, None);
     assert!(
         out.to_lowercase().contains("userpassword"),
         "the root DN reads them here"
     );
+    // The replication account reads everything, password hashes included, and writes nothing.
+    let (_, all_again, out) = refresh_only(&url, Some((REPLICATOR, "pw0")), None);
+    assert_eq!(all_again.len(), d.dns.len() - 1);
+    assert!(out.contains("userPassword:: cHcx"), "{out}");
+    let (code, _, err) = roster_tests::ldapmodify(
+        &url,
+        REPLICATOR,
+        "pw0",
+        "dn: uid=u0003,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: description\ndescription: x\n",
+    );
+    assert_eq!(code, 50, "{err}");
 }
