@@ -411,6 +411,9 @@ pub struct Policy {
     /// Attribute types the root DN may use in every way but read (passwords, unless
     /// `security.root_reads_passwords`): the root DN is otherwise above the rules.
     root_unreadable: Vec<AttrId>,
+    /// Replication consumers' identities (`access.replicators`): they read and search every
+    /// entry and attribute, password hashes included, and may do nothing else.
+    replicators: Vec<NormDn>,
 }
 
 impl Policy {
@@ -474,6 +477,7 @@ impl Policy {
             rules,
             naming,
             root_unreadable: Vec::new(),
+            replicators: Vec::new(),
         })
     }
 
@@ -481,6 +485,13 @@ impl Policy {
     /// filter they are Undefined for it, as for everyone); it may still compare and write them.
     pub fn hide_from_root(mut self, attrs: Vec<AttrId>) -> Policy {
         self.root_unreadable = attrs;
+        self
+    }
+
+    /// Lets `dns` read every entry and attribute (replication consumers); see
+    /// `access.replicators`.
+    pub fn with_replicators(mut self, dns: Vec<NormDn>) -> Policy {
+        self.replicators = dns;
         self
     }
 
@@ -766,6 +777,13 @@ impl EntryAccess<'_, '_> {
             } else {
                 Rights::ALL
             };
+        }
+        if self
+            .req
+            .ndn()
+            .is_some_and(|me| self.policy.replicators.contains(me))
+        {
+            return Rights(Rights::READ.0 | Rights::SEARCH.0 | Rights::COMPARE.0);
         }
         let rule = self.rules.iter().find(|r| match (&r.attrs, attr) {
             (None, _) => true,

@@ -478,6 +478,10 @@ pub struct AccessSection {
     /// Rules evaluated before the built-in policy, first match wins.
     #[serde(default)]
     pub rule: Vec<crate::access::RuleSpec>,
+    /// Identities of replication consumers (RFC 4533): they read every entry and attribute,
+    /// password hashes included, and can change nothing.
+    #[serde(default)]
+    pub replicators: Vec<String>,
 }
 
 impl Default for AccessSection {
@@ -490,6 +494,7 @@ impl Default for AccessSection {
             global_services: None,
             service_attributes: crate::access::default_service_attributes(),
             rule: Vec::new(),
+            replicators: Vec::new(),
         }
     }
 }
@@ -937,6 +942,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// The group whose members manage every domain (`access.global_admins`).
     pub global_admins: Option<String>,
+    /// Replication consumers' DNs (`access.replicators`).
+    pub replicators: Vec<String>,
     /// Where the Postfix policy service listens, if anywhere.
     pub policy_listen: Option<SocketAddr>,
     /// Where the metrics are served over HTTP (`[metrics] listen`).
@@ -1160,6 +1167,7 @@ impl Settings {
             upstreams,
             replicas,
             global_admins: file.access.global_admins.clone(),
+            replicators: file.access.replicators.clone(),
             runtime_domains: file.access.policy == "mail",
             policy_listen: match &file.mail.policy_listen {
                 Some(a) => Some(a.parse().map_err(|_| {

@@ -86,6 +86,9 @@ pub struct Directory {
     /// Work that outlives a request's session task (searches on blocking threads); shutdown
     /// waits for it before closing the store.
     pub background: tokio_util::task::TaskTracker,
+    /// The change log's last sequence number after each commit: sync searches in
+    /// refreshAndPersist mode wait on it.
+    pub commits: tokio::sync::watch::Sender<u64>,
 }
 
 /// The schema of the server: built-in definitions plus the configured schema files.
@@ -150,7 +153,14 @@ impl Directory {
         let policy =
             crate::access::Policy::compile(&schema, naming.clone(), &settings.access_rules)
                 .map_err(OpenError::Access)?
-                .hide_from_root(root_unreadable);
+                .hide_from_root(root_unreadable)
+                .with_replicators(
+                    settings
+                        .replicators
+                        .iter()
+                        .map(|dn| norm("access.replicators", dn))
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
         let mut limits = Vec::new();
         for l in &settings.limits {
             let who = crate::access::Who::parse(&schema, naming.clone(), &l.who)
@@ -258,7 +268,13 @@ impl Directory {
             .collect();
         let upstreams = crate::upstream::Upstreams::new(&settings.upstreams)?;
         let replicas = crate::replica::Replicas::new(&settings.replicas, &schema, &configured)?;
+        let (commits, _) = tokio::sync::watch::channel(0);
+        let told = commits.clone();
+        store.on_commit(Arc::new(move |seq| {
+            told.send_replace(seq);
+        }));
         Ok(Directory {
+            commits,
             upstreams,
             replicas,
             metrics: std::sync::Arc::default(),

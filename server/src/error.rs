@@ -39,6 +39,10 @@ pub enum OpError {
     InsufficientAccess(String),
     #[error("{0}")]
     Busy(String),
+    /// A sync search's consumer fell behind the change log (RFC 4533 e-syncRefreshRequired):
+    /// it must refresh again.
+    #[error("the change log no longer holds the changes this consumer needs")]
+    SyncRefreshRequired,
     #[error("{0}")]
     ConstraintViolation(String),
     #[error("{0}")]
@@ -108,6 +112,11 @@ pub fn ldap_result(err: &OpError) -> LdapResult {
         ),
         OpError::InsufficientAccess(m) => (C::InsufficentAccessRights, m.clone(), None),
         OpError::Busy(m) => (C::Busy, m.clone(), None),
+        OpError::SyncRefreshRequired => (
+            C::EsyncRefreshRequired,
+            "the change log no longer holds the changes since this cookie: refresh again".into(),
+            None,
+        ),
         OpError::ConstraintViolation(m) => (C::ConstraintViolation, m.clone(), None),
         OpError::StrongerAuthRequired(m) => (C::StrongerAuthRequired, m.clone(), None),
         OpError::AttributeOrValueExists(m) => (C::AttributeOrValueExists, m.clone(), None),

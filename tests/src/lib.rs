@@ -396,6 +396,9 @@ impl Slapd {
     /// Stops slapd (SIGTERM, a clean shutdown that keeps its database and, for a syncrepl
     /// consumer, its cookie) and waits for it.
     pub fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();

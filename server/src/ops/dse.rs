@@ -7,8 +7,9 @@ use roster_schema::{AttrDesc, Attribute, Dn, Entry, NormDn, Schema};
 /// Controls the server understands.
 pub const SUPPORTED_CONTROLS: &[&str] = &[
     "1.2.840.113556.1.4.319",        // simple paged results (RFC 2696)
-    "2.16.840.1.113730.3.4.2", // manageDsaIT (RFC 3296): accepted; there are no referral entries
-    super::NO_OP_CONTROL,      // adds and modifies checked, not written
+    "1.3.6.1.4.1.4203.1.9.1.1", // LDAP Content Synchronization (RFC 4533): replication consumers
+    "2.16.840.1.113730.3.4.2",  // manageDsaIT (RFC 3296): accepted; there are no referral entries
+    super::NO_OP_CONTROL,       // adds and modifies checked, not written
     super::NO_OP_CONTROL_DRAFT, // the same, by the draft's OID
     super::delete::TRANSFER_CONTROL, // Roster: delete a user and give its addresses and groups to another
 ];

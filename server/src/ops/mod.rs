@@ -15,6 +15,7 @@ pub mod modify;
 pub mod modrdn;
 pub mod passwd;
 pub mod search;
+pub mod syncprov;
 
 use crate::directory::Directory;
 use crate::error::OpError;

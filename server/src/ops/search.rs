@@ -247,7 +247,7 @@ fn run(
                 &sel,
                 req.typesonly,
                 &|_| true,
-                &Computed::default(),
+                Some(&Computed::default()),
             ))?;
         }
         return Ok(Ok(()));
@@ -402,7 +402,7 @@ fn run(
             &sel,
             req.typesonly,
             &|a| access.allows(Some(a), Rights::READ),
-            &computed,
+            Some(&computed),
         ))?;
         in_page += 1;
     }
@@ -529,7 +529,7 @@ impl ComputedAttrs {
 
 /// Which attributes computed from the rest of the directory a search returns.
 #[derive(Debug, Default, Clone, Copy)]
-struct Wanted {
+pub(crate) struct Wanted {
     has_subordinates: bool,
     num_subordinates: bool,
     member_of: bool,
@@ -548,7 +548,7 @@ pub struct Computed {
 }
 
 impl Wanted {
-    fn of(dir: &Directory, sel: &AttrSelection) -> Wanted {
+    pub(crate) fn of(dir: &Directory, sel: &AttrSelection) -> Wanted {
         // Operational attributes are returned only when asked for, by "+" or by name.
         if !sel.names_operational() {
             return Wanted::default();
@@ -564,7 +564,7 @@ impl Wanted {
         }
     }
 
-    fn compute(
+    pub(crate) fn compute(
         &self,
         dir: &Directory,
         reader: &roster_storage::Reader,
@@ -597,19 +597,22 @@ impl Wanted {
 }
 
 /// Builds the search result entry: stored attributes, then the computed operational ones.
-fn to_result(
+pub(crate) fn to_result(
     dir: &Directory,
     entry: &Entry,
     sel: &AttrSelection,
     types_only: bool,
     readable: &dyn Fn(AttrId) -> bool,
-    computed: &Computed,
+    computed: Option<&Computed>,
 ) -> LdapSearchResultEntry {
     let schema = &dir.schema;
     let dn = entry.dn.to_string();
     let mut list = attrs::select(schema, entry, sel, types_only, readable);
-    // Computed attributes are operational: none is returned unless "+" or names were asked for.
-    if sel.names_operational() && !entry.ndn.is_root() && entry.ndn != dir.subschema_ndn {
+    // Computed attributes are operational: none is returned unless "+" or names were asked for,
+    // and never to a replication consumer (`None`), which keeps stored content only.
+    if let Some(computed) = computed.filter(|_| {
+        sel.names_operational() && !entry.ndn.is_root() && entry.ndn != dir.subschema_ndn
+    }) {
         // A computed attribute already in the entry (added for the filter) is selected with
         // the stored ones.
         let ids = &dir.computed_attrs;

@@ -15,6 +15,7 @@ mod manage;
 mod offline;
 mod passthrough;
 mod sync;
+mod syncprov;
 mod tls;
 mod tools;
 mod writes;
