@@ -849,6 +849,10 @@ impl Applier {
         }
         .compile(&self.dir.schema);
         let reader = self.store().reader();
+        // Before the naming context's entry arrives there is nothing to search.
+        if reader.lookup(&self.replica.base)?.is_none() {
+            return Ok(None);
+        }
         let mut found =
             reader.search(&self.replica.base, roster_storage::Scope::Subtree, &filter)?;
         match found.next() {
@@ -1069,11 +1073,16 @@ impl Applier {
         let mut gone: Vec<NormDn> = Vec::new();
         {
             let reader = self.store().reader();
-            for found in reader.search(
-                &self.replica.base,
-                roster_storage::Scope::Subtree,
-                &everything,
-            )? {
+            let searched = if reader.lookup(&self.replica.base)?.is_some() {
+                Some(reader.search(
+                    &self.replica.base,
+                    roster_storage::Scope::Subtree,
+                    &everything,
+                )?)
+            } else {
+                None
+            };
+            for found in searched.into_iter().flatten() {
                 let (_, e) = found?;
                 let reported = self.entry_uuid.is_some_and(|id| {
                     e.values_of(id).any(|v| {

@@ -307,12 +307,19 @@ impl Slapd {
     /// As [`Slapd::start`], with StartTLS: a certificate for 127.0.0.1 from a CA of its own
     /// ([`Slapd::ca`]), and `schema` files included after Roster's.
     pub fn start_tls(ldif: &str, schema: &[&Path], extra: &str) -> Slapd {
-        let tls = tempfile::tempdir().expect("temp dir").keep();
-        crate::samba::write_certificates(&tls);
         let mut globals = String::new();
         for s in schema {
             globals.push_str(&format!("include {}\n", s.display()));
         }
+        Slapd::start_tls_with(ldif, &globals, extra)
+    }
+
+    /// As [`Slapd::start_tls`], with `globals` (schema includes, `moduleload syncprov`)
+    /// before the database section.
+    pub fn start_tls_with(ldif: &str, globals: &str, extra: &str) -> Slapd {
+        let tls = tempfile::tempdir().expect("temp dir").keep();
+        crate::samba::write_certificates(&tls);
+        let mut globals = globals.to_string();
         globals.push_str(&format!(
             "TLSCACertificateFile {0}/ca.pem\nTLSCertificateFile {0}/cert.pem\nTLSCertificateKeyFile {0}/key.pem\n",
             tls.display()

@@ -14,6 +14,7 @@ mod mail;
 mod manage;
 mod offline;
 mod passthrough;
+mod replica;
 mod sync;
 mod syncprov;
 mod tls;

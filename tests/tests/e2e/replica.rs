@@ -1,0 +1,298 @@
+//! Read replicas: rosterd as an RFC 4533 consumer of a stock slapd provider (syncprov over
+//! StartTLS) and of another rosterd. The replica gets the initial content, then every add,
+//! modify, delete and rename (a moved subtree too) within a bounded wait; it catches up from
+//! its cookie after a restart (a delete made while it was away included, without receiving
+//! everything again), reconnects after the provider's restart, refers writes to the provider,
+//! and answers mail lookups while the provider is down.
+
+use roster_tests::{
+    data, free_port, rosterd_config, run_tool, Rosterd, Slapd, GROUP_OVERLAYS, ROOT_DN, ROOT_PW,
+    ROOT_READS_PASSWORDS, SUFFIX,
+};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The `[[replica]]` example of docs/operations.md, as written there.
+fn documented_replica() -> String {
+    let doc = include_str!("../../../docs/operations.md");
+    let section = doc
+        .split("## Read replicas")
+        .nth(1)
+        .expect("docs/operations.md has a Read replicas section");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a toml block in the Read replicas section");
+    assert!(block.contains("[[replica]]"), "{block}");
+    block.to_string()
+}
+
+/// The documented replica table pointed at `provider` (StartTLS with `ca`), binding as the
+/// root DN with its password in a file of `dir`.
+fn replica_table(provider: &str, ca: &Path, dir: &Path) -> String {
+    let pw = roster_tests::write_file(dir, "replica.pw", &format!("{ROOT_PW}\n"));
+    documented_replica()
+        .replace("ldap://ldap1.example.com", provider)
+        .replace("/etc/roster/provider-ca.pem", &ca.display().to_string())
+        .replace("/etc/roster/replica.pw", &pw.display().to_string())
+        .replace("cn=replicator,dc=example,dc=com", ROOT_DN)
+}
+
+/// A replica's config: the test defaults, the root DN reading passwords (the comparison
+/// includes them), metrics on `metrics_port`, and the replica table.
+fn replica_config(table: &str, metrics_port: u16) -> String {
+    rosterd_config(&format!(
+        "{ROOT_READS_PASSWORDS}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n{table}"
+    ))
+}
+
+/// Every entry below the suffix as `dn` → sorted `attr: value` lines: the user attributes
+/// and entryUUID, as the root DN reads them. Empty when the suffix is not there (yet).
+fn content(url: &str) -> BTreeMap<String, Vec<String>> {
+    let Ok(mut conn) = ldap3::LdapConn::with_settings(
+        ldap3::LdapConnSettings::new().set_conn_timeout(Duration::from_secs(5)),
+        url,
+    ) else {
+        return BTreeMap::new();
+    };
+    if conn
+        .simple_bind(ROOT_DN, ROOT_PW)
+        .ok()
+        .and_then(|r| r.success().ok())
+        .is_none()
+    {
+        return BTreeMap::new();
+    }
+    let Ok(res) = conn.search(
+        SUFFIX,
+        ldap3::Scope::Subtree,
+        "(objectClass=*)",
+        vec!["*", "entryUUID"],
+    ) else {
+        return BTreeMap::new();
+    };
+    let _ = conn.unbind();
+    let Ok((entries, _)) = res.success() else {
+        return BTreeMap::new();
+    };
+    entries
+        .into_iter()
+        .map(|e| {
+            let e = ldap3::SearchEntry::construct(e);
+            // slapd keeps DN values in its pretty form, rosterd as written.
+            let value = |k: &str, v: &str| {
+                if k.eq_ignore_ascii_case("member") {
+                    v.to_lowercase().replace(", ", ",").replace(" ,", ",")
+                } else {
+                    v.to_string()
+                }
+            };
+            let mut lines: Vec<String> = e
+                .attrs
+                .iter()
+                .flat_map(|(k, vs)| {
+                    vs.iter()
+                        .map(move |v| format!("{}: {}", k.to_lowercase(), value(k, v)))
+                })
+                .chain(e.bin_attrs.iter().flat_map(|(k, vs)| {
+                    vs.iter()
+                        .map(move |v| format!("{}:: {v:?}", k.to_lowercase()))
+                }))
+                .collect();
+            lines.sort();
+            (e.dn.to_lowercase(), lines)
+        })
+        .collect()
+}
+
+/// Waits (polling, at most `limit`) until the replica holds what the provider holds.
+fn converges(provider: &str, replica: &str, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let want = content(provider);
+        let got = content(replica);
+        if !want.is_empty() && got == want {
+            return;
+        }
+        if Instant::now() > deadline {
+            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+            let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+            let differ: Vec<_> = want
+                .iter()
+                .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
+                .map(|(k, v)| (k, v, got.get(k)))
+                .take(2)
+                .collect();
+            panic!("{what}: the replica did not converge: missing {missing:?}, extra {extra:?}, differing {differ:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn modify(url: &str, ldif: &str) {
+    let (code, out, err) = roster_tests::ldapmodify(url, ROOT_DN, ROOT_PW, ldif);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// The value of the metric line starting with `name` (labels included) on `port`.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Waits (at most 30 s) until `roster_replica_connected` is `want`.
+fn wait_connected(port: u16, want: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if metric(port, "roster_replica_connected{replica=\"main\"}")
+            == Some(f64::from(u8::from(want)))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the replica's connected state did not become {want}");
+}
+
+/// The slapd provider: syncprov with a checkpoint, the entryUUID and entryCSN indexes, and
+/// the group overlays (so that its groups follow renames and deletes as rosterd's do).
+fn slapd_provider(ldif: &str) -> Slapd {
+    Slapd::start_tls_with(
+        ldif,
+        "moduleload syncprov\n",
+        &format!(
+            "index entryUUID,entryCSN eq\noverlay syncprov\nsyncprov-checkpoint 1 1\n{GROUP_OVERLAYS}"
+        ),
+    )
+}
+
+#[test]
+fn a_replica_follows_a_slapd_provider() {
+    let d = data::directory(60, 47);
+    let mut slapd = slapd_provider(&d.ldif);
+    let provider = slapd.url();
+    let keep = tempfile::tempdir().unwrap();
+    let metrics_port = free_port();
+    let config = replica_config(
+        &replica_table(&provider, &slapd.ca(), keep.path()),
+        metrics_port,
+    );
+    let rosterd = Rosterd::start_with_config(None, &config);
+    let replica = rosterd.url();
+    converges(
+        &provider,
+        &replica,
+        Duration::from_secs(20),
+        "initial refresh",
+    );
+    wait_connected(metrics_port, true);
+
+    // Adds, modifies, deletes and renames, and a subtree moved with its entries, one change
+    // at a time, each within a bounded wait.
+    let changes = [
+        "dn: uid=new1,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: new1\ncn: New One\nsn: One\nmail: new1@example.com\n",
+        "dn: uid=u0003,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: mail\nmail: changed3@example.com\n-\nadd: description\ndescription: changed\n",
+        "dn: uid=u0004,ou=people,dc=example,dc=com\nchangetype: delete\n",
+        "dn: uid=u0005,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=u0005b\ndeleteoldrdn: 1\n",
+        "dn: ou=deep,ou=Special  Unit,dc=example,dc=com\nchangetype: modrdn\nnewrdn: ou=moved\ndeleteoldrdn: 1\nnewsuperior: ou=contacts,dc=example,dc=com\n",
+    ];
+    for (i, change) in changes.iter().enumerate() {
+        modify(&provider, change);
+        converges(
+            &provider,
+            &replica,
+            Duration::from_secs(10),
+            &format!("change {i}"),
+        );
+    }
+
+    // The replica away: it comes back with its cookie and gets what changed meanwhile (a
+    // delete included), not the whole content again.
+    let (dir, config_path, status) = rosterd.stop();
+    assert!(status.success(), "{status}");
+    modify(
+        &provider,
+        "dn: uid=u0006,ou=people,dc=example,dc=com\nchangetype: delete\n\n\
+         dn: uid=u0007,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: cn\ncn: Renamed Seven\n\n\
+         dn: uid=new2,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: new2\ncn: New Two\nsn: Two\nmail: new2@example.com\n",
+    );
+    let rosterd = Rosterd::spawn(dir, config_path);
+    let replica = rosterd.url();
+    converges(
+        &provider,
+        &replica,
+        Duration::from_secs(20),
+        "catch-up from the cookie",
+    );
+    let applied = metric(
+        metrics_port,
+        "roster_replica_changes_applied_total{replica=\"main\"}",
+    )
+    .unwrap_or(f64::MAX);
+    assert!(
+        applied < (d.dns.len() / 2) as f64,
+        "the catch-up applied {applied} changes for a directory of {} entries: not from the cookie",
+        d.dns.len()
+    );
+
+    // The provider restarted while the replica is connected: it reconnects after its
+    // back-off and goes on.
+    slapd.restart();
+    modify(
+        &provider,
+        "dn: uid=u0008,ou=people,dc=example,dc=com\nchangetype: delete\n\n\
+         dn: uid=new3,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: new3\ncn: New Three\nsn: Three\nmail: new3@example.com\n",
+    );
+    converges(
+        &provider,
+        &replica,
+        Duration::from_secs(30),
+        "after the provider's restart",
+    );
+
+    // A write to the replica is referred to the provider, with the entry's DN.
+    let (code, out, err) = roster_tests::ldapmodify(
+        &replica,
+        ROOT_DN,
+        ROOT_PW,
+        "dn: uid=u0009,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: description\ndescription: local\n",
+    );
+    let said = format!("{out}{err}");
+    assert_eq!(code, 10, "{said}");
+    assert!(said.contains("Referral"), "{said}");
+    assert!(
+        said.contains(&format!("{provider}/uid=u0009,ou=people,dc=example,dc=com")),
+        "{said}"
+    );
+
+    // Final comparison with slapd's own view (user attributes and entryUUID), then the
+    // provider down: mail lookups go on.
+    converges(&provider, &replica, Duration::from_secs(10), "final");
+    slapd.stop();
+    let (code, out, err) = run_tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            &replica,
+            "-b",
+            SUFFIX,
+            "(mail=new3@example.com)",
+            "uid",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("uid: new3"), "{out}");
+    wait_connected(metrics_port, false);
+    drop(rosterd);
+}
