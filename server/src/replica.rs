@@ -35,6 +35,15 @@ use wire::{Response, SyncInfo, SyncState};
 /// The largest message accepted from a provider (an entry with its values).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// TCP keepalive on the connection to the provider: the first probe after this much silence,
+/// then one every `KEEPALIVE_INTERVAL`, and the connection is dropped after
+/// `KEEPALIVE_PROBES` unanswered ones (about two minutes in all).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+#[cfg(target_os = "linux")]
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+#[cfg(target_os = "linux")]
+const KEEPALIVE_PROBES: u32 = 4;
+
 /// Entries held back until their parent arrives, at most.
 const MAX_PENDING: usize = 100_000;
 
@@ -526,6 +535,16 @@ async fn connect(
 ) -> Result<Conn, SessionError> {
     let tcp = tokio::net::TcpStream::connect((c.host.as_str(), c.port)).await?;
     let _ = tcp.set_nodelay(true);
+    // A persisting search is quiet while nothing changes: keepalive probes find a provider
+    // that vanished without closing the connection (a host down, a dropped route).
+    let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
+    #[cfg(target_os = "linux")]
+    let keepalive = keepalive
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(replica = %c.name, error = %e, "cannot turn on TCP keepalive");
+    }
     let server_name = || {
         rustls::pki_types::ServerName::try_from(c.host.clone())
             .map_err(|e| SessionError::Refused(format!("host name {:?}: {e}", c.host)))
@@ -602,7 +621,6 @@ async fn session(
         .map_err(|_| SessionError::Timeout(c.timeout))??;
     let filter = ldap3_proto::parse_ldap_filter_str(&c.filter)
         .map_err(|e| SessionError::Internal(format!("filter {:?}: {e:?}", c.filter)))?;
-    let mut applier = Applier::new(dir.clone(), replica.clone());
     let cookie = {
         let store = dir.store.clone();
         let key = cookie_key(&c.name);
@@ -616,6 +634,7 @@ async fn session(
         let csn = cookie_csn(ck);
         replica.update(|s| s.cookie_csn = csn);
     }
+    let mut applier = Applier::new(dir.clone(), replica.clone(), cookie.is_none());
     tracing::info!(replica = %c.name, provider = %c.provider, from_cookie = cookie.is_some(), "replica: connected, refreshing");
     wire::sync_search(3, &c.base, filter, cookie, &mut conn.out)?;
     conn.flush().await?;
@@ -677,6 +696,9 @@ struct Applier {
     unsaved_cookie: Option<Vec<u8>>,
     /// The refresh is over.
     persisting: bool,
+    /// The search went without a cookie: the refresh sends the whole content, so whatever
+    /// it does not send is gone, however the provider ends it.
+    initial: bool,
     /// Attribute types the local schema lacks, reported once.
     unknown_attrs: HashSet<String>,
     entry_uuid: Option<roster_schema::AttrId>,
@@ -692,12 +714,13 @@ fn uuid_string(uuid: &[u8; 16]) -> String {
 }
 
 impl Applier {
-    fn new(dir: Arc<Directory>, replica: Arc<Replica>) -> Applier {
+    fn new(dir: Arc<Directory>, replica: Arc<Replica>, initial: bool) -> Applier {
         let entry_uuid = dir.schema.attr_id("entryUUID");
         Applier {
             dir,
             replica,
             present: Some(HashSet::new()),
+            initial,
             pending: HashMap::new(),
             pending_count: 0,
             deferred_deletes: Vec::new(),
@@ -750,7 +773,7 @@ impl Applier {
                 }
                 let done = sync_done.unwrap_or_default();
                 if !self.persisting {
-                    if !done.refresh_deletes {
+                    if !done.refresh_deletes || self.initial {
                         self.end_present_phase()?;
                     }
                     self.end_refresh();
@@ -772,7 +795,11 @@ impl Applier {
         match info {
             SyncInfo::NewCookie(c) => self.cookie(c)?,
             SyncInfo::RefreshDelete { cookie, done } => {
-                // The delete phase ends: nothing to do for entries not mentioned.
+                // The delete phase ends: nothing to do for entries not mentioned, unless this
+                // was the whole content.
+                if self.initial {
+                    self.end_present_phase()?;
+                }
                 self.present = None;
                 if done {
                     self.end_refresh();
