@@ -85,6 +85,12 @@ pub struct Directory {
     /// The change log's last sequence number after each commit: sync searches in
     /// refreshAndPersist mode wait on it.
     pub commits: tokio::sync::watch::Sender<u64>,
+    /// When the directory was opened (cn=Monitor's start time).
+    pub started: std::time::SystemTime,
+    /// The monitor subtree's base (`cn=Monitor`), normalized.
+    pub monitor_ndn: NormDn,
+    /// A read-only replica (see [`Directory::read_only`]).
+    read_only: bool,
 }
 
 /// The schema of the server: built-in definitions plus the configured schema files.
@@ -258,8 +264,14 @@ impl Directory {
         store.on_commit(Arc::new(move |seq| {
             told.send_replace(seq);
         }));
+        let monitor_ndn = Dn::parse(crate::monitor::MONITOR_DN)
+            .and_then(|d| d.normalize(&schema))
+            .map_err(|e| OpenError::Access(format!("cn=Monitor: {e}")))?;
         Ok(Directory {
             commits,
+            started: std::time::SystemTime::now(),
+            monitor_ndn,
+            read_only: false,
             upstreams,
             metrics: std::sync::Arc::default(),
             password_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_binds)),
@@ -326,6 +338,11 @@ impl Directory {
     }
 
     /// The root DSE as it is now.
+    /// True for a read-only replica: clients' writes are refused with a referral.
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
     pub fn root_dse(&self) -> Arc<Entry> {
         match self.root_dse.read() {
             Ok(e) => e.clone(),
