@@ -261,8 +261,16 @@ impl Directory {
         let upstreams = crate::upstream::Upstreams::new(&settings.upstreams)?;
         let (commits, _) = tokio::sync::watch::channel(0);
         let told = commits.clone();
+        // Listeners run after each writer's fsync, so a later commit may tell first: the value
+        // only moves forward.
         store.on_commit(Arc::new(move |seq| {
-            told.send_replace(seq);
+            told.send_if_modified(|last| {
+                let newer = seq > *last;
+                if newer {
+                    *last = seq;
+                }
+                newer
+            });
         }));
         let monitor_ndn = Dn::parse(crate::monitor::MONITOR_DN)
             .and_then(|d| d.normalize(&schema))
