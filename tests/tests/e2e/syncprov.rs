@@ -128,6 +128,62 @@ fn a_slapd_consumer_follows_rosterd_through_changes_and_restarts() {
     );
     converges(&url, &replica, "persisted changes");
 
+    // Four writers at once: adds, modifies, renames and deletes interleave in the change log.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut c = ldap3::LdapConn::new(&url).unwrap();
+                c.simple_bind(ROOT_DN, ROOT_PW).unwrap().success().unwrap();
+                for i in 0..25 {
+                    let dn = format!("uid=w{w}x{i},ou=people,dc=example,dc=com");
+                    let uid = format!("w{w}x{i}");
+                    c.add(
+                        &dn,
+                        vec![
+                            ("objectClass", ["inetOrgPerson"].into()),
+                            ("uid", [uid.as_str()].into()),
+                            ("cn", ["Writer"].into()),
+                            ("sn", ["W"].into()),
+                        ],
+                    )
+                    .unwrap()
+                    .success()
+                    .unwrap();
+                    let round = i.to_string();
+                    let target = format!(
+                        "uid=u{:04},ou=people,dc=example,dc=com",
+                        10 + w * 10 + i % 10
+                    );
+                    c.modify(
+                        &target,
+                        vec![ldap3::Mod::Replace("description", [round.as_str()].into())],
+                    )
+                    .unwrap()
+                    .success()
+                    .unwrap();
+                    match i % 3 {
+                        0 => {
+                            c.delete(&dn).unwrap().success().unwrap();
+                        }
+                        1 => {
+                            c.modifydn(&dn, &format!("uid={uid}r"), true, None)
+                                .unwrap()
+                                .success()
+                                .unwrap();
+                        }
+                        _ => {}
+                    }
+                }
+                let _ = c.unbind();
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    converges(&url, &replica, "four concurrent writers");
+
     // The consumer away: it comes back with its cookie and gets what changed meanwhile,
     // including an entry deleted while it was away.
     slapd.stop();
