@@ -325,3 +325,66 @@ fn refresh_only_with_a_cookie_sends_only_what_changed() {
     );
     assert_eq!(code, 50, "{err}");
 }
+
+/// The change log's (first kept, last) sequence numbers, from cn=Monitor.
+fn change_log(url: &str) -> (u64, u64) {
+    let (_, out, _) = run_tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            url,
+            "-D",
+            ROOT_DN,
+            "-w",
+            ROOT_PW,
+            "-s",
+            "base",
+            "-b",
+            "cn=Change Log,cn=Replication,cn=Monitor",
+            "monitoredInfo",
+            "monitorCounter",
+        ],
+    );
+    let field = |p: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(p))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{p} in {out}"))
+    };
+    (field("monitoredInfo: first "), field("monitorCounter: "))
+}
+
+#[test]
+fn a_consumer_away_longer_than_the_change_log_gets_the_present_phase() {
+    let d = data::directory(30, 47);
+    let config = fixed_port_config().replace("[storage]\n", "[storage]\nchange_log = 3\n");
+    let rosterd = Rosterd::start_with_config(Some(&d.ldif), &config);
+    let url = rosterd.url();
+    let mut slapd = consumer(&url, &rosterd.generated_ca());
+    let replica = slapd.url();
+    converges(&url, &replica, "initial refresh");
+    modify(
+        &url,
+        "dn: uid=u0001,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: description\ndescription: before\n",
+    );
+    converges(&url, &replica, "a change while connected");
+    let (_, seen) = change_log(&url);
+    slapd.stop();
+    modify(
+        &url,
+        "dn: uid=u0002,ou=people,dc=example,dc=com\nchangetype: delete\n\n\
+         dn: uid=u0003,ou=people,dc=example,dc=com\nchangetype: delete\n\n\
+         dn: uid=u0004,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: description\ndescription: away\n\n\
+         dn: uid=away1,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: away1\ncn: Away\nsn: One\n\n\
+         dn: uid=away2,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: away2\ncn: Away\nsn: Two\n",
+    );
+    let (first, last) = change_log(&url);
+    assert!(
+        first > seen + 1,
+        "the log dropped what the consumer missed: first {first}, consumer at {seen}, last {last}"
+    );
+    slapd.restart();
+    converges(&url, &replica, "present phase after the log moved on");
+}
