@@ -123,6 +123,11 @@ const BUILTIN_FILES: &[(&str, &str, bool)] = &[
     ),
     ("core.schema", include_str!("builtin/core.schema"), false),
     (
+        "monitor.schema",
+        include_str!("builtin/monitor.schema"),
+        true,
+    ),
+    (
         "cosine.schema",
         include_str!("builtin/cosine.schema"),
         false,

@@ -495,6 +495,11 @@ impl Policy {
         self
     }
 
+    /// True if `dn` is one of `access.replicators`.
+    pub fn is_replicator(&self, dn: &NormDn) -> bool {
+        self.replicators.contains(dn)
+    }
+
     /// True if the root DN is kept from reading some attribute, so its search filters must be
     /// evaluated under access control too.
     pub fn hides_from_root(&self) -> bool {

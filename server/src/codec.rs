@@ -28,8 +28,10 @@ const SEARCH_RESULT_DONE: u8 = 0x65;
 pub struct Codec {
     inner: LdapCodec,
     metrics: Option<Arc<Metrics>>,
+    /// Operations are timed (`[metrics] listen` is set): a clock reading at each end.
+    timed: bool,
     /// Requests not answered yet: message id, operation (an index of `metrics::OPS`), arrival.
-    pending: Vec<(i32, usize, Instant)>,
+    pending: Vec<(i32, usize, Option<Instant>)>,
 }
 
 /// Requests a connection may leave unanswered (abandoned ones) before their timings are
@@ -41,13 +43,15 @@ impl Codec {
         Codec {
             inner: LdapCodec::new(Some(max_message_bytes), Some(max_ber_depth)),
             metrics: None,
+            timed: false,
             pending: Vec::new(),
         }
     }
 
-    /// Counts every operation of the connection in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Codec {
+    /// Counts every operation of the connection in `metrics` (and times it when `timed`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>, timed: bool) -> Codec {
         self.metrics = Some(metrics);
+        self.timed = timed;
         self
     }
 
@@ -94,12 +98,14 @@ impl Decoder for Codec {
 
     fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<LdapMsg>> {
         let msg = self.inner.decode(buf)?;
-        if let (Some(_), Some(m)) = (&self.metrics, &msg) {
+        if let (Some(metrics), Some(m)) = (&self.metrics, &msg) {
             if let Some(kind) = request_kind(&m.op) {
+                metrics.initiated(kind);
                 if self.pending.len() >= MAX_PENDING {
                     self.pending.clear();
                 }
-                self.pending.push((m.msgid, kind, Instant::now()));
+                self.pending
+                    .push((m.msgid, kind, self.timed.then(Instant::now)));
             }
         }
         Ok(msg)
@@ -114,7 +120,7 @@ impl Encoder<LdapMsg> for Codec {
             if let Some(code) = final_code(&msg.op) {
                 if let Some(i) = self.pending.iter().position(|(id, _, _)| *id == msg.msgid) {
                     let (_, kind, at) = self.pending.swap_remove(i);
-                    metrics.record(kind, code, at.elapsed());
+                    metrics.record(kind, code, at.map(|t| t.elapsed()));
                 }
             }
         }

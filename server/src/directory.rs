@@ -89,6 +89,12 @@ pub struct Directory {
     /// The change log's last sequence number after each commit: sync searches in
     /// refreshAndPersist mode wait on it.
     pub commits: tokio::sync::watch::Sender<u64>,
+    /// When the directory was opened (cn=Monitor's start time).
+    pub started: std::time::SystemTime,
+    /// The monitor subtree's base (`cn=Monitor`), normalized.
+    pub monitor_ndn: NormDn,
+    /// A read-only replica (see [`Directory::read_only`]).
+    read_only: bool,
 }
 
 /// The schema of the server: built-in definitions plus the configured schema files.
@@ -270,11 +276,25 @@ impl Directory {
         let replicas = crate::replica::Replicas::new(&settings.replicas, &schema, &configured)?;
         let (commits, _) = tokio::sync::watch::channel(0);
         let told = commits.clone();
+        // Listeners run after each writer's fsync, so a later commit may tell first: the value
+        // only moves forward.
         store.on_commit(Arc::new(move |seq| {
-            told.send_replace(seq);
+            told.send_if_modified(|last| {
+                let newer = seq > *last;
+                if newer {
+                    *last = seq;
+                }
+                newer
+            });
         }));
+        let monitor_ndn = Dn::parse(crate::monitor::MONITOR_DN)
+            .and_then(|d| d.normalize(&schema))
+            .map_err(|e| OpenError::Access(format!("cn=Monitor: {e}")))?;
         Ok(Directory {
             commits,
+            started: std::time::SystemTime::now(),
+            monitor_ndn,
+            read_only: !replicas.is_empty(),
             upstreams,
             replicas,
             metrics: std::sync::Arc::default(),
@@ -339,6 +359,11 @@ impl Directory {
     /// True if `ndn` is the DN of a naming context.
     pub fn is_context(&self, ndn: &NormDn) -> bool {
         self.naming.current().contains(ndn)
+    }
+
+    /// True for a read-only replica: clients' writes are refused with a referral.
+    pub fn read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The root DSE as it is now.

@@ -18,6 +18,7 @@ pub mod ldif;
 pub mod lockout;
 pub mod mail;
 pub mod metrics;
+pub mod monitor;
 pub mod naming;
 pub mod net;
 pub mod offline;

@@ -305,6 +305,8 @@ struct Tables {
 pub struct Lockout {
     config: LockoutConfig,
     tables: Mutex<Tables>,
+    /// Locks set since the server started (accounts, account and address pairs, addresses).
+    locks: std::sync::atomic::AtomicU64,
 }
 
 impl Lockout {
@@ -312,7 +314,13 @@ impl Lockout {
         Lockout {
             config,
             tables: Mutex::new(Tables::default()),
+            locks: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Locks set since the server started.
+    pub fn locks_total(&self) -> u64 {
+        self.locks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
@@ -563,6 +571,8 @@ impl Attempt<'_> {
                 }
             }
         }
+        l.locks
+            .fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
         out
     }
 

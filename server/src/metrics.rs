@@ -77,6 +77,9 @@ const BUCKETS_US: [u64; 12] = [
 ];
 
 struct OpStats {
+    /// Requests received.
+    initiated: AtomicU64,
+    /// Answers sent, by result code.
     by_code: [AtomicU64; CODES],
     buckets: [AtomicU64; BUCKETS_US.len()],
     sum_us: AtomicU64,
@@ -86,6 +89,7 @@ struct OpStats {
 impl OpStats {
     fn new() -> OpStats {
         OpStats {
+            initiated: AtomicU64::new(0),
             by_code: std::array::from_fn(|_| AtomicU64::new(0)),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_us: AtomicU64::new(0),
@@ -97,6 +101,8 @@ impl OpStats {
 /// The server's counters.
 pub struct Metrics {
     ops: [OpStats; OPS.len()],
+    /// Sync searches (RFC 4533) in their persist stage.
+    sync_consumers: AtomicI64,
     connections_open: AtomicI64,
     connections_total: AtomicU64,
 }
@@ -111,6 +117,7 @@ impl Default for Metrics {
     fn default() -> Metrics {
         Metrics {
             ops: std::array::from_fn(|_| OpStats::new()),
+            sync_consumers: AtomicI64::new(0),
             connections_open: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
         }
@@ -118,8 +125,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one finished operation (`op` an index into [`OPS`]).
-    pub fn record(&self, op: usize, code: u32, took: Duration) {
+    /// Counts one request received (`op` an index into [`OPS`]).
+    pub fn initiated(&self, op: usize) {
+        if let Some(s) = self.ops.get(op) {
+            s.initiated.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one finished operation (`op` an index into [`OPS`]), with its latency when the
+    /// operation was timed.
+    pub fn record(&self, op: usize, code: u32, took: Option<Duration>) {
         let Some(s) = self.ops.get(op) else {
             return;
         };
@@ -127,6 +142,9 @@ impl Metrics {
         if let Some(c) = s.by_code.get(slot) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+        let Some(took) = took else {
+            return;
+        };
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         for (bound, b) in BUCKETS_US.iter().zip(&s.buckets) {
             if us <= *bound {
@@ -135,6 +153,43 @@ impl Metrics {
         }
         s.sum_us.fetch_add(us, Ordering::Relaxed);
         s.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (requests received, answers sent) for operation `op` (an index into [`OPS`]).
+    pub fn op_counts(&self, op: usize) -> (u64, u64) {
+        self.ops.get(op).map_or((0, 0), |s| {
+            (
+                s.initiated.load(Ordering::Relaxed),
+                s.by_code.iter().map(|c| c.load(Ordering::Relaxed)).sum(),
+            )
+        })
+    }
+
+    /// (connections open now, connections accepted).
+    pub fn connections(&self) -> (i64, u64) {
+        (
+            self.connections_open.load(Ordering::Relaxed),
+            self.connections_total.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Binds answered invalidCredentials (49).
+    pub fn failed_binds(&self) -> u64 {
+        self.ops
+            .first()
+            .and_then(|s| s.by_code.get(49))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// A sync search entered its persist stage; the guard counts it out when dropped.
+    pub fn sync_consumer(self: &std::sync::Arc<Self>) -> SyncConsumer {
+        self.sync_consumers.fetch_add(1, Ordering::Relaxed);
+        SyncConsumer(self.clone())
+    }
+
+    /// Sync searches persisting now.
+    pub fn sync_consumers(&self) -> i64 {
+        self.sync_consumers.load(Ordering::Relaxed).max(0)
     }
 
     pub fn connection_opened(&self) {
@@ -146,8 +201,9 @@ impl Metrics {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of every counter, and the store's size.
-    pub fn render(&self, store_bytes: u64) -> String {
+    /// The Prometheus text exposition of every counter, the store's size and what `extra`
+    /// adds (figures kept elsewhere: lockouts, replication).
+    pub fn render(&self, store_bytes: u64, extra: &str) -> String {
         use std::fmt::Write;
         let mut out = String::new();
         let _ = writeln!(
@@ -199,7 +255,17 @@ impl Metrics {
             self.connections_open.load(Ordering::Relaxed),
             self.connections_total.load(Ordering::Relaxed)
         );
+        out.push_str(extra);
         out
+    }
+}
+
+/// One sync search in its persist stage, counted while it lives.
+pub struct SyncConsumer(std::sync::Arc<Metrics>);
+
+impl Drop for SyncConsumer {
+    fn drop(&mut self) {
+        self.0.sync_consumers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -280,7 +346,7 @@ async fn answer(
         let bytes = tokio::task::spawn_blocking(move || disk_usage(&data_dir))
             .await
             .unwrap_or(0);
-        let mut body = dir.metrics.render(bytes);
+        let mut body = dir.metrics.render(bytes, &crate::monitor::prometheus(dir));
         body.push_str(&render_replicas(&dir.replicas.statuses()));
         ("200 OK", body)
     } else {
@@ -304,12 +370,12 @@ mod tests {
     #[test]
     fn operations_are_counted_by_code_and_time() {
         let m = Metrics::default();
-        m.record(1, 0, Duration::from_micros(80));
-        m.record(1, 0, Duration::from_millis(3));
-        m.record(0, 49, Duration::from_millis(1));
-        m.record(0, 4096, Duration::from_millis(1));
+        m.record(1, 0, Some(Duration::from_micros(80)));
+        m.record(1, 0, Some(Duration::from_millis(3)));
+        m.record(0, 49, Some(Duration::from_millis(1)));
+        m.record(0, 4096, Some(Duration::from_millis(1)));
         m.connection_opened();
-        let text = m.render(1234);
+        let text = m.render(1234, "");
         assert!(
             text.contains("roster_operations_total{op=\"search\",result=\"0\"} 2"),
             "{text}"

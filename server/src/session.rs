@@ -283,13 +283,10 @@ fn codec_for(dir: &Directory, who: &Identity) -> Codec {
         Identity::Anonymous => dir.settings.max_message_bytes_anonymous,
         _ => dir.settings.max_message_bytes,
     };
-    let codec = Codec::new(max, dir.settings.max_ber_depth);
-    // Counted only when they are served: a search's answer takes no clock reading otherwise.
-    if dir.settings.metrics_listen.is_some() {
-        codec.with_metrics(dir.metrics.clone())
-    } else {
-        codec
-    }
+    // Operations are always counted (cn=Monitor); timed only when the metrics are served, so
+    // that a search's answer takes no clock reading otherwise.
+    Codec::new(max, dir.settings.max_ber_depth)
+        .with_metrics(dir.metrics.clone(), dir.settings.metrics_listen.is_some())
 }
 
 /// The message size limit for a connection bound as `who` (see [`codec_for`]), set on the
@@ -1113,6 +1110,7 @@ async fn run_sync(
         return;
     }
     debug!("refresh done; persisting");
+    let _counted = dir.metrics.sync_consumer();
     let mut next = refreshed.next_seq;
     loop {
         if flag.load(Ordering::Relaxed) {

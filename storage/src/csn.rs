@@ -48,6 +48,11 @@ fn format_csn(micros: u64, count: u32) -> String {
     )
 }
 
+/// The time of a CSN in microseconds since the Unix epoch; `None` if it is not one.
+pub fn csn_micros(s: &str) -> Option<u64> {
+    parse_time(s).map(|(us, _)| us)
+}
+
 /// True for a well-formed CSN (OpenLDAP's, or one of ours).
 pub fn is_csn(s: &str) -> bool {
     parse_time(s).is_some()

@@ -99,6 +99,12 @@ pub fn root_dse(schema: &Schema, suffixes: &[String], starttls: bool, external: 
             strs(["EXTERNAL"]),
         );
     }
+    push(
+        schema,
+        &mut attrs,
+        "monitorContext",
+        strs([crate::monitor::MONITOR_DN]),
+    );
     push(schema, &mut attrs, "vendorName", strs(["Roster"]));
     push(
         schema,

@@ -252,6 +252,21 @@ fn run(
         }
         return Ok(Ok(()));
     }
+    if base.is_within(&dir.monitor_ndn) {
+        return match crate::monitor::search(
+            dir,
+            who,
+            &base,
+            &req.scope,
+            &filter,
+            &sel,
+            req.typesonly,
+            emit,
+        )? {
+            Some(()) => Ok(Ok(())),
+            None => Ok(Err(OpError::NoSuchObject { matched: None })),
+        };
+    }
     if !all_contexts && dir.suffix_of(&base).is_none() {
         return Ok(Err(OpError::NoSuchObject { matched: None }));
     }

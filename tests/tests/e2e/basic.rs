@@ -698,3 +698,129 @@ fn metrics_count_what_the_clients_did() {
     assert_eq!(scrape(&addr, "/").0, "HTTP/1.1 404 Not Found");
     c.unbind().unwrap();
 }
+
+/// One attribute of one cn=Monitor entry, as `ldapsearch` prints it for `who`.
+fn monitor_value(url: &str, who: Option<(&str, &str)>, dn: &str, attr: &str) -> Option<String> {
+    let mut args = vec![
+        "-x",
+        "-LLL",
+        "-o",
+        "ldif-wrap=no",
+        "-H",
+        url,
+        "-s",
+        "base",
+        "-b",
+        dn,
+    ];
+    if let Some((d, p)) = who {
+        args.extend(["-D", d, "-w", p]);
+    }
+    args.extend(["(objectClass=*)", "*", "+"]);
+    let (_, out, _) = run_tool("ldapsearch", &args);
+    let prefix = format!("{attr}: ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(str::to_string)
+}
+
+#[test]
+fn cn_monitor_shows_the_servers_figures_to_administrators_only() {
+    let d = data::directory(20, 17);
+    let addr = format!("127.0.0.1:{}", roster_tests::free_port());
+    let s = Rosterd::start(
+        Some(&d.ldif),
+        &format!("[metrics]\nlisten = \"{addr}\"\n[security]\nlockout_threshold = 2\n"),
+    );
+    let url = s.url();
+    let root = Some((ROOT_DN, ROOT_PW));
+    // The root DSE names the monitor context, as slapd's does.
+    let (_, dse, _) = run_tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            &url,
+            "-s",
+            "base",
+            "-b",
+            "",
+            "monitorContext",
+        ],
+    );
+    assert!(dse.contains("monitorContext: cn=Monitor"), "{dse}");
+    let completed = |who| {
+        monitor_value(
+            &url,
+            who,
+            "cn=Search,cn=Operations,cn=Monitor",
+            "monitorOpCompleted",
+        )
+        .and_then(|v| v.parse::<u64>().ok())
+    };
+    let before = completed(root).expect("the root DN reads cn=Monitor");
+    let mut c = LdapConn::new(&url).unwrap();
+    assert_eq!(rc(c.simple_bind(ROOT_DN, ROOT_PW)), 0);
+    for _ in 0..3 {
+        c.search(
+            "dc=example,dc=com",
+            Scope::Subtree,
+            "(uid=u0001)",
+            vec!["cn"],
+        )
+        .unwrap();
+    }
+    // The search that reads the figure counts itself once it is answered.
+    assert_eq!(completed(root), Some(before + 3 + 1));
+    // A user locks itself out with two wrong passwords.
+    let user = "uid=u0002,ou=people,dc=example,dc=com";
+    for _ in 0..2 {
+        assert_eq!(rc(c.simple_bind(user, "wrong")), 49);
+    }
+    let locks = monitor_value(
+        &url,
+        root,
+        "cn=Lockouts,cn=Security,cn=Monitor",
+        "monitorCounter",
+    );
+    assert_eq!(locks.as_deref(), Some("1"));
+    let failed = monitor_value(
+        &url,
+        root,
+        "cn=Failed Binds,cn=Security,cn=Monitor",
+        "monitorCounter",
+    );
+    assert_eq!(failed.as_deref(), Some("2"));
+    assert_eq!(
+        monitor_value(&url, root, "cn=Monitor", "monitoredInfo").map(|v| v.starts_with("Roster")),
+        Some(true)
+    );
+    let csn = monitor_value(
+        &url,
+        root,
+        "cn=Database 1,cn=Databases,cn=Monitor",
+        "contextCSN",
+    );
+    assert!(csn.is_some_and(|c| c.len() == 40));
+    // Users and anonymous clients do not see the subtree at all.
+    assert_eq!(completed(None), None);
+    assert_eq!(
+        completed(Some(("uid=u0003,ou=people,dc=example,dc=com", "pw3"))),
+        None
+    );
+    let (code, _, _) = run_tool(
+        "ldapsearch",
+        &["-x", "-H", &url, "-b", "cn=Monitor", "-s", "base"],
+    );
+    assert_eq!(code, 32);
+    // The same figures over HTTP.
+    let (_, body) = scrape(&addr, "/metrics");
+    assert_eq!(metric(&body, "roster_lockouts_total"), 1.0, "{body}");
+    assert_eq!(metric(&body, "roster_sync_consumers"), 0.0, "{body}");
+    assert!(
+        metric(&body, "roster_context_csn_timestamp_seconds") > 1.7e9,
+        "{body}"
+    );
+    c.unbind().unwrap();
+}

@@ -128,6 +128,62 @@ fn a_slapd_consumer_follows_rosterd_through_changes_and_restarts() {
     );
     converges(&url, &replica, "persisted changes");
 
+    // Four writers at once: adds, modifies, renames and deletes interleave in the change log.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut c = ldap3::LdapConn::new(&url).unwrap();
+                c.simple_bind(ROOT_DN, ROOT_PW).unwrap().success().unwrap();
+                for i in 0..25 {
+                    let dn = format!("uid=w{w}x{i},ou=people,dc=example,dc=com");
+                    let uid = format!("w{w}x{i}");
+                    c.add(
+                        &dn,
+                        vec![
+                            ("objectClass", ["inetOrgPerson"].into()),
+                            ("uid", [uid.as_str()].into()),
+                            ("cn", ["Writer"].into()),
+                            ("sn", ["W"].into()),
+                        ],
+                    )
+                    .unwrap()
+                    .success()
+                    .unwrap();
+                    let round = i.to_string();
+                    let target = format!(
+                        "uid=u{:04},ou=people,dc=example,dc=com",
+                        10 + w * 10 + i % 10
+                    );
+                    c.modify(
+                        &target,
+                        vec![ldap3::Mod::Replace("description", [round.as_str()].into())],
+                    )
+                    .unwrap()
+                    .success()
+                    .unwrap();
+                    match i % 3 {
+                        0 => {
+                            c.delete(&dn).unwrap().success().unwrap();
+                        }
+                        1 => {
+                            c.modifydn(&dn, &format!("uid={uid}r"), true, None)
+                                .unwrap()
+                                .success()
+                                .unwrap();
+                        }
+                        _ => {}
+                    }
+                }
+                let _ = c.unbind();
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    converges(&url, &replica, "four concurrent writers");
+
     // The consumer away: it comes back with its cookie and gets what changed meanwhile,
     // including an entry deleted while it was away.
     slapd.stop();
@@ -268,4 +324,67 @@ fn refresh_only_with_a_cookie_sends_only_what_changed() {
         "dn: uid=u0003,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: description\ndescription: x\n",
     );
     assert_eq!(code, 50, "{err}");
+}
+
+/// The change log's (first kept, last) sequence numbers, from cn=Monitor.
+fn change_log(url: &str) -> (u64, u64) {
+    let (_, out, _) = run_tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            url,
+            "-D",
+            ROOT_DN,
+            "-w",
+            ROOT_PW,
+            "-s",
+            "base",
+            "-b",
+            "cn=Change Log,cn=Replication,cn=Monitor",
+            "monitoredInfo",
+            "monitorCounter",
+        ],
+    );
+    let field = |p: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(p))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{p} in {out}"))
+    };
+    (field("monitoredInfo: first "), field("monitorCounter: "))
+}
+
+#[test]
+fn a_consumer_away_longer_than_the_change_log_gets_the_present_phase() {
+    let d = data::directory(30, 47);
+    let config = fixed_port_config().replace("[storage]\n", "[storage]\nchange_log = 3\n");
+    let rosterd = Rosterd::start_with_config(Some(&d.ldif), &config);
+    let url = rosterd.url();
+    let mut slapd = consumer(&url, &rosterd.generated_ca());
+    let replica = slapd.url();
+    converges(&url, &replica, "initial refresh");
+    modify(
+        &url,
+        "dn: uid=u0001,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: description\ndescription: before\n",
+    );
+    converges(&url, &replica, "a change while connected");
+    let (_, seen) = change_log(&url);
+    slapd.stop();
+    modify(
+        &url,
+        "dn: uid=u0002,ou=people,dc=example,dc=com\nchangetype: delete\n\n\
+         dn: uid=u0003,ou=people,dc=example,dc=com\nchangetype: delete\n\n\
+         dn: uid=u0004,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: description\ndescription: away\n\n\
+         dn: uid=away1,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: away1\ncn: Away\nsn: One\n\n\
+         dn: uid=away2,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: away2\ncn: Away\nsn: Two\n",
+    );
+    let (first, last) = change_log(&url);
+    assert!(
+        first > seen + 1,
+        "the log dropped what the consumer missed: first {first}, consumer at {seen}, last {last}"
+    );
+    slapd.restart();
+    converges(&url, &replica, "present phase after the log moved on");
 }
