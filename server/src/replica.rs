@@ -1002,6 +1002,12 @@ impl Applier {
         let parent_there = is_base || reader.lookup(&parent)?.is_some();
         let local = self.find(&uuid)?;
         if !parent_there {
+            if self.persisting {
+                // Changes after the refresh come in commit order: a parent that is not here
+                // now will not come (it does not match the filter, or it failed to apply).
+                tracing::error!(replica = %self.name(), dn = %entry.dn, "the parent of this entry is not in the replica: not copied (does the replica's filter leave out its parent?)");
+                return Ok(false);
+            }
             if self.pending_count >= MAX_PENDING {
                 tracing::error!(replica = %self.name(), dn = %entry.dn, "too many entries wait for their parent: entry dropped");
                 return Ok(false);
@@ -1409,6 +1415,12 @@ mod tests {
             ]
         );
         assert!(a.persisting);
+        // After the refresh, an entry whose parent is missing is not held back: its parent
+        // will not come (changes arrive in commit order).
+        a.handle(ou("ou=orphan,ou=nowhere,dc=example,dc=com", 7))
+            .unwrap();
+        assert_eq!(a.pending_count, 0);
+        assert_eq!(dns(&dir).len(), 4);
         // Persisted changes: a delete by UUID, an unknown UUID's delete does nothing.
         a.handle(entry(
             "ou=x,ou=a2,ou=b,dc=example,dc=com",
