@@ -132,6 +132,53 @@ fn converges(provider: &str, replica: &str, limit: Duration, what: &str) {
     }
 }
 
+/// OpenLDAP's `ldapsearch` of everything below the suffix with `*` and `entryUUID` as the root
+/// DN: records with their lines sorted (DN values of `member` in one case and spacing, as
+/// slapd keeps them in its pretty form and rosterd as written), then the records sorted.
+fn ldapsearch_sorted(url: &str) -> Vec<String> {
+    let (code, out, err) = run_tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-o",
+            "ldif-wrap=no",
+            "-H",
+            url,
+            "-D",
+            ROOT_DN,
+            "-w",
+            ROOT_PW,
+            "-b",
+            SUFFIX,
+            "(objectClass=*)",
+            "*",
+            "entryUUID",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut records: Vec<String> = out
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            let mut lines: Vec<String> = r
+                .lines()
+                .map(|l| match l.split_once(": ") {
+                    Some((k, v)) if k.eq_ignore_ascii_case("member") => {
+                        format!("member: {}", v.to_lowercase().replace(", ", ","))
+                    }
+                    _ => l.to_string(),
+                })
+                .collect();
+            lines.sort();
+            lines.join("\n")
+        })
+        .collect();
+    records.sort();
+    records
+}
+
 fn modify(url: &str, ldif: &str) {
     let (code, out, err) = roster_tests::ldapmodify(url, ROOT_DN, ROOT_PW, ldif);
     assert_eq!(code, 0, "{out}{err}");
@@ -277,6 +324,12 @@ fn a_replica_follows_a_slapd_provider() {
     // Final comparison with slapd's own view (user attributes and entryUUID), then the
     // provider down: mail lookups go on.
     converges(&provider, &replica, Duration::from_secs(10), "final");
+    let (theirs, ours) = (ldapsearch_sorted(&provider), ldapsearch_sorted(&replica));
+    assert!(theirs.len() > 60, "{} entries", theirs.len());
+    if let Some((a, b)) = theirs.iter().zip(&ours).find(|(a, b)| a != b) {
+        panic!("ldapsearch of slapd and of the replica differ:\n{a}\n---\n{b}");
+    }
+    assert_eq!(theirs.len(), ours.len());
     slapd.stop();
     let (code, out, err) = run_tool(
         "ldapsearch",
@@ -491,6 +544,8 @@ fn a_replica_of_rosterd_matches_it_under_concurrent_writes_and_a_crash() {
     {
         std::thread::sleep(Duration::from_millis(20));
     }
+    let running = writers.iter().filter(|w| !w.is_finished()).count();
+    eprintln!("replica killed with {running} of 4 writers still writing");
     let (dir, config_path) = replica.kill();
     std::thread::sleep(Duration::from_millis(300));
     let replica = Rosterd::spawn(dir, config_path);
