@@ -472,10 +472,7 @@ pub async fn run(dir: Arc<Directory>, index: usize, stop: CancellationToken) {
     loop {
         replica.update(|s| s.state = ReplicaState::Connecting);
         let mut reached_persist = false;
-        let outcome = tokio::select! {
-            r = session(&dir, &replica, &mut reached_persist) => r,
-            _ = stop.cancelled() => Err(SessionError::Stopped),
-        };
+        let outcome = session(&dir, &replica, &mut reached_persist, &stop).await;
         let err = match outcome {
             Ok(()) => SessionError::Closed,
             Err(e) => e,
@@ -614,11 +611,14 @@ async fn session(
     dir: &Arc<Directory>,
     replica: &Arc<Replica>,
     reached_persist: &mut bool,
+    stop: &CancellationToken,
 ) -> Result<(), SessionError> {
     let c = &replica.config;
-    let mut conn = tokio::time::timeout(c.timeout, connect(c, replica.tls.as_ref()))
-        .await
-        .map_err(|_| SessionError::Timeout(c.timeout))??;
+    let connecting = tokio::time::timeout(c.timeout, connect(c, replica.tls.as_ref()));
+    let mut conn = tokio::select! {
+        r = connecting => r.map_err(|_| SessionError::Timeout(c.timeout))??,
+        _ = stop.cancelled() => return Err(SessionError::Stopped),
+    };
     let filter = ldap3_proto::parse_ldap_filter_str(&c.filter)
         .map_err(|e| SessionError::Internal(format!("filter {:?}: {e:?}", c.filter)))?;
     let cookie = {
@@ -640,7 +640,16 @@ async fn session(
     conn.flush().await?;
     replica.update(|s| s.state = ReplicaState::Refreshing);
     loop {
-        let msg = conn.next().await?;
+        // Shutdown is noticed between messages, never while one is being applied.
+        let msg = tokio::select! {
+            m = conn.next() => m?,
+            _ = stop.cancelled() => {
+                if wire::unbind(4, &mut conn.out).is_ok() {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), conn.flush()).await;
+                }
+                return Err(SessionError::Stopped);
+            }
+        };
         if msg.msgid == 0 {
             if let Response::Extended { name, result } = &msg.response {
                 if name.as_deref() == Some(wire::NOTICE_OF_DISCONNECTION_OID) {
