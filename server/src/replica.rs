@@ -699,6 +699,8 @@ struct Applier {
     /// Entries waiting for their parent, by the parent's normalized DN.
     pending: HashMap<NormDn, Vec<Pending>>,
     pending_count: usize,
+    /// The parent each pending entry waits for, by its UUID.
+    waiting: HashMap<[u8; 16], NormDn>,
     /// Deletes of entries that had children during the refresh, tried again at its end.
     deferred_deletes: Vec<[u8; 16]>,
     /// A cookie not stored yet because entries before it are still pending.
@@ -732,6 +734,7 @@ impl Applier {
             initial,
             pending: HashMap::new(),
             pending_count: 0,
+            waiting: HashMap::new(),
             deferred_deletes: Vec::new(),
             unsaved_cookie: None,
             persisting: false,
@@ -969,14 +972,18 @@ impl Applier {
 
     /// Drops a pending entry with `uuid`, if any.
     fn forget_pending(&mut self, uuid: &[u8; 16]) {
-        let mut removed = 0;
-        self.pending.retain(|_, list| {
+        let Some(parent) = self.waiting.remove(uuid) else {
+            return;
+        };
+        if let Some(list) = self.pending.get_mut(&parent) {
             let before = list.len();
             list.retain(|p| &p.uuid != uuid);
-            removed += before - list.len();
-            !list.is_empty()
-        });
-        self.pending_count = self.pending_count.saturating_sub(removed);
+            let removed = before - list.len();
+            self.pending_count = self.pending_count.saturating_sub(removed);
+            if list.is_empty() {
+                self.pending.remove(&parent);
+            }
+        }
     }
 
     /// Writes `p`, or holds it back until its parent is there; then writes the entries that
@@ -988,6 +995,9 @@ impl Applier {
             if self.write(p)? {
                 if let Some(children) = self.pending.remove(&ndn) {
                     self.pending_count = self.pending_count.saturating_sub(children.len());
+                    for c in &children {
+                        self.waiting.remove(&c.uuid);
+                    }
                     queue.extend(children);
                 }
             }
@@ -1009,7 +1019,6 @@ impl Applier {
         let parent = ndn.parent().unwrap_or_default();
         let reader = store.reader();
         let parent_there = is_base || reader.lookup(&parent)?.is_some();
-        let local = self.find(&uuid)?;
         if !parent_there {
             if self.persisting {
                 // Changes after the refresh come in commit order: a parent that is not here
@@ -1022,6 +1031,7 @@ impl Applier {
                 return Ok(false);
             }
             tracing::debug!(replica = %self.name(), dn = %entry.dn, "entry waits for its parent");
+            self.waiting.insert(uuid, parent.clone());
             self.pending
                 .entry(parent)
                 .or_default()
@@ -1029,6 +1039,7 @@ impl Applier {
             self.pending_count += 1;
             return Ok(false);
         }
+        let local = self.find(&uuid)?;
         let result = match local {
             Some(old) if old.ndn == ndn => store.replace(&ndn, entry),
             Some(old) => {
@@ -1178,6 +1189,7 @@ impl Applier {
                 }
             }
             self.pending_count = 0;
+            self.waiting.clear();
             if let Some(c) = self.unsaved_cookie.take() {
                 if let Err(e) = self.cookie(c) {
                     tracing::error!(replica = %self.name(), error = %e, "cookie not stored");
