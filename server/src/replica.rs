@@ -44,6 +44,9 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 #[cfg(target_os = "linux")]
 const KEEPALIVE_PROBES: u32 = 4;
 
+/// Messages applied together on one blocking thread, at most (those already received).
+const MAX_BATCH: usize = 256;
+
 /// Entries held back until their parent arrives, at most.
 const MAX_PENDING: usize = 100_000;
 
@@ -454,6 +457,17 @@ impl Conn {
         }
     }
 
+    /// The next message if it is already received in full; never waits.
+    fn try_next(&mut self) -> Result<Option<wire::Message>, SessionError> {
+        match wire::frame_len(&self.buf, MAX_MESSAGE_BYTES)? {
+            Some(size) if self.buf.len() >= size => {
+                let frame = self.buf.split_to(size);
+                Ok(Some(wire::decode(&frame)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Gives the TCP stream back once the buffers are empty (before StartTLS).
     fn into_inner(self) -> Box<dyn Io> {
         self.io
@@ -650,29 +664,55 @@ async fn session(
                 return Err(SessionError::Stopped);
             }
         };
-        if msg.msgid == 0 {
-            if let Response::Extended { name, result } = &msg.response {
-                if name.as_deref() == Some(wire::NOTICE_OF_DISCONNECTION_OID) {
-                    return Err(SessionError::Refused(format!(
-                        "the provider is disconnecting: {}",
-                        result.message
-                    )));
+        // Messages already received go to one blocking thread together.
+        let mut batch = vec![msg];
+        while batch.len() < MAX_BATCH {
+            match conn.try_next()? {
+                Some(m) => batch.push(m),
+                None => break,
+            }
+        }
+        let mut todo = Vec::with_capacity(batch.len());
+        let mut notice = None;
+        let mut done = false;
+        for msg in batch {
+            if msg.msgid == 0 {
+                if let Response::Extended { name, result } = &msg.response {
+                    if name.as_deref() == Some(wire::NOTICE_OF_DISCONNECTION_OID) {
+                        notice = Some(result.message.clone());
+                        break;
+                    }
+                }
+                continue;
+            }
+            if msg.msgid != 3 {
+                continue;
+            }
+            done = matches!(msg.response, Response::Done { .. });
+            todo.push(msg.response);
+            if done {
+                break;
+            }
+        }
+        let (back, result) = tokio::task::spawn_blocking(move || {
+            let mut result = Ok(());
+            for response in todo {
+                result = applier.handle(response);
+                if result.is_err() {
+                    break;
                 }
             }
-            continue;
-        }
-        if msg.msgid != 3 {
-            continue;
-        }
-        let done = matches!(msg.response, Response::Done { .. });
-        let (back, result) = tokio::task::spawn_blocking(move || {
-            let r = applier.handle(msg.response);
-            (applier, r)
+            (applier, result)
         })
         .await
         .map_err(|e| SessionError::Internal(format!("applying a change failed: {e}")))?;
         applier = back;
         result?;
+        if let Some(message) = notice {
+            return Err(SessionError::Refused(format!(
+                "the provider is disconnecting: {message}"
+            )));
+        }
         if applier.persisting && !*reached_persist {
             *reached_persist = true;
             replica.update(|s| s.state = ReplicaState::Persisting);
@@ -713,6 +753,10 @@ struct Applier {
     /// Attribute types the local schema lacks, reported once.
     unknown_attrs: HashSet<String>,
     entry_uuid: Option<roster_schema::AttrId>,
+    /// The store for the changes: buffered, so that a refresh does not wait for a sync per
+    /// entry; the cookie, stored through the store's own durability after them, makes them
+    /// durable with it (the journal is synced in commit order).
+    writes: Store,
 }
 
 /// A normalized DN's depth, for deleting children before parents.
@@ -727,7 +771,9 @@ fn uuid_string(uuid: &[u8; 16]) -> String {
 impl Applier {
     fn new(dir: Arc<Directory>, replica: Arc<Replica>, initial: bool) -> Applier {
         let entry_uuid = dir.schema.attr_id("entryUUID");
+        let writes = dir.store.buffered();
         Applier {
+            writes,
             dir,
             replica,
             present: Some(HashSet::new()),
@@ -1013,7 +1059,7 @@ impl Applier {
     /// Writes one entry; false if it waits for its parent.
     fn write(&mut self, p: Pending) -> Result<bool, SessionError> {
         let Pending { uuid, entry } = p;
-        let store = self.dir.store.clone();
+        let store = self.writes.clone();
         let ndn = entry.ndn.clone();
         let is_base = ndn == self.replica.base;
         let parent = ndn.parent().unwrap_or_default();
@@ -1076,7 +1122,7 @@ impl Applier {
     /// Removes `other`, which holds a DN the provider gives to another entry, when it is a
     /// leaf; the provider will send it again under its own DN if it still exists.
     fn evict(&mut self, other: &Entry) -> Result<(), SessionError> {
-        match self.store().delete(&other.ndn, &|_| {}) {
+        match self.writes.delete(&other.ndn, &|_| {}) {
             Ok(_) => {
                 self.applied();
                 Ok(())
@@ -1095,7 +1141,7 @@ impl Applier {
         let Some(entry) = self.find(&uuid)? else {
             return Ok(());
         };
-        match self.store().delete(&entry.ndn, &|_| {}) {
+        match self.writes.delete(&entry.ndn, &|_| {}) {
             Ok(_) => {
                 self.applied();
                 Ok(())
@@ -1152,7 +1198,7 @@ impl Applier {
             tracing::info!(replica = %self.name(), entries = gone.len(), "deleting entries the provider no longer has");
         }
         for ndn in gone {
-            match self.store().delete(&ndn, &|_| {}) {
+            match self.writes.delete(&ndn, &|_| {}) {
                 Ok(_) => self.applied(),
                 Err(e) if e.is_fatal() => return Err(e.into()),
                 Err(e) => {

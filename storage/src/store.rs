@@ -87,6 +87,9 @@ pub type TakesHeir<'a> = dyn Fn(&Entry) -> bool + 'a;
 #[derive(Clone)]
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
+    /// Writes through this handle return once the operating system has them, whatever the
+    /// store's durability ([`Store::buffered`]).
+    buffered: bool,
 }
 
 pub(crate) struct Inner {
@@ -293,6 +296,7 @@ impl Store {
         };
         let store = Store {
             inner: Arc::new(inner),
+            buffered: false,
         };
         if !rebuild.is_empty() {
             store.rebuild_indexes(&rebuild)?;
@@ -378,9 +382,22 @@ impl Store {
         }
     }
 
+    /// A handle on the same store whose writes return once the operating system has them
+    /// (as with `Durability::Buffer`), whatever the store's durability: for a series of
+    /// writes made durable together by a later write through a `SyncData` handle. The
+    /// journal is synced in commit order, so that later write's sync covers every earlier
+    /// one; a crash before it loses a suffix of the buffered writes, never a write in the
+    /// middle.
+    pub fn buffered(&self) -> Store {
+        Store {
+            inner: self.inner.clone(),
+            buffered: true,
+        }
+    }
+
     /// Stores `value` as the named state value `name` (a replica's cookie, say) in the `meta`
-    /// keyspace, with the store's durability: once this returns under `Durability::SyncData`,
-    /// the value is on disk, and it is never on disk before a write committed earlier.
+    /// keyspace, with this handle's durability: once this returns under `Durability::SyncData`,
+    /// the value is on disk, and so is every write committed before it (buffered ones too).
     pub fn put_state(&self, name: &str, value: &[u8]) -> Result<()> {
         self.write_state(name, Some(value))
     }
@@ -400,7 +417,7 @@ impl Store {
             None => tx.remove(&inner.meta, key),
         }
         tx.commit().context("commit state value")?;
-        if inner.durability == Durability::SyncData {
+        if self.durability() == Durability::SyncData {
             let ticket = inner.group.committed()?;
             drop(writer);
             inner.group.wait_durable(ticket, &inner.db)?;
@@ -828,12 +845,21 @@ impl Store {
         Ok(repaired)
     }
 
+    /// What this handle's writes wait for.
+    fn durability(&self) -> Durability {
+        if self.buffered {
+            Durability::Buffer
+        } else {
+            self.inner.durability
+        }
+    }
+
     /// A write transaction. Its commit hands the batch to the operating system
     /// (`Durability::Buffer`) or, with `Durability::SyncData`, only writes it into the
     /// journal's buffer: [`Store::commit`] then waits for a sync that covers it.
     fn write_tx(&self) -> SingleWriterWriteTx<'_> {
         let tx = self.inner.db.write_tx();
-        if self.inner.durability == Durability::SyncData {
+        if self.durability() == Durability::SyncData {
             tx.durability(None)
         } else {
             tx.durability(Some(PersistMode::Buffer))
@@ -860,7 +886,7 @@ impl Store {
         writer.next_seq = next_seq;
         writer.first_seq = first_seq;
         let last = next_seq - 1;
-        if self.inner.durability == Durability::SyncData {
+        if self.durability() == Durability::SyncData {
             let ticket = self.inner.group.committed()?;
             drop(writer);
             self.inner.group.wait_durable(ticket, &self.inner.db)?;

@@ -2100,6 +2100,11 @@ fn named_state_values_survive_reopen() {
         assert_eq!(store.reader().state("replica:a").unwrap(), None);
         store.put_state("replica:a", b"rid=000,csn=1").unwrap();
         store.put_state("replica:b", b"other").unwrap();
+        // Buffered writes, made durable by the state value written after them.
+        let skeleton = skeleton(&schema());
+        let buffered = store.buffered();
+        buffered.add_root(skeleton[0].clone()).unwrap();
+        buffered.add(skeleton[1].clone()).unwrap();
         store.put_state("replica:a", b"rid=000,csn=2").unwrap();
         assert_eq!(
             store.reader().state("replica:a").unwrap().as_deref(),
@@ -2116,6 +2121,9 @@ fn named_state_values_survive_reopen() {
         Some(&b"rid=000,csn=2"[..])
     );
     assert_eq!(reader.state("replica:b").unwrap(), None);
+    for e in skeleton(&schema()).iter().take(2) {
+        assert!(reader.lookup(&e.ndn).unwrap().is_some(), "{}", e.dn);
+    }
     // State values are not entries: verify finds nothing wrong.
     assert!(
         store.verify().unwrap().is_clean(),

@@ -517,6 +517,9 @@ fn a_replica_of_rosterd_matches_it_under_concurrent_writes_and_a_crash() {
         &replica_table(&url, &provider.generated_ca(), keep.path()),
         metrics_port,
     );
+    // The replica syncs its writes (the default), which the crash below puts to the test.
+    let config = config.replace("durability = \"buffer\"", "durability = \"sync\"");
+    assert!(config.contains("durability = \"sync\""));
     let replica = Rosterd::start_with_config(None, &config);
     dumps_agree(
         &provider.config,
