@@ -44,6 +44,9 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 #[cfg(target_os = "linux")]
 const KEEPALIVE_PROBES: u32 = 4;
 
+/// UUIDs a present phase may report, at most (16 bytes each, and the set's overhead).
+const MAX_PRESENT: usize = 20_000_000;
+
 /// Messages applied together on one blocking thread, at most (those already received).
 const MAX_BATCH: usize = 256;
 
@@ -806,9 +809,9 @@ impl Applier {
                     return Ok(());
                 };
                 match state.state {
-                    SyncState::Present => self.note_present(state.uuid),
+                    SyncState::Present => self.note_present(state.uuid)?,
                     SyncState::Add | SyncState::Modify => {
-                        self.note_present(state.uuid);
+                        self.note_present(state.uuid)?;
                         self.upsert(&dn, attrs, state.uuid)?;
                     }
                     SyncState::Delete => self.delete_uuid(state.uuid)?,
@@ -886,7 +889,7 @@ impl Applier {
                     }
                 } else {
                     for u in uuids {
-                        self.note_present(u);
+                        self.note_present(u)?;
                     }
                 }
                 if let Some(c) = cookie {
@@ -897,10 +900,16 @@ impl Applier {
         Ok(())
     }
 
-    fn note_present(&mut self, uuid: [u8; 16]) {
+    fn note_present(&mut self, uuid: [u8; 16]) -> Result<(), SessionError> {
         if let Some(p) = &mut self.present {
+            if p.len() >= MAX_PRESENT && !p.contains(&uuid) {
+                return Err(SessionError::Refused(format!(
+                    "the provider reported more than {MAX_PRESENT} entries present"
+                )));
+            }
             p.insert(uuid);
         }
+        Ok(())
     }
 
     /// Stores `cookie` unless entries before it still wait for their parent.
@@ -1148,7 +1157,11 @@ impl Applier {
             }
             Err(StoreError::NotAllowedOnNonLeaf { .. }) if !self.persisting => {
                 // Its children may still be deleted later in the refresh.
-                self.deferred_deletes.push(uuid);
+                if self.deferred_deletes.len() < MAX_PENDING {
+                    self.deferred_deletes.push(uuid);
+                } else {
+                    tracing::error!(replica = %self.name(), dn = %entry.ndn, "too many deletes wait for their entries' children: not applied");
+                }
                 Ok(())
             }
             Err(e) if e.is_fatal() => Err(e.into()),
