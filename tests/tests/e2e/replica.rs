@@ -565,3 +565,69 @@ fn a_replica_of_rosterd_matches_it_under_concurrent_writes_and_a_crash() {
     drop(replica);
     drop(provider);
 }
+
+#[test]
+fn a_replica_catches_up_from_a_slapd_session_log() {
+    // With a session log, slapd sends what was deleted while the replica was away as a
+    // delete phase (syncIdSet with refreshDeletes) instead of the UUIDs of everything present.
+    let d = data::directory(40, 59);
+    let slapd = Slapd::start_tls_with(
+        &d.ldif,
+        "moduleload syncprov\n",
+        &format!(
+            "index entryUUID,entryCSN eq\noverlay syncprov\nsyncprov-checkpoint 1 1\nsyncprov-sessionlog 100\n{GROUP_OVERLAYS}"
+        ),
+    );
+    let provider = slapd.url();
+    let keep = tempfile::tempdir().unwrap();
+    let metrics_port = free_port();
+    let config = replica_config(
+        &replica_table(&provider, &slapd.ca(), keep.path()),
+        metrics_port,
+    );
+    let rosterd = Rosterd::start_with_config(None, &config);
+    converges(
+        &provider,
+        &rosterd.url(),
+        Duration::from_secs(20),
+        "initial refresh",
+    );
+    // A change while connected, so that the session log has a starting point.
+    modify(
+        &provider,
+        "dn: uid=u0001,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: description\ndescription: one\n",
+    );
+    converges(
+        &provider,
+        &rosterd.url(),
+        Duration::from_secs(10),
+        "a change",
+    );
+    let (dir, config_path, status) = rosterd.stop();
+    assert!(status.success(), "{status}");
+    modify(
+        &provider,
+        "dn: uid=u0002,ou=people,dc=example,dc=com\nchangetype: delete\n\n\
+         dn: uid=u0003,ou=people,dc=example,dc=com\nchangetype: delete\n\n\
+         dn: uid=u0004,ou=people,dc=example,dc=com\nchangetype: modrdn\nnewrdn: uid=u0004b\ndeleteoldrdn: 1\n",
+    );
+    let rosterd = Rosterd::spawn(dir, config_path);
+    converges(
+        &provider,
+        &rosterd.url(),
+        Duration::from_secs(20),
+        "catch-up from the session log",
+    );
+    let applied = metric(
+        metrics_port,
+        "roster_replica_changes_applied_total{replica=\"main\"}",
+    )
+    .unwrap_or(f64::MAX);
+    assert!(
+        applied < (d.dns.len() / 2) as f64,
+        "the catch-up applied {applied} changes for a directory of {} entries",
+        d.dns.len()
+    );
+    drop(rosterd);
+    drop(slapd);
+}
