@@ -404,6 +404,8 @@ enum SessionError {
     Wire(#[from] wire::WireError),
     #[error("the provider closed the connection")]
     Closed,
+    #[error("the provider ended the sync search")]
+    Ended,
     #[error("{0}")]
     Refused(String),
     #[error("the provider asks for a refresh from scratch (e-syncRefreshRequired)")]
@@ -491,15 +493,17 @@ pub async fn run(dir: Arc<Directory>, index: usize, stop: CancellationToken) {
         let mut reached_persist = false;
         let outcome = session(&dir, &replica, &mut reached_persist, &stop).await;
         let err = match outcome {
-            Ok(()) => SessionError::Closed,
+            Ok(()) => SessionError::Ended,
             Err(e) => e,
         };
         if matches!(err, SessionError::Stopped) {
             break;
         }
         if reached_persist {
+            // A working session ended: the next failure is news again.
             wait = replica.config.retry;
             refresh_required_in_a_row = 0;
+            last_logged = None;
         }
         if let SessionError::Store(e) = &err {
             if e.is_fatal() {
