@@ -13,7 +13,9 @@
 //! - `cn=Databases`: `cn=Database 1` (namingContexts, readOnly, contextCSN);
 //! - `cn=Security`: `cn=Lockouts` (locks set by failed binds), `cn=Failed Binds`;
 //! - `cn=Replication`: `cn=Consumers` (sync searches persisting now), `cn=Change Log` (the
-//!   context CSN and the log's sequence numbers).
+//!   context CSN and the log's sequence numbers), and one entry per `[[replica]]` (provider,
+//!   base, state, last error as monitoredInfo; changes applied; the cookie's CSN as
+//!   contextCSN; the last change's time).
 
 use crate::access::Requester;
 use crate::directory::Directory;
@@ -248,6 +250,50 @@ pub fn entries(dir: &Directory) -> Vec<Entry> {
         "monitoredObject",
         &change_log,
     ));
+    for st in dir.replicas.statuses() {
+        let mut info = vec![
+            format!("provider {}", st.provider),
+            format!("base {}", st.base),
+            format!("state {}", st.state.as_str()),
+        ];
+        if let Some(e) = &st.last_error {
+            info.push(format!("last error {e}"));
+        }
+        let mut attrs = vec![
+            (
+                "description",
+                one("A read-only replica of this naming context (RFC 4533 consumer)"),
+            ),
+            ("monitoredInfo", info),
+            ("monitorCounter", one(st.changes_applied)),
+        ];
+        if let Some(csn) = &st.cookie_csn {
+            attrs.push(("contextCSN", one(csn)));
+        }
+        if let Some(t) = st.last_change {
+            attrs.push(("monitorTimestamp", one(generalized(t))));
+        }
+        add(entry(
+            dir,
+            &format!("cn={},cn=Replication,cn=Monitor", escape_rdn(&st.name)),
+            "monitoredObject",
+            &attrs,
+        ));
+    }
+    out
+}
+
+/// `name` as an RDN value (RFC 4514 escapes).
+fn escape_rdn(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        let edge =
+            (i == 0 && (c == ' ' || c == '#')) || (i + 1 == name.chars().count() && c == ' ');
+        if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
     out
 }
 

@@ -242,6 +242,53 @@ fn a_replica_follows_a_slapd_provider() {
         "initial refresh",
     );
     wait_connected(metrics_port, true);
+    // The replica's state for LDAP tools, under cn=Monitor.
+    let (code, out, err) = run_tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-o",
+            "ldif-wrap=no",
+            "-H",
+            &replica,
+            "-D",
+            ROOT_DN,
+            "-w",
+            ROOT_PW,
+            "-b",
+            "cn=main,cn=Replication,cn=Monitor",
+            "-s",
+            "base",
+            "+",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("monitoredInfo: state persisting"), "{out}");
+    assert!(
+        out.contains(&format!("monitoredInfo: provider {provider}")),
+        "{out}"
+    );
+    assert!(out.contains("contextCSN: "), "{out}");
+    let (_, dse, _) = run_tool(
+        "ldapsearch",
+        &[
+            "-x",
+            "-LLL",
+            "-H",
+            &replica,
+            "-D",
+            ROOT_DN,
+            "-w",
+            ROOT_PW,
+            "-b",
+            "cn=Database 1,cn=Databases,cn=Monitor",
+            "-s",
+            "base",
+            "readOnly",
+        ],
+    );
+    assert!(dse.contains("readOnly: TRUE"), "{dse}");
 
     // Adds, modifies, deletes and renames, and a subtree moved with its entries, one change
     // at a time, each within a bounded wait.
