@@ -6,7 +6,7 @@
 #   bash bench/replication.sh [N]     # N users (default 20000); results appended to bench/RESULTS.md
 #
 # Pairs measured in one run: slapd -> slapd (syncprov, syncrepl refreshAndPersist), rosterd ->
-# slapd (a stock syncrepl consumer of rosterd), rosterd -> rosterd ([[replica]]). Every server
+# slapd (a stock syncrepl consumer of rosterd), rosterd -> rosterd ([[replica]], durable). Every server
 # keeps durable writes (rosterd `durability = "sync"`, back-mdb's default). Lag: bench/replag.py
 # (4 writers x CHANGES changes, replica polled every millisecond). Search rate: ldclt esearch by
 # mail, 4 threads, as bench/run.sh; ROUNDS alternating rounds, medians.
@@ -93,7 +93,10 @@ syncprov-checkpoint 100 1"
 slapadd -q -f "$W/slapd-provider/slapd.conf" -l "$LDIF" >/dev/null 2>&1
 SP_PID=$(start_slapd "$W/slapd-provider" "$SP_PORT"); PIDS+=("$SP_PID")
 "$ROSTERD" --config <(rosterd_config "$W/rp-data") load --quiet "$LDIF" 2>/dev/null
-read -r RP_PID RP_PORT < <(start_rosterd rp); PIDS+=("$RP_PID")
+# Its consumers bind as the root DN, as slapd's do here: the root DN reads password hashes.
+ROOT_READS='[security]
+root_reads_passwords = true'
+read -r RP_PID RP_PORT < <(start_rosterd rp "$ROOT_READS"); PIDS+=("$RP_PID")
 
 # --- search rate without consumers, then with two persistent consumers of each --------------
 : > "$W/rates.txt"
@@ -119,7 +122,17 @@ rate() { awk -v a="$1" -v b="$2" '$1 == a && $2 == b {print $3}' "$W/rates.txt" 
 lag() { python3 "$HERE/replag.py" --provider "$1" --replica "$2" --users "$N" --changes "$CHANGES"; }
 SS=$(lag "$SP_PORT" "${CONSUMERS[0]}")
 RS=$(lag "$RP_PORT" "${CONSUMERS[1]}")
-RR=""
+echo secret > "$W/replica.pw"
+read -r RR_PID RR_PORT < <(start_rosterd rr "[[replica]]
+name = \"bench\"
+provider = \"ldap://127.0.0.1:$RP_PORT\"
+starttls = false
+bind_dn = \"cn=admin,dc=example,dc=com\"
+password_file = \"$W/replica.pw\"
+base = \"dc=example,dc=com\""); PIDS+=("$RR_PID")
+t0=$(now); wait_synced "$RR_PORT" "$ENTRIES"; t1=$(now)
+RR_REFRESH=$(echo "$t1 - $t0" | bc -l)
+RR=$(lag "$RP_PORT" "$RR_PORT")
 
 report() {
   echo
@@ -128,7 +141,8 @@ report() {
   printf -- '- Lag from a write acknowledged on the provider to visible on the consumer, 4 writers x %s changes (median / p95 / max ms; writes/s of the write-then-wait loop):\n' "$CHANGES"
   echo "  - slapd -> slapd: $SS"
   echo "  - rosterd -> slapd: $RS"
-  [ -n "$RR" ] && echo "  - rosterd -> rosterd: $RR"
+  echo "  - rosterd -> rosterd ([[replica]]): $RR"
+  printf -- '- A new rosterd replica of %s entries is complete (all entries there) %.1f s after it starts\n' "$ENTRIES" "$RR_REFRESH"
   printf -- '- Provider search rate (ldclt esearch by mail, 4 threads), medians of %s rounds: rosterd %s/s with none, %s/s with 2 persistent consumers (%.2fx); slapd %s/s and %s/s (%.2fx)\n' \
     "$ROUNDS" "$(rate none roster)" "$(rate two roster)" "$(echo "$(rate two roster) / $(rate none roster)" | bc -l)" \
     "$(rate none slapd)" "$(rate two slapd)" "$(echo "$(rate two slapd) / $(rate none slapd)" | bc -l)"
