@@ -64,6 +64,22 @@ pub fn render_replicas(statuses: &[crate::replica::ReplicaStatus]) -> String {
             s.name
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP roster_replica_cookie_csn_timestamp_seconds Time of the provider's last commit this replica holds (its cookie's CSN; 0: no cookie). The provider's roster_context_csn_timestamp_seconds minus this is the replication lag.\n# TYPE roster_replica_cookie_csn_timestamp_seconds gauge"
+    );
+    for s in statuses {
+        let secs = s
+            .cookie_csn
+            .as_deref()
+            .and_then(roster_storage::csn_micros)
+            .map_or(0.0, |us| us as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "roster_replica_cookie_csn_timestamp_seconds{{replica=\"{}\"}} {secs:.6}",
+            s.name
+        );
+    }
     out
 }
 

@@ -289,6 +289,12 @@ fn a_replica_follows_a_slapd_provider() {
         ],
     );
     assert!(dse.contains("readOnly: TRUE"), "{dse}");
+    // The time of the provider's last commit the replica holds, for the lag.
+    let cookie_time = metric(
+        metrics_port,
+        "roster_replica_cookie_csn_timestamp_seconds{replica=\"main\"}",
+    );
+    assert!(cookie_time.is_some_and(|t| t > 1.7e9), "{cookie_time:?}");
 
     // Adds, modifies, deletes and renames, and a subtree moved with its entries, one change
     // at a time, each within a bounded wait.
