@@ -5,11 +5,11 @@
 //! everything again), reconnects after the provider's restart, refers writes to the provider,
 //! and answers mail lookups while the provider is down.
 
+use roster_tests::replication::converges;
 use roster_tests::{
     data, free_port, rosterd_config, run_tool, Rosterd, Slapd, GROUP_OVERLAYS, ROOT_DN, ROOT_PW,
     ROOT_READS_PASSWORDS, SUFFIX,
 };
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -47,89 +47,6 @@ fn replica_config(table: &str, metrics_port: u16) -> String {
     rosterd_config(&format!(
         "{ROOT_READS_PASSWORDS}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n{table}"
     ))
-}
-
-/// Every entry below the suffix as `dn` → sorted `attr: value` lines: the user attributes
-/// and entryUUID, as the root DN reads them. Empty when the suffix is not there (yet).
-fn content(url: &str) -> BTreeMap<String, Vec<String>> {
-    let Ok(mut conn) = ldap3::LdapConn::with_settings(
-        ldap3::LdapConnSettings::new().set_conn_timeout(Duration::from_secs(5)),
-        url,
-    ) else {
-        return BTreeMap::new();
-    };
-    if conn
-        .simple_bind(ROOT_DN, ROOT_PW)
-        .ok()
-        .and_then(|r| r.success().ok())
-        .is_none()
-    {
-        return BTreeMap::new();
-    }
-    let Ok(res) = conn.search(
-        SUFFIX,
-        ldap3::Scope::Subtree,
-        "(objectClass=*)",
-        vec!["*", "entryUUID"],
-    ) else {
-        return BTreeMap::new();
-    };
-    let _ = conn.unbind();
-    let Ok((entries, _)) = res.success() else {
-        return BTreeMap::new();
-    };
-    entries
-        .into_iter()
-        .map(|e| {
-            let e = ldap3::SearchEntry::construct(e);
-            // slapd keeps DN values in its pretty form, rosterd as written.
-            let value = |k: &str, v: &str| {
-                if k.eq_ignore_ascii_case("member") {
-                    v.to_lowercase().replace(", ", ",").replace(" ,", ",")
-                } else {
-                    v.to_string()
-                }
-            };
-            let mut lines: Vec<String> = e
-                .attrs
-                .iter()
-                .flat_map(|(k, vs)| {
-                    vs.iter()
-                        .map(move |v| format!("{}: {}", k.to_lowercase(), value(k, v)))
-                })
-                .chain(e.bin_attrs.iter().flat_map(|(k, vs)| {
-                    vs.iter()
-                        .map(move |v| format!("{}:: {v:?}", k.to_lowercase()))
-                }))
-                .collect();
-            lines.sort();
-            (e.dn.to_lowercase(), lines)
-        })
-        .collect()
-}
-
-/// Waits (polling, at most `limit`) until the replica holds what the provider holds.
-fn converges(provider: &str, replica: &str, limit: Duration, what: &str) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let want = content(provider);
-        let got = content(replica);
-        if !want.is_empty() && got == want {
-            return;
-        }
-        if Instant::now() > deadline {
-            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
-            let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
-            let differ: Vec<_> = want
-                .iter()
-                .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
-                .map(|(k, v)| (k, v, got.get(k)))
-                .take(2)
-                .collect();
-            panic!("{what}: the replica did not converge: missing {missing:?}, extra {extra:?}, differing {differ:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// OpenLDAP's `ldapsearch` of everything below the suffix with `*` and `entryUUID` as the root

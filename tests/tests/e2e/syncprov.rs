@@ -6,83 +6,11 @@ use roster_tests::{
     data, free_port, rosterd_config, run_tool, Rosterd, Slapd, ROOT_DN, ROOT_PW,
     ROOT_READS_PASSWORDS, SUFFIX,
 };
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
-/// Every entry below the suffix as `dn` → sorted `attr: value` lines (the user attributes and
-/// entryUUID; not entryCSN, which a slapd consumer stamps with its own on a local rename).
-fn content(url: &str) -> BTreeMap<String, Vec<String>> {
-    let mut conn = ldap3::LdapConn::new(url).unwrap();
-    conn.simple_bind(ROOT_DN, ROOT_PW)
-        .unwrap()
-        .success()
-        .unwrap();
-    let res = conn
-        .search(
-            SUFFIX,
-            ldap3::Scope::Subtree,
-            "(objectClass=*)",
-            vec!["*", "entryUUID"],
-        )
-        .unwrap();
-    // A consumer before its first refresh has not even the suffix.
-    if res.1.rc == 32 {
-        return BTreeMap::new();
-    }
-    let (entries, _) = res.success().unwrap();
-    let _ = conn.unbind();
-    entries
-        .into_iter()
-        .map(|e| {
-            let e = ldap3::SearchEntry::construct(e);
-            // slapd stores DN values in its pretty form (`uid=X,ou=Y`), rosterd as written.
-            let value = |k: &str, v: &str| {
-                if k.eq_ignore_ascii_case("member") {
-                    v.to_lowercase().replace(", ", ",").replace(" ,", ",")
-                } else {
-                    v.to_string()
-                }
-            };
-            let mut lines: Vec<String> = e
-                .attrs
-                .iter()
-                .flat_map(|(k, vs)| {
-                    vs.iter()
-                        .map(move |v| format!("{}: {}", k.to_lowercase(), value(k, v)))
-                })
-                .chain(e.bin_attrs.iter().flat_map(|(k, vs)| {
-                    vs.iter()
-                        .map(move |v| format!("{}:: {v:?}", k.to_lowercase()))
-                }))
-                .collect();
-            lines.sort();
-            (e.dn.to_lowercase(), lines)
-        })
-        .collect()
-}
+use std::time::Duration;
 
 /// Waits (at most 30 s) until the consumer holds what the provider holds.
 fn converges(provider: &str, consumer: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let want = content(provider);
-    loop {
-        let got = content(consumer);
-        if got == want {
-            return;
-        }
-        if Instant::now() > deadline {
-            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
-            let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
-            let differ: Vec<_> = want
-                .iter()
-                .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
-                .map(|(k, v)| (k, v, got.get(k)))
-                .take(2)
-                .collect();
-            panic!("{what}: the consumer did not converge: missing {missing:?}, extra {extra:?}, differing {differ:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    roster_tests::replication::converges(provider, consumer, Duration::from_secs(30), what);
 }
 
 fn modify(url: &str, ldif: &str) {
