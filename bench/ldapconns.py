@@ -22,23 +22,7 @@ import sys
 import time
 
 
-from ldapwire import ber_int, bind_request, message, tlv  # noqa: E402 (beside this script)
-
-
-def search_request(msgid, base, attr, value):
-    filt = tlv(0xA3, tlv(0x04, attr.encode()) + tlv(0x04, value.encode()))
-    op = tlv(
-        0x63,
-        tlv(0x04, base.encode())
-        + ber_int(0x0A, 2)  # subtree
-        + ber_int(0x0A, 0)  # never deref
-        + ber_int(0x02, 0)  # size limit
-        + ber_int(0x02, 0)  # time limit
-        + tlv(0x01, b"\x00")  # typesOnly false
-        + filt
-        + tlv(0x30, b""),  # all user attributes
-    )
-    return message(msgid, op)
+from ldapwire import bind_request, message, search_request  # noqa: E402 (beside this script)
 
 
 UNBIND = message(0x7FFFFFFF, b"\x42\x00")
@@ -94,7 +78,7 @@ class Conn:
         """True when the search succeeds with exactly one entry."""
         mid = self.next_id
         self.next_id += 1
-        self.w.write(search_request(mid, base, attr, value))
+        self.w.write(search_request(mid, base, attr, value, []))
         await self.w.drain()
         entries = 0
         while True:
