@@ -72,25 +72,9 @@ async fn run_sync(
     drop(slot);
     let refreshed = match refresh {
         Ok(Ok(Ok(r))) => r,
-        Ok(Ok(Err(e))) => {
-            if let OpError::Store(inner) = &e {
-                dir.store_failed("sync search", inner);
-            }
-            let _ = tx
-                .send(msg(LdapOp::SearchResultDone(ldap_result(&e)), Vec::new()))
-                .await;
-            return;
-        }
+        Ok(Ok(Err(e))) => return fail(&dir, &tx, msgid, &e).await,
         Ok(Err(Stopped)) => return,
-        Err(e) => {
-            let _ = tx
-                .send(msg(
-                    LdapOp::SearchResultDone(internal(&e.to_string())),
-                    Vec::new(),
-                ))
-                .await;
-            return;
-        }
+        Err(e) => return fail(&dir, &tx, msgid, &OpError::Internal(e.to_string())).await,
     };
     if !sync.persist {
         let done = LdapControl::SyncDone {
@@ -158,21 +142,25 @@ async fn run_sync(
             Ok((Ok(Ok(())), n)) => next = n,
             Ok((Ok(Err(e)), _)) => {
                 info!(error = %e, "sync search ended");
-                let _ = tx
-                    .send(msg(LdapOp::SearchResultDone(ldap_result(&e)), Vec::new()))
-                    .await;
-                return;
+                return fail(&dir, &tx, msgid, &e).await;
             }
             Ok((Err(Stopped), _)) => return,
-            Err(e) => {
-                let _ = tx
-                    .send(msg(
-                        LdapOp::SearchResultDone(internal(&e.to_string())),
-                        Vec::new(),
-                    ))
-                    .await;
-                return;
-            }
+            Err(e) => return fail(&dir, &tx, msgid, &OpError::Internal(e.to_string())).await,
         }
     }
+}
+
+/// Ends a sync search with the result for `e` (a store failure is the directory's too).
+async fn fail(dir: &Directory, tx: &mpsc::Sender<Outgoing>, msgid: i32, e: &OpError) {
+    match e {
+        OpError::Store(inner) => dir.store_failed("sync search", inner),
+        OpError::Internal(detail) => tracing::error!(detail, "sync search task failed"),
+        _ => {}
+    }
+    let done = LdapMsg {
+        msgid,
+        op: LdapOp::SearchResultDone(ldap_result(e)),
+        ctrl: Vec::new(),
+    };
+    let _ = tx.send(Outgoing::Msg(done)).await;
 }
