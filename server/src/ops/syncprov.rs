@@ -9,8 +9,9 @@
 //!   and the entries that left the content since (a syncIdSet of their UUIDs, refreshDeletes),
 //!   the delete phase;
 //! - no cookie, or one older than the log's floor: every entry of the content, each sent whole
-//!   unless its `entryCSN` says it has not changed since the cookie (state present, no
-//!   attributes); the consumer drops what was not named, the present phase.
+//!   unless its `entryCSN` says it has not changed since the cookie (then named by UUID in a
+//!   syncIdSet, a thousand to a message); the consumer drops what was not named, the present
+//!   phase.
 //!
 //! In refreshAndPersist mode the search then stays open and each commit's changes follow
 //! (state add, modify or delete, with a cookie on the last message of each batch).
@@ -164,6 +165,7 @@ impl SyncSearch {
         reader: &Reader,
         entry: &Entry,
         store_filter: Option<&CompiledFilter>,
+        attributes: bool,
     ) -> Result<Option<LdapSearchResultEntry>, OpError> {
         if entry.ndn.is_root() || !self.in_scope(&entry.ndn) {
             return Ok(None);
@@ -183,6 +185,12 @@ impl SyncSearch {
             }
         } else if store_filter.is_none() && filter.evaluate(schema, entry) != TriState::True {
             return Ok(None);
+        }
+        if !attributes {
+            return Ok(Some(LdapSearchResultEntry {
+                dn: entry.dn.to_string(),
+                attributes: Vec::new(),
+            }));
         }
         Ok(Some(to_result(
             dir,
@@ -245,6 +253,7 @@ impl SyncSearch {
             _ => None,
         };
         let entry_csn = dir.schema.attr_id("entryCSN");
+        let mut present = Vec::new();
         let mut iter = match reader.search(&self.base, self.scope, &self.filter) {
             Ok(it) => it,
             Err(roster_storage::StoreError::NoSuchObject { .. }) => {
@@ -269,21 +278,24 @@ impl SyncSearch {
                     .and_then(|a| entry.values_of(a).next())
                     .is_some_and(|v| v.as_slice() <= c.as_bytes())
             });
-            let result = match self.visible(dir, reader, &entry, Some(iter.resolved_filter())) {
+            let filter = Some(iter.resolved_filter());
+            let result = match self.visible(dir, reader, &entry, filter, !unchanged) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) => return Ok(Err(e)),
             };
-            let msg = if unchanged {
-                let present = LdapSearchResultEntry {
-                    dn: result.dn,
-                    attributes: Vec::new(),
-                };
-                state_msg(present, SyncStateValue::Present, uuid, None)
+            if unchanged {
+                // Unchanged entries are named by UUID only, a thousand to a message.
+                present.push(uuid);
+                if present.len() >= ID_SET_BATCH {
+                    emit(id_set(std::mem::take(&mut present), false))?;
+                }
             } else {
-                state_msg(result, SyncStateValue::Add, uuid, None)
-            };
-            emit(msg)?;
+                emit(state_msg(result, SyncStateValue::Add, uuid, None))?;
+            }
+        }
+        if !present.is_empty() {
+            emit(id_set(present, false))?;
         }
         Ok(Ok(()))
     }
@@ -322,16 +334,7 @@ impl SyncSearch {
             }
         }
         for chunk in gone.chunks(ID_SET_BATCH) {
-            emit((
-                LdapOp::IntermediateResponse(
-                    ldap3_proto::proto::LdapIntermediateResponse::SyncInfoIdSet {
-                        cookie: None,
-                        refresh_deletes: true,
-                        syncuuids: chunk.to_vec(),
-                    },
-                ),
-                Vec::new(),
-            ))?;
+            emit(id_set(chunk.to_vec(), true))?;
         }
         Ok(Ok(()))
     }
@@ -349,7 +352,9 @@ impl SyncSearch {
         let Some(uuid) = uuid_of(dir, &entry) else {
             return Ok(None);
         };
-        Ok(self.visible(dir, reader, &entry, None)?.map(|r| (r, uuid)))
+        Ok(self
+            .visible(dir, reader, &entry, None, true)?
+            .map(|r| (r, uuid)))
     }
 
     /// True if an entry named `dn` (as written, before a change) was in the scope: it may be
@@ -458,6 +463,20 @@ fn latest_per_entry(changes: &[roster_storage::Change]) -> Vec<(EntryId, EntryCh
             ))
         })
         .collect()
+}
+
+/// A syncIdSet message: entries present (the present phase) or gone (the delete phase).
+fn id_set(syncuuids: Vec<uuid::Uuid>, refresh_deletes: bool) -> SyncMsg {
+    (
+        LdapOp::IntermediateResponse(
+            ldap3_proto::proto::LdapIntermediateResponse::SyncInfoIdSet {
+                cookie: None,
+                refresh_deletes,
+                syncuuids,
+            },
+        ),
+        Vec::new(),
+    )
 }
 
 fn uuid_of(dir: &Directory, entry: &Entry) -> Option<uuid::Uuid> {
