@@ -29,12 +29,12 @@ def bind_request(msgid, dn, password):
     return message(msgid, op)
 
 
-def search_request(msgid, base, attr, value, attrs):
+def search_request(msgid, base, attr, value, attrs, scope=2):
     filt = tlv(0xA3, tlv(0x04, attr.encode()) + tlv(0x04, value.encode()))
     op = tlv(
         0x63,
         tlv(0x04, base.encode())
-        + ber_int(0x0A, 2)  # subtree
+        + ber_int(0x0A, scope)  # 0 base, 1 one level, 2 subtree
         + ber_int(0x0A, 0)  # never deref
         + ber_int(0x02, 0)  # size limit
         + ber_int(0x02, 0)  # time limit

@@ -39,7 +39,8 @@ def writer(a, w, lags, errors):
     for i in range(a.changes):
         uid = f"user{(w * per + i % per):07d}"
         token = f"lag-{w}-{i}-{time.time_ns()}"
-        prov.s.sendall(modify_replace(msgid, f"uid={uid},ou=people,dc=example,dc=com", "description", token))
+        dn = f"uid={uid},ou=people,dc=example,dc=com"
+        prov.s.sendall(modify_replace(msgid, dn, "description", token))
         msgid += 1
         tag, content = prov.read_msg()
         if tag != 0x67 or result_code(content) != 0:
@@ -48,7 +49,8 @@ def writer(a, w, lags, errors):
         acked = time.perf_counter()
         deadline = acked + 10
         while True:
-            repl.s.sendall(search_request(msgid, "ou=people,dc=example,dc=com", "description", token, ["1.1"]))
+            # The entry itself (a base-scope read): cheap on both servers, unlike a scan.
+            repl.s.sendall(search_request(msgid, dn, "description", token, ["1.1"], scope=0))
             msgid += 1
             found = False
             while True:
