@@ -20,7 +20,7 @@ import sys
 import time
 
 
-from ldapwire import Conn, bind_request, result_code, search_request  # noqa: E402 (beside this script)
+from ldapwire import Conn, bind_request, message, result_code, search_request  # noqa: E402 (beside this script)
 
 
 def main():
