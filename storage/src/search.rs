@@ -137,7 +137,7 @@ impl Reader {
         let base_id = match base.is_root() {
             true if scope != Scope::Base => Some(EntryId(0)),
             true => None,
-            false => self.lookup_key(&base_key)?,
+            false => self.base_id(&base_key)?,
         };
         let Some(base_id) = base_id else {
             return Err(StoreError::NoSuchObject {
