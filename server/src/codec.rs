@@ -3,6 +3,11 @@
 //! entry and the result done, without controls or referrals). ldap3_proto builds a tree of tags
 //! and copies every level into a fresh buffer byte by byte, which cost more than the search's
 //! store lookup; this writes each byte once into the output buffer, and the bytes are the same.
+//! Requests: simple binds, unbinds and searches with equality and presence filters are read
+//! by `request` straight into `LdapMsg`, everything else by ldap3_proto (see `request` for
+//! how the two are kept the same).
+
+mod request;
 
 use crate::metrics::Metrics;
 use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResult, LdapSearchResultEntry};
@@ -10,7 +15,7 @@ use ldap3_proto::LdapCodec;
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio_util::bytes::{BufMut, BytesMut};
+use tokio_util::bytes::{Buf, BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// BER tags of the universal and LDAP application types written here.
@@ -27,6 +32,9 @@ const SEARCH_RESULT_DONE: u8 = 0x65;
 /// from its request's decoding to its answer's encoding.
 pub struct Codec {
     inner: LdapCodec,
+    /// The caps `inner` was made with, for the direct request decoder.
+    max_message_bytes: usize,
+    max_ber_depth: usize,
     metrics: Option<Arc<Metrics>>,
     /// Operations are timed (`[metrics] listen` is set): a clock reading at each end.
     timed: bool,
@@ -42,6 +50,8 @@ impl Codec {
     pub fn new(max_message_bytes: usize, max_ber_depth: usize) -> Codec {
         Codec {
             inner: LdapCodec::new(Some(max_message_bytes), Some(max_ber_depth)),
+            max_message_bytes,
+            max_ber_depth,
             metrics: None,
             timed: false,
             pending: Vec::new(),
@@ -58,6 +68,22 @@ impl Codec {
     /// New message size and depth caps (after a bind), keeping the operations in flight.
     pub fn set_limits(&mut self, max_message_bytes: usize, max_ber_depth: usize) {
         self.inner = LdapCodec::new(Some(max_message_bytes), Some(max_ber_depth));
+        self.max_message_bytes = max_message_bytes;
+        self.max_ber_depth = max_ber_depth;
+    }
+
+    /// The next request, as `LdapCodec::decode` reads it.
+    fn decode_request(&mut self, buf: &mut BytesMut) -> io::Result<Option<LdapMsg>> {
+        // LdapCodec refuses a buffer past twice the message cap before reading anything.
+        if buf.len() <= self.max_message_bytes.saturating_mul(2) {
+            if let Some((msg, size)) =
+                request::decode(buf, self.max_message_bytes, self.max_ber_depth)
+            {
+                buf.advance(size);
+                return Ok(Some(msg));
+            }
+        }
+        self.inner.decode(buf)
     }
 }
 
@@ -97,7 +123,7 @@ impl Decoder for Codec {
     type Error = io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<LdapMsg>> {
-        let msg = self.inner.decode(buf)?;
+        let msg = self.decode_request(buf)?;
         if let (Some(metrics), Some(m)) = (&self.metrics, &msg) {
             if let Some(kind) = request_kind(&m.op) {
                 metrics.initiated(kind);
