@@ -12,6 +12,7 @@ use ldap3_proto::proto::{
 };
 use roster_schema::{AttrId, Dn, DnError, Entry, NormDn, Schema, TriState};
 use roster_storage::{EntryId, Scope};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -243,7 +244,7 @@ fn run(
         if filter.evaluate(schema, entry) == TriState::True {
             emit(to_result(
                 dir,
-                entry,
+                Cow::Borrowed(entry),
                 &sel,
                 req.typesonly,
                 &|_| true,
@@ -411,14 +412,32 @@ fn run(
             Ok(c) => c,
             Err(e) => return Ok(Err(OpError::Store(e))),
         };
-        emit(to_result(
-            dir,
-            &entry,
-            &sel,
-            req.typesonly,
-            &|a| access.allows(Some(a), Rights::READ),
-            Some(&computed),
-        ))?;
+        if sel.names_operational() {
+            emit(to_result(
+                dir,
+                Cow::Borrowed(&entry),
+                &sel,
+                req.typesonly,
+                &|a| access.allows(Some(a), Rights::READ),
+                Some(&computed),
+            ))?;
+        } else {
+            // Only stored attributes are returned: their read rights are decided first, so
+            // that the entry can give its values to the result instead of having them copied.
+            let readable: Vec<(AttrId, bool)> = entry
+                .attrs
+                .iter()
+                .map(|a| (a.desc.id, access.allows(Some(a.desc.id), Rights::READ)))
+                .collect();
+            emit(to_result(
+                dir,
+                Cow::Owned(entry),
+                &sel,
+                req.typesonly,
+                &|a| readable.iter().any(|(id, ok)| *id == a && *ok),
+                Some(&computed),
+            ))?;
+        }
         in_page += 1;
     }
     if page.is_some() {
@@ -612,9 +631,11 @@ impl Wanted {
 }
 
 /// Builds the search result entry: stored attributes, then the computed operational ones.
+/// An entry the caller hands over (`Cow::Owned`) gives its values to the result instead of
+/// having them copied.
 pub(crate) fn to_result(
     dir: &Directory,
-    entry: &Entry,
+    entry: Cow<'_, Entry>,
     sel: &AttrSelection,
     types_only: bool,
     readable: &dyn Fn(AttrId) -> bool,
@@ -622,7 +643,7 @@ pub(crate) fn to_result(
 ) -> LdapSearchResultEntry {
     let schema = &dir.schema;
     let dn = entry.dn.to_string();
-    let mut list = attrs::select(schema, entry, sel, types_only, readable);
+    let mut list: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     // Computed attributes are operational: none is returned unless "+" or names were asked for,
     // and never to a replication consumer (`None`), which keeps stored content only.
     if let Some(computed) = computed.filter(|_| {
@@ -677,11 +698,13 @@ pub(crate) fn to_result(
             });
         }
     }
-    LdapSearchResultEntry {
-        dn,
-        attributes: list
-            .into_iter()
-            .map(|(atype, vals)| LdapPartialAttribute { atype, vals })
-            .collect(),
-    }
+    let mut attributes = match entry {
+        Cow::Borrowed(e) => attrs::select(schema, e, sel, types_only, readable),
+        Cow::Owned(e) => attrs::select_owned(schema, e, sel, types_only, readable),
+    };
+    attributes.extend(
+        list.into_iter()
+            .map(|(atype, vals)| LdapPartialAttribute { atype, vals }),
+    );
+    LdapSearchResultEntry { dn, attributes }
 }
