@@ -76,7 +76,9 @@ pub async fn run(
                     tls: tls.clone(),
                     certificate_subject: None,
                 };
-                conns.spawn(async move {
+                // Boxed: the connection's future is large (a TLS handshake, the session
+                // loop), and spawning it unboxed copied it twice (17k instructions each).
+                conns.spawn(Box::pin(async move {
                     if !secure {
                         session::serve(stream, dir, conn, stop).await;
                     } else if let Some(tls) = conn.tls.clone() {
@@ -92,7 +94,7 @@ pub async fn run(
                     }
                     drop(permit);
                     drop(slot);
-                });
+                }));
             }
             Err(e) => {
                 // Out of file descriptors and similar: back off briefly rather than spin.
