@@ -75,6 +75,8 @@ pub struct Directory {
     pub selective_indexes: Vec<AttrId>,
     /// The attribute types searches compute (see `ops::search`).
     pub computed_attrs: crate::ops::search::ComputedAttrs,
+    /// The normalized forms of recent search bases, for every connection (see `ops::search`).
+    pub base_dns: crate::ops::search::BaseDns,
     /// Searches running on blocking threads at once, across all connections.
     pub search_slots: Arc<tokio::sync::Semaphore>,
     /// Password checks and hashes running at once, across all connections.
@@ -281,6 +283,7 @@ impl Directory {
             background: tokio_util::task::TaskTracker::new(),
             selective_indexes,
             computed_attrs: crate::ops::search::ComputedAttrs::resolve(&schema),
+            base_dns: crate::ops::search::BaseDns::default(),
             root_dse: std::sync::RwLock::new(Arc::new(root_dse)),
             subschema,
             policy,

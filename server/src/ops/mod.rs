@@ -298,6 +298,25 @@ mod tests {
             LdapResultCode::NoSuchObject
         );
         assert_eq!(dns("ou=people,dc=example,dc=com"), people);
+        // Another connection (its own state) gets the same answers through the shared forms.
+        let other = PagedSearches::default();
+        for base in [
+            "ou=people,dc=example,dc=com",
+            "OU=People, DC=Example, DC=Com",
+        ] {
+            let (got, done) = run(&d, &root, &req(base, "(sn=smith)", &["cn"]), None, &other);
+            assert_eq!(done.result.code, LdapResultCode::Success);
+            let dns: Vec<String> = got.into_iter().map(|e| e.dn).collect();
+            assert_eq!(dns, people.1);
+        }
+        let (_, done) = run(
+            &d,
+            &root,
+            &req("ou=people,,", "(sn=smith)", &["cn"]),
+            None,
+            &other,
+        );
+        assert_eq!(done.result.code, LdapResultCode::InvalidDNSyntax);
     }
 
     #[test]
