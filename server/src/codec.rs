@@ -24,6 +24,7 @@ const SET: u8 = 0x31;
 const INTEGER: u8 = 0x02;
 const ENUMERATED: u8 = 0x0a;
 const OCTET_STRING: u8 = 0x04;
+const BIND_RESPONSE: u8 = 0x61;
 const SEARCH_RESULT_ENTRY: u8 = 0x64;
 const SEARCH_RESULT_DONE: u8 = 0x65;
 
@@ -159,7 +160,11 @@ impl Encoder<LdapMsg> for Codec {
                 Ok(())
             }
             LdapOp::SearchResultDone(r) if r.referral.is_empty() => {
-                write_done(buf, msg.msgid, r);
+                write_result(buf, SEARCH_RESULT_DONE, msg.msgid, r);
+                Ok(())
+            }
+            LdapOp::BindResponse(b) if b.res.referral.is_empty() && b.saslcreds.is_none() => {
+                write_result(buf, BIND_RESPONSE, msg.msgid, &b.res);
                 Ok(())
             }
             _ => self.inner.encode(msg, buf),
@@ -260,13 +265,14 @@ fn write_entry(buf: &mut BytesMut, msgid: i32, e: &LdapSearchResultEntry) {
     }
 }
 
-fn write_done(buf: &mut BytesMut, msgid: i32, r: &LdapResult) {
+/// A result with neither referral nor anything after it (a search's or a simple bind's).
+fn write_result(buf: &mut BytesMut, tag: u8, msgid: i32, r: &LdapResult) {
     let msgid = msgid.unsigned_abs();
     // Result codes are small non-negative numbers (the enum's discriminants).
     let code = u32::try_from(r.code.clone() as i64).unwrap_or(80);
     let op = tlv_len(int_len(code)) + tlv_len(r.matcheddn.len()) + tlv_len(r.message.len());
     put_envelope(buf, msgid, tlv_len(op));
-    put_header(buf, SEARCH_RESULT_DONE, op);
+    put_header(buf, tag, op);
     put_int(buf, ENUMERATED, code);
     put_octets(buf, r.matcheddn.as_bytes());
     put_octets(buf, r.message.as_bytes());
@@ -276,7 +282,7 @@ fn write_done(buf: &mut BytesMut, msgid: i32, r: &LdapResult) {
 mod tests {
     use super::*;
     use ldap3_proto::control::LdapControl;
-    use ldap3_proto::proto::{LdapPartialAttribute, LdapResultCode};
+    use ldap3_proto::proto::{LdapBindResponse, LdapPartialAttribute, LdapResultCode};
 
     fn reference(msg: &LdapMsg) -> BytesMut {
         let mut buf = BytesMut::new();
@@ -392,6 +398,22 @@ mod tests {
                 ] {
                     let msg = done(msgid, code.clone(), matched, message);
                     assert_eq!(ours(&msg), reference(&msg), "msgid {msgid}, {code:?}");
+                    let LdapOp::SearchResultDone(res) = msg.op else {
+                        panic!("not a result");
+                    };
+                    let bind = LdapMsg {
+                        msgid,
+                        op: LdapOp::BindResponse(LdapBindResponse {
+                            res,
+                            saslcreds: None,
+                        }),
+                        ctrl: Vec::new(),
+                    };
+                    assert_eq!(
+                        ours(&bind),
+                        reference(&bind),
+                        "bind: msgid {msgid}, {code:?}"
+                    );
                 }
             }
         }
@@ -399,6 +421,26 @@ mod tests {
 
     #[test]
     fn other_messages_are_left_to_ldap3_proto() {
+        // A bind response with SASL credentials, and one with a referral.
+        for (saslcreds, referral) in [
+            (Some(b"x".to_vec()), vec![]),
+            (None, vec!["ldap://h/".to_string()]),
+        ] {
+            let msg = LdapMsg {
+                msgid: 4,
+                op: LdapOp::BindResponse(LdapBindResponse {
+                    res: LdapResult {
+                        code: LdapResultCode::Success,
+                        matcheddn: String::new(),
+                        message: String::new(),
+                        referral,
+                    },
+                    saslcreds,
+                }),
+                ctrl: Vec::new(),
+            };
+            assert_eq!(ours(&msg), reference(&msg));
+        }
         let mut with_referral = done(3, LdapResultCode::Referral, "", "");
         if let LdapOp::SearchResultDone(r) = &mut with_referral.op {
             r.referral = vec!["ldap://other/".to_string()];
