@@ -55,43 +55,13 @@ struct OpenPages {
 /// Most paged searches one connection may hold open; the oldest is dropped beyond it.
 const MAX_OPEN_PAGED_SEARCHES: usize = 64;
 
-/// The normalized forms of the last base DNs searched under, shared by every connection: a
-/// mail server that opens a connection per lookup searches under the same base each time.
-/// Normalizing depends only on the schema, which does not change while the server runs.
-#[derive(Debug, Default)]
-pub struct BaseDns {
-    list: Mutex<Vec<(String, Arc<NormDn>)>>,
-}
-
-/// Base DNs the server keeps normalized (the oldest is dropped beyond it).
-const MAX_SHARED_BASES: usize = 32;
-
-impl BaseDns {
-    fn get(&self, raw: &str) -> Option<Arc<NormDn>> {
-        let list = self.list.lock().ok()?;
-        list.iter().find(|(s, _)| s == raw).map(|(_, n)| n.clone())
-    }
-
-    fn put(&self, raw: &str, n: &Arc<NormDn>) {
-        if let Ok(mut list) = self.list.lock() {
-            if list.iter().any(|(s, _)| s == raw) {
-                return;
-            }
-            if list.len() >= MAX_SHARED_BASES {
-                list.remove(0);
-            }
-            list.push((raw.to_string(), n.clone()));
-        }
-    }
-}
-
 impl PagedSearches {
     /// The normalized form of a search's base DN, from the last search's when it is the same
     /// string, else from the server's recent bases (the schema that normalizes it does not
     /// change while the server runs).
     fn normalized_base(
         &self,
-        shared: &BaseDns,
+        shared: &super::RecentNames<Arc<NormDn>>,
         schema: &Schema,
         raw: &str,
     ) -> Result<Arc<NormDn>, DnError> {
@@ -106,7 +76,7 @@ impl PagedSearches {
             Some(n) => n,
             None => {
                 let n = Arc::new(Dn::parse(raw).and_then(|d| d.normalize(schema))?);
-                shared.put(raw, &n);
+                shared.put(raw, n.clone());
                 n
             }
         };
