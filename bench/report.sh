@@ -17,7 +17,7 @@ mkdir -p "$W"
 ROUNDS=${ROUNDS:-3} NO_RESULTS=1 BENCH_DIR="$W/run" bash "$HERE/run.sh" "$N" > "$W/run.txt"
 BENCH_DIR="$W/profile" bash "$HERE/profile.sh" "$N" > "$W/profile.txt"
 row() { grep -F "| $2" "$W/$1.txt" | head -1; }
-echo "## $(date -u +%F): rosterd vs slapd, $N users, $(nproc) cores ($(git -C "$HERE" rev-parse --short HEAD))"
+echo "## $(date -u +%F): rosterd vs slapd, $N users, $(nproc) cores ($(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo "no git"))"
 echo
 echo "| measure | rosterd | slapd | ratio rosterd/slapd |"
 echo "|---|---|---|---|"
