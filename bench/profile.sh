@@ -7,18 +7,23 @@
 #
 # Environment: SEARCHES (default 2000) searches over CONNS (default 4) connections bound as the
 # root DN, one outstanding at a time, each for a different user (bench/searchload.py); ATTRS the
-# attributes asked for (default "": all user attributes, as ldclt in bench/run.sh asks).
+# attributes asked for (default "": all user attributes, as ldclt in bench/run.sh asks); CYCLES
+# (default 1000) connect + bind + search + unbind cycles, one connection each, one after the
+# other (`searchload.py --cycle`: what Postfix and Dovecot do with short-lived connections).
 #
 # For each server: start it under `valgrind --tool=callgrind`, run the searches once to warm it,
 # open and bind the connections of a second run, zero the counters (`callgrind_control -z`), run
 # the searches, dump (`callgrind_control -d`). So accepting, binding and startup are not counted,
-# only the search phase (and whatever the server's background threads do meanwhile). System calls
+# only the search phase (and whatever the server's background threads do meanwhile). Then, on
+# the same server, the cycles are measured the same way (warm-up run, zero, run, dump), accepts,
+# binds and connection teardown included. System calls
 # come from a separate run of the server without valgrind, `strace -c -f -p` attached over the same
 # phase. Profiles are left in $W (default /tmp/roster-prof) as callgrind.{rosterd,slapd}.out for
 # callgrind_annotate; the summary goes to stdout.
 set -euo pipefail
 N=${1:-20000}
 SEARCHES=${SEARCHES:-2000}
+CYCLES=${CYCLES:-1000}
 CONNS=${CONNS:-4}
 ATTRS=${ATTRS:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -66,9 +71,10 @@ stop_server() {
 port_of() { [ "$1" = rosterd ] && echo "$ROSTER_PORT" || echo "$SLAPD_PORT"; }
 load() { # name [extra args]: the searches against the server; prints searches=S entries=E
   local name=$1; shift
-  python3 "$HERE/searchload.py" --port "$(port_of "$name")" --users "$N" --searches "$SEARCHES" \
-    --conns "$CONNS" --attrs "$ATTRS" "$@"
+  python3 "$HERE/searchload.py" --port "$(port_of "$name")" --users "$N" --searches "$COUNT" \
+    --conns "$CONNS" --attrs "$ATTRS" $MODE "$@"
 }
+COUNT=$SEARCHES MODE=
 # measured_load name before after: warm-up run, then a run whose connections are bound before
 # `before` runs and whose searches end before `after` runs.
 measured_load() {
@@ -83,23 +89,33 @@ measured_load() {
   wait "$lp"
   $after
   out=$(cat "$W/load.out")
-  [ "$out" = "searches=$SEARCHES entries=$SEARCHES" ] || { echo "$name: searches did not each find one entry: $out" >&2; exit 1; }
+  [ "$out" = "searches=$COUNT entries=$COUNT" ] || { echo "$name: searches did not each find one entry: $out" >&2; exit 1; }
 }
 
 # --- instructions ----------------------------------------------------------------------------
 cg_zero() { callgrind_control -z "$SERVER_PID" > /dev/null 2>&1; }
 cg_dump() { callgrind_control -d "$SERVER_PID" > /dev/null 2>&1; }
-declare -A IR SYS
+cg_total() { # file: the instructions it counted
+  local total
+  total=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$1")
+  [ -n "$total" ] || total=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$1")
+  echo "$total"
+}
+declare -A IR IRC SYS
 for name in rosterd slapd; do
   rm -f "$W/callgrind.$name.out"*
   start_server "$name" valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.$name.out" --trace-children=no
+  COUNT=$SEARCHES MODE=
   measured_load "$name" cg_zero cg_dump
+  COUNT=$CYCLES MODE=--cycle
+  measured_load "$name" cg_zero cg_dump
+  COUNT=$SEARCHES MODE=
   stop_server
-  # The dump of the search phase is the first numbered part.
+  # The dump of the search phase is the first numbered part, the cycles' the second.
   mv "$W/callgrind.$name.out.1" "$W/callgrind.$name.search.out"
-  total=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$W/callgrind.$name.search.out")
-  [ -n "$total" ] || total=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$W/callgrind.$name.search.out")
-  IR[$name]=$((total / SEARCHES))
+  mv "$W/callgrind.$name.out.2" "$W/callgrind.$name.cycle.out"
+  IR[$name]=$(( $(cg_total "$W/callgrind.$name.search.out") / SEARCHES ))
+  IRC[$name]=$(( $(cg_total "$W/callgrind.$name.cycle.out") / CYCLES ))
 done
 
 # --- system calls ----------------------------------------------------------------------------
@@ -119,6 +135,7 @@ ENTRIES=$(grep -c '^dn: ' "$LDIF")
 echo "$ENTRIES entries ($N users), $SEARCHES searches (mail=userNNNNNNN@example.com) over $CONNS connections, attrs: ${ATTRS:-all user attributes}"
 printf '| measure | rosterd | slapd | ratio rosterd/slapd |\n|---|---|---|---|\n'
 printf '| instructions per search (callgrind Ir) | %s | %s | %.2f |\n' "${IR[rosterd]}" "${IR[slapd]}" "$(echo "${IR[rosterd]} / ${IR[slapd]}" | bc -l)"
+printf '| instructions per connect + bind + search + unbind (callgrind Ir, %s cycles) | %s | %s | %.2f |\n' "$CYCLES" "${IRC[rosterd]}" "${IRC[slapd]}" "$(echo "${IRC[rosterd]} / ${IRC[slapd]}" | bc -l)"
 printf '| system calls per search (strace -c -f) | %s | %s | %.2f |\n' "${SYS[rosterd]}" "${SYS[slapd]}" "$(echo "${SYS[rosterd]} / ${SYS[slapd]}" | bc -l)"
 for name in rosterd slapd; do
   echo; echo "$name system calls over the search phase ($W/strace.$name.out):"

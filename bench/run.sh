@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh [N]          # N users (default 100000); results appended to bench/RESULTS.md
 #   LOAD_ONLY=1 bash bench/run.sh 1000000   # only the bulk-load comparison
+#   NO_RESULTS=1 bash bench/run.sh 20000    # print the table without appending it to RESULTS.md
 #
 # Load: `rosterd load` vs `slapadd -q`, same LDIF, same indexes. Load generator: ldclt (389-ds-base),
 # 4 threads, alternating rounds against each server; we report medians and ratios, since shared
@@ -74,6 +75,17 @@ search_round() { # port pid -> "rate cpu_us_per_op"
   rate=$(echo "$out" | ldclt_rate)
   echo "$rate $(echo "($c1 - $c0) * 10000 / ($rate * 20)" | bc -l)"
 }
+# connect + bind as the root DN + search + unbind, a new connection for every search (ldclt's
+# bindeach): what Postfix and Dovecot do with short-lived connections.
+cycle_round() {
+  local c0 c1 out rate
+  c0=$(cpu_ticks "$2")
+  out=$(ldclt -h 127.0.0.1 -p "$1" -D cn=admin,dc=example,dc=com -w secret -b ou=people,dc=example,dc=com \
+    -f mail=userXXXXXXX@example.com -e esearch,bindeach,random -r0 -R$((N - 1)) -n 4 -N 2 -q 2>&1 || true)
+  c1=$(cpu_ticks "$2")
+  rate=$(echo "$out" | ldclt_rate)
+  echo "$rate $(echo "($c1 - $c0) * 10000 / ($rate * 20)" | bc -l)"
+}
 bind_round() {
   local c0 c1 out rate
   c0=$(cpu_ticks "$2")
@@ -83,19 +95,24 @@ bind_round() {
   rate=$(echo "$out" | ldclt_rate)
   echo "$rate $(echo "($c1 - $c0) * 10000 / ($rate * 20)" | bc -l)"
 }
-: > "$W/search.txt"; : > "$W/bind.txt"
+: > "$W/search.txt"; : > "$W/bind.txt"; : > "$W/cycle.txt"
 for r in $(seq "$ROUNDS"); do
   echo "roster $(search_round "$ROSTER_PORT" "$ROSTER_PID")" >> "$W/search.txt"
   echo "slapd $(search_round "$SLAPD_PORT" "$SLAPD_PID")" >> "$W/search.txt"
   echo "roster $(bind_round "$ROSTER_PORT" "$ROSTER_PID")" >> "$W/bind.txt"
   echo "slapd $(bind_round "$SLAPD_PORT" "$SLAPD_PID")" >> "$W/bind.txt"
+  echo "roster $(cycle_round "$ROSTER_PORT" "$ROSTER_PID")" >> "$W/cycle.txt"
+  echo "slapd $(cycle_round "$SLAPD_PORT" "$SLAPD_PID")" >> "$W/cycle.txt"
 done
 med() { awk -v who="$1" -v col="$2" '$1 == who {print $col}' "$3" | median; }
 S_R=$(med roster 2 "$W/search.txt"); S_S=$(med slapd 2 "$W/search.txt")
 C_R=$(med roster 3 "$W/search.txt"); C_S=$(med slapd 3 "$W/search.txt")
 B_R=$(med roster 2 "$W/bind.txt"); B_S=$(med slapd 2 "$W/bind.txt")
-for v in "$S_R" "$S_S" "$B_R" "$B_S"; do
-  [ -n "$v" ] || { echo "a load round produced no rate; raw rounds in $W/search.txt and $W/bind.txt" >&2; exit 1; }
+CB_R=$(med roster 3 "$W/bind.txt"); CB_S=$(med slapd 3 "$W/bind.txt")
+Y_R=$(med roster 2 "$W/cycle.txt"); Y_S=$(med slapd 2 "$W/cycle.txt")
+CY_R=$(med roster 3 "$W/cycle.txt"); CY_S=$(med slapd 3 "$W/cycle.txt")
+for v in "$S_R" "$S_S" "$B_R" "$B_S" "$Y_R" "$Y_S"; do
+  [ -n "$v" ] || { echo "a load round produced no rate; raw rounds in $W/search.txt, $W/bind.txt and $W/cycle.txt" >&2; exit 1; }
 done
 RSS_R=$(rss_kb "$ROSTER_PID"); RSS_S=$(rss_kb "$SLAPD_PID")
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
@@ -108,11 +125,15 @@ REPORT=$(cat <<TXT
 | exact search by mail, ldclt 4 threads (ops/s) | $(printf %.0f "$S_R") | $(printf %.0f "$S_S") | $(ratio "$S_R" "$S_S") |
 | server CPU per search (µs) | $(printf %.1f "$C_R") | $(printf %.1f "$C_S") | $(ratio "$C_R" "$C_S") |
 | new connection + simple bind, ldclt 4 threads (ops/s) | $(printf %.0f "$B_R") | $(printf %.0f "$B_S") | $(ratio "$B_R" "$B_S") |
+| server CPU per connection + bind (µs) | $(printf %.1f "$CB_R") | $(printf %.1f "$CB_S") | $(ratio "$CB_R" "$CB_S") |
+| connect + bind + search + unbind, ldclt 4 threads (cycles/s) | $(printf %.0f "$Y_R") | $(printf %.0f "$Y_S") | $(ratio "$Y_R" "$Y_S") |
+| server CPU per cycle (µs) | $(printf %.1f "$CY_R") | $(printf %.1f "$CY_S") | $(ratio "$CY_R" "$CY_S") |
 | bulk load (s; lower is better) | $(printf %.2f "$ROSTER_LOAD") | $(printf %.2f "$SLAPADD") (slapadd -q) | $(ratio "$SLAPADD" "$ROSTER_LOAD")x faster |
 | resident memory after the run (MiB) | $(( RSS_R / 1024 )) | $(( RSS_S / 1024 )) | $(ratio "$RSS_R" "$RSS_S") |
 
-Command: \`bash bench/run.sh $N\` (raw rounds: load $(tr '\n' ';' < "$W/load.txt") search $(tr '\n' ';' < "$W/search.txt") bind $(tr '\n' ';' < "$W/bind.txt")).
+Command: \`bash bench/run.sh $N\` (raw rounds: load $(tr '\n' ';' < "$W/load.txt") search $(tr '\n' ';' < "$W/search.txt") bind $(tr '\n' ';' < "$W/bind.txt") cycle $(tr '\n' ';' < "$W/cycle.txt")).
 TXT
 )
 echo "$REPORT"
-echo "$REPORT" >> "$HERE/RESULTS.md"
+# NO_RESULTS=1 (bench/report.sh): print only.
+[ -n "${NO_RESULTS:-}" ] || echo "$REPORT" >> "$HERE/RESULTS.md"

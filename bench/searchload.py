@@ -12,6 +12,10 @@ attributes asked for ("" = all user attributes). Every search must succeed and r
 one entry, else the script exits 1. With --wait-file F it binds, then waits until F exists
 before searching (so the caller can zero counters between the two). Prints one line:
 `searches=S entries=E`.
+
+With --cycle, each search gets a connection of its own, as a mail server's short-lived
+lookups do: connect, bind as the root DN, search, unbind, close, one after the other (--conns is
+not used; --wait-file is waited for before the first connection).
 """
 import argparse
 import os
@@ -20,7 +24,7 @@ import sys
 import time
 
 
-from ldapwire import Conn, bind_request, result_code, search_request  # noqa: E402 (beside this script)
+from ldapwire import Conn, bind_request, message, result_code, search_request  # noqa: E402 (beside this script)
 
 
 def main():
@@ -31,8 +35,11 @@ def main():
     ap.add_argument("--conns", type=int, default=4)
     ap.add_argument("--attrs", default="")
     ap.add_argument("--wait-file")
+    ap.add_argument("--cycle", action="store_true")
     a = ap.parse_args()
     attrs = a.attrs.split()
+    if a.cycle:
+        return cycles(a, attrs)
     conns = [Conn(a.port) for _ in range(a.conns)]
     for c in conns:
         c.s.sendall(bind_request(1, "cn=admin,dc=example,dc=com", "secret"))
@@ -64,6 +71,53 @@ def main():
         entries += found
     for c in conns:
         c.s.sendall(message(99999, b"\x42\x00"))  # unbind
+        c.s.close()
+    print(f"searches={a.searches} entries={entries}")
+
+
+def bind(c):
+    c.s.sendall(bind_request(1, "cn=admin,dc=example,dc=com", "secret"))
+    tag, content = c.read_msg()
+    if tag != 0x61 or result_code(content) != 0:
+        sys.exit(f"bind failed: tag {tag:#x}")
+
+
+def search(c, k, user, attrs):
+    """One search for `user`; the number of entries it returned."""
+    c.s.sendall(search_request(k + 2, "ou=people,dc=example,dc=com", "mail", f"user{user:07d}@example.com", attrs))
+    found = 0
+    while True:
+        tag, content = c.read_msg()
+        if tag == 0x64:
+            found += 1
+        elif tag == 0x65:
+            if result_code(content) != 0:
+                sys.exit(f"search {k} failed with code {result_code(content)}")
+            return found
+
+
+def cycles(a, attrs):
+    if a.wait_file:
+        while not os.path.exists(a.wait_file):
+            time.sleep(0.05)
+    entries = 0
+    step = max(1, a.users // max(1, a.searches))
+    for k in range(a.searches):
+        user = (k * step) % a.users
+        c = Conn(a.port)
+        bind(c)
+        found = search(c, k, user, attrs)
+        if found != 1:
+            sys.exit(f"search for user{user:07d} returned {found} entries")
+        entries += found
+        c.s.sendall(message(k + 3, b"\x42\x00"))  # unbind
+        # Wait for the server to close, so that its side of the cycle is over.
+        c.s.settimeout(5)
+        try:
+            while c.s.recv(4096):
+                pass
+        except OSError:
+            pass
         c.s.close()
     print(f"searches={a.searches} entries={entries}")
 

@@ -481,7 +481,14 @@ pub(crate) fn fast_dn_eq(schema: &Schema, raw: &[u8], key: &[u8]) -> Option<bool
 impl fmt::Display for Dn {
     /// RFC 4514 string form, escaping only what must be escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::new();
+        // Sized for the common case of nothing to escape.
+        let len = self
+            .rdns
+            .iter()
+            .flat_map(|r| &r.avas)
+            .map(|a| a.attr.len() + a.value.len() + 2)
+            .sum();
+        let mut s = String::with_capacity(len);
         for (i, rdn) in self.rdns.iter().enumerate() {
             if i > 0 {
                 s.push(',');

@@ -3,6 +3,11 @@
 //! entry and the result done, without controls or referrals). ldap3_proto builds a tree of tags
 //! and copies every level into a fresh buffer byte by byte, which cost more than the search's
 //! store lookup; this writes each byte once into the output buffer, and the bytes are the same.
+//! Requests: simple binds, unbinds and searches with equality and presence filters are read
+//! by `request` straight into `LdapMsg`, everything else by ldap3_proto (see `request` for
+//! how the two are kept the same).
+
+mod request;
 
 use crate::metrics::Metrics;
 use ldap3_proto::proto::{LdapMsg, LdapOp, LdapResult, LdapSearchResultEntry};
@@ -10,7 +15,7 @@ use ldap3_proto::LdapCodec;
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio_util::bytes::{BufMut, BytesMut};
+use tokio_util::bytes::{Buf, BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// BER tags of the universal and LDAP application types written here.
@@ -19,6 +24,7 @@ const SET: u8 = 0x31;
 const INTEGER: u8 = 0x02;
 const ENUMERATED: u8 = 0x0a;
 const OCTET_STRING: u8 = 0x04;
+const BIND_RESPONSE: u8 = 0x61;
 const SEARCH_RESULT_ENTRY: u8 = 0x64;
 const SEARCH_RESULT_DONE: u8 = 0x65;
 
@@ -27,6 +33,9 @@ const SEARCH_RESULT_DONE: u8 = 0x65;
 /// from its request's decoding to its answer's encoding.
 pub struct Codec {
     inner: LdapCodec,
+    /// The caps `inner` was made with, for the direct request decoder.
+    max_message_bytes: usize,
+    max_ber_depth: usize,
     metrics: Option<Arc<Metrics>>,
     /// Operations are timed (`[metrics] listen` is set): a clock reading at each end.
     timed: bool,
@@ -42,6 +51,8 @@ impl Codec {
     pub fn new(max_message_bytes: usize, max_ber_depth: usize) -> Codec {
         Codec {
             inner: LdapCodec::new(Some(max_message_bytes), Some(max_ber_depth)),
+            max_message_bytes,
+            max_ber_depth,
             metrics: None,
             timed: false,
             pending: Vec::new(),
@@ -58,6 +69,22 @@ impl Codec {
     /// New message size and depth caps (after a bind), keeping the operations in flight.
     pub fn set_limits(&mut self, max_message_bytes: usize, max_ber_depth: usize) {
         self.inner = LdapCodec::new(Some(max_message_bytes), Some(max_ber_depth));
+        self.max_message_bytes = max_message_bytes;
+        self.max_ber_depth = max_ber_depth;
+    }
+
+    /// The next request, as `LdapCodec::decode` reads it.
+    fn decode_request(&mut self, buf: &mut BytesMut) -> io::Result<Option<LdapMsg>> {
+        // LdapCodec refuses a buffer past twice the message cap before reading anything.
+        if buf.len() <= self.max_message_bytes.saturating_mul(2) {
+            if let Some((msg, size)) =
+                request::decode(buf, self.max_message_bytes, self.max_ber_depth)
+            {
+                buf.advance(size);
+                return Ok(Some(msg));
+            }
+        }
+        self.inner.decode(buf)
     }
 }
 
@@ -97,7 +124,7 @@ impl Decoder for Codec {
     type Error = io::Error;
 
     fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<LdapMsg>> {
-        let msg = self.inner.decode(buf)?;
+        let msg = self.decode_request(buf)?;
         if let (Some(metrics), Some(m)) = (&self.metrics, &msg) {
             if let Some(kind) = request_kind(&m.op) {
                 metrics.initiated(kind);
@@ -133,7 +160,11 @@ impl Encoder<LdapMsg> for Codec {
                 Ok(())
             }
             LdapOp::SearchResultDone(r) if r.referral.is_empty() => {
-                write_done(buf, msg.msgid, r);
+                write_result(buf, SEARCH_RESULT_DONE, msg.msgid, r);
+                Ok(())
+            }
+            LdapOp::BindResponse(b) if b.res.referral.is_empty() && b.saslcreds.is_none() => {
+                write_result(buf, BIND_RESPONSE, msg.msgid, &b.res);
                 Ok(())
             }
             _ => self.inner.encode(msg, buf),
@@ -234,13 +265,14 @@ fn write_entry(buf: &mut BytesMut, msgid: i32, e: &LdapSearchResultEntry) {
     }
 }
 
-fn write_done(buf: &mut BytesMut, msgid: i32, r: &LdapResult) {
+/// A result with neither referral nor anything after it (a search's or a simple bind's).
+fn write_result(buf: &mut BytesMut, tag: u8, msgid: i32, r: &LdapResult) {
     let msgid = msgid.unsigned_abs();
     // Result codes are small non-negative numbers (the enum's discriminants).
     let code = u32::try_from(r.code.clone() as i64).unwrap_or(80);
     let op = tlv_len(int_len(code)) + tlv_len(r.matcheddn.len()) + tlv_len(r.message.len());
     put_envelope(buf, msgid, tlv_len(op));
-    put_header(buf, SEARCH_RESULT_DONE, op);
+    put_header(buf, tag, op);
     put_int(buf, ENUMERATED, code);
     put_octets(buf, r.matcheddn.as_bytes());
     put_octets(buf, r.message.as_bytes());
@@ -250,7 +282,7 @@ fn write_done(buf: &mut BytesMut, msgid: i32, r: &LdapResult) {
 mod tests {
     use super::*;
     use ldap3_proto::control::LdapControl;
-    use ldap3_proto::proto::{LdapPartialAttribute, LdapResultCode};
+    use ldap3_proto::proto::{LdapBindResponse, LdapPartialAttribute, LdapResultCode};
 
     fn reference(msg: &LdapMsg) -> BytesMut {
         let mut buf = BytesMut::new();
@@ -366,6 +398,22 @@ mod tests {
                 ] {
                     let msg = done(msgid, code.clone(), matched, message);
                     assert_eq!(ours(&msg), reference(&msg), "msgid {msgid}, {code:?}");
+                    let LdapOp::SearchResultDone(res) = msg.op else {
+                        panic!("not a result");
+                    };
+                    let bind = LdapMsg {
+                        msgid,
+                        op: LdapOp::BindResponse(LdapBindResponse {
+                            res,
+                            saslcreds: None,
+                        }),
+                        ctrl: Vec::new(),
+                    };
+                    assert_eq!(
+                        ours(&bind),
+                        reference(&bind),
+                        "bind: msgid {msgid}, {code:?}"
+                    );
                 }
             }
         }
@@ -373,6 +421,26 @@ mod tests {
 
     #[test]
     fn other_messages_are_left_to_ldap3_proto() {
+        // A bind response with SASL credentials, and one with a referral.
+        for (saslcreds, referral) in [
+            (Some(b"x".to_vec()), vec![]),
+            (None, vec!["ldap://h/".to_string()]),
+        ] {
+            let msg = LdapMsg {
+                msgid: 4,
+                op: LdapOp::BindResponse(LdapBindResponse {
+                    res: LdapResult {
+                        code: LdapResultCode::Success,
+                        matcheddn: String::new(),
+                        message: String::new(),
+                        referral,
+                    },
+                    saslcreds,
+                }),
+                ctrl: Vec::new(),
+            };
+            assert_eq!(ours(&msg), reference(&msg));
+        }
         let mut with_referral = done(3, LdapResultCode::Referral, "", "");
         if let LdapOp::SearchResultDone(r) = &mut with_referral.op {
             r.referral = vec!["ldap://other/".to_string()];

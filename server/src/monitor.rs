@@ -340,7 +340,7 @@ pub fn search(
         };
         emit(to_result(
             dir,
-            e,
+            std::borrow::Cow::Borrowed(e),
             sel,
             types_only,
             &|_| true,

@@ -76,19 +76,28 @@ pub async fn run(
                     tls: tls.clone(),
                     certificate_subject: None,
                 };
+                // The session's futures are boxed where they start: the connection's future
+                // (a TLS handshake, the session loop over either stream) was 17 KB, and
+                // spawning it copied all of it, twice, for every connection.
                 conns.spawn(async move {
                     if !secure {
-                        session::serve(stream, dir, conn, stop).await;
+                        Box::pin(session::serve(stream, dir, conn, stop)).await;
                     } else if let Some(tls) = conn.tls.clone() {
-                        let handshake = tls.acceptor().accept(stream);
-                        match tokio::time::timeout(session::HANDSHAKE_TIMEOUT, handshake).await {
-                            Ok(Ok(stream)) => {
-                                conn.certificate_subject = session::peer_subject(&stream);
-                                session::serve(stream, dir, conn, stop).await
+                        Box::pin(async move {
+                            let handshake = tls.acceptor().accept(stream);
+                            match tokio::time::timeout(session::HANDSHAKE_TIMEOUT, handshake).await
+                            {
+                                Ok(Ok(stream)) => {
+                                    conn.certificate_subject = session::peer_subject(&stream);
+                                    session::serve(stream, dir, conn, stop).await
+                                }
+                                Ok(Err(e)) => {
+                                    debug!(peer = %peer, error = %e, "TLS handshake failed")
+                                }
+                                Err(_) => debug!(peer = %peer, "TLS handshake timed out"),
                             }
-                            Ok(Err(e)) => debug!(peer = %peer, error = %e, "TLS handshake failed"),
-                            Err(_) => debug!(peer = %peer, "TLS handshake timed out"),
-                        }
+                        })
+                        .await;
                     }
                     drop(permit);
                     drop(slot);

@@ -130,15 +130,9 @@ pub async fn serve<S>(
         let mut framed = Framed::new(stream, codec_for(&session.dir, &Identity::Anonymous));
         let ended = drive(&mut framed, &mut session, &mut rx, &mut shutdown).await;
         if let Ended::StartTls = ended {
-            if let Some(stream) = upgrade(framed, &session).await {
-                session.secure = true;
-                session.certificate_subject = peer_subject(&stream);
-                debug!("TLS started");
-                let codec = codec_for(&session.dir, &session.who);
-                let mut framed = Framed::new(stream, codec);
-                // A second StartTLS is refused (the session is secure), so this ends closed.
-                drive(&mut framed, &mut session, &mut rx, &mut shutdown).await;
-            }
+            // Boxed: the TLS stream and its loop would make every connection's future
+            // larger, StartTLS or not.
+            Box::pin(start_tls(framed, &mut session, &mut rx, &mut shutdown)).await;
         }
         session.abandon_all();
         session.dir.metrics.connection_closed();
@@ -146,6 +140,26 @@ pub async fn serve<S>(
     }
     .instrument(span)
     .await
+}
+
+/// The session after an accepted StartTLS: the handshake, then the message loop over TLS.
+async fn start_tls<S>(
+    framed: Framed<S, Codec>,
+    session: &mut Session,
+    rx: &mut mpsc::Receiver<Outgoing>,
+    shutdown: &mut watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Some(stream) = upgrade(framed, session).await {
+        session.secure = true;
+        session.certificate_subject = peer_subject(&stream);
+        debug!("TLS started");
+        let codec = codec_for(&session.dir, &session.who);
+        let mut framed = Framed::new(stream, codec);
+        // A second StartTLS is refused (the session is secure), so this ends closed.
+        drive(&mut framed, session, rx, shutdown).await;
+    }
 }
 
 /// The subject of the client certificate of a TLS stream, if the client presented one (it

@@ -13,6 +13,7 @@
 //! The on-disk layout (keyspaces and key formats) is described in `README.md` and in the
 //! `keys`, `codec` and `index` modules.
 
+mod basecache;
 mod bulk;
 mod changelog;
 mod codec;

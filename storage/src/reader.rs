@@ -58,6 +58,21 @@ impl Reader {
         }
     }
 
+    /// The id of a search base: [`Reader::lookup_key`] through the store's cache of recent
+    /// bases, which answers only for a snapshot with the same sequence number as the one the
+    /// answer was read in (`basecache`).
+    pub(crate) fn base_id(&self, dn_key: &[u8]) -> Result<Option<EntryId>> {
+        let seqno = self.snapshot.seqno();
+        if let Some(id) = self.inner.bases.get(seqno, dn_key) {
+            return Ok(Some(EntryId(id)));
+        }
+        let id = self.lookup_key(dn_key)?;
+        if let Some(id) = id {
+            self.inner.bases.put(seqno, dn_key, id.0);
+        }
+        Ok(id)
+    }
+
     /// The entry with this id.
     pub fn get(&self, id: EntryId) -> Result<Option<Entry>> {
         match self

@@ -137,7 +137,7 @@ impl Reader {
         let base_id = match base.is_root() {
             true if scope != Scope::Base => Some(EntryId(0)),
             true => None,
-            false => self.lookup_key(&base_key)?,
+            false => self.base_id(&base_key)?,
         };
         let Some(base_id) = base_id else {
             return Err(StoreError::NoSuchObject {
@@ -500,11 +500,17 @@ impl Reader {
         sorted: bool,
     ) -> Result<Option<Vec<u64>>> {
         let mut ids = Vec::new();
-        for guard in self.snapshot.prefix(keyspace, prefix) {
+        // A range with no upper end, stopped at the first key past the prefix: fjall's prefix
+        // iterator also seeks the upper bound in the index block and in the data block of every
+        // table before the first key, which cost more than the keys of a single value.
+        for guard in self.snapshot.range(keyspace, prefix..) {
+            let key = guard.key().context("scan index")?;
+            if !key.starts_with(prefix) {
+                break;
+            }
             if ids.len() >= cap {
                 return Ok(None);
             }
-            let key = guard.key().context("scan index")?;
             ids.push(keys::id_from_suffix(&key)?);
         }
         if !sorted {

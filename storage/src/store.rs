@@ -127,6 +127,8 @@ pub(crate) struct Inner {
     pub(crate) links: LinkAttrs,
     /// Values unique among the entries of a class (`unique`).
     pub(crate) unique: Vec<crate::unique::UniqueSpace>,
+    /// The ids of recent search bases, exact for one snapshot sequence number (`basecache`).
+    pub(crate) bases: crate::basecache::BaseCache,
 }
 
 impl fmt::Debug for Store {
@@ -289,6 +291,7 @@ impl Store {
             entry_uuid: schema_for_log.attr_id("entryUUID"),
             keep_csn: config.keep_csn,
             listeners: RwLock::new(Vec::new()),
+            bases: crate::basecache::BaseCache::default(),
             group: GroupCommit::new(&config.path),
             object_class,
             links,

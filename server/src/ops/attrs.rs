@@ -1,6 +1,7 @@
 //! Which attributes a search returns (RFC 4511 section 4.5.1.8: `*`, `+`, `1.1`, names, OIDs,
 //! supertypes and options) and the conversion of an entry into a search result entry.
 
+use ldap3_proto::proto::LdapPartialAttribute;
 use roster_schema::{AttrDesc, AttrId, Entry, Schema};
 
 /// The attribute list of a search request, resolved once per search.
@@ -81,7 +82,7 @@ pub fn select(
     sel: &AttrSelection,
     types_only: bool,
     readable: &dyn Fn(AttrId) -> bool,
-) -> Vec<(String, Vec<Vec<u8>>)> {
+) -> Vec<LdapPartialAttribute> {
     let mut out = Vec::with_capacity(entry.attrs.len());
     for a in &entry.attrs {
         if !sel.includes(schema, &a.desc) || !readable(a.desc.id) {
@@ -92,7 +93,31 @@ pub fn select(
         } else {
             a.values.clone()
         };
-        out.push((a.desc.to_string(schema), vals));
+        out.push(LdapPartialAttribute {
+            atype: a.desc.to_string(schema),
+            vals,
+        });
+    }
+    out
+}
+
+/// [`select`] from an entry the caller gives up: the values move instead of being copied.
+pub fn select_owned(
+    schema: &Schema,
+    entry: Entry,
+    sel: &AttrSelection,
+    types_only: bool,
+    readable: &dyn Fn(AttrId) -> bool,
+) -> Vec<LdapPartialAttribute> {
+    let mut out = Vec::with_capacity(entry.attrs.len());
+    for a in entry.attrs {
+        if !sel.includes(schema, &a.desc) || !readable(a.desc.id) {
+            continue;
+        }
+        out.push(LdapPartialAttribute {
+            atype: a.desc.to_string(schema),
+            vals: if types_only { Vec::new() } else { a.values },
+        });
     }
     out
 }

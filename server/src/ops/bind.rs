@@ -18,6 +18,7 @@ use crate::upstream::{Mapping, Verdict};
 use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapResult};
 use roster_schema::{Dn, NormDn};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Where a bind comes from: the client's address, and the subject of the certificate it
 /// presented over TLS (for SASL EXTERNAL).
@@ -155,10 +156,19 @@ fn authenticate(
             "unauthenticated bind (DN with no password) disallowed".into(),
         ));
     }
-    let dn = Dn::parse(&req.dn)?;
-    let ndn = dn.normalize(&dir.schema)?;
-    // The bound DN as slapd reports it (Who am I?): types canonical, values as written.
-    let pretty = dn.pretty(&dir.schema)?.to_string();
+    let names = match dir.bind_dns.get(&req.dn) {
+        Some(n) => n,
+        None => {
+            let dn = Dn::parse(&req.dn)?;
+            let ndn = dn.normalize(&dir.schema)?;
+            // The bound DN as slapd reports it (Who am I?): types canonical, values as written.
+            let pretty = dn.pretty(&dir.schema)?.to_string();
+            let n = Arc::new((ndn, pretty));
+            dir.bind_dns.put(&req.dn, n.clone());
+            n
+        }
+    };
+    let (ndn, pretty) = (names.0.clone(), names.1.clone());
     let is_root = dir.is_root_dn(&ndn);
     let reader = dir.store.reader();
     let entry = if is_root || dir.suffix_of(&ndn).is_none() {

@@ -178,6 +178,43 @@ impl Identity {
     }
 }
 
+/// The results of recent computations from a name that depend only on the schema (the
+/// normalized forms of DNs), shared by every connection: a mail server that opens a connection
+/// per lookup binds as the same DN and searches under the same base each time. The schema does
+/// not change while the server runs, so an entry never goes stale; the oldest is dropped past
+/// `cap` names.
+#[derive(Debug)]
+pub struct RecentNames<V> {
+    list: std::sync::Mutex<Vec<(String, V)>>,
+    cap: usize,
+}
+
+impl<V: Clone> RecentNames<V> {
+    pub fn new(cap: usize) -> RecentNames<V> {
+        RecentNames {
+            list: std::sync::Mutex::new(Vec::new()),
+            cap,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<V> {
+        let list = self.list.lock().ok()?;
+        list.iter().find(|(s, _)| s == name).map(|(_, v)| v.clone())
+    }
+
+    pub fn put(&self, name: &str, value: V) {
+        if let Ok(mut list) = self.list.lock() {
+            if list.iter().any(|(s, _)| s == name) {
+                return;
+            }
+            if list.len() >= self.cap {
+                list.remove(0);
+            }
+            list.push((name.to_string(), value));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The operations driven directly, with no socket: a directory in a temporary data
@@ -298,6 +335,25 @@ mod tests {
             LdapResultCode::NoSuchObject
         );
         assert_eq!(dns("ou=people,dc=example,dc=com"), people);
+        // Another connection (its own state) gets the same answers through the shared forms.
+        let other = PagedSearches::default();
+        for base in [
+            "ou=people,dc=example,dc=com",
+            "OU=People, DC=Example, DC=Com",
+        ] {
+            let (got, done) = run(&d, &root, &req(base, "(sn=smith)", &["cn"]), None, &other);
+            assert_eq!(done.result.code, LdapResultCode::Success);
+            let dns: Vec<String> = got.into_iter().map(|e| e.dn).collect();
+            assert_eq!(dns, people.1);
+        }
+        let (_, done) = run(
+            &d,
+            &root,
+            &req("ou=people,,", "(sn=smith)", &["cn"]),
+            None,
+            &other,
+        );
+        assert_eq!(done.result.code, LdapResultCode::InvalidDNSyntax);
     }
 
     #[test]
@@ -494,6 +550,30 @@ mod tests {
                 dn: "cn=admin,dc=example,dc=com".into()
             }
         );
+        // The same names again (from the server's recent binds), written differently, and
+        // with a wrong password: the names are reused, the password is checked every time.
+        for _ in 0..2 {
+            assert_eq!(
+                bind("cn=admin,dc=example,dc=com", "secret").1,
+                Identity::Root {
+                    dn: "cn=admin,dc=example,dc=com".into()
+                }
+            );
+            assert_eq!(
+                bind("CN=Admin, DC=Example, DC=Com", "secret").1,
+                Identity::Root {
+                    dn: "cn=Admin,dc=Example,dc=Com".into()
+                }
+            );
+            assert_eq!(
+                bind("cn=admin,dc=example,dc=com", "wrong").0.code,
+                LdapResultCode::InvalidCredentials
+            );
+            assert_eq!(
+                bind("cn=admin,,", "secret").0.code,
+                LdapResultCode::InvalidDNSyntax
+            );
+        }
         // The hashed root password is never accepted as the password itself.
         assert_eq!(
             bind(

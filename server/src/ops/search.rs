@@ -12,6 +12,7 @@ use ldap3_proto::proto::{
 };
 use roster_schema::{AttrId, Dn, DnError, Entry, NormDn, Schema, TriState};
 use roster_storage::{EntryId, Scope};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,8 +57,14 @@ const MAX_OPEN_PAGED_SEARCHES: usize = 64;
 
 impl PagedSearches {
     /// The normalized form of a search's base DN, from the last search's when it is the same
-    /// string (the schema that normalizes it does not change while the server runs).
-    fn normalized_base(&self, schema: &Schema, raw: &str) -> Result<Arc<NormDn>, DnError> {
+    /// string, else from the server's recent bases (the schema that normalizes it does not
+    /// change while the server runs).
+    fn normalized_base(
+        &self,
+        shared: &super::RecentNames<Arc<NormDn>>,
+        schema: &Schema,
+        raw: &str,
+    ) -> Result<Arc<NormDn>, DnError> {
         if let Ok(last) = self.last_base.lock() {
             if let Some((s, n)) = &*last {
                 if s == raw {
@@ -65,7 +72,14 @@ impl PagedSearches {
                 }
             }
         }
-        let n = Arc::new(Dn::parse(raw).and_then(|d| d.normalize(schema))?);
+        let n = match shared.get(raw) {
+            Some(n) => n,
+            None => {
+                let n = Arc::new(Dn::parse(raw).and_then(|d| d.normalize(schema))?);
+                shared.put(raw, n.clone());
+                n
+            }
+        };
         if let Ok(mut last) = self.last_base.lock() {
             *last = Some((raw.to_string(), n.clone()));
         }
@@ -202,7 +216,7 @@ fn run(
     cookie_out: &mut Option<Vec<u8>>,
 ) -> Result<Result<(), OpError>, Stopped> {
     let schema = &dir.schema;
-    let base = match paged.normalized_base(schema, &req.base) {
+    let base = match paged.normalized_base(&dir.base_dns, schema, &req.base) {
         Ok(b) => b,
         Err(e) => return Ok(Err(e.into())),
     };
@@ -243,7 +257,7 @@ fn run(
         if filter.evaluate(schema, entry) == TriState::True {
             emit(to_result(
                 dir,
-                entry,
+                Cow::Borrowed(entry),
                 &sel,
                 req.typesonly,
                 &|_| true,
@@ -411,14 +425,32 @@ fn run(
             Ok(c) => c,
             Err(e) => return Ok(Err(OpError::Store(e))),
         };
-        emit(to_result(
-            dir,
-            &entry,
-            &sel,
-            req.typesonly,
-            &|a| access.allows(Some(a), Rights::READ),
-            Some(&computed),
-        ))?;
+        if sel.names_operational() {
+            emit(to_result(
+                dir,
+                Cow::Borrowed(&entry),
+                &sel,
+                req.typesonly,
+                &|a| access.allows(Some(a), Rights::READ),
+                Some(&computed),
+            ))?;
+        } else {
+            // Only stored attributes are returned: their read rights are decided first, so
+            // that the entry can give its values to the result instead of having them copied.
+            let readable: Vec<(AttrId, bool)> = entry
+                .attrs
+                .iter()
+                .map(|a| (a.desc.id, access.allows(Some(a.desc.id), Rights::READ)))
+                .collect();
+            emit(to_result(
+                dir,
+                Cow::Owned(entry),
+                &sel,
+                req.typesonly,
+                &|a| readable.iter().any(|(id, ok)| *id == a && *ok),
+                Some(&computed),
+            ))?;
+        }
         in_page += 1;
     }
     if page.is_some() {
@@ -612,9 +644,11 @@ impl Wanted {
 }
 
 /// Builds the search result entry: stored attributes, then the computed operational ones.
+/// An entry the caller hands over (`Cow::Owned`) gives its values to the result instead of
+/// having them copied.
 pub(crate) fn to_result(
     dir: &Directory,
-    entry: &Entry,
+    entry: Cow<'_, Entry>,
     sel: &AttrSelection,
     types_only: bool,
     readable: &dyn Fn(AttrId) -> bool,
@@ -622,7 +656,7 @@ pub(crate) fn to_result(
 ) -> LdapSearchResultEntry {
     let schema = &dir.schema;
     let dn = entry.dn.to_string();
-    let mut list = attrs::select(schema, entry, sel, types_only, readable);
+    let mut list: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     // Computed attributes are operational: none is returned unless "+" or names were asked for,
     // and never to a replication consumer (`None`), which keeps stored content only.
     if let Some(computed) = computed.filter(|_| {
@@ -677,11 +711,13 @@ pub(crate) fn to_result(
             });
         }
     }
-    LdapSearchResultEntry {
-        dn,
-        attributes: list
-            .into_iter()
-            .map(|(atype, vals)| LdapPartialAttribute { atype, vals })
-            .collect(),
-    }
+    let mut attributes = match entry {
+        Cow::Borrowed(e) => attrs::select(schema, e, sel, types_only, readable),
+        Cow::Owned(e) => attrs::select_owned(schema, e, sel, types_only, readable),
+    };
+    attributes.extend(
+        list.into_iter()
+            .map(|(atype, vals)| LdapPartialAttribute { atype, vals }),
+    );
+    LdapSearchResultEntry { dn, attributes }
 }

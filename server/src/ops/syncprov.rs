@@ -194,7 +194,7 @@ impl SyncSearch {
         }
         Ok(Some(to_result(
             dir,
-            entry,
+            std::borrow::Cow::Borrowed(entry),
             &self.sel,
             self.types_only,
             &|a| access.allows(Some(a), Rights::READ),
