@@ -98,23 +98,38 @@ ROOT_READS='[security]
 root_reads_passwords = true'
 read -r RP_PID RP_PORT < <(start_rosterd rp "$ROOT_READS"); PIDS+=("$RP_PID")
 
-# --- search rate without consumers, then with two persistent consumers of each --------------
-: > "$W/rates.txt"
-for r in $(seq "$ROUNDS"); do
-  echo "none roster $(search_rate "$RP_PORT")" >> "$W/rates.txt"
-  echo "none slapd $(search_rate "$SP_PORT")" >> "$W/rates.txt"
-done
+# --- search rate with two persistent consumers of each provider and without -----------------
+# The consumers are started once and fully synced; then each round measures both providers with
+# them attached, stops them (SIGTERM: their searches end) and measures again, and starts them
+# again (they come back with their cookies to an unchanged provider).
+CONSUMER_DIRS=()
 CONSUMERS=()
 for i in 1 2; do
-  port=$(free_port); slapd_conf "$W/sc$i" "$(syncrepl "ldap://127.0.0.1:$SP_PORT")"
-  pid=$(start_slapd "$W/sc$i" "$port"); PIDS+=("$pid"); CONSUMERS+=("$port")
-  port=$(free_port); slapd_conf "$W/rc$i" "$(syncrepl "ldap://127.0.0.1:$RP_PORT")"
-  pid=$(start_slapd "$W/rc$i" "$port"); PIDS+=("$pid"); CONSUMERS+=("$port")
+  for kind in s r; do
+    if [ $kind = s ]; then prov=$SP_PORT; else prov=$RP_PORT; fi
+    port=$(free_port); slapd_conf "$W/${kind}c$i" "$(syncrepl "ldap://127.0.0.1:$prov")"
+    pid=$(start_slapd "$W/${kind}c$i" "$port"); PIDS+=("$pid")
+    CONSUMER_DIRS+=("$W/${kind}c$i"); CONSUMERS+=("$port")
+  done
 done
 for port in "${CONSUMERS[@]}"; do wait_synced "$port" "$ENTRIES"; done
+consumers_stop() {
+  for d in "${CONSUMER_DIRS[@]}"; do kill "$(cat "$d/slapd.pid")" 2>/dev/null || true; done
+  for d in "${CONSUMER_DIRS[@]}"; do for _ in $(seq 100); do [ -e "$d/slapd.pid" ] || break; sleep 0.1; done; done
+}
+consumers_start() {
+  local k=0
+  for d in "${CONSUMER_DIRS[@]}"; do PIDS+=("$(start_slapd "$d" "${CONSUMERS[$k]}")"); k=$((k + 1)); done
+  sleep 3
+}
+: > "$W/rates.txt"
 for r in $(seq "$ROUNDS"); do
   echo "two roster $(search_rate "$RP_PORT")" >> "$W/rates.txt"
   echo "two slapd $(search_rate "$SP_PORT")" >> "$W/rates.txt"
+  consumers_stop
+  echo "none roster $(search_rate "$RP_PORT")" >> "$W/rates.txt"
+  echo "none slapd $(search_rate "$SP_PORT")" >> "$W/rates.txt"
+  consumers_start
 done
 rate() { awk -v a="$1" -v b="$2" '$1 == a && $2 == b {print $3}' "$W/rates.txt" | median; }
 
