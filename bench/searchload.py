@@ -42,10 +42,7 @@ def main():
         return cycles(a, attrs)
     conns = [Conn(a.port) for _ in range(a.conns)]
     for c in conns:
-        c.s.sendall(bind_request(1, "cn=admin,dc=example,dc=com", "secret"))
-        tag, content = c.read_msg()
-        if tag != 0x61 or result_code(content) != 0:
-            sys.exit(f"bind failed: tag {tag:#x}")
+        bind(c)
     if a.wait_file:
         while not os.path.exists(a.wait_file):
             time.sleep(0.05)
@@ -54,18 +51,7 @@ def main():
     for k in range(a.searches):
         c = conns[k % len(conns)]
         user = (k * step) % a.users
-        c.s.sendall(
-            search_request(k + 2, "ou=people,dc=example,dc=com", "mail", f"user{user:07d}@example.com", attrs)
-        )
-        found = 0
-        while True:
-            tag, content = c.read_msg()
-            if tag == 0x64:
-                found += 1
-            elif tag == 0x65:
-                if result_code(content) != 0:
-                    sys.exit(f"search {k} failed with code {result_code(content)}")
-                break
+        found = search(c, k, user, attrs)
         if found != 1:
             sys.exit(f"search for user{user:07d} returned {found} entries")
         entries += found
