@@ -83,6 +83,8 @@ pub struct Directory {
     pub base_dns: crate::ops::RecentNames<Arc<NormDn>>,
     /// Recent bind DNs: normalized and as slapd reports them (see `ops::bind`).
     pub bind_dns: crate::ops::RecentNames<Arc<(NormDn, String)>>,
+    /// Acknowledges deferred writes once the journal is on disk (see `syncer`).
+    pub syncer: crate::syncer::Syncer,
     /// Searches running on blocking threads at once, across all connections.
     pub search_slots: Arc<tokio::sync::Semaphore>,
     /// Password checks and hashes running at once, across all connections.
@@ -303,6 +305,8 @@ impl Directory {
             replicas,
             metrics: std::sync::Arc::default(),
             password_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_binds)),
+            syncer: crate::syncer::Syncer::start(store.clone())
+                .map_err(|e| OpenError::Access(format!("start the journal sync thread: {e}")))?,
             search_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.max_concurrent_searches,
             )),
@@ -409,6 +413,23 @@ impl Directory {
             std::process::exit(70);
         }
         tracing::debug!(operation, error = %e, "entry store refused the operation");
+    }
+
+    /// Returns once the commits of a deferred write (`Store::deferring`) are on disk, or
+    /// the result to answer with if the journal could not be synced (which ends the process,
+    /// see `store_failed`).
+    pub async fn synced(
+        &self,
+        operation: &str,
+        point: Option<roster_storage::SyncPoint>,
+    ) -> Result<(), ldap3_proto::proto::LdapResult> {
+        let Some(point) = point else {
+            return Ok(());
+        };
+        self.syncer.wait(point).await.map_err(|e| {
+            self.store_failed(operation, &e);
+            crate::error::ldap_result(&crate::error::OpError::Store(e))
+        })
     }
 
     pub fn is_root_dn(&self, ndn: &NormDn) -> bool {

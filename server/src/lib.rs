@@ -27,6 +27,7 @@ pub mod password;
 pub mod policy;
 pub mod replica;
 pub mod session;
+pub mod syncer;
 pub mod time;
 pub mod tls;
 pub mod upstream;

@@ -703,17 +703,26 @@ impl Session {
                     .and_then(|r| r.user_identity)
                     .unwrap_or_else(|| self.who.dn().to_string());
                 let slot = self.password_slot(true).await;
-                let resp = tokio::task::spawn_blocking(move || {
-                    let r = ops::passwd::password_modify(&dir, &who, &req);
+                let (mut resp, point) = tokio::task::spawn_blocking(move || {
+                    let r = dir
+                        .store
+                        .deferring(|| ops::passwd::password_modify(&dir, &who, &req));
                     drop(slot);
                     r
                 })
                 .await
-                .unwrap_or_else(|e| LdapExtendedResponse {
-                    res: internal(&e.to_string()),
-                    name: None,
-                    value: None,
+                .unwrap_or_else(|e| {
+                    let res = internal(&e.to_string());
+                    let resp = LdapExtendedResponse {
+                        res,
+                        name: None,
+                        value: None,
+                    };
+                    (resp, None)
                 });
+                if let Err(failed) = self.dir.synced("passwd", point).await {
+                    resp.res = failed;
+                }
                 let changes = audit::changes([("replace", "userPassword", vec![b"".as_slice()])]);
                 self.audit("passwd", &target, &changes, &resp.res);
                 Some(LdapOp::ExtendedResponse(resp))
@@ -761,7 +770,8 @@ impl Session {
             LdapOp::ExtendedRequest(req) => Some(LdapOp::ExtendedResponse(
                 ops::extended::extended(&self.who, &req),
             )),
-            // Writes wait for their transaction (and its fsync) on a blocking thread.
+            // Writes run on a blocking thread with their journal sync deferred; the answer
+            // waits here for the sync (`syncer`), with the thread already free.
             LdapOp::AddRequest(req) => {
                 let (dir, who) = (self.dir.clone(), self.who.clone());
                 let (dn, changes) = (
@@ -778,13 +788,16 @@ impl Session {
                 let slot = self
                     .password_slot(hashes && write == ops::Write::Commit)
                     .await;
-                let res = tokio::task::spawn_blocking(move || {
-                    let r = ops::add::add(&dir, &who, &req, write);
+                let (res, point) = tokio::task::spawn_blocking(move || {
+                    let r = dir
+                        .store
+                        .deferring(|| ops::add::add(&dir, &who, &req, write));
                     drop(slot);
                     r
                 })
                 .await
-                .unwrap_or_else(|e| internal(&e.to_string()));
+                .unwrap_or_else(|e| (internal(&e.to_string()), None));
+                let res = self.synced("add", res, point).await;
                 if write == ops::Write::Commit {
                     self.audit("add", &dn, &changes, &res);
                 }
@@ -797,11 +810,13 @@ impl Session {
                     Some(h) => audit::changes([("transfer-to", "heir", vec![h.as_bytes()])]),
                     None => "[]".to_string(),
                 };
-                let res = tokio::task::spawn_blocking(move || {
-                    ops::delete::delete(&dir, &who, &dn, heir.as_deref())
+                let (res, point) = tokio::task::spawn_blocking(move || {
+                    dir.store
+                        .deferring(|| ops::delete::delete(&dir, &who, &dn, heir.as_deref()))
                 })
                 .await
-                .unwrap_or_else(|e| internal(&e.to_string()));
+                .unwrap_or_else(|e| (internal(&e.to_string()), None));
+                let res = self.synced("delete", res, point).await;
                 self.audit("delete", &target, &audited, &res);
                 Some(LdapOp::DelResponse(res))
             }
@@ -830,13 +845,16 @@ impl Session {
                 let slot = self
                     .password_slot(hashes && write == ops::Write::Commit)
                     .await;
-                let res = tokio::task::spawn_blocking(move || {
-                    let r = ops::modify::modify(&dir, &who, &req, write);
+                let (res, point) = tokio::task::spawn_blocking(move || {
+                    let r = dir
+                        .store
+                        .deferring(|| ops::modify::modify(&dir, &who, &req, write));
                     drop(slot);
                     r
                 })
                 .await
-                .unwrap_or_else(|e| internal(&e.to_string()));
+                .unwrap_or_else(|e| (internal(&e.to_string()), None));
+                let res = self.synced("modify", res, point).await;
                 if write == ops::Write::Commit {
                     self.audit("modify", &dn, &changes, &res);
                 }
@@ -853,10 +871,13 @@ impl Session {
                     change.push(("deleteoldrdn", "rdn", Vec::new()));
                 }
                 let changes = audit::changes(change);
-                let res =
-                    tokio::task::spawn_blocking(move || ops::modrdn::modify_dn(&dir, &who, &req))
-                        .await
-                        .unwrap_or_else(|e| internal(&e.to_string()));
+                let (res, point) = tokio::task::spawn_blocking(move || {
+                    dir.store
+                        .deferring(|| ops::modrdn::modify_dn(&dir, &who, &req))
+                })
+                .await
+                .unwrap_or_else(|e| (internal(&e.to_string()), None));
+                let res = self.synced("modrdn", res, point).await;
                 self.audit("modrdn", &dn, &changes, &res);
                 Some(LdapOp::ModifyDNResponse(res))
             }
@@ -1003,6 +1024,22 @@ impl Session {
             }
             let _ = finished_tx.send(Outgoing::Finished(msgid)).await;
         });
+    }
+}
+
+impl Session {
+    /// `res` once the commits of its write (up to `point`) are on disk: a write is answered
+    /// only when it is durable.
+    async fn synced(
+        &self,
+        operation: &str,
+        res: LdapResult,
+        point: Option<roster_storage::SyncPoint>,
+    ) -> LdapResult {
+        match self.dir.synced(operation, point).await {
+            Ok(()) => res,
+            Err(failed) => failed,
+        }
     }
 }
 

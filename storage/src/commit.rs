@@ -25,6 +25,7 @@
 
 use crate::error::{Result, StoreError};
 use fjall::{PersistMode, SingleWriterTxDatabase};
+use std::cell::Cell;
 use std::fmt::Display;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,67 @@ struct State {
 /// A commit's place in the journal, to wait on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Ticket(u64);
+
+/// How far the commits of a deferred write reach ([`crate::Store::deferring`]): the journal
+/// must be synced up to here before the write is acknowledged. Points compare in commit
+/// order; the later of two covers both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SyncPoint {
+    pub(crate) ticket: Ticket,
+    /// The change log's last sequence number at that commit, for the commit listeners.
+    pub(crate) last_seq: u64,
+}
+
+/// One deferral under way on this thread: the store it is for (the address of its shared
+/// state) and the furthest point its commits reached.
+#[derive(Clone, Copy)]
+struct Deferral {
+    store: usize,
+    reached: Option<SyncPoint>,
+}
+
+thread_local! {
+    static DEFERRAL: Cell<Option<Deferral>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with the commits this thread makes to the store identified by `store` deferred:
+/// they are written to the journal but not waited for, and the furthest point they reached
+/// is returned with `f`'s result. Nested calls for the same store fold into the outer one.
+pub(crate) fn deferring<R>(store: usize, f: impl FnOnce() -> R) -> (R, Option<SyncPoint>) {
+    if DEFERRAL.with(|d| d.get().is_some_and(|d| d.store == store)) {
+        return (f(), None);
+    }
+    /// Restores the thread's previous deferral even if `f` unwinds.
+    struct Restore(Option<Deferral>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEFERRAL.with(|d| d.set(self.0));
+        }
+    }
+    let restore = Restore(DEFERRAL.with(|d| {
+        d.replace(Some(Deferral {
+            store,
+            reached: None,
+        }))
+    }));
+    let out = f();
+    let reached = DEFERRAL.with(|d| d.get()).and_then(|d| d.reached);
+    drop(restore);
+    (out, reached)
+}
+
+/// If this thread defers commits to the store identified by `store`, records `point` and
+/// returns true: the caller must not wait for the sync.
+pub(crate) fn defer(store: usize, point: SyncPoint) -> bool {
+    DEFERRAL.with(|d| match d.get() {
+        Some(mut deferral) if deferral.store == store => {
+            deferral.reached = deferral.reached.max(Some(point));
+            d.set(Some(deferral));
+            true
+        }
+        _ => false,
+    })
+}
 
 impl GroupCommit {
     /// The group commit of the fjall database in `dir`.

@@ -32,6 +32,7 @@ mod verify;
 
 pub use bulk::{BulkLoader, LoadStats};
 pub use changelog::{Change, ChangeKind, LogState};
+pub use commit::SyncPoint;
 pub use config::{Durability, IndexSpec, StoreConfig, DEFAULT_CHANGE_LOG};
 pub use csn::{csn_micros, is_csn, CSN_LEN};
 pub use error::{Result, StoreError, UniqueConflict};

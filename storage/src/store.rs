@@ -16,7 +16,7 @@
 use crate::bulk::{BulkLoader, KvBuffer};
 use crate::changelog::{ChangeKind, TxLog, WriterState};
 use crate::codec::{self, EntryCodec};
-use crate::commit::GroupCommit;
+use crate::commit::{self, GroupCommit, SyncPoint};
 use crate::config::{Durability, StoreConfig};
 use crate::error::{Context, Result, StoreError};
 use crate::index::{self, AttrIndex, IndexFlags, Indexes, KeyBuilder};
@@ -892,15 +892,53 @@ impl Store {
         if self.durability() == Durability::SyncData {
             let ticket = self.inner.group.committed()?;
             drop(writer);
+            let point = SyncPoint {
+                ticket,
+                last_seq: last,
+            };
+            if commit::defer(self.key(), point) {
+                return Ok(());
+            }
             self.inner.group.wait_durable(ticket, &self.inner.db)?;
         } else {
             drop(writer);
         }
+        self.tell(last);
+        Ok(())
+    }
+
+    /// Calls the commit listeners with the change log's last sequence number.
+    fn tell(&self, last: u64) {
         if let Ok(listeners) = self.inner.listeners.read() {
             for l in listeners.iter() {
                 l(last);
             }
         }
+    }
+
+    /// Identifies the shared state of this store among others in the process.
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// Runs `f`, in which this thread's durable commits to this store are written to the
+    /// journal but not waited for: returns `f`'s result and, if it committed anything that
+    /// must be synced, the point to pass to [`Store::sync_through`] before acknowledging it.
+    /// Readers see the commits at once, as they do while an ordinary writer waits for its
+    /// sync; the commit listeners are told by `sync_through`.
+    ///
+    /// So a writer can release its thread while the journal sync runs, and one sync can
+    /// acknowledge the writes of many threads.
+    pub fn deferring<R>(&self, f: impl FnOnce() -> R) -> (R, Option<SyncPoint>) {
+        commit::deferring(self.key(), f)
+    }
+
+    /// Returns once the journal is on disk up to `point` (and so every commit before it),
+    /// syncing it if no other writer is, then tells the commit listeners. A failed sync is
+    /// fatal ([`StoreError::JournalSync`]).
+    pub fn sync_through(&self, point: SyncPoint) -> Result<()> {
+        self.inner.group.wait_durable(point.ticket, &self.inner.db)?;
+        self.tell(point.last_seq);
         Ok(())
     }
 

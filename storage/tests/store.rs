@@ -2130,3 +2130,82 @@ fn named_state_values_survive_reopen() {
         "verify after state values"
     );
 }
+
+/// A deferred write is visible at once, is not announced to the commit listeners until its
+/// sync point is synced, and survives a reopen without close once synced. Writes outside the
+/// deferral still wait for their own sync and announce themselves.
+#[test]
+fn deferred_writes_are_acknowledged_by_their_sync_point() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let synced = StoreConfig {
+        durability: Durability::SyncData,
+        ..config(dir.path(), default_indexes())
+    };
+    let (first_dn, second_dn);
+    {
+        let store = Store::open(&synced, schema.clone()).unwrap();
+        let mut sk = skeleton(&schema).into_iter();
+        store.add_root(sk.next().unwrap()).unwrap();
+        for e in sk {
+            store.add(e).unwrap();
+        }
+        let told = Arc::new(AtomicU64::new(0));
+        let seen = told.clone();
+        store.on_commit(Arc::new(move |seq| {
+            seen.fetch_max(seq, Ordering::SeqCst);
+        }));
+
+        // Nothing written: nothing to sync.
+        let ((), none) = store.deferring(|| ());
+        assert_eq!(none, None);
+
+        let first = user(&schema, 1);
+        first_dn = first.ndn.clone();
+        let (id, first_point) = store.deferring(|| store.add(first).unwrap());
+        let first_point = first_point.expect("a deferred add has a sync point");
+        assert_eq!(store.reader().lookup(&first_dn).unwrap(), Some(id));
+        let before = told.load(Ordering::SeqCst);
+
+        // Two writes in one deferral (one nested): the point covers the later one.
+        let second = user(&schema, 2);
+        second_dn = second.ndn.clone();
+        let (inner, point) = store.deferring(|| {
+            let mut changed = store.reader().entry_by_dn(&first_dn).unwrap().unwrap().1;
+            let mail = AttrDesc::parse(&schema, "mail").unwrap();
+            changed.attrs.iter_mut().find(|a| a.desc == mail).unwrap().values =
+                vec![b"changed1@example.com".to_vec()];
+            store.replace(&first_dn, changed).unwrap();
+            store.deferring(|| store.add(second).unwrap()).1
+        });
+        assert_eq!(inner, None, "a nested deferral folds into the outer one");
+        let point = point.unwrap();
+        assert!(point > first_point);
+        assert_eq!(
+            told.load(Ordering::SeqCst),
+            before,
+            "deferred commits are not announced before their sync"
+        );
+        store.sync_through(point).unwrap();
+        let after = told.load(Ordering::SeqCst);
+        assert!(after > before, "the sync announces the deferred commits");
+        // An earlier point is already covered.
+        store.sync_through(first_point).unwrap();
+
+        // An ordinary write still announces itself when it returns.
+        store.add(user(&schema, 3)).unwrap();
+        assert!(told.load(Ordering::SeqCst) > after);
+        // Dropped without close: the journal is replayed at the next open.
+        drop(store);
+    }
+    let store = Store::open(&synced, schema.clone()).unwrap();
+    let reader = store.reader();
+    let first = reader.entry_by_dn(&first_dn).unwrap().unwrap().1;
+    let mail = AttrDesc::parse(&schema, "mail").unwrap();
+    assert_eq!(
+        first.attrs.iter().find(|a| a.desc == mail).unwrap().values,
+        vec![b"changed1@example.com".to_vec()]
+    );
+    assert!(reader.lookup(&second_dn).unwrap().is_some());
+}
