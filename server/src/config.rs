@@ -333,6 +333,13 @@ pub struct ServerSection {
     /// once across all clients; more wait. Each argon2 check takes about 19 MiB.
     #[serde(default = "default_max_concurrent_binds")]
     pub max_concurrent_binds: usize,
+    /// Threads that run write operations (see `writers`).
+    #[serde(default = "default_write_threads")]
+    pub write_threads: usize,
+    /// How far below the server's scheduling priority writes run (a nice increment, 0-19):
+    /// on busy cores, lookups go first.
+    #[serde(default = "default_write_nice")]
+    pub write_nice: u8,
     /// Deepest BER nesting accepted (bounds filter nesting).
     #[serde(default = "default_max_ber_depth")]
     pub max_ber_depth: usize,
@@ -356,6 +363,8 @@ impl Default for ServerSection {
             max_message_bytes_anonymous: default_max_message_bytes_anonymous(),
             max_concurrent_searches: default_max_concurrent_searches(),
             max_ber_depth: default_max_ber_depth(),
+            write_threads: default_write_threads(),
+            write_nice: default_write_nice(),
             max_concurrent_binds: default_max_concurrent_binds(),
             idle_timeout_secs: default_idle_timeout_secs(),
             idle_timeout_unbound_secs: default_idle_timeout_unbound_secs(),
@@ -490,6 +499,12 @@ fn default_max_message_bytes_anonymous() -> usize {
 fn default_max_concurrent_searches() -> usize {
     16
 }
+fn default_write_threads() -> usize {
+    2
+}
+fn default_write_nice() -> u8 {
+    5
+}
 fn default_max_ber_depth() -> usize {
     64
 }
@@ -601,6 +616,8 @@ pub struct Settings {
     pub max_concurrent_searches: usize,
     pub max_ber_depth: usize,
     pub max_concurrent_binds: usize,
+    pub write_threads: usize,
+    pub write_nice: i32,
     pub idle_timeout: Option<Duration>,
     pub idle_timeout_unbound: Option<Duration>,
     pub suffixes: Vec<String>,
@@ -837,6 +854,8 @@ impl Settings {
             max_concurrent_searches: file.server.max_concurrent_searches.max(1),
             max_ber_depth: file.server.max_ber_depth.max(8),
             max_concurrent_binds: file.server.max_concurrent_binds.max(1),
+            write_threads: file.server.write_threads.max(1),
+            write_nice: i32::from(file.server.write_nice.min(19)),
             idle_timeout: (file.server.idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(file.server.idle_timeout_secs)),
             idle_timeout_unbound: match (

@@ -85,6 +85,8 @@ pub struct Directory {
     pub bind_dns: crate::ops::RecentNames<Arc<(NormDn, String)>>,
     /// Acknowledges deferred writes once the journal is on disk (see `syncer`).
     pub syncer: crate::syncer::Syncer,
+    /// The threads clients' writes run on, below the lookups' priority (see `writers`).
+    pub writers: crate::writers::Writers,
     /// Searches running on blocking threads at once, across all connections.
     pub search_slots: Arc<tokio::sync::Semaphore>,
     /// Password checks and hashes running at once, across all connections.
@@ -307,6 +309,8 @@ impl Directory {
             password_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_binds)),
             syncer: crate::syncer::Syncer::start(store.clone())
                 .map_err(|e| OpenError::Access(format!("start the journal sync thread: {e}")))?,
+            writers: crate::writers::Writers::start(settings.write_threads, settings.write_nice)
+                .map_err(|e| OpenError::Access(format!("start the write threads: {e}")))?,
             search_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.max_concurrent_searches,
             )),

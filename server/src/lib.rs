@@ -31,3 +31,4 @@ pub mod syncer;
 pub mod time;
 pub mod tls;
 pub mod upstream;
+pub mod writers;

@@ -16,8 +16,8 @@ use crate::tls::Tls;
 use futures::{SinkExt, StreamExt};
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
-    LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapModifyType, LdapMsg, LdapOp,
-    LdapResult, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry, SyncRequestMode,
+    LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapResult,
+    LdapResultCode, LdapSearchRequest, LdapSearchResultEntry, SyncRequestMode,
 };
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
 
 mod sync;
+mod writes;
 use tracing::{debug, info, Instrument};
 
 /// The OID of the unsolicited Notice of Disconnection (RFC 4511 section 4.4.1).
@@ -697,35 +698,7 @@ impl Session {
                 }))
             }
             LdapOp::ExtendedRequest(req) if req.name == ldap3_proto::proto::OID_PASSWORD_MODIFY => {
-                let (dir, who) = (self.dir.clone(), self.who.clone());
-                let target = ldap3_proto::proto::LdapPasswordModifyRequest::try_from(&req)
-                    .ok()
-                    .and_then(|r| r.user_identity)
-                    .unwrap_or_else(|| self.who.dn().to_string());
-                let slot = self.password_slot(true).await;
-                let (mut resp, point) = tokio::task::spawn_blocking(move || {
-                    let r = dir
-                        .store
-                        .deferring(|| ops::passwd::password_modify(&dir, &who, &req));
-                    drop(slot);
-                    r
-                })
-                .await
-                .unwrap_or_else(|e| {
-                    let res = internal(&e.to_string());
-                    let resp = LdapExtendedResponse {
-                        res,
-                        name: None,
-                        value: None,
-                    };
-                    (resp, None)
-                });
-                if let Err(failed) = self.dir.synced("passwd", point).await {
-                    resp.res = failed;
-                }
-                let changes = audit::changes([("replace", "userPassword", vec![b"".as_slice()])]);
-                self.audit("passwd", &target, &changes, &resp.res);
-                Some(LdapOp::ExtendedResponse(resp))
+                Some(LdapOp::ExtendedResponse(self.password_modify(req).await))
             }
             LdapOp::ExtendedRequest(req) if req.name == ops::extended::START_TLS => {
                 // RFC 4511 section 4.14 and RFC 4513 section 3.1.1.
@@ -770,116 +743,15 @@ impl Session {
             LdapOp::ExtendedRequest(req) => Some(LdapOp::ExtendedResponse(
                 ops::extended::extended(&self.who, &req),
             )),
-            // Writes run on a blocking thread with their journal sync deferred; the answer
-            // waits here for the sync (`syncer`), with the thread already free.
-            LdapOp::AddRequest(req) => {
-                let (dir, who) = (self.dir.clone(), self.who.clone());
-                let (dn, changes) = (
-                    req.dn.clone(),
-                    audit::changes(req.attributes.iter().map(|a| {
-                        (
-                            "add",
-                            a.atype.as_str(),
-                            a.vals.iter().map(Vec::as_slice).collect(),
-                        )
-                    })),
-                );
-                let hashes = req.attributes.iter().any(|a| audit::is_password(&a.atype));
-                let slot = self
-                    .password_slot(hashes && write == ops::Write::Commit)
-                    .await;
-                let (res, point) = tokio::task::spawn_blocking(move || {
-                    let r = dir
-                        .store
-                        .deferring(|| ops::add::add(&dir, &who, &req, write));
-                    drop(slot);
-                    r
-                })
-                .await
-                .unwrap_or_else(|e| (internal(&e.to_string()), None));
-                let res = self.synced("add", res, point).await;
-                if write == ops::Write::Commit {
-                    self.audit("add", &dn, &changes, &res);
-                }
-                Some(LdapOp::AddResponse(res))
-            }
-            LdapOp::DelRequest(dn) => {
-                let (dir, who) = (self.dir.clone(), self.who.clone());
-                let target = dn.clone();
-                let audited = match &heir {
-                    Some(h) => audit::changes([("transfer-to", "heir", vec![h.as_bytes()])]),
-                    None => "[]".to_string(),
-                };
-                let (res, point) = tokio::task::spawn_blocking(move || {
-                    dir.store
-                        .deferring(|| ops::delete::delete(&dir, &who, &dn, heir.as_deref()))
-                })
-                .await
-                .unwrap_or_else(|e| (internal(&e.to_string()), None));
-                let res = self.synced("delete", res, point).await;
-                self.audit("delete", &target, &audited, &res);
-                Some(LdapOp::DelResponse(res))
-            }
+            // Writes run on the write threads; the answer waits for the journal sync
+            // (session/writes.rs).
+            LdapOp::AddRequest(req) => Some(LdapOp::AddResponse(self.add(req, write).await)),
+            LdapOp::DelRequest(dn) => Some(LdapOp::DelResponse(self.delete(dn, heir).await)),
             LdapOp::ModifyRequest(req) => {
-                let (dir, who) = (self.dir.clone(), self.who.clone());
-                let (dn, changes) = (
-                    req.dn.clone(),
-                    audit::changes(req.changes.iter().map(|c| {
-                        let op = match c.operation {
-                            LdapModifyType::Add => "add",
-                            LdapModifyType::Delete => "delete",
-                            LdapModifyType::Replace => "replace",
-                            LdapModifyType::Increment => "increment",
-                        };
-                        (
-                            op,
-                            c.modification.atype.as_str(),
-                            c.modification.vals.iter().map(Vec::as_slice).collect(),
-                        )
-                    })),
-                );
-                let hashes = req
-                    .changes
-                    .iter()
-                    .any(|c| audit::is_password(&c.modification.atype));
-                let slot = self
-                    .password_slot(hashes && write == ops::Write::Commit)
-                    .await;
-                let (res, point) = tokio::task::spawn_blocking(move || {
-                    let r = dir
-                        .store
-                        .deferring(|| ops::modify::modify(&dir, &who, &req, write));
-                    drop(slot);
-                    r
-                })
-                .await
-                .unwrap_or_else(|e| (internal(&e.to_string()), None));
-                let res = self.synced("modify", res, point).await;
-                if write == ops::Write::Commit {
-                    self.audit("modify", &dn, &changes, &res);
-                }
-                Some(LdapOp::ModifyResponse(res))
+                Some(LdapOp::ModifyResponse(self.modify(req, write).await))
             }
             LdapOp::ModifyDNRequest(req) => {
-                let (dir, who) = (self.dir.clone(), self.who.clone());
-                let dn = req.dn.clone();
-                let mut change = vec![("newrdn", "rdn", vec![req.newrdn.as_bytes()])];
-                if let Some(sup) = &req.new_superior {
-                    change.push(("newsuperior", "dn", vec![sup.as_bytes()]));
-                }
-                if req.deleteoldrdn {
-                    change.push(("deleteoldrdn", "rdn", Vec::new()));
-                }
-                let changes = audit::changes(change);
-                let (res, point) = tokio::task::spawn_blocking(move || {
-                    dir.store
-                        .deferring(|| ops::modrdn::modify_dn(&dir, &who, &req))
-                })
-                .await
-                .unwrap_or_else(|e| (internal(&e.to_string()), None));
-                let res = self.synced("modrdn", res, point).await;
-                self.audit("modrdn", &dn, &changes, &res);
-                Some(LdapOp::ModifyDNResponse(res))
+                Some(LdapOp::ModifyDNResponse(self.modify_dn(req).await))
             }
             other => {
                 // A response type sent by a client is a protocol violation.
@@ -1027,23 +899,7 @@ impl Session {
     }
 }
 
-impl Session {
-    /// `res` once the commits of its write (up to `point`) are on disk: a write is answered
-    /// only when it is durable.
-    async fn synced(
-        &self,
-        operation: &str,
-        res: LdapResult,
-        point: Option<roster_storage::SyncPoint>,
-    ) -> LdapResult {
-        match self.dir.synced(operation, point).await {
-            Ok(()) => res,
-            Err(failed) => failed,
-        }
-    }
-}
-
-fn internal(detail: &str) -> LdapResult {
+pub(crate) fn internal(detail: &str) -> LdapResult {
     tracing::error!(detail, "operation task failed");
     ldap_result(&OpError::Internal(detail.to_string()))
 }

@@ -937,7 +937,9 @@ impl Store {
     /// syncing it if no other writer is, then tells the commit listeners. A failed sync is
     /// fatal ([`StoreError::JournalSync`]).
     pub fn sync_through(&self, point: SyncPoint) -> Result<()> {
-        self.inner.group.wait_durable(point.ticket, &self.inner.db)?;
+        self.inner
+            .group
+            .wait_durable(point.ticket, &self.inner.db)?;
         self.tell(point.last_seq);
         Ok(())
     }

@@ -2174,8 +2174,12 @@ fn deferred_writes_are_acknowledged_by_their_sync_point() {
         let (inner, point) = store.deferring(|| {
             let mut changed = store.reader().entry_by_dn(&first_dn).unwrap().unwrap().1;
             let mail = AttrDesc::parse(&schema, "mail").unwrap();
-            changed.attrs.iter_mut().find(|a| a.desc == mail).unwrap().values =
-                vec![b"changed1@example.com".to_vec()];
+            changed
+                .attrs
+                .iter_mut()
+                .find(|a| a.desc == mail)
+                .unwrap()
+                .values = vec![b"changed1@example.com".to_vec()];
             store.replace(&first_dn, changed).unwrap();
             store.deferring(|| store.add(second).unwrap()).1
         });

@@ -1,0 +1,140 @@
+//! The threads that run clients' write operations (add, delete, modify, modify DN, Password
+//! Modify), at a lower scheduling priority than the threads that answer searches and binds.
+//!
+//! A write costs the server many times what a mail lookup does (schema checks, every index
+//! key, the change log, the journal), and a directory behind mail servers must keep answering
+//! lookups while an import or a sync runs. So writes run here, on `[server] write_threads`
+//! threads niced by `[server] write_nice` (0 keeps them at the server's priority): when the
+//! cores are busy, the kernel gives the lookups most of the time and the writes what is left;
+//! when they are not, writes run at full speed. A write's thread is free once its commit is in
+//! the journal; the answer waits for the journal sync elsewhere (`syncer`).
+//!
+//! The priority is per thread (Linux); a kernel that refuses it leaves the threads at the
+//! server's priority, with a warning.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Why a write could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("the write threads have stopped")]
+    Stopped,
+    #[error("the write failed unexpectedly: {0}")]
+    Panicked(String),
+}
+
+/// The write threads; they end when this is dropped and their queue is empty.
+#[derive(Debug)]
+pub struct Writers {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+impl Writers {
+    /// Starts `threads` write threads (at least one), `nice` steps below the server's priority.
+    pub fn start(threads: usize, nice: i32) -> std::io::Result<Writers> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("rosterd-write-{n}"))
+                .spawn(move || {
+                    if nice != 0 {
+                        lower_priority(nice);
+                    }
+                    loop {
+                        // The lock is held only to take the next job.
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })?;
+        }
+        Ok(Writers {
+            jobs: Mutex::new(Some(jobs)),
+        })
+    }
+
+    /// Runs `f` on a write thread and returns its result. Jobs start in the order they
+    /// are handed over.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, WriteError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let out = std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+                p.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_string())
+            });
+            // The session may be gone; the write is done either way.
+            let _ = tx.send(out);
+        });
+        {
+            let jobs = self.jobs.lock().map_err(|_| WriteError::Stopped)?;
+            let jobs = jobs.as_ref().ok_or(WriteError::Stopped)?;
+            jobs.send(job).map_err(|_| WriteError::Stopped)?;
+        }
+        match rx.await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(detail)) => Err(WriteError::Panicked(detail)),
+            Err(_) => Err(WriteError::Stopped),
+        }
+    }
+
+    /// Stops taking jobs; the threads end once the queue is empty.
+    pub fn stop(&self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+    }
+}
+
+/// Lowers the calling thread's priority by `nice` (the nice value is capped at 19).
+fn lower_priority(nice: i32) {
+    // On Linux the nice value belongs to the thread: "process" 0 is the calling thread.
+    let lowered = rustix::process::getpriority_process(None)
+        .and_then(|own| rustix::process::setpriority_process(None, (own + nice).min(19)));
+    if let Err(e) = lowered {
+        tracing::warn!(nice, error = %e, "could not lower the write threads' priority; they run at the server's");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_jobs_reports_panics_and_lowers_priority() {
+        let writers = Writers::start(2, 5).unwrap();
+        assert_eq!(writers.run(|| 40 + 2).await.unwrap(), 42);
+        let nice = writers
+            .run(|| rustix::process::getpriority_process(None).unwrap())
+            .await
+            .unwrap();
+        let own = rustix::process::getpriority_process(None).unwrap();
+        // Lowered by 5 from the priority the test runs at (capped at 19).
+        assert_eq!(nice, (own + 5).min(19), "write thread nice");
+        match writers.run(|| -> u32 { panic!("boom") }).await {
+            Err(WriteError::Panicked(d)) => assert!(d.contains("boom"), "{d}"),
+            other => panic!("{other:?}"),
+        }
+        // The threads survive a panicking job.
+        assert_eq!(writers.run(|| 7).await.unwrap(), 7);
+        writers.stop();
+        assert!(matches!(writers.run(|| 1).await, Err(WriteError::Stopped)));
+    }
+}
