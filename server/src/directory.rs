@@ -318,7 +318,7 @@ impl Directory {
             selective_indexes,
             computed_attrs: crate::ops::search::ComputedAttrs::resolve(&schema),
             base_dns: crate::ops::RecentNames::new(32),
-            bind_dns: crate::ops::RecentNames::new(64),
+            bind_dns: crate::ops::RecentNames::new(4096),
             root_dse: std::sync::RwLock::new(Arc::new(root_dse)),
             subschema,
             policy,

@@ -10,6 +10,16 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 /// True if `password` matches the stored value `stored` (`{SCHEME}data` or clear text).
+/// Whether checking a password against `stored` takes a deliberately slow hash (argon2,
+/// PBKDF2, crypt's rounds): milliseconds, against microseconds for the SHA family and clear
+/// values.
+pub fn is_costly(stored: &[u8]) -> bool {
+    split_scheme(stored).is_some_and(|(scheme, _)| {
+        let scheme = scheme.to_ascii_uppercase();
+        matches!(scheme.as_str(), "ARGON2" | "PBKDF2-SHA256" | "CRYPT")
+    })
+}
+
 pub fn verify(stored: &[u8], password: &[u8]) -> bool {
     let Some((scheme, data)) = split_scheme(stored) else {
         return constant_time_eq(stored, password);
@@ -453,6 +463,27 @@ mod tests {
             .parse::<Scheme>()
             .unwrap_err()
             .contains("md5".to_ascii_uppercase().as_str()));
+    }
+
+    #[test]
+    fn costly_schemes_are_the_slow_hashes() {
+        for cheap in [
+            "{SSHA}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA==",
+            "{sha}x",
+            "{SSHA512}x",
+            "{CLEARTEXT}secret",
+            "secret",
+        ] {
+            assert!(!is_costly(cheap.as_bytes()), "{cheap}");
+        }
+        let argon = hash(Scheme::Argon2, b"pw").unwrap();
+        for costly in [
+            String::from_utf8(argon).unwrap(),
+            "{crypt}$6$salt$x".into(),
+            "{PBKDF2-SHA256}x".into(),
+        ] {
+            assert!(is_costly(costly.as_bytes()), "{costly}");
+        }
     }
 
     #[test]

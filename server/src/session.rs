@@ -635,14 +635,21 @@ impl Session {
                     peer: self.peer.ip(),
                     certificate_subject: self.certificate_subject.clone(),
                 };
-                let slot = self.password_slot(true).await;
-                let (res, who) = match tokio::task::spawn_blocking(move || {
-                    let r = ops::bind::bind(&dir, &req, &origin);
-                    drop(slot);
-                    r
-                })
-                .await
-                {
+                // Cheap checks (salted SHA, clear) run in place; a costly hash on a blocking
+                // thread in one of the password slots.
+                let bound = match ops::bind::bind_in_place(&dir, &req, &origin) {
+                    Some(bound) => Ok(bound),
+                    None => {
+                        let slot = self.password_slot(true).await;
+                        tokio::task::spawn_blocking(move || {
+                            let r = ops::bind::bind(&dir, &req, &origin);
+                            drop(slot);
+                            r
+                        })
+                        .await
+                    }
+                };
+                let (res, who) = match bound {
                     Ok(ops::bind::Bound::Done(res, who)) => (res, who),
                     // A mapped user's upstream is waited for here, not on a blocking thread.
                     Ok(ops::bind::Bound::Upstream(b)) => {

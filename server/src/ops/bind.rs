@@ -80,10 +80,28 @@ impl std::fmt::Debug for UpstreamBind {
 /// Runs a bind and returns its result and the connection's identity afterwards, or the
 /// upstream check a mapped user's bind still needs.
 pub fn bind(dir: &Directory, req: &LdapBindRequest, origin: &Origin) -> Bound {
+    run(dir, req, origin, true).unwrap_or_else(|| {
+        Bound::Done(
+            ldap_result(&OpError::Internal("bind not decided".into())),
+            Identity::Anonymous,
+        )
+    })
+}
+
+/// The same bind, unless it needs a costly password check (argon2, PBKDF2, crypt): then
+/// `None`, with nothing done yet (no lockout accounting), and the caller runs [`bind`] on a
+/// blocking thread. Everything else a bind does (a DN lookup, a salted SHA, the root DN's
+/// clear password) costs less than handing the bind to another thread, so the session runs
+/// it in place.
+pub fn bind_in_place(dir: &Directory, req: &LdapBindRequest, origin: &Origin) -> Option<Bound> {
+    run(dir, req, origin, false)
+}
+
+fn run(dir: &Directory, req: &LdapBindRequest, origin: &Origin, costly: bool) -> Option<Bound> {
     let peer = origin.peer;
     if let LdapBindCred::SASL(sasl) = &req.cred {
         if sasl.mechanism.eq_ignore_ascii_case("EXTERNAL") {
-            return match external(dir, origin, &sasl.credentials) {
+            return Some(match external(dir, origin, &sasl.credentials) {
                 Ok(who) => Bound::Done(success(), who),
                 Err(e) => {
                     if let OpError::Store(inner) = &e {
@@ -91,30 +109,34 @@ pub fn bind(dir: &Directory, req: &LdapBindRequest, origin: &Origin) -> Bound {
                     }
                     Bound::Done(ldap_result(&e), Identity::Anonymous)
                 }
-            };
+            });
         }
     }
-    match authenticate(dir, req, peer) {
+    Some(match authenticate(dir, req, peer, costly) {
         Ok(Authenticated::Local(who)) => Bound::Done(success(), who),
         Ok(Authenticated::Upstream(b)) => Bound::Upstream(b),
+        Ok(Authenticated::Costly) => return None,
         Err(e) => {
             if let OpError::Store(inner) = &e {
                 dir.store_failed("bind", inner);
             }
             Bound::Done(ldap_result(&e), Identity::Anonymous)
         }
-    }
+    })
 }
 
 enum Authenticated {
     Local(Identity),
     Upstream(UpstreamBind),
+    /// Not decided: the password check is costly and `costly` was false.
+    Costly,
 }
 
 fn authenticate(
     dir: &Directory,
     req: &LdapBindRequest,
     peer: IpAddr,
+    costly: bool,
 ) -> Result<Authenticated, OpError> {
     if req.version != 3 {
         return Err(OpError::Protocol(format!(
@@ -206,6 +228,22 @@ fn authenticate(
                 may_auth,
                 disabled: is_disabled(dir, entry),
             }));
+        }
+    }
+    if !costly {
+        let slow = if is_root {
+            dir.settings
+                .root_password
+                .as_ref()
+                .is_some_and(|stored| password::is_costly(stored.expose().as_bytes()))
+        } else {
+            let pw_attr = dir.schema.attr_id("userPassword");
+            entry.as_ref().is_some_and(|e| {
+                pw_attr.is_some_and(|id| e.values_of(id).any(|v| password::is_costly(v)))
+            })
+        };
+        if slow {
+            return Ok(Authenticated::Costly);
         }
     }
     // A locked account or address gets the answer of a wrong password, without a check. The

@@ -21,6 +21,7 @@ use crate::directory::Directory;
 use crate::error::OpError;
 use ldap3_proto::proto::{LdapResult, LdapResultCode};
 use roster_schema::{AttrDesc, Attribute, Entry, NormDn, Schema};
+use std::collections::HashMap;
 
 /// Sets an operational attribute the server maintains (modifiersName, modifyTimestamp) to
 /// one value.
@@ -185,32 +186,45 @@ impl Identity {
 /// `cap` names.
 #[derive(Debug)]
 pub struct RecentNames<V> {
-    list: std::sync::Mutex<Vec<(String, V)>>,
+    names: std::sync::Mutex<Names<V>>,
     cap: usize,
+}
+
+/// The names by value, and their order of arrival for dropping the oldest.
+#[derive(Debug)]
+struct Names<V> {
+    map: HashMap<String, V>,
+    order: std::collections::VecDeque<String>,
 }
 
 impl<V: Clone> RecentNames<V> {
     pub fn new(cap: usize) -> RecentNames<V> {
         RecentNames {
-            list: std::sync::Mutex::new(Vec::new()),
-            cap,
+            names: std::sync::Mutex::new(Names {
+                map: HashMap::new(),
+                order: std::collections::VecDeque::new(),
+            }),
+            cap: cap.max(1),
         }
     }
 
     pub fn get(&self, name: &str) -> Option<V> {
-        let list = self.list.lock().ok()?;
-        list.iter().find(|(s, _)| s == name).map(|(_, v)| v.clone())
+        let names = self.names.lock().ok()?;
+        names.map.get(name).cloned()
     }
 
     pub fn put(&self, name: &str, value: V) {
-        if let Ok(mut list) = self.list.lock() {
-            if list.iter().any(|(s, _)| s == name) {
+        if let Ok(mut names) = self.names.lock() {
+            if names.map.contains_key(name) {
                 return;
             }
-            if list.len() >= self.cap {
-                list.remove(0);
+            if names.order.len() >= self.cap {
+                if let Some(oldest) = names.order.pop_front() {
+                    names.map.remove(&oldest);
+                }
             }
-            list.push((name.to_string(), value));
+            names.order.push_back(name.to_string());
+            names.map.insert(name.to_string(), value);
         }
     }
 }
@@ -307,6 +321,22 @@ mod tests {
         )
         .unwrap();
         (got, done)
+    }
+
+    #[test]
+    fn recent_names_keep_the_newest_cap_names() {
+        let names = RecentNames::new(3);
+        for (i, n) in ["a", "b", "c"].iter().enumerate() {
+            names.put(n, i);
+        }
+        names.put("a", 9); // already there: kept as it was
+        assert_eq!(names.get("a"), Some(0));
+        names.put("d", 3); // drops the oldest, "a"
+        assert_eq!(names.get("a"), None);
+        assert_eq!(
+            ["b", "c", "d"].map(|n| names.get(n)),
+            [Some(1), Some(2), Some(3)]
+        );
     }
 
     #[test]
