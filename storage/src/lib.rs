@@ -15,6 +15,9 @@
 
 mod basecache;
 mod bulk;
+mod cache;
+#[cfg(test)]
+mod cache_tests;
 mod changelog;
 mod codec;
 mod commit;
@@ -32,7 +35,7 @@ mod verify;
 
 pub use bulk::{BulkLoader, LoadStats};
 pub use changelog::{Change, ChangeKind, LogState};
-pub use config::{Durability, IndexSpec, StoreConfig, DEFAULT_CHANGE_LOG};
+pub use config::{Durability, IndexSpec, StoreConfig, DEFAULT_CACHE_SIZE, DEFAULT_CHANGE_LOG};
 pub use csn::{csn_micros, is_csn, CSN_LEN};
 pub use error::{Result, StoreError, UniqueConflict};
 pub use links::{Repaired, MAX_NESTED};

@@ -16,7 +16,9 @@ use crate::index::{piece_grams, AttrIndex, IndexFlags};
 use crate::keys;
 use crate::reader::Reader;
 use crate::store::EntryId;
+use crate::cache::{CachedEntry, ReadCache};
 use fjall::{Readable, SingleWriterTxKeyspace};
+use std::sync::Arc;
 use roster_schema::dn::NormDn;
 use roster_schema::{AttrId, CompiledFilter, Entry, SubstringPieces, TriState};
 use std::fmt;
@@ -402,11 +404,38 @@ impl Reader {
                         _ => return Ok(None),
                     }
                 };
-                let prefix = keys::value_prefix(keys::EQUALITY, &norm);
-                self.read_ids(&ix.keyspace, &prefix, cap, true).map(Some)
+                self.equality_ids(t, &ix.keyspace, &norm, cap).map(Some)
             },
             |attr, ids| IndexUse::Equality { attr, ids },
         )
+    }
+
+    /// The ids under one equality key of `attr`'s index, through the store's cache of id
+    /// lists (`cache`); `None` past `cap`.
+    fn equality_ids(
+        &self,
+        attr: AttrId,
+        keyspace: &SingleWriterTxKeyspace,
+        norm: &[u8],
+        cap: usize,
+    ) -> Result<Option<Vec<u64>>> {
+        let cache = &self.inner.cache;
+        let slot = self.inner.indexes.slot(attr);
+        let (Some(slot), true) = (slot, cache.lists_enabled()) else {
+            let prefix = keys::value_prefix(keys::EQUALITY, norm);
+            return self.read_ids(keyspace, &prefix, cap, true);
+        };
+        let key = ReadCache::list_key(slot, &keys::value_prefix(keys::EQUALITY, norm));
+        let seqno = self.snapshot.seqno();
+        if let Some(ids) = cache.list(&key, seqno) {
+            return Ok((ids.len() <= cap).then(|| ids.to_vec()));
+        }
+        let prefix = key.get(ReadCache::LIST_KEY_SLOT..).unwrap_or_default();
+        let ids = self.read_ids(keyspace, prefix, cap, true)?;
+        if let Some(ids) = &ids {
+            cache.fill_list(key, ids.as_slice().into(), seqno);
+        }
+        Ok(ids)
     }
 
     fn presence_ids(&self, attr: AttrId, cap: usize) -> Result<(IdSet, IndexUse)> {
@@ -664,7 +693,64 @@ impl SearchIter {
         &self.filter
     }
 
-    fn step(&mut self) -> Result<Option<(EntryId, Entry)>> {
+    /// The next entry, shared with the store's cache: [`Iterator::next`] without a copy of an
+    /// entry the cache holds.
+    pub fn next_shared(&mut self) -> Option<Result<(EntryId, Arc<Entry>)>> {
+        if self.failed {
+            return None;
+        }
+        match self.step() {
+            Ok(item) => item.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Candidate `id` from the cache or its record, if it is in scope; `Ok(None)` when it is
+    /// not (or is missing).
+    fn candidate(&self, id: u64) -> Result<Option<Arc<Entry>>> {
+        let inner = &*self.reader.inner;
+        let seqno = self.reader.snapshot.seqno();
+        if let Some(cached) = inner.cache.entry(id, seqno) {
+            let header = codec::RecordHeader {
+                parent: cached.parent,
+                dn_key: &cached.dn_key,
+            };
+            return Ok(self
+                .scope
+                .accepts(id, &header)
+                .then(|| cached.entry.clone()));
+        }
+        let Some(record) = self
+            .reader
+            .snapshot
+            .get(&inner.id2entry, keys::id_bytes(id))
+            .context("read entry")?
+        else {
+            // An index names an entry this snapshot does not have: a stray key only widens
+            // the candidates, so the search goes on; `verify` reports it.
+            tracing::warn!(id, "index names a missing entry; run verify");
+            return Ok(None);
+        };
+        let header = codec::header(id, &record)?;
+        if !self.scope.accepts(id, &header) {
+            return Ok(None);
+        }
+        let entry = Arc::new(inner.codec.decode(id, &record)?);
+        if inner.cache.entries_enabled() {
+            let cached = CachedEntry {
+                parent: header.parent,
+                dn_key: header.dn_key.into(),
+                entry: entry.clone(),
+            };
+            inner.cache.fill_entry(id, Arc::new(cached), seqno);
+        }
+        Ok(Some(entry))
+    }
+
+    fn step(&mut self) -> Result<Option<(EntryId, Arc<Entry>)>> {
         let inner = &*self.reader.inner;
         loop {
             if let Some(stop) = &self.stop {
@@ -676,42 +762,36 @@ impl SearchIter {
                     }
                 }
             }
-            let (id, record) = match &mut self.source {
+            let (id, entry) = match &mut self.source {
                 Source::Ids(ids) => {
                     let Some(id) = ids.next() else {
                         return Ok(None);
                     };
-                    match self
-                        .reader
-                        .snapshot
-                        .get(&inner.id2entry, keys::id_bytes(id))
-                        .context("read entry")?
-                    {
-                        Some(record) => (id, record),
-                        // An index names an entry this snapshot does not have: a stray key
-                        // only widens the candidates, so the search goes on; `verify` reports it.
-                        None => {
-                            tracing::warn!(id, "index names a missing entry; run verify");
-                            continue;
-                        }
+                    match self.candidate(id)? {
+                        Some(entry) => (id, entry),
+                        None => continue,
                     }
                 }
+                // A scan reads every entry once: it neither uses nor fills the cache.
                 Source::Scan(iter) => {
                     let Some(guard) = iter.next() else {
                         return Ok(None);
                     };
-                    let (k, v) = guard.into_inner().context("scan entries")?;
-                    (keys::id_from_value(&k)?, v)
+                    let (k, record) = guard.into_inner().context("scan entries")?;
+                    let id = keys::id_from_value(&k)?;
+                    if !self.scope.accepts(id, &codec::header(id, &record)?) {
+                        continue;
+                    }
+                    (id, Arc::new(inner.codec.decode(id, &record)?))
                 }
             };
-            if !self.scope.accepts(id, &codec::header(id, &record)?) {
-                continue;
-            }
-            let mut entry = inner.codec.decode(id, &record)?;
+            let mut entry = entry;
             if self.link_attrs != (false, false) {
+                // Computed per search, never stored with the cached entry.
                 let (member_of, transitive) = self.link_attrs;
-                self.reader
-                    .add_link_attrs(&mut entry, member_of, transitive)?;
+                let mut own = Entry::clone(&entry);
+                self.reader.add_link_attrs(&mut own, member_of, transitive)?;
+                entry = Arc::new(own);
             }
             if self.filter.evaluate(&inner.schema, &entry) == TriState::True {
                 return Ok(Some((EntryId(id), entry)));
@@ -724,16 +804,9 @@ impl Iterator for SearchIter {
     type Item = Result<(EntryId, Entry)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        match self.step() {
-            Ok(item) => item.map(Ok),
-            Err(e) => {
-                self.failed = true;
-                Some(Err(e))
-            }
-        }
+        self.next_shared().map(|item| {
+            item.map(|(id, entry)| (id, Arc::try_unwrap(entry).unwrap_or_else(|e| (*e).clone())))
+        })
     }
 }
 

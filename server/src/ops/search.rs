@@ -370,7 +370,8 @@ fn run(
     let mut in_page = 0;
     let mut examined = 0;
     let mut iter = iter;
-    while let Some(item) = iter.next() {
+    // Entries come shared with the store's cache: read in place, copied into the result.
+    while let Some(item) = iter.next_shared() {
         examined += 1;
         if in_place && examined > IN_PLACE_CANDIDATES {
             return Err(Stopped);
@@ -442,9 +443,18 @@ fn run(
                 .iter()
                 .map(|a| (a.desc.id, access.allows(Some(a.desc.id), Rights::READ)))
                 .collect();
+            // An entry the store's cache holds too is copied from.
+            let shared;
+            let entry = match Arc::try_unwrap(entry) {
+                Ok(own) => Cow::Owned(own),
+                Err(cached) => {
+                    shared = cached;
+                    Cow::Borrowed(&*shared)
+                }
+            };
             emit(to_result(
                 dir,
-                Cow::Owned(entry),
+                entry,
                 &sel,
                 req.typesonly,
                 &|a| readable.iter().any(|(id, ok)| *id == a && *ok),
