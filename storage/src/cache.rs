@@ -48,17 +48,31 @@ const SLOT_OVERHEAD: usize = 96;
 /// The longest id list kept (an equality key of most entries would crowd out the rest).
 const MAX_LIST: usize = 1 << 14;
 
-/// A decoded entry with the parts of its record a search checks its scope with.
+/// A decoded entry with the parts of its record a search checks its scope with, and its DN
+/// as a string once asked for.
 #[derive(Debug)]
 pub(crate) struct CachedEntry {
     pub(crate) parent: u64,
     pub(crate) dn_key: Box<[u8]>,
-    pub(crate) entry: Arc<Entry>,
+    pub(crate) entry: Entry,
+    pub(crate) dn: std::sync::OnceLock<String>,
 }
 
-/// Memory an entry takes once decoded, roughly: its values, names and the vectors holding them.
+impl CachedEntry {
+    pub(crate) fn new(parent: u64, dn_key: Box<[u8]>, entry: Entry) -> CachedEntry {
+        CachedEntry {
+            parent,
+            dn_key,
+            entry,
+            dn: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+/// Memory an entry takes once decoded, roughly: its values, names and the vectors holding them
+/// (and its DN string).
 pub(crate) fn entry_size(entry: &Entry, dn_key: &[u8]) -> usize {
-    let mut n = 256 + 2 * dn_key.len();
+    let mut n = 256 + 3 * dn_key.len();
     for rdn in &entry.dn.rdns {
         for ava in &rdn.avas {
             n += 3 * (ava.attr.len() + ava.value.len() + 48);
@@ -92,7 +106,7 @@ impl ShardKey for [u8] {
     }
 }
 
-impl ShardKey for Box<[u8]> {
+impl ShardKey for Vec<u8> {
     fn shard(&self) -> usize {
         (**self).shard()
     }
@@ -372,7 +386,7 @@ pub(crate) type IdList = Arc<[u64]>;
 /// The store's read cache (see the module documentation).
 pub(crate) struct ReadCache {
     entries: Sharded<u64, Arc<CachedEntry>, rustc_hash::FxBuildHasher>,
-    lists: Sharded<Box<[u8]>, IdList, std::collections::hash_map::RandomState>,
+    lists: Sharded<Vec<u8>, IdList, std::collections::hash_map::RandomState>,
 }
 
 impl ReadCache {
@@ -391,11 +405,11 @@ impl ReadCache {
     pub(crate) const LIST_KEY_SLOT: usize = 4;
 
     /// The cache key of index slot `slot`'s key `key` (without the id).
-    pub(crate) fn list_key(slot: usize, key: &[u8]) -> Box<[u8]> {
+    pub(crate) fn list_key(slot: usize, key: &[u8]) -> Vec<u8> {
         let mut k = Vec::with_capacity(4 + key.len());
         k.extend_from_slice(&u32::try_from(slot).unwrap_or(u32::MAX).to_be_bytes());
         k.extend_from_slice(key);
-        k.into_boxed_slice()
+        k
     }
 
     pub(crate) fn entry(&self, id: u64, snapshot: u64) -> Option<Arc<CachedEntry>> {
@@ -422,11 +436,22 @@ impl ReadCache {
         self.lists.enabled()
     }
 
-    pub(crate) fn fill_list(&self, key: Box<[u8]>, ids: IdList, snapshot: u64) {
+    pub(crate) fn fill_list(&self, key: Vec<u8>, ids: IdList, snapshot: u64) {
         if ids.len() <= MAX_LIST {
             let size = key.len() + 8 * ids.len();
             self.lists.fill(key, ids, size, snapshot);
         }
+    }
+
+    /// [`ReadCache::list_key`] of the equality key of the normalized value `norm`
+    /// (`keys::value_prefix(keys::EQUALITY, norm)`), made in one go.
+    pub(crate) fn equality_key(slot: usize, norm: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(Self::LIST_KEY_SLOT + norm.len() + 4);
+        k.extend_from_slice(&u32::try_from(slot).unwrap_or(u32::MAX).to_be_bytes());
+        k.push(crate::keys::EQUALITY);
+        crate::keys::escape_into(&mut k, norm);
+        k.push(0);
+        k
     }
 
     /// Marks entry `id` as being written (its record is inserted or removed).
@@ -557,6 +582,18 @@ mod tests {
         c.fill(a, 9, 8, 31);
         assert_eq!(c.get(&a, 31), Some(9));
         assert!(c.bytes() <= 4 * (SLOT_OVERHEAD + 8));
+    }
+
+    #[test]
+    fn equality_keys() {
+        for v in [&b""[..], b"a@x", b"\x00\x01\x02 z"] {
+            let prefix = crate::keys::value_prefix(crate::keys::EQUALITY, v);
+            assert_eq!(ReadCache::equality_key(7, v), ReadCache::list_key(7, &prefix));
+            assert_eq!(
+                ReadCache::equality_key(7, v).get(ReadCache::LIST_KEY_SLOT..),
+                Some(&prefix[..])
+            );
+        }
     }
 
     #[test]

@@ -338,16 +338,6 @@ impl Reader {
         ))
     }
 
-    /// The attribute and its subtypes: a filter on `name` matches `cn` values.
-    fn types(&self, attr: AttrId) -> Vec<AttrId> {
-        let subtypes = self.inner.schema.subtypes(attr);
-        if subtypes.is_empty() {
-            vec![attr]
-        } else {
-            subtypes.to_vec()
-        }
-    }
-
     fn attr_name(&self, attr: AttrId) -> String {
         self.inner
             .schema
@@ -368,12 +358,16 @@ impl Reader {
         used: fn(String, usize) -> IndexUse,
     ) -> Result<(IdSet, IndexUse)> {
         let mut acc = Vec::new();
-        for t in self.types(attr) {
+        let one = [attr];
+        let subtypes = self.inner.schema.subtypes(attr);
+        let types = if subtypes.is_empty() { &one[..] } else { subtypes };
+        for &t in types {
             let Some(ix) = self.inner.indexes.get(t).filter(|ix| has(ix.flags)) else {
                 return Ok((IdSet::All, IndexUse::All));
             };
             match read(t, ix)? {
                 None => continue,
+                Some(Some(ids)) if acc.is_empty() => acc = ids,
                 Some(Some(ids)) => acc = union(&acc, &ids),
                 Some(None) => {
                     return Ok((
@@ -425,7 +419,7 @@ impl Reader {
             let prefix = keys::value_prefix(keys::EQUALITY, norm);
             return self.read_ids(keyspace, &prefix, cap, true);
         };
-        let key = ReadCache::list_key(slot, &keys::value_prefix(keys::EQUALITY, norm));
+        let key = ReadCache::equality_key(slot, norm);
         let seqno = self.snapshot.seqno();
         if let Some(ids) = cache.list(&key, seqno) {
             return Ok((ids.len() <= cap).then(|| ids.to_vec()));
@@ -695,7 +689,7 @@ impl SearchIter {
 
     /// The next entry, shared with the store's cache: [`Iterator::next`] without a copy of an
     /// entry the cache holds.
-    pub fn next_shared(&mut self) -> Option<Result<(EntryId, Arc<Entry>)>> {
+    pub fn next_shared(&mut self) -> Option<Result<(EntryId, SharedEntry)>> {
         if self.failed {
             return None;
         }
@@ -710,7 +704,7 @@ impl SearchIter {
 
     /// Candidate `id` from the cache or its record, if it is in scope; `Ok(None)` when it is
     /// not (or is missing).
-    fn candidate(&self, id: u64) -> Result<Option<Arc<Entry>>> {
+    fn candidate(&self, id: u64) -> Result<Option<Arc<CachedEntry>>> {
         let inner = &*self.reader.inner;
         let seqno = self.reader.snapshot.seqno();
         if let Some(cached) = inner.cache.entry(id, seqno) {
@@ -718,10 +712,7 @@ impl SearchIter {
                 parent: cached.parent,
                 dn_key: &cached.dn_key,
             };
-            return Ok(self
-                .scope
-                .accepts(id, &header)
-                .then(|| cached.entry.clone()));
+            return Ok(self.scope.accepts(id, &header).then_some(cached));
         }
         let Some(record) = self
             .reader
@@ -738,19 +729,15 @@ impl SearchIter {
         if !self.scope.accepts(id, &header) {
             return Ok(None);
         }
-        let entry = Arc::new(inner.codec.decode(id, &record)?);
+        let entry = inner.codec.decode(id, &record)?;
+        let entry = Arc::new(CachedEntry::new(header.parent, header.dn_key.into(), entry));
         if inner.cache.entries_enabled() {
-            let cached = CachedEntry {
-                parent: header.parent,
-                dn_key: header.dn_key.into(),
-                entry: entry.clone(),
-            };
-            inner.cache.fill_entry(id, Arc::new(cached), seqno);
+            inner.cache.fill_entry(id, entry.clone(), seqno);
         }
         Ok(Some(entry))
     }
 
-    fn step(&mut self) -> Result<Option<(EntryId, Arc<Entry>)>> {
+    fn step(&mut self) -> Result<Option<(EntryId, SharedEntry)>> {
         let inner = &*self.reader.inner;
         loop {
             if let Some(stop) = &self.stop {
@@ -782,17 +769,19 @@ impl SearchIter {
                     if !self.scope.accepts(id, &codec::header(id, &record)?) {
                         continue;
                     }
-                    (id, Arc::new(inner.codec.decode(id, &record)?))
+                    let entry = inner.codec.decode(id, &record)?;
+                    (id, Arc::new(CachedEntry::new(0, Box::default(), entry)))
                 }
             };
             let mut entry = entry;
             if self.link_attrs != (false, false) {
                 // Computed per search, never stored with the cached entry.
                 let (member_of, transitive) = self.link_attrs;
-                let mut own = Entry::clone(&entry);
+                let mut own = entry.entry.clone();
                 self.reader.add_link_attrs(&mut own, member_of, transitive)?;
-                entry = Arc::new(own);
+                entry = Arc::new(CachedEntry::new(0, Box::default(), own));
             }
+            let entry = SharedEntry(entry);
             if self.filter.evaluate(&inner.schema, &entry) == TriState::True {
                 return Ok(Some((EntryId(id), entry)));
             }
@@ -804,9 +793,40 @@ impl Iterator for SearchIter {
     type Item = Result<(EntryId, Entry)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_shared().map(|item| {
-            item.map(|(id, entry)| (id, Arc::try_unwrap(entry).unwrap_or_else(|e| (*e).clone())))
-        })
+        self.next_shared()
+            .map(|item| item.map(|(id, entry)| (id, entry.into_entry())))
+    }
+}
+
+/// An entry a search found, shared with the store's cache: read it in place (it derefs to
+/// [`Entry`]); [`SharedEntry::into_entry`] copies it only if the cache holds it too.
+#[derive(Debug, Clone)]
+pub struct SharedEntry(Arc<CachedEntry>);
+
+impl SharedEntry {
+    /// The DN in its RFC 4514 string form, made once per cached entry.
+    pub fn dn_string(&self) -> &str {
+        self.0.dn.get_or_init(|| self.0.entry.dn.to_string())
+    }
+
+    /// The entry, moved out if nothing else holds it, copied otherwise.
+    pub fn into_entry(self) -> Entry {
+        self.try_into_entry().unwrap_or_else(|e| e.0.entry.clone())
+    }
+
+    /// The entry if nothing else holds it (no copy), or this handle back.
+    pub fn try_into_entry(self) -> std::result::Result<Entry, SharedEntry> {
+        Arc::try_unwrap(self.0)
+            .map(|c| c.entry)
+            .map_err(SharedEntry)
+    }
+}
+
+impl std::ops::Deref for SharedEntry {
+    type Target = Entry;
+
+    fn deref(&self) -> &Entry {
+        &self.0.entry
     }
 }
 

@@ -443,17 +443,19 @@ fn run(
                 .iter()
                 .map(|a| (a.desc.id, access.allows(Some(a.desc.id), Rights::READ)))
                 .collect();
-            // An entry the store's cache holds too is copied from.
+            // An entry the store's cache holds too is copied from, and its DN string is kept.
+            let dn = entry.dn_string().to_string();
             let shared;
-            let entry = match Arc::try_unwrap(entry) {
+            let entry = match entry.try_into_entry() {
                 Ok(own) => Cow::Owned(own),
                 Err(cached) => {
                     shared = cached;
                     Cow::Borrowed(&*shared)
                 }
             };
-            emit(to_result(
+            emit(to_result_named(
                 dir,
+                dn,
                 entry,
                 &sel,
                 req.typesonly,
@@ -664,8 +666,21 @@ pub(crate) fn to_result(
     readable: &dyn Fn(AttrId) -> bool,
     computed: Option<&Computed>,
 ) -> LdapSearchResultEntry {
-    let schema = &dir.schema;
     let dn = entry.dn.to_string();
+    to_result_named(dir, dn, entry, sel, types_only, readable, computed)
+}
+
+/// [`to_result`] with the entry's DN string already made.
+fn to_result_named(
+    dir: &Directory,
+    dn: String,
+    entry: Cow<'_, Entry>,
+    sel: &AttrSelection,
+    types_only: bool,
+    readable: &dyn Fn(AttrId) -> bool,
+    computed: Option<&Computed>,
+) -> LdapSearchResultEntry {
+    let schema = &dir.schema;
     let mut list: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     // Computed attributes are operational: none is returned unless "+" or names were asked for,
     // and never to a replication consumer (`None`), which keeps stored content only.
