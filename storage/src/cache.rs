@@ -588,7 +588,10 @@ mod tests {
     fn equality_keys() {
         for v in [&b""[..], b"a@x", b"\x00\x01\x02 z"] {
             let prefix = crate::keys::value_prefix(crate::keys::EQUALITY, v);
-            assert_eq!(ReadCache::equality_key(7, v), ReadCache::list_key(7, &prefix));
+            assert_eq!(
+                ReadCache::equality_key(7, v),
+                ReadCache::list_key(7, &prefix)
+            );
             assert_eq!(
                 ReadCache::equality_key(7, v).get(ReadCache::LIST_KEY_SLOT..),
                 Some(&prefix[..])

@@ -110,6 +110,11 @@ fn find(reader: &Reader, filter: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// uid number -> (mail, description).
+type Model = HashMap<u64, (String, String)>;
+/// (DN, description) of each entry found.
+type Found = Vec<(String, String)>;
+
 fn found(dn: &str, description: &str) -> Vec<(String, String)> {
     vec![(dn.to_string(), description.to_string())]
 }
@@ -192,7 +197,10 @@ fn index_lists_follow_adds_and_deletes_of_values() {
     assert!(find(&store.reader(), "(mail=shared@x)").is_empty());
     assert!(find(&store.reader(), "(mail=shared@x)").is_empty());
     store.add(user(&schema, "a", "shared@x", "")).unwrap();
-    assert_eq!(dns(find(&store.reader(), "(mail=shared@x)")), [user_dn("a")]);
+    assert_eq!(
+        dns(find(&store.reader(), "(mail=shared@x)")),
+        [user_dn("a")]
+    );
     store.add(user(&schema, "b", "shared@x", "")).unwrap();
     let both = [user_dn("a"), user_dn("b")];
     assert_eq!(dns(find(&store.reader(), "(mail=shared@x)")), both);
@@ -262,7 +270,7 @@ fn a_tiny_cache_evicts_and_stays_exact() {
     let schema = store.schema().clone();
     let users = 1200u64;
     // uid -> (mail, description)
-    let mut model: HashMap<u64, (String, String)> = HashMap::new();
+    let mut model: Model = HashMap::new();
     for i in 0..users {
         let (mail, d) = (format!("m{i}@x"), format!("d{i}-0"));
         store
@@ -271,7 +279,7 @@ fn a_tiny_cache_evicts_and_stays_exact() {
         model.insert(i, (mail, d));
     }
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut old: Option<(Reader, HashMap<u64, (String, String)>)> = None;
+    let mut old: Option<(Reader, Model)> = None;
     for step in 0..4000u64 {
         let i = rng.below(users);
         let uid = format!("u{i}");
@@ -341,7 +349,8 @@ fn concurrent_readers_see_every_acknowledged_write() {
     let acked: Arc<Vec<AtomicU64>> = Arc::new((0..users).map(|_| AtomicU64::new(0)).collect());
     let done = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (store, schema, acked, done) = (store.clone(), schema.clone(), acked.clone(), done.clone());
+        let (store, schema, acked, done) =
+            (store.clone(), schema.clone(), acked.clone(), done.clone());
         std::thread::spawn(move || {
             for n in 1..=600u64 {
                 let i = n % users;
@@ -363,7 +372,7 @@ fn concurrent_readers_see_every_acknowledged_write() {
             std::thread::spawn(move || {
                 let mut rng = Rng(0x1234_5678 + t);
                 let mut checks = 0u64;
-                let mut old: Option<(Reader, u64, Vec<(String, String)>)> = None;
+                let mut old: Option<(Reader, u64, Found)> = None;
                 while !done.load(Ordering::SeqCst) && checks < 200_000 {
                     let i = rng.below(users);
                     let at_least = acked[i as usize].load(Ordering::SeqCst);

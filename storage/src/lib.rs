@@ -40,9 +40,7 @@ pub use csn::{csn_micros, is_csn, CSN_LEN};
 pub use error::{Result, StoreError, UniqueConflict};
 pub use links::{Repaired, MAX_NESTED};
 pub use reader::{Reader, WalkIter};
-pub use search::{
-    CandidateSource, IndexUse, Scope, SearchIter, SearchPlan, SharedEntry, MAX_IDS,
-};
+pub use search::{CandidateSource, IndexUse, Scope, SearchIter, SearchPlan, SharedEntry, MAX_IDS};
 pub use store::{EntryId, Inherit, Store, TakesHeir, FORMAT_VERSION};
 pub use unique::UniqueSpec;
 pub use verify::{KeyspaceCheck, VerifyReport};

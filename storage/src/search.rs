@@ -10,18 +10,18 @@
 //! Like back-mdb's ID lists, which turn into a range past 2^16 ids, an index list longer than
 //! [`MAX_IDS`] stops narrowing: reading and merging it would cost more than it saves.
 
+use crate::cache::{CachedEntry, ReadCache};
 use crate::codec;
 use crate::error::{Context, Result, StoreError};
 use crate::index::{piece_grams, AttrIndex, IndexFlags};
 use crate::keys;
 use crate::reader::Reader;
 use crate::store::EntryId;
-use crate::cache::{CachedEntry, ReadCache};
 use fjall::{Readable, SingleWriterTxKeyspace};
-use std::sync::Arc;
 use roster_schema::dn::NormDn;
 use roster_schema::{AttrId, CompiledFilter, Entry, SubstringPieces, TriState};
 use std::fmt;
+use std::sync::Arc;
 
 /// The longest id list an index lookup may produce before it is treated as "every entry".
 pub const MAX_IDS: usize = 1 << 17;
@@ -360,7 +360,11 @@ impl Reader {
         let mut acc = Vec::new();
         let one = [attr];
         let subtypes = self.inner.schema.subtypes(attr);
-        let types = if subtypes.is_empty() { &one[..] } else { subtypes };
+        let types = if subtypes.is_empty() {
+            &one[..]
+        } else {
+            subtypes
+        };
         for &t in types {
             let Some(ix) = self.inner.indexes.get(t).filter(|ix| has(ix.flags)) else {
                 return Ok((IdSet::All, IndexUse::All));
@@ -778,7 +782,8 @@ impl SearchIter {
                 // Computed per search, never stored with the cached entry.
                 let (member_of, transitive) = self.link_attrs;
                 let mut own = entry.entry.clone();
-                self.reader.add_link_attrs(&mut own, member_of, transitive)?;
+                self.reader
+                    .add_link_attrs(&mut own, member_of, transitive)?;
                 entry = Arc::new(CachedEntry::new(0, Box::default(), own));
             }
             let entry = SharedEntry(entry);
