@@ -124,6 +124,10 @@ struct Slot<V> {
     used: bool,
 }
 
+/// Slots evicted, all caches together (for tests).
+#[cfg(test)]
+pub(crate) static EVICTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 struct Shard<K, V, S> {
     map: HashMap<K, Slot<V>, S>,
     /// Keys in the order the eviction hand visits them (may name keys since removed).
@@ -366,6 +370,8 @@ where
             if let Some(slot) = self.map.remove(&key) {
                 self.bytes -= slot.size;
                 self.floor = self.floor.max(slot.last);
+                #[cfg(test)]
+                EVICTIONS.fetch_add(1, Ordering::Relaxed);
             }
         }
         true

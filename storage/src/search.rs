@@ -734,10 +734,11 @@ impl SearchIter {
             return Ok(None);
         }
         let entry = inner.codec.decode(id, &record)?;
-        let entry = Arc::new(CachedEntry::new(header.parent, header.dn_key.into(), entry));
-        if inner.cache.entries_enabled() {
-            inner.cache.fill_entry(id, entry.clone(), seqno);
+        if !inner.cache.entries_enabled() {
+            return Ok(Some(Arc::new(CachedEntry::new(0, Box::default(), entry))));
         }
+        let entry = Arc::new(CachedEntry::new(header.parent, header.dn_key.into(), entry));
+        inner.cache.fill_entry(id, entry.clone(), seqno);
         Ok(Some(entry))
     }
 

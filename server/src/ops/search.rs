@@ -444,13 +444,12 @@ fn run(
                 .map(|a| (a.desc.id, access.allows(Some(a.desc.id), Rights::READ)))
                 .collect();
             // An entry the store's cache holds too is copied from, and its DN string is kept.
-            let dn = entry.dn_string().to_string();
             let shared;
-            let entry = match entry.try_into_entry() {
-                Ok(own) => Cow::Owned(own),
+            let (dn, entry) = match entry.try_into_entry() {
+                Ok(own) => (own.dn.to_string(), Cow::Owned(own)),
                 Err(cached) => {
                     shared = cached;
-                    Cow::Borrowed(&*shared)
+                    (shared.dn_string().to_string(), Cow::Borrowed(&*shared))
                 }
             };
             emit(to_result_named(
