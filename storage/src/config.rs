@@ -26,13 +26,9 @@ pub struct StoreConfig {
     /// otherwise every write stamps its own.
     pub keep_csn: bool,
     /// Bytes of memory for decoded entries and equality index lists shared by all readers
-    /// (0: no cache). See [`DEFAULT_CACHE_SIZE`].
+    /// (0: no cache). See [`crate::DEFAULT_CACHE_SIZE`].
     pub cache_size: u64,
 }
-
-/// The read cache's size unless configured: 256 MiB, enough for the entries and index lists
-/// of about 100,000 typical users.
-pub const DEFAULT_CACHE_SIZE: u64 = 256 * 1024 * 1024;
 
 /// Change log records kept unless configured.
 pub const DEFAULT_CHANGE_LOG: u64 = 100_000;

@@ -34,8 +34,9 @@ mod unique;
 mod verify;
 
 pub use bulk::{BulkLoader, LoadStats};
+pub use cache::DEFAULT_CACHE_SIZE;
 pub use changelog::{Change, ChangeKind, LogState};
-pub use config::{Durability, IndexSpec, StoreConfig, DEFAULT_CACHE_SIZE, DEFAULT_CHANGE_LOG};
+pub use config::{Durability, IndexSpec, StoreConfig, DEFAULT_CHANGE_LOG};
 pub use csn::{csn_micros, is_csn, CSN_LEN};
 pub use error::{Result, StoreError, UniqueConflict};
 pub use links::{Repaired, MAX_NESTED};
