@@ -26,7 +26,8 @@ by = [{ who = "self", rights = "write" }, { who = "anonymous", rights = "auth" }
 by = [{ who = "*", rights = "read" }]'
 
 # rosterd_config DATA_DIR [EXTRA_TOML]: the benchmark configuration (the suffix, root DN and
-# indexes of shared/bench's slapd, durable writes) on a free port, with EXTRA_TOML appended.
+# indexes of shared/bench's slapd, durable writes) on a free port, with EXTRA_TOML appended;
+# STORAGE_EXTRA (say `cache_size = 0`) goes into its [storage] table.
 rosterd_config() {
   cat <<CONF
 [server]
@@ -39,6 +40,7 @@ root_password = "secret"
 size_limit = 500
 [storage]
 durability = "sync"
+${STORAGE_EXTRA:-}
 [storage.indexes]
 objectClass = ["eq"]
 uid = ["eq", "sub"]

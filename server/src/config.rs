@@ -433,6 +433,14 @@ pub struct StorageSection {
     /// older than the oldest record get the whole content instead of the changes).
     #[serde(default = "default_change_log")]
     pub change_log: u64,
+    /// Bytes of memory for decoded entries and equality index lists shared by all searches
+    /// (0: none).
+    #[serde(default = "default_cache_size")]
+    pub cache_size: u64,
+}
+
+fn default_cache_size() -> u64 {
+    roster_storage::DEFAULT_CACHE_SIZE
 }
 
 fn default_change_log() -> u64 {
@@ -445,6 +453,7 @@ impl Default for StorageSection {
             durability: default_durability(),
             indexes: default_indexes(),
             change_log: default_change_log(),
+            cache_size: default_cache_size(),
         }
     }
 }
@@ -629,6 +638,8 @@ pub struct Settings {
     pub sync_writes: bool,
     /// Change log records kept (`storage.change_log`).
     pub change_log: u64,
+    /// The store's read cache in bytes (`storage.cache_size`).
+    pub cache_size: u64,
     pub indexes: Vec<roster_storage::IndexSpec>,
     pub integrity_attributes: Vec<String>,
     pub password_scheme: crate::password::Scheme,
@@ -847,6 +858,7 @@ impl Settings {
             audit_file: file.audit.file.as_ref().map(|p| data_dir.join(p)),
             data_dir,
             change_log: file.storage.change_log,
+            cache_size: file.storage.cache_size,
             max_connections: file.server.max_connections.max(1),
             max_connections_per_address: file.server.max_connections_per_address,
             max_message_bytes: file.server.max_message_bytes,

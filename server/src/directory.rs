@@ -210,6 +210,7 @@ impl Directory {
             // A replica keeps the provider's entryCSN, so that its own consumers and the
             // cookies it hands out follow the provider's clock.
             keep_csn: !settings.replicas.is_empty(),
+            cache_size: settings.cache_size,
         };
         let store = Store::open(&store_config, schema.clone()).map_err(|source| {
             // fjall names a held lock only in its message; say what it means here.

@@ -64,6 +64,7 @@ fn main() -> Result<(), Error> {
     let config = StoreConfig {
         change_log: roster_storage::DEFAULT_CHANGE_LOG,
         keep_csn: false,
+        cache_size: roster_storage::DEFAULT_CACHE_SIZE,
         path: dir.clone().into(),
         indexes: vec![
             index("objectClass", true, false),

@@ -143,6 +143,7 @@ mod tests {
         let config = StoreConfig {
             change_log: crate::DEFAULT_CHANGE_LOG,
             keep_csn: false,
+            cache_size: crate::DEFAULT_CACHE_SIZE,
             path: dir.path().to_path_buf(),
             indexes: Vec::new(),
             durability: Durability::Buffer,

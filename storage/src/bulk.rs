@@ -150,6 +150,9 @@ impl Job {
 impl<'a> BulkLoader<'a> {
     pub(crate) fn new(store: &'a Store) -> Result<BulkLoader<'a>> {
         let mut writer = store.lock_writers()?;
+        // The load ingests tables instead of marking what it writes: nothing cached is used
+        // or stored again until it ends (published when the loader is dropped).
+        store.inner.cache.invalidate();
         let csn = writer.clock.next();
         let snapshot = store.inner.db.read_tx();
         let inner = &store.inner;
@@ -389,6 +392,8 @@ impl Drop for BulkLoader<'_> {
         for handle in self.writing.drain(..) {
             let _ = handle.join();
         }
+        // Everything ingested is visible by now; the writer lock is still held.
+        self.store.inner.publish_cache();
         if let Err(e) = remove_spill_dir(&self.spill_dir) {
             tracing::warn!(error = %e, "could not remove bulk-load spill files");
         }

@@ -25,6 +25,9 @@ pub struct StoreConfig {
     /// Entries keep the `entryCSN` they are written with (a replica stores its provider's);
     /// otherwise every write stamps its own.
     pub keep_csn: bool,
+    /// Bytes of memory for decoded entries and equality index lists shared by all readers
+    /// (0: no cache). See [`crate::DEFAULT_CACHE_SIZE`].
+    pub cache_size: u64,
 }
 
 /// Change log records kept unless configured.

@@ -15,6 +15,9 @@
 
 mod basecache;
 mod bulk;
+mod cache;
+#[cfg(test)]
+mod cache_tests;
 mod changelog;
 mod codec;
 mod commit;
@@ -31,6 +34,7 @@ mod unique;
 mod verify;
 
 pub use bulk::{BulkLoader, LoadStats};
+pub use cache::DEFAULT_CACHE_SIZE;
 pub use changelog::{Change, ChangeKind, LogState};
 pub use commit::SyncPoint;
 pub use config::{Durability, IndexSpec, StoreConfig, DEFAULT_CHANGE_LOG};
@@ -38,7 +42,7 @@ pub use csn::{csn_micros, is_csn, CSN_LEN};
 pub use error::{Result, StoreError, UniqueConflict};
 pub use links::{Repaired, MAX_NESTED};
 pub use reader::{Reader, WalkIter};
-pub use search::{CandidateSource, IndexUse, Scope, SearchIter, SearchPlan, MAX_IDS};
+pub use search::{CandidateSource, IndexUse, Scope, SearchIter, SearchPlan, SharedEntry, MAX_IDS};
 pub use store::{EntryId, Inherit, Store, TakesHeir, FORMAT_VERSION};
 pub use unique::UniqueSpec;
 pub use verify::{KeyspaceCheck, VerifyReport};

@@ -10,6 +10,7 @@
 //! Like back-mdb's ID lists, which turn into a range past 2^16 ids, an index list longer than
 //! [`MAX_IDS`] stops narrowing: reading and merging it would cost more than it saves.
 
+use crate::cache::{CachedEntry, ReadCache};
 use crate::codec;
 use crate::error::{Context, Result, StoreError};
 use crate::index::{piece_grams, AttrIndex, IndexFlags};
@@ -20,6 +21,7 @@ use fjall::{Readable, SingleWriterTxKeyspace};
 use roster_schema::dn::NormDn;
 use roster_schema::{AttrId, CompiledFilter, Entry, SubstringPieces, TriState};
 use std::fmt;
+use std::sync::Arc;
 
 /// The longest id list an index lookup may produce before it is treated as "every entry".
 pub const MAX_IDS: usize = 1 << 17;
@@ -336,16 +338,6 @@ impl Reader {
         ))
     }
 
-    /// The attribute and its subtypes: a filter on `name` matches `cn` values.
-    fn types(&self, attr: AttrId) -> Vec<AttrId> {
-        let subtypes = self.inner.schema.subtypes(attr);
-        if subtypes.is_empty() {
-            vec![attr]
-        } else {
-            subtypes.to_vec()
-        }
-    }
-
     fn attr_name(&self, attr: AttrId) -> String {
         self.inner
             .schema
@@ -366,12 +358,20 @@ impl Reader {
         used: fn(String, usize) -> IndexUse,
     ) -> Result<(IdSet, IndexUse)> {
         let mut acc = Vec::new();
-        for t in self.types(attr) {
+        let one = [attr];
+        let subtypes = self.inner.schema.subtypes(attr);
+        let types = if subtypes.is_empty() {
+            &one[..]
+        } else {
+            subtypes
+        };
+        for &t in types {
             let Some(ix) = self.inner.indexes.get(t).filter(|ix| has(ix.flags)) else {
                 return Ok((IdSet::All, IndexUse::All));
             };
             match read(t, ix)? {
                 None => continue,
+                Some(Some(ids)) if acc.is_empty() => acc = ids,
                 Some(Some(ids)) => acc = union(&acc, &ids),
                 Some(None) => {
                     return Ok((
@@ -402,11 +402,38 @@ impl Reader {
                         _ => return Ok(None),
                     }
                 };
-                let prefix = keys::value_prefix(keys::EQUALITY, &norm);
-                self.read_ids(&ix.keyspace, &prefix, cap, true).map(Some)
+                self.equality_ids(t, &ix.keyspace, &norm, cap).map(Some)
             },
             |attr, ids| IndexUse::Equality { attr, ids },
         )
+    }
+
+    /// The ids under one equality key of `attr`'s index, through the store's cache of id
+    /// lists (`cache`); `None` past `cap`.
+    fn equality_ids(
+        &self,
+        attr: AttrId,
+        keyspace: &SingleWriterTxKeyspace,
+        norm: &[u8],
+        cap: usize,
+    ) -> Result<Option<Vec<u64>>> {
+        let cache = &self.inner.cache;
+        let slot = self.inner.indexes.slot(attr);
+        let (Some(slot), true) = (slot, cache.lists_enabled()) else {
+            let prefix = keys::value_prefix(keys::EQUALITY, norm);
+            return self.read_ids(keyspace, &prefix, cap, true);
+        };
+        let key = ReadCache::equality_key(slot, norm);
+        let seqno = self.snapshot.seqno();
+        if let Some(ids) = cache.list(&key, seqno) {
+            return Ok((ids.len() <= cap).then(|| ids.to_vec()));
+        }
+        let prefix = key.get(ReadCache::LIST_KEY_SLOT..).unwrap_or_default();
+        let ids = self.read_ids(keyspace, prefix, cap, true)?;
+        if let Some(ids) = &ids {
+            cache.fill_list(key, ids.as_slice().into(), seqno);
+        }
+        Ok(ids)
     }
 
     fn presence_ids(&self, attr: AttrId, cap: usize) -> Result<(IdSet, IndexUse)> {
@@ -664,7 +691,58 @@ impl SearchIter {
         &self.filter
     }
 
-    fn step(&mut self) -> Result<Option<(EntryId, Entry)>> {
+    /// The next entry, shared with the store's cache: [`Iterator::next`] without a copy of an
+    /// entry the cache holds.
+    pub fn next_shared(&mut self) -> Option<Result<(EntryId, SharedEntry)>> {
+        if self.failed {
+            return None;
+        }
+        match self.step() {
+            Ok(item) => item.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Candidate `id` from the cache or its record, if it is in scope; `Ok(None)` when it is
+    /// not (or is missing).
+    fn candidate(&self, id: u64) -> Result<Option<Arc<CachedEntry>>> {
+        let inner = &*self.reader.inner;
+        let seqno = self.reader.snapshot.seqno();
+        if let Some(cached) = inner.cache.entry(id, seqno) {
+            let header = codec::RecordHeader {
+                parent: cached.parent,
+                dn_key: &cached.dn_key,
+            };
+            return Ok(self.scope.accepts(id, &header).then_some(cached));
+        }
+        let Some(record) = self
+            .reader
+            .snapshot
+            .get(&inner.id2entry, keys::id_bytes(id))
+            .context("read entry")?
+        else {
+            // An index names an entry this snapshot does not have: a stray key only widens
+            // the candidates, so the search goes on; `verify` reports it.
+            tracing::warn!(id, "index names a missing entry; run verify");
+            return Ok(None);
+        };
+        let header = codec::header(id, &record)?;
+        if !self.scope.accepts(id, &header) {
+            return Ok(None);
+        }
+        let entry = inner.codec.decode(id, &record)?;
+        if !inner.cache.entries_enabled() {
+            return Ok(Some(Arc::new(CachedEntry::new(0, Box::default(), entry))));
+        }
+        let entry = Arc::new(CachedEntry::new(header.parent, header.dn_key.into(), entry));
+        inner.cache.fill_entry(id, entry.clone(), seqno);
+        Ok(Some(entry))
+    }
+
+    fn step(&mut self) -> Result<Option<(EntryId, SharedEntry)>> {
         let inner = &*self.reader.inner;
         loop {
             if let Some(stop) = &self.stop {
@@ -676,43 +754,40 @@ impl SearchIter {
                     }
                 }
             }
-            let (id, record) = match &mut self.source {
+            let (id, entry) = match &mut self.source {
                 Source::Ids(ids) => {
                     let Some(id) = ids.next() else {
                         return Ok(None);
                     };
-                    match self
-                        .reader
-                        .snapshot
-                        .get(&inner.id2entry, keys::id_bytes(id))
-                        .context("read entry")?
-                    {
-                        Some(record) => (id, record),
-                        // An index names an entry this snapshot does not have: a stray key
-                        // only widens the candidates, so the search goes on; `verify` reports it.
-                        None => {
-                            tracing::warn!(id, "index names a missing entry; run verify");
-                            continue;
-                        }
+                    match self.candidate(id)? {
+                        Some(entry) => (id, entry),
+                        None => continue,
                     }
                 }
+                // A scan reads every entry once: it neither uses nor fills the cache.
                 Source::Scan(iter) => {
                     let Some(guard) = iter.next() else {
                         return Ok(None);
                     };
-                    let (k, v) = guard.into_inner().context("scan entries")?;
-                    (keys::id_from_value(&k)?, v)
+                    let (k, record) = guard.into_inner().context("scan entries")?;
+                    let id = keys::id_from_value(&k)?;
+                    if !self.scope.accepts(id, &codec::header(id, &record)?) {
+                        continue;
+                    }
+                    let entry = inner.codec.decode(id, &record)?;
+                    (id, Arc::new(CachedEntry::new(0, Box::default(), entry)))
                 }
             };
-            if !self.scope.accepts(id, &codec::header(id, &record)?) {
-                continue;
-            }
-            let mut entry = inner.codec.decode(id, &record)?;
+            let mut entry = entry;
             if self.link_attrs != (false, false) {
+                // Computed per search, never stored with the cached entry.
                 let (member_of, transitive) = self.link_attrs;
+                let mut own = entry.entry.clone();
                 self.reader
-                    .add_link_attrs(&mut entry, member_of, transitive)?;
+                    .add_link_attrs(&mut own, member_of, transitive)?;
+                entry = Arc::new(CachedEntry::new(0, Box::default(), own));
             }
+            let entry = SharedEntry(entry);
             if self.filter.evaluate(&inner.schema, &entry) == TriState::True {
                 return Ok(Some((EntryId(id), entry)));
             }
@@ -724,16 +799,40 @@ impl Iterator for SearchIter {
     type Item = Result<(EntryId, Entry)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        match self.step() {
-            Ok(item) => item.map(Ok),
-            Err(e) => {
-                self.failed = true;
-                Some(Err(e))
-            }
-        }
+        self.next_shared()
+            .map(|item| item.map(|(id, entry)| (id, entry.into_entry())))
+    }
+}
+
+/// An entry a search found, shared with the store's cache: read it in place (it derefs to
+/// [`Entry`]); [`SharedEntry::into_entry`] copies it only if the cache holds it too.
+#[derive(Debug, Clone)]
+pub struct SharedEntry(Arc<CachedEntry>);
+
+impl SharedEntry {
+    /// The DN in its RFC 4514 string form, made once per cached entry.
+    pub fn dn_string(&self) -> &str {
+        self.0.dn.get_or_init(|| self.0.entry.dn.to_string())
+    }
+
+    /// The entry, moved out if nothing else holds it, copied otherwise.
+    pub fn into_entry(self) -> Entry {
+        self.try_into_entry().unwrap_or_else(|e| e.0.entry.clone())
+    }
+
+    /// The entry if nothing else holds it (no copy), or this handle back.
+    pub fn try_into_entry(self) -> std::result::Result<Entry, SharedEntry> {
+        Arc::try_unwrap(self.0)
+            .map(|c| c.entry)
+            .map_err(SharedEntry)
+    }
+}
+
+impl std::ops::Deref for SharedEntry {
+    type Target = Entry;
+
+    fn deref(&self) -> &Entry {
+        &self.0.entry
     }
 }
 

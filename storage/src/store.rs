@@ -129,6 +129,9 @@ pub(crate) struct Inner {
     pub(crate) unique: Vec<crate::unique::UniqueSpace>,
     /// The ids of recent search bases, exact for one snapshot sequence number (`basecache`).
     pub(crate) bases: crate::basecache::BaseCache,
+    /// Decoded entries and equality id lists, exact for every snapshot (`cache`): writers mark
+    /// what they write before committing and publish it after.
+    pub(crate) cache: crate::cache::ReadCache,
 }
 
 impl fmt::Debug for Store {
@@ -292,6 +295,7 @@ impl Store {
             keep_csn: config.keep_csn,
             listeners: RwLock::new(Vec::new()),
             bases: crate::basecache::BaseCache::default(),
+            cache: crate::cache::ReadCache::new(config.cache_size),
             group: GroupCommit::new(&config.path),
             object_class,
             links,
@@ -518,6 +522,7 @@ impl Store {
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         codec::set_parent(&mut record, parent);
         let id_key = keys::id_bytes(id);
+        inner.cache.mark_entry(id);
         tx.insert(&inner.id2entry, id_key, record);
         tx.insert(&inner.dn2id, dn_key.as_slice(), id_key);
         tx.insert(&inner.children, keys::child_key(parent, &dn_key), id_key);
@@ -569,6 +574,7 @@ impl Store {
         let entry = inner.codec.decode(id, &record)?;
         let index_keys = self.index_keys(&entry);
         let id_key = keys::id_bytes(id);
+        inner.cache.mark_entry(id);
         tx.remove(&inner.id2entry, id_key);
         tx.remove(&inner.dn2id, dn_key.as_slice());
         tx.remove(&inner.children, keys::child_key(parent, &dn_key));
@@ -654,6 +660,7 @@ impl Store {
         let record = inner
             .codec
             .encode(&inner.schema, &new, header.parent, header.dn_key)?;
+        inner.cache.mark_entry(id);
         tx.insert(&inner.id2entry, keys::id_bytes(id), record);
         self.write_index_diff(tx, id, &self.index_keys(old), &self.index_keys(&new));
         log.note(
@@ -791,6 +798,7 @@ impl Store {
         let old_index_keys = self.index_keys(&old_entry);
         codec::set_parent(&mut record, parent);
         let id_key = keys::id_bytes(id);
+        inner.cache.mark_entry(id);
         tx.insert(&inner.id2entry, id_key, record);
         if moved {
             tx.remove(&inner.dn2id, old_key.as_slice());
@@ -833,6 +841,7 @@ impl Store {
             let old_child = keys::ndn_from_key(&k)?;
             tx.remove(&inner.dn2id, k);
             tx.insert(&inner.dn2id, child_key, child_id);
+            inner.cache.mark_entry(child);
             tx.insert(&inner.id2entry, child_id, record);
             log.note(
                 ChangeKind::Rename,
@@ -886,6 +895,7 @@ impl Store {
     ) -> Result<()> {
         let (next_seq, first_seq) = self.inner.write_log(&mut tx, &writer, &log)?;
         tx.commit().context(context)?;
+        self.inner.publish_cache();
         writer.next_seq = next_seq;
         writer.first_seq = first_seq;
         let last = next_seq - 1;
@@ -995,6 +1005,7 @@ impl Store {
         let id_key = keys::id_bytes(id);
         for (slot, key) in keys {
             if let Some(ix) = self.inner.indexes.list.get(*slot) {
+                self.inner.cache.mark_index_key(*slot, key);
                 let mut key = key.clone();
                 key.extend_from_slice(&id_key);
                 if insert {
@@ -1018,6 +1029,7 @@ impl Store {
                 tracing::info!(attr = %ix.name, oid = %ix.oid, kinds = %ix.flags.describe(), "building index");
             }
         }
+        inner.cache.invalidate();
         let snapshot = inner.db.read_tx();
         let mut buffers: Vec<KvBuffer> = slots.iter().map(|_| KvBuffer::default()).collect();
         let mut runs: Vec<u32> = slots.iter().map(|_| 0).collect();
@@ -1069,6 +1081,7 @@ impl Store {
             .db
             .persist(PersistMode::SyncAll)
             .context("record index configuration")?;
+        inner.publish_cache();
         tracing::info!(
             entries,
             indexes = slots.len(),

@@ -44,6 +44,7 @@ fn config(path: &Path, indexes: Vec<IndexSpec>) -> StoreConfig {
     StoreConfig {
         change_log: roster_storage::DEFAULT_CHANGE_LOG,
         keep_csn: false,
+        cache_size: roster_storage::DEFAULT_CACHE_SIZE,
         path: path.to_path_buf(),
         indexes,
         durability: Durability::Buffer,
@@ -2055,6 +2056,7 @@ fn a_replica_store_keeps_the_csns_it_is_given() {
     let schema = schema();
     let cfg = StoreConfig {
         keep_csn: true,
+        cache_size: roster_storage::DEFAULT_CACHE_SIZE,
         ..config(dir.path(), default_indexes())
     };
     let store = Store::open(&cfg, schema.clone()).unwrap();

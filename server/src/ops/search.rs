@@ -370,7 +370,8 @@ fn run(
     let mut in_page = 0;
     let mut examined = 0;
     let mut iter = iter;
-    while let Some(item) = iter.next() {
+    // Entries come shared with the store's cache: read in place, copied into the result.
+    while let Some(item) = iter.next_shared() {
         examined += 1;
         if in_place && examined > IN_PLACE_CANDIDATES {
             return Err(Stopped);
@@ -442,9 +443,19 @@ fn run(
                 .iter()
                 .map(|a| (a.desc.id, access.allows(Some(a.desc.id), Rights::READ)))
                 .collect();
-            emit(to_result(
+            // An entry the store's cache holds too is copied from, and its DN string is kept.
+            let shared;
+            let (dn, entry) = match entry.try_into_entry() {
+                Ok(own) => (own.dn.to_string(), Cow::Owned(own)),
+                Err(cached) => {
+                    shared = cached;
+                    (shared.dn_string().to_string(), Cow::Borrowed(&*shared))
+                }
+            };
+            emit(to_result_named(
                 dir,
-                Cow::Owned(entry),
+                dn,
+                entry,
                 &sel,
                 req.typesonly,
                 &|a| readable.iter().any(|(id, ok)| *id == a && *ok),
@@ -654,8 +665,21 @@ pub(crate) fn to_result(
     readable: &dyn Fn(AttrId) -> bool,
     computed: Option<&Computed>,
 ) -> LdapSearchResultEntry {
-    let schema = &dir.schema;
     let dn = entry.dn.to_string();
+    to_result_named(dir, dn, entry, sel, types_only, readable, computed)
+}
+
+/// [`to_result`] with the entry's DN string already made.
+fn to_result_named(
+    dir: &Directory,
+    dn: String,
+    entry: Cow<'_, Entry>,
+    sel: &AttrSelection,
+    types_only: bool,
+    readable: &dyn Fn(AttrId) -> bool,
+    computed: Option<&Computed>,
+) -> LdapSearchResultEntry {
+    let schema = &dir.schema;
     let mut list: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     // Computed attributes are operational: none is returned unless "+" or names were asked for,
     // and never to a replication consumer (`None`), which keeps stored content only.
