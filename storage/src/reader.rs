@@ -1,8 +1,11 @@
 //! Reads from one consistent snapshot of every keyspace: lookups by DN and id, the DN tree,
 //! and the pre-order walk used by dump. Searching is in `search`.
 
+use crate::cache::CachedEntry;
+use crate::codec;
 use crate::error::{Context, Result, StoreError};
 use crate::keys;
+use crate::search::SharedEntry;
 use crate::store::{EntryId, Inner};
 use fjall::{Readable, Snapshot};
 use roster_schema::dn::NormDn;
@@ -83,6 +86,53 @@ impl Reader {
             Some(record) => Ok(Some(self.inner.codec.decode(id.0, &record)?)),
             None => Ok(None),
         }
+    }
+
+    /// The entry with this id, shared with the store's read cache (taken from it, or read,
+    /// decoded and put there): for reading in place, without a copy.
+    pub fn shared(&self, id: EntryId) -> Result<Option<SharedEntry>> {
+        let inner = &*self.inner;
+        if let Some(cached) = inner.cache.entry(id.0, self.snapshot.seqno()) {
+            return Ok(Some(SharedEntry(cached)));
+        }
+        match self
+            .snapshot
+            .get(&inner.id2entry, keys::id_bytes(id.0))
+            .context("read entry")?
+        {
+            Some(record) => Ok(Some(SharedEntry(self.decode_into_cache(id.0, &record)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The entry named `dn`, with its id, shared with the read cache ([`Reader::shared`]).
+    pub fn shared_by_dn(&self, dn: &NormDn) -> Result<Option<(EntryId, SharedEntry)>> {
+        let Some(id) = self.lookup(dn)? else {
+            return Ok(None);
+        };
+        match self.shared(id)? {
+            Some(entry) => Ok(Some((id, entry))),
+            None => Err(StoreError::corrupt(
+                "dn2id",
+                format!("{dn} names missing entry {id}"),
+            )),
+        }
+    }
+
+    /// Decodes the record of entry `id` read from this snapshot and offers it to the read
+    /// cache, which keeps it only if this snapshot may fill it (`cache`).
+    pub(crate) fn decode_into_cache(&self, id: u64, record: &[u8]) -> Result<Arc<CachedEntry>> {
+        let inner = &*self.inner;
+        let header = codec::header(id, record)?;
+        let entry = inner.codec.decode(id, record)?;
+        if !inner.cache.entries_enabled() {
+            return Ok(Arc::new(CachedEntry::new(0, Box::default(), entry)));
+        }
+        let entry = Arc::new(CachedEntry::new(header.parent, header.dn_key.into(), entry));
+        inner
+            .cache
+            .fill_entry(id, entry.clone(), self.snapshot.seqno());
+        Ok(entry)
     }
 
     /// The entry named `dn`, with its id.

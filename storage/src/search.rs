@@ -733,13 +733,7 @@ impl SearchIter {
         if !self.scope.accepts(id, &header) {
             return Ok(None);
         }
-        let entry = inner.codec.decode(id, &record)?;
-        if !inner.cache.entries_enabled() {
-            return Ok(Some(Arc::new(CachedEntry::new(0, Box::default(), entry))));
-        }
-        let entry = Arc::new(CachedEntry::new(header.parent, header.dn_key.into(), entry));
-        inner.cache.fill_entry(id, entry.clone(), seqno);
-        Ok(Some(entry))
+        self.reader.decode_into_cache(id, &record).map(Some)
     }
 
     fn step(&mut self) -> Result<Option<(EntryId, SharedEntry)>> {
@@ -807,7 +801,7 @@ impl Iterator for SearchIter {
 /// An entry a search found, shared with the store's cache: read it in place (it derefs to
 /// [`Entry`]); [`SharedEntry::into_entry`] copies it only if the cache holds it too.
 #[derive(Debug, Clone)]
-pub struct SharedEntry(Arc<CachedEntry>);
+pub struct SharedEntry(pub(crate) Arc<CachedEntry>);
 
 impl SharedEntry {
     /// The DN in its RFC 4514 string form, made once per cached entry.

@@ -2215,3 +2215,58 @@ fn deferred_writes_are_acknowledged_by_their_sync_point() {
     );
     assert!(reader.lookup(&second_dn).unwrap().is_some());
 }
+
+/// `shared_by_dn` reads through the entry cache: a reader after a change sees the change, a
+/// reader from before it keeps its version, and both agree with `entry_by_dn`.
+#[test]
+fn shared_reads_follow_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let store = Store::open(&config(dir.path(), default_indexes()), schema.clone()).unwrap();
+    let mut sk = skeleton(&schema).into_iter();
+    store.add_root(sk.next().unwrap()).unwrap();
+    for e in sk {
+        store.add(e).unwrap();
+    }
+    let ann = user(&schema, 7);
+    let dn = ann.ndn.clone();
+    store.add(ann).unwrap();
+    let mail = AttrDesc::parse(&schema, "mail").unwrap();
+    let mail_of = |e: &Entry| {
+        e.attrs
+            .iter()
+            .find(|a| a.desc == mail)
+            .unwrap()
+            .values
+            .clone()
+    };
+    let before = store.reader();
+    let first = before.shared_by_dn(&dn).unwrap().unwrap().1;
+    // A second read is served from the cache: the same shared entry.
+    let again = store.reader().shared_by_dn(&dn).unwrap().unwrap().1;
+    assert_eq!(mail_of(&first), mail_of(&again));
+
+    let mut changed = before.entry_by_dn(&dn).unwrap().unwrap().1;
+    changed
+        .attrs
+        .iter_mut()
+        .find(|a| a.desc == mail)
+        .unwrap()
+        .values = vec![b"moved@example.com".to_vec()];
+    store.replace(&dn, changed).unwrap();
+    let after = store.reader();
+    let now = after.shared_by_dn(&dn).unwrap().unwrap().1;
+    assert_eq!(mail_of(&now), vec![b"moved@example.com".to_vec()]);
+    assert_eq!(
+        mail_of(&now),
+        mail_of(&after.entry_by_dn(&dn).unwrap().unwrap().1)
+    );
+    // The reader from before the change still sees the old value, cached or not.
+    let old = before.shared_by_dn(&dn).unwrap().unwrap().1;
+    assert_eq!(mail_of(&old), mail_of(&first));
+    assert_ne!(mail_of(&old), mail_of(&now));
+
+    store.delete(&dn, &|_| {}).unwrap();
+    assert!(store.reader().shared_by_dn(&dn).unwrap().is_none());
+    assert!(before.shared_by_dn(&dn).unwrap().is_some());
+}

@@ -196,7 +196,7 @@ fn authenticate(
     let entry = if is_root || dir.suffix_of(&ndn).is_none() {
         None
     } else {
-        reader.entry_by_dn(&ndn)?.map(|(_, e)| e)
+        reader.shared_by_dn(&ndn)?.map(|(_, e)| e)
     };
     // A mapped user (rosterUpstream, no userPassword of its own): its upstream checks the
     // password, on the session's task. What needs the store is read here.
