@@ -13,7 +13,6 @@
 //! server's priority, with a warning.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -33,8 +32,6 @@ pub enum WriteError {
 #[derive(Debug)]
 pub struct Writers {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    /// Jobs handed over and not yet started.
-    waiting: Arc<AtomicUsize>,
 }
 
 impl Writers {
@@ -42,10 +39,8 @@ impl Writers {
     pub fn start(threads: usize, nice: i32) -> std::io::Result<Writers> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
-        let waiting = Arc::new(AtomicUsize::new(0));
         for n in 0..threads.max(1) {
             let queue = queue.clone();
-            let waiting = waiting.clone();
             std::thread::Builder::new()
                 .name(format!("rosterd-write-{n}"))
                 .spawn(move || {
@@ -59,10 +54,7 @@ impl Writers {
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => {
-                                waiting.fetch_sub(1, Ordering::SeqCst);
-                                job();
-                            }
+                            Ok(job) => job(),
                             Err(_) => return,
                         }
                     }
@@ -70,14 +62,7 @@ impl Writers {
         }
         Ok(Writers {
             jobs: Mutex::new(Some(jobs)),
-            waiting,
         })
-    }
-
-    /// Whether no job is waiting for a thread: a job that asks this is the only write in
-    /// the queue.
-    pub fn none_waiting(&self) -> bool {
-        self.waiting.load(Ordering::SeqCst) == 0
     }
 
     /// Runs `f` on a write thread and returns its result. Jobs start in the order they
@@ -100,11 +85,7 @@ impl Writers {
         {
             let jobs = self.jobs.lock().map_err(|_| WriteError::Stopped)?;
             let jobs = jobs.as_ref().ok_or(WriteError::Stopped)?;
-            self.waiting.fetch_add(1, Ordering::SeqCst);
-            if jobs.send(job).is_err() {
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                return Err(WriteError::Stopped);
-            }
+            jobs.send(job).map_err(|_| WriteError::Stopped)?;
         }
         match rx.await {
             Ok(Ok(out)) => Ok(out),
@@ -153,10 +134,6 @@ mod tests {
         }
         // The threads survive a panicking job.
         assert_eq!(writers.run(|| 7).await.unwrap(), 7);
-        // A lone job sees no other waiting.
-        let writers = Arc::new(writers);
-        let w = writers.clone();
-        assert!(writers.run(move || w.none_waiting()).await.unwrap());
         writers.stop();
         assert!(matches!(writers.run(|| 1).await, Err(WriteError::Stopped)));
     }

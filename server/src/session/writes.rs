@@ -4,29 +4,11 @@
 
 use super::{internal, Session};
 use crate::audit;
-use crate::directory::Directory;
 use crate::ops;
 use ldap3_proto::proto::{
     LdapAddRequest, LdapExtendedRequest, LdapExtendedResponse, LdapModifyDNRequest,
     LdapModifyRequest, LdapModifyType, LdapResult,
 };
-use roster_storage::SyncPoint;
-
-/// Runs a write operation on the calling write thread with its journal sync deferred. When no
-/// other write waits for a thread, this thread syncs at once: a lone writer is answered without
-/// a hand-over to the sync thread. Otherwise the sync thread covers the write while this thread
-/// takes the next one. `None`: nothing left to wait for.
-fn deferred<R>(dir: &Directory, f: impl FnOnce() -> R) -> (R, Option<SyncPoint>) {
-    let (out, point) = dir.store.deferring(f);
-    match point {
-        // A failed sync is reported by the session's wait on the sync thread, which fails too.
-        Some(p) if dir.writers.none_waiting() => match dir.store.sync_through(p) {
-            Ok(()) => (out, None),
-            Err(_) => (out, Some(p)),
-        },
-        other => (out, other),
-    }
-}
 
 impl Session {
     pub(super) async fn password_modify(&self, req: LdapExtendedRequest) -> LdapExtendedResponse {
@@ -40,7 +22,9 @@ impl Session {
             .dir
             .writers
             .run(move || {
-                let r = deferred(&dir, || ops::passwd::password_modify(&dir, &who, &req));
+                let r = dir
+                    .store
+                    .deferring(|| ops::passwd::password_modify(&dir, &who, &req));
                 drop(slot);
                 r
             })
@@ -82,7 +66,9 @@ impl Session {
             .dir
             .writers
             .run(move || {
-                let r = deferred(&dir, || ops::add::add(&dir, &who, &req, write));
+                let r = dir
+                    .store
+                    .deferring(|| ops::add::add(&dir, &who, &req, write));
                 drop(slot);
                 r
             })
@@ -106,9 +92,8 @@ impl Session {
             .dir
             .writers
             .run(move || {
-                deferred(&dir, || {
-                    ops::delete::delete(&dir, &who, &dn, heir.as_deref())
-                })
+                dir.store
+                    .deferring(|| ops::delete::delete(&dir, &who, &dn, heir.as_deref()))
             })
             .await
             .unwrap_or_else(|e| (internal(&e.to_string()), None));
@@ -146,7 +131,9 @@ impl Session {
             .dir
             .writers
             .run(move || {
-                let r = deferred(&dir, || ops::modify::modify(&dir, &who, &req, write));
+                let r = dir
+                    .store
+                    .deferring(|| ops::modify::modify(&dir, &who, &req, write));
                 drop(slot);
                 r
             })
@@ -173,7 +160,10 @@ impl Session {
         let (res, point) = self
             .dir
             .writers
-            .run(move || deferred(&dir, || ops::modrdn::modify_dn(&dir, &who, &req)))
+            .run(move || {
+                dir.store
+                    .deferring(|| ops::modrdn::modify_dn(&dir, &who, &req))
+            })
             .await
             .unwrap_or_else(|e| (internal(&e.to_string()), None));
         let res = self.synced("modrdn", res, point).await;
