@@ -308,7 +308,7 @@ impl Directory {
             replicas,
             metrics: std::sync::Arc::default(),
             password_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_binds)),
-            syncer: crate::syncer::Syncer::start(store.clone())
+            syncer: crate::syncer::Syncer::start(store.clone(), settings.write_nice)
                 .map_err(|e| OpenError::Access(format!("start the journal sync thread: {e}")))?,
             writers: crate::writers::Writers::start(settings.write_threads, settings.write_nice)
                 .map_err(|e| OpenError::Access(format!("start the write threads: {e}")))?,

@@ -9,6 +9,8 @@
 //! wakes every session whose write it covers. Writes that arrive during a sync are covered by
 //! the next one.
 //!
+//! The thread runs at the write threads' priority (`server.write_nice`).
+//!
 //! A failed sync is fatal to the store: waiters get the error and the process exits (see
 //! `Directory::store_failed`).
 
@@ -45,13 +47,17 @@ impl Drop for Syncer {
 }
 
 impl Syncer {
-    /// Starts the sync thread of `store`.
-    pub fn start(store: Store) -> std::io::Result<Syncer> {
+    /// Starts the sync thread of `store`, `nice` steps below the server's priority (as the
+    /// write threads: the syncs are the writes' work too).
+    pub fn start(store: Store, nice: i32) -> std::io::Result<Syncer> {
         let (points, rx) = mpsc::channel::<SyncPoint>();
         let (publish, synced) = watch::channel(Synced::default());
         let thread = std::thread::Builder::new()
             .name("rosterd-sync".into())
             .spawn(move || {
+                if nice != 0 {
+                    crate::writers::lower_priority(nice);
+                }
                 while let Ok(mut point) = rx.recv() {
                     // Everything handed over meanwhile is covered by the latest point.
                     while let Ok(later) = rx.try_recv() {

@@ -103,12 +103,12 @@ impl Writers {
 }
 
 /// Lowers the calling thread's priority by `nice` (the nice value is capped at 19).
-fn lower_priority(nice: i32) {
+pub(crate) fn lower_priority(nice: i32) {
     // On Linux the nice value belongs to the thread: "process" 0 is the calling thread.
     let lowered = rustix::process::getpriority_process(None)
         .and_then(|own| rustix::process::setpriority_process(None, (own + nice).min(19)));
     if let Err(e) = lowered {
-        tracing::warn!(nice, error = %e, "could not lower the write threads' priority; they run at the server's");
+        tracing::warn!(nice, error = %e, "could not lower a write thread's priority; it runs at the server's");
     }
 }
 
