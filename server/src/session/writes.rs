@@ -4,50 +4,61 @@
 
 use super::{internal, Session};
 use crate::audit;
+use crate::directory::Directory;
 use crate::ops;
+use crate::ops::Identity;
 use ldap3_proto::proto::{
     LdapAddRequest, LdapExtendedRequest, LdapExtendedResponse, LdapModifyDNRequest,
     LdapModifyRequest, LdapModifyType, LdapResult,
 };
 
 impl Session {
-    pub(super) async fn password_modify(&self, req: LdapExtendedRequest) -> LdapExtendedResponse {
+    /// Runs `op` on a write thread with its journal sync deferred, holding `slot` (a password
+    /// slot) until it returns, and returns its result once the sync covers it; or the result
+    /// to answer with if the operation could not run or the journal could not be synced.
+    async fn run_write<R: Send + 'static>(
+        &self,
+        operation: &str,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+        op: impl FnOnce(&Directory, &Identity) -> R + Send + 'static,
+    ) -> Result<R, LdapResult> {
         let (dir, who) = (self.dir.clone(), self.who.clone());
+        let (out, point) = self
+            .dir
+            .writers
+            .run(move || {
+                let r = dir.store.deferring(|| op(&dir, &who));
+                drop(slot);
+                r
+            })
+            .await
+            .map_err(|e| internal(&e.to_string()))?;
+        self.dir.synced(operation, point).await?;
+        Ok(out)
+    }
+
+    pub(super) async fn password_modify(&self, req: LdapExtendedRequest) -> LdapExtendedResponse {
         let target = ldap3_proto::proto::LdapPasswordModifyRequest::try_from(&req)
             .ok()
             .and_then(|r| r.user_identity)
             .unwrap_or_else(|| self.who.dn().to_string());
         let slot = self.password_slot(true).await;
-        let (mut resp, point) = self
-            .dir
-            .writers
-            .run(move || {
-                let r = dir
-                    .store
-                    .deferring(|| ops::passwd::password_modify(&dir, &who, &req));
-                drop(slot);
-                r
+        let resp = self
+            .run_write("passwd", slot, move |dir, who| {
+                ops::passwd::password_modify(dir, who, &req)
             })
             .await
-            .unwrap_or_else(|e| {
-                let res = internal(&e.to_string());
-                let resp = LdapExtendedResponse {
-                    res,
-                    name: None,
-                    value: None,
-                };
-                (resp, None)
+            .unwrap_or_else(|res| LdapExtendedResponse {
+                res,
+                name: None,
+                value: None,
             });
-        if let Err(failed) = self.dir.synced("passwd", point).await {
-            resp.res = failed;
-        }
         let changes = audit::changes([("replace", "userPassword", vec![b"".as_slice()])]);
         self.audit("passwd", &target, &changes, &resp.res);
         resp
     }
 
     pub(super) async fn add(&self, req: LdapAddRequest, write: ops::Write) -> LdapResult {
-        let (dir, who) = (self.dir.clone(), self.who.clone());
         let (dn, changes) = (
             req.dn.clone(),
             audit::changes(req.attributes.iter().map(|a| {
@@ -62,19 +73,12 @@ impl Session {
         let slot = self
             .password_slot(hashes && write == ops::Write::Commit)
             .await;
-        let (res, point) = self
-            .dir
-            .writers
-            .run(move || {
-                let r = dir
-                    .store
-                    .deferring(|| ops::add::add(&dir, &who, &req, write));
-                drop(slot);
-                r
+        let res = self
+            .run_write("add", slot, move |dir, who| {
+                ops::add::add(dir, who, &req, write)
             })
             .await
-            .unwrap_or_else(|e| (internal(&e.to_string()), None));
-        let res = self.synced("add", res, point).await;
+            .unwrap_or_else(|failed| failed);
         if write == ops::Write::Commit {
             self.audit("add", &dn, &changes, &res);
         }
@@ -82,28 +86,22 @@ impl Session {
     }
 
     pub(super) async fn delete(&self, dn: String, heir: Option<String>) -> LdapResult {
-        let (dir, who) = (self.dir.clone(), self.who.clone());
         let target = dn.clone();
         let audited = match &heir {
             Some(h) => audit::changes([("transfer-to", "heir", vec![h.as_bytes()])]),
             None => "[]".to_string(),
         };
-        let (res, point) = self
-            .dir
-            .writers
-            .run(move || {
-                dir.store
-                    .deferring(|| ops::delete::delete(&dir, &who, &dn, heir.as_deref()))
+        let res = self
+            .run_write("delete", None, move |dir, who| {
+                ops::delete::delete(dir, who, &dn, heir.as_deref())
             })
             .await
-            .unwrap_or_else(|e| (internal(&e.to_string()), None));
-        let res = self.synced("delete", res, point).await;
+            .unwrap_or_else(|failed| failed);
         self.audit("delete", &target, &audited, &res);
         res
     }
 
     pub(super) async fn modify(&self, req: LdapModifyRequest, write: ops::Write) -> LdapResult {
-        let (dir, who) = (self.dir.clone(), self.who.clone());
         let (dn, changes) = (
             req.dn.clone(),
             audit::changes(req.changes.iter().map(|c| {
@@ -127,19 +125,12 @@ impl Session {
         let slot = self
             .password_slot(hashes && write == ops::Write::Commit)
             .await;
-        let (res, point) = self
-            .dir
-            .writers
-            .run(move || {
-                let r = dir
-                    .store
-                    .deferring(|| ops::modify::modify(&dir, &who, &req, write));
-                drop(slot);
-                r
+        let res = self
+            .run_write("modify", slot, move |dir, who| {
+                ops::modify::modify(dir, who, &req, write)
             })
             .await
-            .unwrap_or_else(|e| (internal(&e.to_string()), None));
-        let res = self.synced("modify", res, point).await;
+            .unwrap_or_else(|failed| failed);
         if write == ops::Write::Commit {
             self.audit("modify", &dn, &changes, &res);
         }
@@ -147,7 +138,6 @@ impl Session {
     }
 
     pub(super) async fn modify_dn(&self, req: LdapModifyDNRequest) -> LdapResult {
-        let (dir, who) = (self.dir.clone(), self.who.clone());
         let dn = req.dn.clone();
         let mut change = vec![("newrdn", "rdn", vec![req.newrdn.as_bytes()])];
         if let Some(sup) = &req.new_superior {
@@ -157,31 +147,13 @@ impl Session {
             change.push(("deleteoldrdn", "rdn", Vec::new()));
         }
         let changes = audit::changes(change);
-        let (res, point) = self
-            .dir
-            .writers
-            .run(move || {
-                dir.store
-                    .deferring(|| ops::modrdn::modify_dn(&dir, &who, &req))
+        let res = self
+            .run_write("modrdn", None, move |dir, who| {
+                ops::modrdn::modify_dn(dir, who, &req)
             })
             .await
-            .unwrap_or_else(|e| (internal(&e.to_string()), None));
-        let res = self.synced("modrdn", res, point).await;
+            .unwrap_or_else(|failed| failed);
         self.audit("modrdn", &dn, &changes, &res);
         res
-    }
-
-    /// `res` once the commits of its write (up to `point`) are on disk: a write is answered
-    /// only when it is durable.
-    async fn synced(
-        &self,
-        operation: &str,
-        res: LdapResult,
-        point: Option<roster_storage::SyncPoint>,
-    ) -> LdapResult {
-        match self.dir.synced(operation, point).await {
-            Ok(()) => res,
-            Err(failed) => failed,
-        }
     }
 }
