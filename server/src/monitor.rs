@@ -350,11 +350,12 @@ pub fn search(
     Ok(Some(()))
 }
 
-/// What the Prometheus listener shows beyond `Metrics`: lockouts, sync consumers and the
-/// change log.
+/// What the Prometheus listener shows beyond `Metrics`: lockouts, sync consumers, the
+/// change log and the read cache.
 pub fn prometheus(dir: &Directory) -> String {
     let log = dir.store.reader().log_state().unwrap_or_default();
     let csn_secs = roster_storage::csn_micros(&log.context_csn).map_or(0.0, |us| us as f64 / 1e6);
+    let cache = dir.store.cache_stats();
     format!(
         "# HELP roster_lockouts_total Locks set by failed binds (accounts, account and address pairs, addresses).\n\
          # TYPE roster_lockouts_total counter\nroster_lockouts_total {}\n\
@@ -363,9 +364,24 @@ pub fn prometheus(dir: &Directory) -> String {
          # HELP roster_change_log_sequence Sequence number of the last change log record.\n\
          # TYPE roster_change_log_sequence counter\nroster_change_log_sequence {}\n\
          # HELP roster_context_csn_timestamp_seconds Time of the last commit (the context CSN).\n\
-         # TYPE roster_context_csn_timestamp_seconds gauge\nroster_context_csn_timestamp_seconds {csn_secs}\n",
+         # TYPE roster_context_csn_timestamp_seconds gauge\nroster_context_csn_timestamp_seconds {csn_secs}\n\
+         # HELP roster_cache_hits_total Read cache lookups answered from memory, by kind (entries, equality id lists).\n\
+         # TYPE roster_cache_hits_total counter\n\
+         roster_cache_hits_total{{kind=\"entry\"}} {}\nroster_cache_hits_total{{kind=\"list\"}} {}\n\
+         # HELP roster_cache_misses_total Read cache lookups that went to the store, by kind.\n\
+         # TYPE roster_cache_misses_total counter\n\
+         roster_cache_misses_total{{kind=\"entry\"}} {}\nroster_cache_misses_total{{kind=\"list\"}} {}\n\
+         # HELP roster_cache_bytes What the read cache holds, by its own count (storage.cache_size bounds it), by kind.\n\
+         # TYPE roster_cache_bytes gauge\n\
+         roster_cache_bytes{{kind=\"entry\"}} {}\nroster_cache_bytes{{kind=\"list\"}} {}\n",
         dir.lockout.locks_total(),
         dir.metrics.sync_consumers(),
         log.last_seq,
+        cache.entry_hits,
+        cache.list_hits,
+        cache.entry_misses,
+        cache.list_misses,
+        cache.entry_bytes,
+        cache.list_bytes,
     )
 }

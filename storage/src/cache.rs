@@ -43,6 +43,19 @@ use roster_schema::Entry;
 /// of 100,000 typical users (256 MiB held too few of them: bench/run.sh 100000).
 pub const DEFAULT_CACHE_SIZE: u64 = 512 * 1024 * 1024;
 
+/// The read cache's counters: lookups answered from it (hits) and not (misses: read from the
+/// store, or not cacheable), and the bytes it holds by its own count, for entries and for
+/// equality id lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub entry_hits: u64,
+    pub entry_misses: u64,
+    pub entry_bytes: u64,
+    pub list_hits: u64,
+    pub list_misses: u64,
+    pub list_bytes: u64,
+}
+
 /// The `L` of a key being written.
 const PENDING: u64 = u64::MAX;
 /// Shards per cache: readers on different keys rarely wait for each other.
@@ -138,6 +151,10 @@ struct Shard<K, V, S> {
     order: VecDeque<K>,
     bytes: usize,
     floor: u64,
+    /// Lookups answered with a value, and not (counted under the shard's lock: no shared
+    /// counter for the cores to pass around).
+    hits: u64,
+    misses: u64,
 }
 
 /// One cache: shards of slots under a mutex each, a byte budget per shard, and the keys the
@@ -167,6 +184,8 @@ where
                     order: VecDeque::new(),
                     bytes: 0,
                     floor: 0,
+                    hits: 0,
+                    misses: 0,
                 })
             })
             .collect();
@@ -198,16 +217,32 @@ where
             return None;
         }
         let mut shard = self.shard(key)?;
-        let slot = shard.map.get_mut(key)?;
-        if slot.last > slot.filled || slot.last > snapshot {
-            return None;
-        }
-        slot.used = true;
-        #[cfg(test)]
-        if slot.value.is_some() {
+        let shard = &mut *shard;
+        let value = match shard.map.get_mut(key) {
+            Some(slot) if slot.last <= slot.filled && slot.last <= snapshot => {
+                slot.used = true;
+                slot.value.clone()
+            }
+            _ => None,
+        };
+        if value.is_some() {
+            shard.hits += 1;
+            #[cfg(test)]
             self.hits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            shard.misses += 1;
         }
-        slot.value.clone()
+        value
+    }
+
+    /// (lookups answered, lookups not answered, bytes held) over every shard.
+    fn counts(&self) -> (u64, u64, u64) {
+        self.shards
+            .iter()
+            .filter_map(|s| s.lock().ok())
+            .fold((0, 0, 0), |(h, m, b), s| {
+                (h + s.hits, m + s.misses, b + s.bytes as u64)
+            })
     }
 
     /// Stores `value`, read in the snapshot with sequence number `snapshot`, if that snapshot
@@ -488,6 +523,20 @@ impl ReadCache {
     pub(crate) fn invalidate(&self) {
         self.entries.invalidate();
         self.lists.invalidate();
+    }
+
+    /// What the cache has done since the store was opened.
+    pub(crate) fn stats(&self) -> CacheStats {
+        let (entry_hits, entry_misses, entry_bytes) = self.entries.counts();
+        let (list_hits, list_misses, list_bytes) = self.lists.counts();
+        CacheStats {
+            entry_hits,
+            entry_misses,
+            entry_bytes,
+            list_hits,
+            list_misses,
+            list_bytes,
+        }
     }
 
     #[cfg(test)]

@@ -34,7 +34,7 @@ mod unique;
 mod verify;
 
 pub use bulk::{BulkLoader, LoadStats};
-pub use cache::DEFAULT_CACHE_SIZE;
+pub use cache::{CacheStats, DEFAULT_CACHE_SIZE};
 pub use changelog::{Change, ChangeKind, LogState};
 pub use commit::SyncPoint;
 pub use config::{Durability, IndexSpec, StoreConfig, DEFAULT_CHANGE_LOG};

@@ -214,6 +214,11 @@ impl Store {
         verify::verify(self)
     }
 
+    /// The read cache's hits, misses and size (`cache`).
+    pub fn cache_stats(&self) -> crate::cache::CacheStats {
+        self.inner.cache.stats()
+    }
+
     /// Registers `listener`, called after every commit (on the writer's thread, after the
     /// writer lock is released) with the change log's last sequence number.
     pub fn on_commit(&self, listener: Listener) {

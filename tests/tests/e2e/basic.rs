@@ -629,6 +629,7 @@ fn metrics_count_what_the_clients_did() {
     let mut c = LdapConn::new(&s.url()).unwrap();
     assert_eq!(rc(c.simple_bind(ROOT_DN, "wrong")), 49);
     assert_eq!(rc(c.simple_bind(ROOT_DN, ROOT_PW)), 0);
+    let mut persons = 0.0;
     for _ in 0..5 {
         let ldap3::SearchResult(found, res) = c
             .search(
@@ -640,6 +641,7 @@ fn metrics_count_what_the_clients_did() {
             .unwrap();
         assert_eq!(res.rc, 0);
         assert!(!found.is_empty());
+        persons = found.len() as f64;
     }
     let missing = c
         .search(
@@ -694,6 +696,20 @@ fn metrics_count_what_the_clients_did() {
     );
     assert!(metric(&after, "roster_connections_open") >= 1.0, "{after}");
     assert!(metric(&after, "roster_store_bytes") > 0.0, "{after}");
+    // The first search read the persons from the store into the read cache; the other four
+    // found them there.
+    assert!(
+        delta("roster_cache_misses_total{kind=\"entry\"}") >= persons,
+        "{after}"
+    );
+    assert!(
+        delta("roster_cache_hits_total{kind=\"entry\"}") >= 4.0 * persons,
+        "{after}"
+    );
+    assert!(
+        metric(&after, "roster_cache_bytes{kind=\"entry\"}") > 0.0,
+        "{after}"
+    );
     // Nothing but /metrics is served.
     assert_eq!(scrape(&addr, "/").0, "HTTP/1.1 404 Not Found");
     c.unbind().unwrap();
