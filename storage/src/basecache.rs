@@ -87,31 +87,11 @@ impl BaseCache {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
+    use crate::cache_tests::entry;
     use crate::{Durability, Scope, Store, StoreConfig, StoreError};
     use roster_schema::dn::NormDn;
-    use roster_schema::{AttrDesc, Attribute, Dn, Entry, Filter, Schema};
+    use roster_schema::{Dn, Entry, Filter, Schema};
     use std::sync::Arc;
-
-    fn entry(schema: &Schema, dn: &str, attrs: &[(&str, &str)]) -> Entry {
-        let dn = Dn::parse(dn).unwrap();
-        let ndn = dn.normalize(schema).unwrap();
-        let mut out: Vec<Attribute> = Vec::new();
-        for (name, value) in attrs {
-            let desc = AttrDesc::parse(schema, name).unwrap();
-            match out.iter_mut().find(|a| a.desc == desc) {
-                Some(a) => a.values.push(value.as_bytes().to_vec()),
-                None => out.push(Attribute {
-                    desc,
-                    values: vec![value.as_bytes().to_vec()],
-                }),
-            }
-        }
-        Entry {
-            dn,
-            ndn,
-            attrs: out,
-        }
-    }
 
     fn ou(schema: &Schema, name: &str) -> Entry {
         entry(

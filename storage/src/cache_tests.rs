@@ -46,7 +46,8 @@ fn open(path: &std::path::Path, cache_size: u64) -> Store {
     store
 }
 
-fn entry(schema: &Schema, dn: &str, attrs: &[(&str, &str)]) -> Entry {
+/// An entry named `dn` with the attribute values `attrs` (shared with `basecache`'s tests).
+pub(crate) fn entry(schema: &Schema, dn: &str, attrs: &[(&str, &str)]) -> Entry {
     let dn = Dn::parse(dn).unwrap();
     let ndn = dn.normalize(schema).unwrap();
     let mut out: Vec<Attribute> = Vec::new();
