@@ -4,10 +4,11 @@
 //! into the journal and are visible at once, and the thread is free as soon as the operation
 //! returns, with the [`SyncPoint`] its commits reached. The session then waits here, as an
 //! async task, until the journal is synced up to that point, and only then answers the
-//! client. One thread (`rosterd-sync`) syncs for every waiting write: it takes the latest point
-//! handed to it, syncs once (the store's group commit), and publishes the point reached, which
-//! wakes every session whose write it covers. Writes that arrive during a sync are covered by
-//! the next one.
+//! client. One thread (`rosterd-sync`) syncs for every write: the store wakes it at the first
+//! commit not yet on disk ([`Store::sync_next`]), it syncs through the last commit (the store's
+//! group commit), and publishes the point reached, which wakes every session whose write it
+//! covers. Writes committed during a sync are covered by the next one, which starts as soon as
+//! that sync ends: no session has to ask for it.
 //!
 //! The thread runs at the write threads' priority (`server.write_nice`).
 //!
@@ -15,7 +16,9 @@
 //! `Directory::store_failed`).
 
 use roster_storage::{Store, StoreError, SyncPoint};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// What the sync thread has reached.
@@ -27,18 +30,21 @@ struct Synced {
     failed: Option<String>,
 }
 
+/// How long the sync thread waits for a commit before it looks whether it should stop.
+const IDLE_CHECK: Duration = Duration::from_millis(100);
+
 /// The handle sessions wait on. Dropping it ends the thread and waits for it, so that the
 /// store is not held after the directory is gone.
 #[derive(Debug)]
 pub struct Syncer {
-    points: Option<mpsc::Sender<SyncPoint>>,
+    stop: Arc<AtomicBool>,
     synced: watch::Receiver<Synced>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Syncer {
     fn drop(&mut self) {
-        drop(self.points.take());
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             // A panic in the thread has already been reported by the panic hook.
             let _ = thread.join();
@@ -50,21 +56,18 @@ impl Syncer {
     /// Starts the sync thread of `store`, `nice` steps below the server's priority (as the
     /// write threads: the syncs are the writes' work too).
     pub fn start(store: Store, nice: i32) -> std::io::Result<Syncer> {
-        let (points, rx) = mpsc::channel::<SyncPoint>();
         let (publish, synced) = watch::channel(Synced::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("rosterd-sync".into())
             .spawn(move || {
                 if nice != 0 {
                     crate::writers::lower_priority(nice);
                 }
-                while let Ok(mut point) = rx.recv() {
-                    // Everything handed over meanwhile is covered by the latest point.
-                    while let Ok(later) = rx.try_recv() {
-                        point = point.max(later);
-                    }
-                    match store.sync_through(point) {
-                        Ok(()) => {
+                while !stopping.load(Ordering::Relaxed) {
+                    match store.sync_next(IDLE_CHECK) {
+                        Ok(Some(point)) => {
                             publish.send_if_modified(|s| {
                                 let newer = s.point < Some(point);
                                 if newer {
@@ -73,6 +76,7 @@ impl Syncer {
                                 newer
                             });
                         }
+                        Ok(None) => {}
                         Err(e) => {
                             publish.send_modify(|s| {
                                 s.failed.get_or_insert_with(|| e.to_string());
@@ -83,24 +87,23 @@ impl Syncer {
                 }
             })?;
         Ok(Syncer {
-            points: Some(points),
+            stop,
             synced,
             thread: Some(thread),
         })
     }
 
-    /// Returns once the journal is on disk up to `point`.
+    /// Returns once the journal is on disk up to `point`. The sync thread syncs every commit
+    /// without being asked.
     pub async fn wait(&self, point: SyncPoint) -> Result<(), StoreError> {
         let covered = |s: &Synced| s.failed.is_some() || s.point >= Some(point);
-        let stopped = || StoreError::JournalSync {
-            detail: "the sync thread has stopped".into(),
-        };
-        if !covered(&self.synced.borrow()) {
-            let points = self.points.as_ref().ok_or_else(stopped)?;
-            points.send(point).map_err(|_| stopped())?;
-        }
         let mut synced = self.synced.clone();
-        let state = synced.wait_for(covered).await.map_err(|_| stopped())?;
+        let state = synced
+            .wait_for(covered)
+            .await
+            .map_err(|_| StoreError::JournalSync {
+                detail: "the sync thread has stopped".into(),
+            })?;
         match &state.failed {
             Some(detail) => Err(StoreError::JournalSync {
                 detail: detail.clone(),

@@ -14,7 +14,8 @@ use crate::error::{Context, Result, StoreError};
 use crate::keys;
 use crate::reader::Reader;
 use crate::store::{EntryId, Inner};
-use fjall::{Readable, SingleWriterTxKeyspace, SingleWriterWriteTx};
+use crate::writes::WriteReads;
+use fjall::{Readable, SingleWriterTxKeyspace};
 use roster_schema::{AttrDesc, AttrId, Attribute, Entry};
 
 pub(crate) const META_LOG_HEAD: &[u8] = b"log_head";
@@ -231,7 +232,7 @@ impl Inner {
     /// transaction commits.
     pub(crate) fn write_log(
         &self,
-        tx: &mut SingleWriterWriteTx<'_>,
+        tx: &mut impl WriteReads,
         state: &WriterState,
         log: &TxLog,
     ) -> Result<(u64, u64)> {
@@ -250,6 +251,7 @@ impl Inner {
         let mut floor = None;
         while first <= last && last - first + 1 > state.max_records {
             let old = tx
+                .reads()
                 .get(&self.changes, keys::id_bytes(first))
                 .context("read change log")?;
             if let Some(v) = old {

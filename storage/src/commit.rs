@@ -36,6 +36,8 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 pub(crate) struct GroupCommit {
     state: Mutex<State>,
     changed: Condvar,
+    /// Wakes a sync thread waiting in [`GroupCommit::wait_unsynced`] for a commit.
+    pending: Condvar,
     journal: ActiveJournal,
 }
 
@@ -50,6 +52,10 @@ struct State {
     syncing: bool,
     /// Why a sync failed; set once, never cleared.
     failed: Option<String>,
+    /// The change log's last sequence number at the last commit (the commit listeners').
+    last_seq: u64,
+    /// A sync thread waits in [`GroupCommit::wait_unsynced`]: a commit must wake it.
+    sync_waiting: bool,
 }
 
 /// A commit's place in the journal, to wait on.
@@ -137,13 +143,57 @@ impl GroupCommit {
         })
     }
 
-    /// Records a commit that has just been written to the journal. Must be called under the
-    /// store's writer lock, after the transaction's commit returned, so that ticket order is
-    /// journal order.
-    pub(crate) fn committed(&self) -> Result<Ticket> {
+    /// Records a commit that has just been written to the journal, with the change log's last
+    /// sequence number after it (`None`: the commit wrote no log record). Must be called under
+    /// the store's writer lock, after the transaction's commit returned, so that ticket order
+    /// is journal order.
+    pub(crate) fn committed(&self, last_seq: Option<u64>) -> Result<Ticket> {
         let mut state = self.lock()?;
         state.committed += 1;
+        if let Some(seq) = last_seq {
+            state.last_seq = state.last_seq.max(seq);
+        }
+        if state.sync_waiting {
+            // Only then: a notification costs a system call even when nobody waits.
+            state.sync_waiting = false;
+            self.pending.notify_one();
+        }
         Ok(Ticket(state.committed))
+    }
+
+    /// Waits up to `timeout` for a commit that is not yet synced, and returns the last commit's
+    /// ticket and change log sequence number; `None` if there was none by then. A sync thread
+    /// calls this and syncs through what it returns, so that a sync starts as soon as there is
+    /// something to sync, and the next one as soon as the last one ends if commits came
+    /// meanwhile.
+    pub(crate) fn wait_unsynced(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<(Ticket, u64)>> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut state = self.lock()?;
+        loop {
+            if let Some(detail) = &state.failed {
+                return Err(StoreError::JournalSync {
+                    detail: detail.clone(),
+                });
+            }
+            if state.committed > state.synced {
+                state.sync_waiting = false;
+                return Ok(Some((Ticket(state.committed), state.last_seq)));
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                state.sync_waiting = false;
+                return Ok(None);
+            }
+            state.sync_waiting = true;
+            state = self
+                .pending
+                .wait_timeout(state, deadline - now)
+                .map_err(|_| StoreError::Poisoned)?
+                .0;
+        }
     }
 
     /// Returns once the journal is on disk up to `ticket`, syncing it with `sync` if no other
@@ -321,7 +371,7 @@ mod tests {
     #[test]
     fn one_waiter_syncs_once_for_itself() {
         let group = GroupCommit::default();
-        let ticket = group.committed().unwrap();
+        let ticket = group.committed(None).unwrap();
         let mut syncs = 0;
         group
             .wait(ticket, || {
@@ -339,7 +389,7 @@ mod tests {
     #[test]
     fn a_sync_covers_every_earlier_commit() {
         let group = GroupCommit::default();
-        let tickets: Vec<Ticket> = (0..5).map(|_| group.committed().unwrap()).collect();
+        let tickets: Vec<Ticket> = (0..5).map(|_| group.committed(None).unwrap()).collect();
         let mut syncs = 0;
         group
             .wait(tickets[4], || {
@@ -379,7 +429,7 @@ mod tests {
                     for _ in 0..per_thread {
                         let ticket = {
                             let _w = writer_lock.lock().unwrap();
-                            group.committed().unwrap()
+                            group.committed(None).unwrap()
                         };
                         group
                             .wait(ticket, || {
@@ -409,15 +459,15 @@ mod tests {
     #[test]
     fn a_failed_sync_fails_every_waiter_and_every_later_one() {
         let group = Arc::new(GroupCommit::default());
-        let first = group.committed().unwrap();
-        let second = group.committed().unwrap();
+        let first = group.committed(None).unwrap();
+        let second = group.committed(None).unwrap();
         let err = group
             .wait(second, || Err("disk on fire"))
             .expect_err("the sync failed");
         assert!(err.is_fatal());
         assert!(err.to_string().contains("disk on fire"), "{err}");
         // An earlier ticket was not covered either, and nothing syncs again.
-        for ticket in [first, second, group.committed().unwrap()] {
+        for ticket in [first, second, group.committed(None).unwrap()] {
             let err = group
                 .wait(ticket, || -> Result<(), String> {
                     panic!("synced after a failure")
@@ -430,7 +480,7 @@ mod tests {
     #[test]
     fn waiters_blocked_on_a_failing_sync_all_get_the_error() {
         let group = Arc::new(GroupCommit::default());
-        let tickets: Vec<Ticket> = (0..4).map(|_| group.committed().unwrap()).collect();
+        let tickets: Vec<Ticket> = (0..4).map(|_| group.committed(None).unwrap()).collect();
         let entered = Arc::new(Barrier::new(2));
         let release = Arc::new(Barrier::new(2));
         let syncer = {
@@ -477,7 +527,7 @@ mod tests {
             let mut tx = db.write_tx().durability(None);
             tx.insert(&ks, marker.as_bytes(), b"v");
             tx.commit().unwrap();
-            let ticket = group.committed().unwrap();
+            let ticket = group.committed(None).unwrap();
             group.wait_durable(ticket, &db).unwrap();
             let path = group.journal.synced_path().unwrap();
             let bytes = std::fs::read(&path).unwrap();
@@ -514,7 +564,7 @@ mod tests {
     #[test]
     fn a_panicking_sync_does_not_strand_the_others() {
         let group = Arc::new(GroupCommit::default());
-        let ticket = group.committed().unwrap();
+        let ticket = group.committed(None).unwrap();
         let g = group.clone();
         let r = std::thread::spawn(move || {
             g.wait(ticket, || -> Result<(), String> { panic!("sync panicked") })

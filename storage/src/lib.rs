@@ -32,6 +32,7 @@ mod search;
 mod store;
 mod unique;
 mod verify;
+mod writes;
 
 pub use bulk::{BulkLoader, LoadStats};
 pub use cache::{CacheStats, DEFAULT_CACHE_SIZE};

@@ -26,6 +26,7 @@ use crate::keys;
 use crate::links::{LinkAttrs, Repaired};
 use crate::reader::{Reader, WalkIter};
 use crate::verify::{self, VerifyReport};
+use crate::writes::{Batch, WriteReads, Writes};
 use fjall::config::{FilterPolicy, RestartIntervalPolicy};
 use fjall::{
     KeyspaceCreateOptions, PersistMode, Readable, SingleWriterTxDatabase, SingleWriterTxKeyspace,
@@ -263,7 +264,7 @@ impl Store {
         }
         tx.commit().context("commit state value")?;
         if self.durability() == Durability::SyncData {
-            let ticket = inner.group.committed()?;
+            let ticket = inner.group.committed(None)?;
             drop(writer);
             inner.group.wait_durable(ticket, &inner.db)?;
         }
@@ -324,8 +325,9 @@ impl Store {
         let mut record = inner.codec.encode(&inner.schema, &entry, 0, &dn_key)?;
         let index_keys = self.index_keys(&entry);
         let mut log = log;
-        let mut tx = self.write_tx();
+        let mut tx = self.write_batch();
         if tx
+            .snapshot
             .contains_key(&inner.dn2id, &dn_key)
             .context("look up dn")?
         {
@@ -337,7 +339,11 @@ impl Store {
             .next()
             .and_then(|l| dn_key.get(..l))
         {
-            Some(parent_key) => match tx.get(&inner.dn2id, parent_key).context("look up parent")? {
+            Some(parent_key) => match tx
+                .snapshot
+                .get(&inner.dn2id, parent_key)
+                .context("look up parent")?
+            {
                 Some(v) => keys::id_from_value(&v)?,
                 None if may_be_root => 0,
                 None => {
@@ -353,7 +359,7 @@ impl Store {
                 })
             }
         };
-        self.check_unique(&tx, &entry, None, None)?;
+        self.check_unique(&tx.snapshot, &entry, None, None)?;
         if write == Write::CheckOnly {
             return Ok(EntryId(0));
         }
@@ -716,6 +722,23 @@ impl Store {
         }
     }
 
+    /// A plain batch for a write that reads nothing it writes, with a snapshot to read from
+    /// (see `writes.rs`). Call it under the writer lock: the snapshot then sees every commit
+    /// before it. Durability as [`Store::write_tx`].
+    fn write_batch(&self) -> Batch {
+        let db = self.inner.db.inner();
+        let batch = db.batch();
+        let batch = if self.durability() == Durability::SyncData {
+            batch.durability(None)
+        } else {
+            batch.durability(Some(PersistMode::Buffer))
+        };
+        Batch {
+            batch,
+            snapshot: db.snapshot(),
+        }
+    }
+
     /// Commits `tx` and releases the writer lock. With `Durability::SyncData`, returns only
     /// once the journal is on disk up to this commit (group commit, see `commit`): the ticket
     /// is taken under the writer lock, so a sync that covers it covers every earlier commit,
@@ -724,9 +747,9 @@ impl Store {
     ///
     /// The change log records of `log` are written in the same transaction, and the
     /// listeners are told once the write is durable.
-    fn commit(
+    fn commit<W: WriteReads>(
         &self,
-        mut tx: SingleWriterWriteTx<'_>,
+        mut tx: W,
         mut writer: MutexGuard<'_, WriterState>,
         log: TxLog,
         context: &'static str,
@@ -738,7 +761,7 @@ impl Store {
         writer.first_seq = first_seq;
         let last = next_seq - 1;
         if self.durability() == Durability::SyncData {
-            let ticket = self.inner.group.committed()?;
+            let ticket = self.inner.group.committed(Some(last))?;
             drop(writer);
             let point = SyncPoint {
                 ticket,
@@ -762,6 +785,21 @@ impl Store {
                 l(last);
             }
         }
+    }
+
+    /// Waits up to `timeout` for a durable commit that is not yet on disk, syncs the journal
+    /// through the last commit (sharing the sync with any writer syncing already), tells the
+    /// commit listeners and returns the point reached; `None` if nothing was committed by
+    /// then. A server's sync thread loops on this, so that each sync starts as soon as there
+    /// is a commit to sync, without being asked. A failed sync is fatal
+    /// ([`StoreError::JournalSync`]).
+    pub fn sync_next(&self, timeout: std::time::Duration) -> Result<Option<SyncPoint>> {
+        let Some((ticket, last_seq)) = self.inner.group.wait_unsynced(timeout)? else {
+            return Ok(None);
+        };
+        let point = SyncPoint { ticket, last_seq };
+        self.sync_through(point)?;
+        Ok(Some(point))
     }
 
     /// Identifies the shared state of this store among others in the process.
@@ -835,7 +873,7 @@ impl Store {
     /// Inserts (or, with `insert` false, removes) the index keys `keys` of entry `id`.
     fn write_index_keys<'k>(
         &self,
-        tx: &mut SingleWriterWriteTx<'_>,
+        tx: &mut impl Writes,
         keys: impl IntoIterator<Item = &'k (usize, Vec<u8>)>,
         id: u64,
         insert: bool,

@@ -11,7 +11,7 @@
 use crate::error::{Context, Result, StoreError, UniqueConflict};
 use crate::keys;
 use crate::store::{Inner, Store};
-use fjall::{Readable, SingleWriterWriteTx};
+use fjall::Readable;
 use roster_schema::{AttrId, Entry, Schema};
 
 /// One set of attribute types whose values are unique among the entries of one class.
@@ -67,7 +67,7 @@ impl Store {
     /// was unique when it was written.
     pub(crate) fn check_unique(
         &self,
-        tx: &SingleWriterWriteTx<'_>,
+        tx: &impl Readable,
         entry: &Entry,
         own: Option<u64>,
         before: Option<&Entry>,
@@ -100,7 +100,7 @@ impl Store {
 
     fn check_value(
         &self,
-        tx: &SingleWriterWriteTx<'_>,
+        tx: &impl Readable,
         space: &UniqueSpace,
         entry: &Entry,
         own: Option<u64>,

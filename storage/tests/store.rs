@@ -2216,6 +2216,57 @@ fn deferred_writes_are_acknowledged_by_their_sync_point() {
     assert!(reader.lookup(&second_dn).unwrap().is_some());
 }
 
+/// `sync_next` is what a sync thread loops on: it returns nothing while nothing is committed,
+/// wakes for a deferred commit made on another thread while it waits, and the point it
+/// returns covers that commit (and announces it to the commit listeners).
+#[test]
+fn sync_next_wakes_for_deferred_commits() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let synced = StoreConfig {
+        durability: Durability::SyncData,
+        ..config(dir.path(), default_indexes())
+    };
+    let store = Store::open(&synced, schema.clone()).unwrap();
+    let mut sk = skeleton(&schema).into_iter();
+    store.add_root(sk.next().unwrap()).unwrap();
+    for e in sk {
+        store.add(e).unwrap();
+    }
+    let told = Arc::new(AtomicU64::new(0));
+    let seen = told.clone();
+    store.on_commit(Arc::new(move |seq| {
+        seen.fetch_max(seq, Ordering::SeqCst);
+    }));
+    // Every ordinary write synced itself: nothing waits.
+    assert_eq!(store.sync_next(Duration::from_millis(20)).unwrap(), None);
+
+    let writer = {
+        let (store, schema) = (store.clone(), schema.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            store.deferring(|| store.add(user(&schema, 1)).unwrap()).1
+        })
+    };
+    let before = told.load(Ordering::SeqCst);
+    let reached = store
+        .sync_next(Duration::from_secs(10))
+        .unwrap()
+        .expect("woken by the deferred add");
+    let point = writer.join().unwrap().expect("a deferred add has a sync point");
+    assert!(reached >= point, "the sync covers the add");
+    assert!(told.load(Ordering::SeqCst) > before, "and announces it");
+    assert_eq!(store.sync_next(Duration::from_millis(20)).unwrap(), None);
+
+    // Deferred commits made before the call: synced at once, through the last of them.
+    let (_, p1) = store.deferring(|| store.add(user(&schema, 2)).unwrap());
+    let (_, p2) = store.deferring(|| store.add(user(&schema, 3)).unwrap());
+    let reached = store.sync_next(Duration::from_secs(10)).unwrap().unwrap();
+    assert!(reached >= p1.unwrap().max(p2.unwrap()));
+}
+
 /// `shared_by_dn` reads through the entry cache: a reader after a change sees the change, a
 /// reader from before it keeps its version, and both agree with `entry_by_dn`.
 #[test]
