@@ -283,6 +283,8 @@ impl Directory {
             .collect();
         let upstreams = crate::upstream::Upstreams::new(&settings.upstreams)?;
         let replicas = crate::replica::Replicas::new(&settings.replicas, &schema, &configured)?;
+        let writers = crate::writers::Writers::start(settings.write_threads, settings.write_nice)
+            .map_err(|e| OpenError::Access(format!("start the write threads: {e}")))?;
         let (commits, _) = tokio::sync::watch::channel(0);
         let told = commits.clone();
         // Listeners run after each writer's fsync, so a later commit may tell first: the value
@@ -308,10 +310,13 @@ impl Directory {
             replicas,
             metrics: std::sync::Arc::default(),
             password_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_binds)),
-            syncer: crate::syncer::Syncer::start(store.clone(), settings.write_nice)
-                .map_err(|e| OpenError::Access(format!("start the journal sync thread: {e}")))?,
-            writers: crate::writers::Writers::start(settings.write_threads, settings.write_nice)
-                .map_err(|e| OpenError::Access(format!("start the write threads: {e}")))?,
+            syncer: crate::syncer::Syncer::start(
+                store.clone(),
+                settings.write_nice,
+                writers.in_flight(),
+            )
+            .map_err(|e| OpenError::Access(format!("start the journal sync thread: {e}")))?,
+            writers,
             search_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.max_concurrent_searches,
             )),

@@ -14,7 +14,8 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -32,6 +33,53 @@ pub enum WriteError {
 #[derive(Debug)]
 pub struct Writers {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    in_flight: Arc<InFlight>,
+}
+
+/// How many writes are queued or running on the write threads, for the sync thread: a sync
+/// started while a write is about to commit would leave that write to the next sync, so the
+/// sync thread waits (briefly) for the writes under way to commit first.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    state: Mutex<Count>,
+    idle: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Count {
+    writes: usize,
+    /// The sync thread waits for `writes` to reach 0.
+    waiting: bool,
+}
+
+impl InFlight {
+    fn enter(&self) {
+        if let Ok(mut c) = self.state.lock() {
+            c.writes += 1;
+        }
+    }
+
+    fn leave(&self) {
+        if let Ok(mut c) = self.state.lock() {
+            c.writes = c.writes.saturating_sub(1);
+            // Only then: a notification is a system call even when nobody waits.
+            if c.writes == 0 && c.waiting {
+                c.waiting = false;
+                self.idle.notify_all();
+            }
+        }
+    }
+
+    /// Returns once no write is queued or running, or after `longest`.
+    pub fn wait_idle(&self, longest: Duration) {
+        let Ok(mut c) = self.state.lock() else { return };
+        if c.writes > 0 {
+            c.waiting = true;
+            if let Ok((mut c, _)) = self.idle.wait_timeout_while(c, longest, |c| c.writes > 0) {
+                c.waiting = false;
+            }
+        }
+    }
 }
 
 impl Writers {
@@ -62,6 +110,7 @@ impl Writers {
         }
         Ok(Writers {
             jobs: Mutex::new(Some(jobs)),
+            in_flight: Arc::default(),
         })
     }
 
@@ -72,7 +121,16 @@ impl Writers {
         f: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, WriteError> {
         let (tx, rx) = oneshot::channel();
+        let in_flight = self.in_flight.clone();
         let job: Job = Box::new(move || {
+            /// Counts the write out however it ends.
+            struct Leave(Arc<InFlight>);
+            impl Drop for Leave {
+                fn drop(&mut self) {
+                    self.0.leave();
+                }
+            }
+            let _leave = Leave(in_flight);
             let out = std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
                 p.downcast_ref::<&str>()
                     .map(|s| s.to_string())
@@ -85,7 +143,11 @@ impl Writers {
         {
             let jobs = self.jobs.lock().map_err(|_| WriteError::Stopped)?;
             let jobs = jobs.as_ref().ok_or(WriteError::Stopped)?;
-            jobs.send(job).map_err(|_| WriteError::Stopped)?;
+            self.in_flight.enter();
+            if jobs.send(job).is_err() {
+                self.in_flight.leave();
+                return Err(WriteError::Stopped);
+            }
         }
         match rx.await {
             Ok(Ok(out)) => Ok(out),
@@ -95,6 +157,11 @@ impl Writers {
     }
 
     /// Stops taking jobs; the threads end once the queue is empty.
+    /// The count of writes under way, for the sync thread.
+    pub fn in_flight(&self) -> Arc<InFlight> {
+        self.in_flight.clone()
+    }
+
     pub fn stop(&self) {
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
@@ -136,5 +203,55 @@ mod tests {
         assert_eq!(writers.run(|| 7).await.unwrap(), 7);
         writers.stop();
         assert!(matches!(writers.run(|| 1).await, Err(WriteError::Stopped)));
+    }
+
+    #[tokio::test]
+    async fn the_sync_thread_can_wait_for_writes_under_way() {
+        use std::time::{Duration, Instant};
+        let writers = Writers::start(1, 0).unwrap();
+        let in_flight = writers.in_flight();
+        // Nothing under way: no wait.
+        let t = Instant::now();
+        in_flight.wait_idle(Duration::from_secs(5));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // A write running: the wait ends when it does, not at the limit.
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let job = writers.run(move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        let waiter = std::thread::spawn(move || {
+            started_rx.recv().unwrap();
+            let t = Instant::now();
+            in_flight.wait_idle(Duration::from_secs(30));
+            t.elapsed()
+        });
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            release_tx.send(()).unwrap();
+        });
+        job.await.unwrap();
+        release.join().unwrap();
+        let waited = waiter.join().unwrap();
+        assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+        // A write that outlasts the limit: the wait gives up at the limit.
+        let in_flight = writers.in_flight();
+        let waiter = std::thread::spawn(move || {
+            // The job below is queued once its future is first polled.
+            std::thread::sleep(Duration::from_millis(50));
+            let t = Instant::now();
+            in_flight.wait_idle(Duration::from_millis(50));
+            t.elapsed()
+        });
+        writers
+            .run(|| std::thread::sleep(Duration::from_millis(400)))
+            .await
+            .unwrap();
+        let waited = waiter.join().unwrap();
+        assert!(
+            waited >= Duration::from_millis(50) && waited < Duration::from_millis(350),
+            "gave up after {waited:?}"
+        );
     }
 }

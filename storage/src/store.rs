@@ -793,8 +793,17 @@ impl Store {
     /// then. A server's sync thread loops on this, so that each sync starts as soon as there
     /// is a commit to sync, without being asked. A failed sync is fatal
     /// ([`StoreError::JournalSync`]).
-    pub fn sync_next(&self, timeout: std::time::Duration) -> Result<Option<SyncPoint>> {
-        let Some((ticket, last_seq)) = self.inner.group.wait_unsynced(timeout)? else {
+    pub fn sync_next(
+        &self,
+        timeout: std::time::Duration,
+        before: impl FnOnce(),
+    ) -> Result<Option<SyncPoint>> {
+        if self.inner.group.wait_unsynced(timeout)?.is_none() {
+            return Ok(None);
+        }
+        before();
+        let Some((ticket, last_seq)) = self.inner.group.wait_unsynced(std::time::Duration::ZERO)?
+        else {
             return Ok(None);
         };
         let point = SyncPoint { ticket, last_seq };
