@@ -318,12 +318,22 @@ impl Store {
             });
         }
         let dn_key = keys::dn_key(&entry.ndn);
+        // Everything but the entryCSN stamped under the writer lock is known now: unless
+        // entryCSN is indexed, the index keys are computed before taking the lock, which every
+        // write waits for.
+        let csn_indexed = inner
+            .entry_csn
+            .is_some_and(|a| inner.indexes.get(a).is_some());
+        let early_keys = (!csn_indexed).then(|| self.index_keys(&entry));
         let mut writer = self.lock_writers()?;
         let mut entry = entry;
         let log = TxLog::new(writer.clock.next());
         inner.stamp(&mut entry, &log.csn);
         let mut record = inner.codec.encode(&inner.schema, &entry, 0, &dn_key)?;
-        let index_keys = self.index_keys(&entry);
+        let index_keys = match early_keys {
+            Some(keys) => keys,
+            None => self.index_keys(&entry),
+        };
         let mut log = log;
         let mut tx = self.write_batch();
         if tx
