@@ -3,6 +3,8 @@
 //! entry and the result done, without controls or referrals). ldap3_proto builds a tree of tags
 //! and copies every level into a fresh buffer byte by byte, which cost more than the search's
 //! store lookup; this writes each byte once into the output buffer, and the bytes are the same.
+//! A search's result entry can also come encoded already ([`EncodedEntry`], written by the
+//! search straight from the entry the store's cache shares), and is then only framed.
 //! Requests: simple binds, unbinds and searches with equality and presence filters are read
 //! by `request` straight into `LdapMsg`, everything else by ldap3_proto (see `request` for
 //! how the two are kept the same).
@@ -169,6 +171,112 @@ impl Encoder<LdapMsg> for Codec {
             }
             _ => self.inner.encode(msg, buf),
         }
+    }
+}
+
+/// A search result entry encoded straight from an entry the store's cache shares: the
+/// SearchResultEntry op (tag and content), which [`EntryMsg`] sends in its message envelope.
+/// Building an [`LdapSearchResultEntry`] instead copies every value and attribute name into
+/// buffers of its own, encodes them, and frees them again.
+#[derive(Debug, Clone)]
+pub struct EncodedEntry(BytesMut);
+
+/// One attribute of an [`EncodedEntry`]: the type's name, the description's options, values.
+pub type EntryAttr<'a> = (&'a str, &'a [String], &'a [Vec<u8>]);
+
+impl EncodedEntry {
+    /// Encodes the entry named `dn` with the attributes `attrs` yields (called twice: the
+    /// lengths come first), with no values when `types_only`.
+    pub fn new<'a, I>(dn: &str, attrs: impl Fn() -> I, types_only: bool) -> EncodedEntry
+    where
+        I: Iterator<Item = EntryAttr<'a>>,
+    {
+        let desc_len = |name: &str, options: &[String]| {
+            name.len() + options.iter().map(|o| 1 + o.len()).sum::<usize>()
+        };
+        let vals = |v: &'a [Vec<u8>]| if types_only { &[][..] } else { v };
+        let all: usize = attrs()
+            .map(|(name, options, v)| {
+                tlv_len(tlv_len(desc_len(name, options)) + tlv_len(values_len(vals(v))))
+            })
+            .sum();
+        let op = tlv_len(dn.len()) + tlv_len(all);
+        let mut buf = BytesMut::with_capacity(tlv_len(op));
+        put_header(&mut buf, SEARCH_RESULT_ENTRY, op);
+        put_octets(&mut buf, dn.as_bytes());
+        put_header(&mut buf, SEQUENCE, all);
+        for (name, options, v) in attrs() {
+            let v = vals(v);
+            let desc = desc_len(name, options);
+            put_header(&mut buf, SEQUENCE, tlv_len(desc) + tlv_len(values_len(v)));
+            put_header(&mut buf, OCTET_STRING, desc);
+            buf.put_slice(name.as_bytes());
+            for o in options {
+                buf.put_u8(b';');
+                buf.put_slice(o.as_bytes());
+            }
+            put_header(&mut buf, SET, values_len(v));
+            for value in v {
+                put_octets(&mut buf, value);
+            }
+        }
+        EncodedEntry(buf)
+    }
+}
+
+#[cfg(test)]
+impl EncodedEntry {
+    /// The entry read back by ldap3_proto's decoder, for tests that compare entries.
+    pub fn decoded(&self) -> LdapSearchResultEntry {
+        let mut buf = BytesMut::new();
+        Codec::new(1 << 20, 32)
+            .encode(
+                EntryMsg {
+                    msgid: 1,
+                    entry: self.clone(),
+                },
+                &mut buf,
+            )
+            .expect("encode");
+        match LdapCodec::new(None, None).decode(&mut buf) {
+            Ok(Some(LdapMsg {
+                op: LdapOp::SearchResultEntry(e),
+                ..
+            })) => e,
+            other => panic!("not an entry: {other:?}"),
+        }
+    }
+}
+
+/// An encoded search result entry in the response to message `msgid`.
+#[derive(Debug)]
+pub struct EntryMsg {
+    pub msgid: i32,
+    pub entry: EncodedEntry,
+}
+
+impl Encoder<EntryMsg> for Codec {
+    type Error = io::Error;
+
+    fn encode(&mut self, msg: EntryMsg, buf: &mut BytesMut) -> io::Result<()> {
+        // The message id as ldap3_proto writes it (so as every other response): as many
+        // bytes as its magnitude needs, one more for a positive value whose high bit is set.
+        let v = i64::from(msg.msgid);
+        let magnitude = v.unsigned_abs();
+        let mut count = (u64::BITS - magnitude.leading_zeros()).div_ceil(8).max(1) as usize;
+        if v > 0 && (magnitude >> (8 * count - 1)) == 1 {
+            count += 1;
+        }
+        let bytes = v.to_be_bytes();
+        let id = bytes.get(bytes.len() - count..).unwrap_or(&bytes);
+        let op = &msg.entry.0;
+        let content = tlv_len(id.len()) + op.len();
+        buf.reserve(tlv_len(content));
+        put_header(buf, SEQUENCE, content);
+        put_header(buf, INTEGER, id.len());
+        buf.put_slice(id);
+        buf.put_slice(op);
+        Ok(())
     }
 }
 
@@ -378,6 +486,90 @@ mod tests {
             .collect();
         let msg = entry(7, "dc=example,dc=com", many);
         assert_eq!(ours(&msg), reference(&msg));
+    }
+
+    /// What `EncodedEntry` writes for the attributes of `msg` (types as "name;opt;opt").
+    fn encoded(msg: &LdapMsg, types_only: bool) -> BytesMut {
+        let LdapOp::SearchResultEntry(e) = &msg.op else {
+            panic!("not an entry")
+        };
+        let split: Vec<(String, Vec<String>, Vec<Vec<u8>>)> = e
+            .attributes
+            .iter()
+            .map(|a| {
+                let mut parts = a.atype.split(';');
+                let name = parts.next().unwrap_or_default().to_string();
+                (name, parts.map(str::to_string).collect(), a.vals.clone())
+            })
+            .collect();
+        let entry = EncodedEntry::new(
+            &e.dn,
+            || {
+                split
+                    .iter()
+                    .map(|(n, o, v)| (n.as_str(), o.as_slice(), v.as_slice()))
+            },
+            types_only,
+        );
+        let mut buf = BytesMut::new();
+        Codec::new(1 << 20, 32)
+            .encode(
+                EntryMsg {
+                    msgid: msg.msgid,
+                    entry,
+                },
+                &mut buf,
+            )
+            .expect("encode");
+        buf
+    }
+
+    #[test]
+    fn entries_encoded_from_shared_entries_are_the_same_bytes() {
+        let sizes = [0usize, 1, 127, 128, 255, 256, 65535, 65536, 70000];
+        // Negative ids come from clients that send ids past 2^31 (truncated as ldap3_proto
+        // does); they are written back as ldap3_proto writes them.
+        let ids = MSGIDS
+            .iter()
+            .copied()
+            .chain([-1, -128, -129, -32768, -32769, i32::MIN]);
+        for msgid in ids {
+            for &n in &sizes {
+                let big = vec![b'x'; n];
+                let attrs = |vals: bool| {
+                    let v = |x: Vec<Vec<u8>>| if vals { x } else { Vec::new() };
+                    vec![
+                        ("objectClass", v(vec![b"top".to_vec(), b"person".to_vec()])),
+                        ("jpegPhoto", v(vec![big.clone()])),
+                        ("cn", vec![]),
+                        (
+                            "description;lang-de;x-opt",
+                            v(vec![big.clone(), big.clone()]),
+                        ),
+                    ]
+                };
+                let dn = "uid=user0000001,ou=people,dc=example,dc=com";
+                let msg = entry(msgid, dn, attrs(true));
+                assert_eq!(
+                    encoded(&msg, false),
+                    reference(&msg),
+                    "msgid {msgid}, value of {n} bytes"
+                );
+                // Types only: the same attributes with empty value sets.
+                assert_eq!(
+                    encoded(&msg, true),
+                    reference(&entry(msgid, dn, attrs(false))),
+                    "types only, msgid {msgid}"
+                );
+            }
+        }
+        let many: Vec<(&str, Vec<Vec<u8>>)> = (0..300)
+            .map(|_| ("mail", vec![b"a@b.c".to_vec()]))
+            .collect();
+        let msg = entry(7, "dc=example,dc=com", many);
+        assert_eq!(encoded(&msg, false), reference(&msg));
+        let empty = entry(3, "", vec![]);
+        assert_eq!(encoded(&empty, false), reference(&empty));
     }
 
     #[test]

@@ -7,17 +7,17 @@
 //! write timeout for clients that stop reading.
 
 use crate::audit;
-use crate::codec::Codec;
+use crate::codec::{Codec, EntryMsg};
 use crate::directory::Directory;
 use crate::error::{ldap_result, OpError};
-use crate::ops::search::{PageRequest, PagedSearches, Stopped};
+use crate::ops::search::{PageRequest, PagedSearches, ResultEntry, Stopped};
 use crate::ops::{self, Identity};
 use crate::tls::Tls;
 use futures::{SinkExt, StreamExt};
 use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
     LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapResult,
-    LdapResultCode, LdapSearchRequest, LdapSearchResultEntry, SyncRequestMode,
+    LdapResultCode, LdapSearchRequest, SyncRequestMode,
 };
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -40,6 +40,8 @@ const NOTICE_OF_DISCONNECTION: &str = "1.3.6.1.4.1.1466.20036";
 #[allow(clippy::large_enum_variant)] // Nearly every queued item is a message; boxing would add an allocation each.
 enum Outgoing {
     Msg(LdapMsg),
+    /// A search result entry encoded from the store's shared entry.
+    Entry(EntryMsg),
     /// The operation with this message id has sent its last response.
     Finished(i32),
 }
@@ -331,13 +333,26 @@ where
     while let Some(out) = next {
         match out {
             Outgoing::Msg(m) => framed.feed(m).await?,
+            Outgoing::Entry(e) => framed.feed(e).await?,
             Outgoing::Finished(id) => {
                 session.running.remove(&id);
             }
         }
         next = rx.try_recv().ok();
     }
-    framed.flush().await
+    SinkExt::<LdapMsg>::flush(framed).await
+}
+
+/// A search result entry in the response to `msgid`, as the connection writes it.
+fn entry_out(msgid: i32, e: ResultEntry) -> Outgoing {
+    match e {
+        ResultEntry::Built(e) => Outgoing::Msg(LdapMsg {
+            msgid,
+            op: LdapOp::SearchResultEntry(e),
+            ctrl: Vec::new(),
+        }),
+        ResultEntry::Encoded(entry) => Outgoing::Entry(EntryMsg { msgid, entry }),
+    }
 }
 
 fn notice(code: LdapResultCode, message: &str) -> LdapMsg {
@@ -677,9 +692,13 @@ impl Session {
                 if page.is_none() && ops::search::is_small(&self.dir, &req) {
                     if let Some(msgs) = self.search_in_place(msgid, &req) {
                         for m in msgs {
-                            framed.feed(m).await?;
+                            match m {
+                                Outgoing::Msg(m) => framed.feed(m).await?,
+                                Outgoing::Entry(e) => framed.feed(e).await?,
+                                Outgoing::Finished(_) => {}
+                            }
                         }
-                        framed.flush().await?;
+                        SinkExt::<LdapMsg>::flush(framed).await?;
                         return Ok(Next::Continue);
                     }
                 }
@@ -815,17 +834,13 @@ impl Session {
 
     /// Runs a small search on this task. `None` when it turned out to return more than a
     /// handful of entries: nothing was sent, and the caller runs it on a blocking thread.
-    fn search_in_place(&self, msgid: i32, req: &LdapSearchRequest) -> Option<Vec<LdapMsg>> {
+    fn search_in_place(&self, msgid: i32, req: &LdapSearchRequest) -> Option<Vec<Outgoing>> {
         let mut msgs = Vec::new();
-        let mut emit = |e: LdapSearchResultEntry| {
+        let mut emit = |e: ResultEntry| {
             if msgs.len() >= IN_PLACE_MAX_ENTRIES {
                 return Err(Stopped);
             }
-            msgs.push(LdapMsg {
-                msgid,
-                op: LdapOp::SearchResultEntry(e),
-                ctrl: Vec::new(),
-            });
+            msgs.push(entry_out(msgid, e));
             Ok(())
         };
         let never = Arc::new(AtomicBool::new(false));
@@ -840,11 +855,11 @@ impl Session {
             &mut emit,
         )
         .ok()?;
-        msgs.push(LdapMsg {
+        msgs.push(Outgoing::Msg(LdapMsg {
             msgid,
             op: LdapOp::SearchResultDone(done.result),
             ctrl: Vec::new(),
-        });
+        }));
         Some(msgs)
     }
 
@@ -870,14 +885,8 @@ impl Session {
                 if flag.load(Ordering::Relaxed) {
                     return;
                 }
-                let mut emit = |e: LdapSearchResultEntry| {
-                    tx.blocking_send(Outgoing::Msg(LdapMsg {
-                        msgid,
-                        op: LdapOp::SearchResultEntry(e),
-                        ctrl: Vec::new(),
-                    }))
-                    .map_err(|_| Stopped)
-                };
+                let mut emit =
+                    |e: ResultEntry| tx.blocking_send(entry_out(msgid, e)).map_err(|_| Stopped);
                 match ops::search::search(&dir, &who, &req, page, &paged, &flag, false, &mut emit) {
                     Ok(done) => {
                         let ctrl = match done.page_cookie {

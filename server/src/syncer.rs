@@ -65,11 +65,7 @@ impl Drop for Syncer {
 impl Syncer {
     /// Starts the sync thread of `store`, `nice` steps below the server's priority (as the
     /// write threads: the syncs are the writes' work too).
-    pub fn start(
-        store: Store,
-        nice: i32,
-        in_flight: Arc<InFlight>,
-    ) -> std::io::Result<Syncer> {
+    pub fn start(store: Store, nice: i32, in_flight: Arc<InFlight>) -> std::io::Result<Syncer> {
         let (publish, synced) = watch::channel(Synced::default());
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();

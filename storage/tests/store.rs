@@ -2241,7 +2241,10 @@ fn sync_next_wakes_for_deferred_commits() {
         seen.fetch_max(seq, Ordering::SeqCst);
     }));
     // Every ordinary write synced itself: nothing waits.
-    assert_eq!(store.sync_next(Duration::from_millis(20), || ()).unwrap(), None);
+    assert_eq!(
+        store.sync_next(Duration::from_millis(20), || ()).unwrap(),
+        None
+    );
 
     let writer = {
         let (store, schema) = (store.clone(), schema.clone());
@@ -2255,15 +2258,24 @@ fn sync_next_wakes_for_deferred_commits() {
         .sync_next(Duration::from_secs(10), || ())
         .unwrap()
         .expect("woken by the deferred add");
-    let point = writer.join().unwrap().expect("a deferred add has a sync point");
+    let point = writer
+        .join()
+        .unwrap()
+        .expect("a deferred add has a sync point");
     assert!(reached >= point, "the sync covers the add");
     assert!(told.load(Ordering::SeqCst) > before, "and announces it");
-    assert_eq!(store.sync_next(Duration::from_millis(20), || ()).unwrap(), None);
+    assert_eq!(
+        store.sync_next(Duration::from_millis(20), || ()).unwrap(),
+        None
+    );
 
     // Deferred commits made before the call: synced at once, through the last of them.
     let (_, p1) = store.deferring(|| store.add(user(&schema, 2)).unwrap());
     let (_, p2) = store.deferring(|| store.add(user(&schema, 3)).unwrap());
-    let reached = store.sync_next(Duration::from_secs(10), || ()).unwrap().unwrap();
+    let reached = store
+        .sync_next(Duration::from_secs(10), || ())
+        .unwrap()
+        .unwrap();
     assert!(reached >= p1.unwrap().max(p2.unwrap()));
 }
 

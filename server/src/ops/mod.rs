@@ -305,8 +305,11 @@ mod tests {
         paged: &PagedSearches,
     ) -> (Vec<LdapSearchResultEntry>, search::SearchDone) {
         let mut got = Vec::new();
-        let mut emit = |e: LdapSearchResultEntry| -> Result<(), Stopped> {
-            got.push(e);
+        let mut emit = |e: search::ResultEntry| -> Result<(), Stopped> {
+            got.push(match e {
+                search::ResultEntry::Built(e) => e,
+                search::ResultEntry::Encoded(e) => e.decoded(),
+            });
             Ok(())
         };
         let done = search(

@@ -4,6 +4,7 @@
 use super::attrs::{self, AttrSelection};
 use super::{filter, Identity};
 use crate::access::{Requester, Rights};
+use crate::codec::EncodedEntry;
 use crate::directory::Directory;
 use crate::error::{ldap_result, success, OpError};
 use ldap3_proto::proto::{
@@ -173,7 +174,7 @@ pub fn search(
     paged: &PagedSearches,
     abandoned: &Arc<AtomicBool>,
     in_place: bool,
-    emit: &mut dyn FnMut(LdapSearchResultEntry) -> Result<(), Stopped>,
+    emit: &mut dyn FnMut(ResultEntry) -> Result<(), Stopped>,
 ) -> Result<SearchDone, Stopped> {
     let paged_request = page.is_some();
     let mut cookie_out = None;
@@ -212,7 +213,7 @@ fn run(
     paged: &PagedSearches,
     abandoned: &Arc<AtomicBool>,
     in_place: bool,
-    emit: &mut dyn FnMut(LdapSearchResultEntry) -> Result<(), Stopped>,
+    emit: &mut dyn FnMut(ResultEntry) -> Result<(), Stopped>,
     cookie_out: &mut Option<Vec<u8>>,
 ) -> Result<Result<(), OpError>, Stopped> {
     let schema = &dir.schema;
@@ -255,14 +256,14 @@ fn run(
             &dir.subschema
         };
         if filter.evaluate(schema, entry) == TriState::True {
-            emit(to_result(
+            emit(ResultEntry::Built(to_result(
                 dir,
                 Cow::Borrowed(entry),
                 &sel,
                 req.typesonly,
                 &|_| true,
                 Some(&Computed::default()),
-            ))?;
+            )))?;
         }
         return Ok(Ok(()));
     }
@@ -275,7 +276,7 @@ fn run(
             &filter,
             &sel,
             req.typesonly,
-            emit,
+            &mut |e| emit(ResultEntry::Built(e)),
         )? {
             Some(()) => Ok(Ok(())),
             None => Ok(Err(OpError::NoSuchObject { matched: None })),
@@ -427,40 +428,66 @@ fn run(
             Err(e) => return Ok(Err(OpError::Store(e))),
         };
         if sel.names_operational() {
-            emit(to_result(
+            emit(ResultEntry::Built(to_result(
                 dir,
                 Cow::Borrowed(&entry),
                 &sel,
                 req.typesonly,
                 &|a| access.allows(Some(a), Rights::READ),
                 Some(&computed),
-            ))?;
+            )))?;
         } else {
             // Only stored attributes are returned: their read rights are decided first, so
             // that the entry can give its values to the result instead of having them copied.
-            let readable: Vec<(AttrId, bool)> = entry
+            let returned: Vec<bool> = entry
                 .attrs
                 .iter()
-                .map(|a| (a.desc.id, access.allows(Some(a.desc.id), Rights::READ)))
+                .map(|a| {
+                    sel.includes(schema, &a.desc) && access.allows(Some(a.desc.id), Rights::READ)
+                })
                 .collect();
-            // An entry the store's cache holds too is copied from, and its DN string is kept.
-            let shared;
-            let (dn, entry) = match entry.try_into_entry() {
-                Ok(own) => (own.dn.to_string(), Cow::Owned(own)),
-                Err(cached) => {
-                    shared = cached;
-                    (shared.dn_string().to_string(), Cow::Borrowed(&*shared))
+            match entry.try_into_entry() {
+                Ok(own) => {
+                    let readable: Vec<(AttrId, bool)> = own
+                        .attrs
+                        .iter()
+                        .zip(&returned)
+                        .map(|(a, ok)| (a.desc.id, *ok))
+                        .collect();
+                    emit(ResultEntry::Built(to_result_named(
+                        dir,
+                        own.dn.to_string(),
+                        Cow::Owned(own),
+                        &sel,
+                        req.typesonly,
+                        &|a| readable.iter().any(|(id, ok)| *id == a && *ok),
+                        Some(&computed),
+                    )))?;
                 }
-            };
-            emit(to_result_named(
-                dir,
-                dn,
-                entry,
-                &sel,
-                req.typesonly,
-                &|a| readable.iter().any(|(id, ok)| *id == a && *ok),
-                Some(&computed),
-            ))?;
+                // An entry the store's cache holds too is encoded from where it is, without
+                // a copy, and its DN string is kept with it.
+                Err(cached) => {
+                    let attrs = || {
+                        cached
+                            .attrs
+                            .iter()
+                            .zip(&returned)
+                            .filter(|(_, ok)| **ok)
+                            .map(|(a, _)| {
+                                (
+                                    schema.attr(a.desc.id).map_or("", |t| t.name()),
+                                    a.desc.options.as_slice(),
+                                    a.values.as_slice(),
+                                )
+                            })
+                    };
+                    emit(ResultEntry::Encoded(EncodedEntry::new(
+                        cached.dn_string(),
+                        attrs,
+                        req.typesonly,
+                    )))?;
+                }
+            }
         }
         in_page += 1;
     }
@@ -652,6 +679,15 @@ impl Wanted {
         }
         Ok(c)
     }
+}
+
+/// A search result entry as `search` hands it out: built with values of its own, or encoded
+/// already from an entry the store's cache shares (`codec::EncodedEntry`: what a mail lookup
+/// that names only stored attributes gets, without copying them).
+#[derive(Debug)]
+pub enum ResultEntry {
+    Built(LdapSearchResultEntry),
+    Encoded(EncodedEntry),
 }
 
 /// Builds the search result entry: stored attributes, then the computed operational ones.
