@@ -185,39 +185,43 @@ pub struct EncodedEntry(BytesMut);
 pub type EntryAttr<'a> = (&'a str, &'a [String], &'a [Vec<u8>]);
 
 impl EncodedEntry {
-    /// Encodes the entry named `dn` with the attributes `attrs` yields (called twice: the
-    /// lengths come first), with no values when `types_only`.
-    pub fn new<'a, I>(dn: &str, attrs: impl Fn() -> I, types_only: bool) -> EncodedEntry
-    where
-        I: Iterator<Item = EntryAttr<'a>>,
-    {
+    /// Encodes the entry named `dn` with the attributes `attrs`, with no values when
+    /// `types_only`.
+    pub fn new(dn: &str, attrs: &[EntryAttr<'_>], types_only: bool) -> EncodedEntry {
         let desc_len = |name: &str, options: &[String]| {
             name.len() + options.iter().map(|o| 1 + o.len()).sum::<usize>()
         };
-        let vals = |v: &'a [Vec<u8>]| if types_only { &[][..] } else { v };
-        let all: usize = attrs()
-            .map(|(name, options, v)| {
-                tlv_len(tlv_len(desc_len(name, options)) + tlv_len(values_len(vals(v))))
-            })
+        let vals = |v: &[Vec<u8>]| -> usize {
+            if types_only {
+                0
+            } else {
+                values_len(v)
+            }
+        };
+        let all: usize = attrs
+            .iter()
+            .map(|(name, options, v)| tlv_len(tlv_len(desc_len(name, options)) + tlv_len(vals(v))))
             .sum();
         let op = tlv_len(dn.len()) + tlv_len(all);
         let mut buf = BytesMut::with_capacity(tlv_len(op));
         put_header(&mut buf, SEARCH_RESULT_ENTRY, op);
         put_octets(&mut buf, dn.as_bytes());
         put_header(&mut buf, SEQUENCE, all);
-        for (name, options, v) in attrs() {
-            let v = vals(v);
+        for (name, options, v) in attrs {
             let desc = desc_len(name, options);
-            put_header(&mut buf, SEQUENCE, tlv_len(desc) + tlv_len(values_len(v)));
+            let set = vals(v);
+            put_header(&mut buf, SEQUENCE, tlv_len(desc) + tlv_len(set));
             put_header(&mut buf, OCTET_STRING, desc);
             buf.put_slice(name.as_bytes());
-            for o in options {
+            for o in *options {
                 buf.put_u8(b';');
                 buf.put_slice(o.as_bytes());
             }
-            put_header(&mut buf, SET, values_len(v));
-            for value in v {
-                put_octets(&mut buf, value);
+            put_header(&mut buf, SET, set);
+            if !types_only {
+                for value in *v {
+                    put_octets(&mut buf, value);
+                }
             }
         }
         EncodedEntry(buf)
@@ -502,15 +506,11 @@ mod tests {
                 (name, parts.map(str::to_string).collect(), a.vals.clone())
             })
             .collect();
-        let entry = EncodedEntry::new(
-            &e.dn,
-            || {
-                split
-                    .iter()
-                    .map(|(n, o, v)| (n.as_str(), o.as_slice(), v.as_slice()))
-            },
-            types_only,
-        );
+        let attrs: Vec<EntryAttr<'_>> = split
+            .iter()
+            .map(|(n, o, v)| (n.as_str(), o.as_slice(), v.as_slice()))
+            .collect();
+        let entry = EncodedEntry::new(&e.dn, &attrs, types_only);
         let mut buf = BytesMut::new();
         Codec::new(1 << 20, 32)
             .encode(

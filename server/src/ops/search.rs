@@ -4,7 +4,7 @@
 use super::attrs::{self, AttrSelection};
 use super::{filter, Identity};
 use crate::access::{Requester, Rights};
-use crate::codec::EncodedEntry;
+use crate::codec::{EncodedEntry, EntryAttr};
 use crate::directory::Directory;
 use crate::error::{ldap_result, success, OpError};
 use ldap3_proto::proto::{
@@ -437,57 +437,28 @@ fn run(
                 Some(&computed),
             )))?;
         } else {
-            // Only stored attributes are returned: their read rights are decided first, so
-            // that the entry can give its values to the result instead of having them copied.
-            let returned: Vec<bool> = entry
+            // Only stored attributes are returned: they are encoded straight from the entry,
+            // which the store's cache may share, without copying a value; its DN string is
+            // made once per cached entry.
+            let attrs: Vec<EntryAttr<'_>> = entry
                 .attrs
                 .iter()
-                .map(|a| {
+                .filter(|a| {
                     sel.includes(schema, &a.desc) && access.allows(Some(a.desc.id), Rights::READ)
                 })
+                .map(|a| {
+                    (
+                        schema.attr(a.desc.id).map_or("", |t| t.name()),
+                        a.desc.options.as_slice(),
+                        a.values.as_slice(),
+                    )
+                })
                 .collect();
-            match entry.try_into_entry() {
-                Ok(own) => {
-                    let readable: Vec<(AttrId, bool)> = own
-                        .attrs
-                        .iter()
-                        .zip(&returned)
-                        .map(|(a, ok)| (a.desc.id, *ok))
-                        .collect();
-                    emit(ResultEntry::Built(to_result_named(
-                        dir,
-                        own.dn.to_string(),
-                        Cow::Owned(own),
-                        &sel,
-                        req.typesonly,
-                        &|a| readable.iter().any(|(id, ok)| *id == a && *ok),
-                        Some(&computed),
-                    )))?;
-                }
-                // An entry the store's cache holds too is encoded from where it is, without
-                // a copy, and its DN string is kept with it.
-                Err(cached) => {
-                    let attrs = || {
-                        cached
-                            .attrs
-                            .iter()
-                            .zip(&returned)
-                            .filter(|(_, ok)| **ok)
-                            .map(|(a, _)| {
-                                (
-                                    schema.attr(a.desc.id).map_or("", |t| t.name()),
-                                    a.desc.options.as_slice(),
-                                    a.values.as_slice(),
-                                )
-                            })
-                    };
-                    emit(ResultEntry::Encoded(EncodedEntry::new(
-                        cached.dn_string(),
-                        attrs,
-                        req.typesonly,
-                    )))?;
-                }
-            }
+            emit(ResultEntry::Encoded(EncodedEntry::new(
+                entry.dn_string(),
+                &attrs,
+                req.typesonly,
+            )))?;
         }
         in_page += 1;
     }
