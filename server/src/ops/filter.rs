@@ -1,7 +1,7 @@
 //! Converts the wire form of a search filter into the schema crate's filter.
 
 use ldap3_proto::proto::LdapFilter;
-use roster_schema::Filter;
+use roster_schema::{AttrId, CompiledFilter, Filter, Schema};
 
 pub fn from_wire(f: &LdapFilter) -> Filter {
     match f {
@@ -46,5 +46,84 @@ pub fn elements(f: &LdapFilter) -> usize {
         LdapFilter::And(v) | LdapFilter::Or(v) => 1 + v.iter().map(elements).sum::<usize>(),
         LdapFilter::Not(x) => 1 + elements(x),
         _ => 1,
+    }
+}
+
+/// The attribute types the items of `f` name, when the items' types are all that access
+/// control needs to know: no item is about a type with subtypes, and no extensible match lacks
+/// a type. `None` otherwise.
+///
+/// A filter the store matched (True) is then True under access control exactly when the
+/// requester may search every one of these types: each item on an allowed type evaluates as it
+/// did in the store (`CompiledFilter::evaluate_with` hides only values of disallowed types and
+/// of disallowed subtypes, and there are none), so the connectives give what they gave. A search
+/// checks the rights to these types instead of evaluating the filter a second time.
+pub fn plain_item_types(schema: &Schema, f: &CompiledFilter) -> Option<Vec<AttrId>> {
+    fn walk(schema: &Schema, f: &CompiledFilter, out: &mut Vec<AttrId>) -> bool {
+        match f {
+            CompiledFilter::And(parts) | CompiledFilter::Or(parts) => {
+                parts.iter().all(|p| walk(schema, p, out))
+            }
+            CompiledFilter::Not(inner) => walk(schema, inner, out),
+            CompiledFilter::Undefined => true,
+            CompiledFilter::Equality { attr, .. }
+            | CompiledFilter::Substrings { attr, .. }
+            | CompiledFilter::GreaterOrEqual { attr, .. }
+            | CompiledFilter::LessOrEqual { attr, .. }
+            | CompiledFilter::Present { attr, .. }
+            | CompiledFilter::Approx { attr, .. }
+            | CompiledFilter::InChain { attr, .. }
+            | CompiledFilter::DnIn { attr, .. }
+            | CompiledFilter::Extensible {
+                attr: Some(attr), ..
+            } => {
+                // `subtypes` lists the type itself.
+                if schema.subtypes(*attr).len() > 1 {
+                    return false;
+                }
+                if !out.contains(attr) {
+                    out.push(*attr);
+                }
+                true
+            }
+            CompiledFilter::Extensible { attr: None, .. } => false,
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, f, &mut out).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn types(schema: &Schema, f: &str) -> Option<Vec<String>> {
+        let compiled = Filter::parse(f).unwrap().compile(schema);
+        plain_item_types(schema, &compiled).map(|ids| {
+            ids.iter()
+                .map(|id| schema.attr(*id).unwrap().name().to_string())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn item_types_decide_only_for_plain_filters() {
+        let schema = Schema::builtin();
+        assert_eq!(types(&schema, "(mail=a@b.c)"), Some(vec!["mail".into()]));
+        assert_eq!(
+            types(&schema, "(&(mail=a@b.c)(!(uid=x))(|(mail=*@b.c)(objectClass=person)))"),
+            Some(vec!["mail".into(), "uid".into(), "objectClass".into()])
+        );
+        assert_eq!(
+            types(&schema, "(uid:caseExactMatch:=x)"),
+            Some(vec!["uid".into()])
+        );
+        // `name` has subtypes (cn, sn, ...): their rights may differ, so the filter is
+        // evaluated under access control.
+        assert_eq!(types(&schema, "(name=x)"), None);
+        assert_eq!(types(&schema, "(&(mail=a@b.c)(name=x))"), None);
+        // An extensible match without a type looks at every attribute.
+        assert_eq!(types(&schema, "(:caseIgnoreMatch:=x)"), None);
     }
 }

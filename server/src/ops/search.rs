@@ -367,6 +367,9 @@ fn run(
     let earlier_pages = resume.as_ref().map_or(0, |s| s.returned);
     let wanted = Wanted::of(dir, &sel);
     let requester = Requester::new(who, &reader);
+    // What access control must know of the filter the store matched (see `plain_item_types`):
+    // its items' types, when their rights decide; else it is evaluated again under them.
+    let item_types = filter::plain_item_types(schema, iter.resolved_filter());
     // Entries sent in this page, and candidates the store returned.
     let mut in_page = 0;
     let mut examined = 0;
@@ -411,12 +414,18 @@ fn run(
         let access = dir.policy.for_entry(schema, &requester, &entry);
         if (!requester.is_root() || dir.policy.hides_from_root())
             && (!access.allows(None, Rights::READ)
-                // The store's filter, with links resolved (the original gives Undefined for
-                // the in-chain rule).
-                || iter
-                    .resolved_filter()
-                    .evaluate_with(schema, &entry, &|a| access.allows(Some(a), Rights::SEARCH))
-                    != TriState::True)
+                || match &item_types {
+                    Some(types) => !types
+                        .iter()
+                        .all(|a| access.allows(Some(*a), Rights::SEARCH)),
+                    // The store's filter, with links resolved (the original gives Undefined
+                    // for the in-chain rule).
+                    None => {
+                        iter.resolved_filter().evaluate_with(schema, &entry, &|a| {
+                            access.allows(Some(a), Rights::SEARCH)
+                        }) != TriState::True
+                    }
+                })
         {
             continue;
         }
