@@ -1684,13 +1684,13 @@ fn member_of_nested_groups_and_referential_integrity() {
 /// Writers on several threads with every commit synced (group commit): each add gets its own
 /// id, the indexes stay exact, and everything acknowledged is there after a reopen without
 /// close (the journal replayed).
-#[test]
-fn concurrent_durable_writers() {
-    let dir = tempfile::tempdir().unwrap();
+/// A store in `dir` whose every commit is synced (`Durability::SyncData`), holding the
+/// skeleton; with its configuration (to reopen it) and schema.
+fn synced_skeleton(dir: &std::path::Path) -> (StoreConfig, Arc<Schema>, Store) {
     let schema = schema();
     let synced = StoreConfig {
         durability: Durability::SyncData,
-        ..config(dir.path(), default_indexes())
+        ..config(dir, default_indexes())
     };
     let store = Store::open(&synced, schema.clone()).unwrap();
     let mut sk = skeleton(&schema).into_iter();
@@ -1698,6 +1698,13 @@ fn concurrent_durable_writers() {
     for e in sk {
         store.add(e).unwrap();
     }
+    (synced, schema, store)
+}
+
+#[test]
+fn concurrent_durable_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (synced, schema, store) = synced_skeleton(dir.path());
 
     const THREADS: u32 = 6;
     const PER_THREAD: u32 = 40;
@@ -2140,19 +2147,9 @@ fn named_state_values_survive_reopen() {
 fn deferred_writes_are_acknowledged_by_their_sync_point() {
     use std::sync::atomic::{AtomicU64, Ordering};
     let dir = tempfile::tempdir().unwrap();
-    let schema = schema();
-    let synced = StoreConfig {
-        durability: Durability::SyncData,
-        ..config(dir.path(), default_indexes())
-    };
+    let (synced, schema, store) = synced_skeleton(dir.path());
     let (first_dn, second_dn);
     {
-        let store = Store::open(&synced, schema.clone()).unwrap();
-        let mut sk = skeleton(&schema).into_iter();
-        store.add_root(sk.next().unwrap()).unwrap();
-        for e in sk {
-            store.add(e).unwrap();
-        }
         let told = Arc::new(AtomicU64::new(0));
         let seen = told.clone();
         store.on_commit(Arc::new(move |seq| {
@@ -2224,17 +2221,7 @@ fn sync_next_wakes_for_deferred_commits() {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
-    let schema = schema();
-    let synced = StoreConfig {
-        durability: Durability::SyncData,
-        ..config(dir.path(), default_indexes())
-    };
-    let store = Store::open(&synced, schema.clone()).unwrap();
-    let mut sk = skeleton(&schema).into_iter();
-    store.add_root(sk.next().unwrap()).unwrap();
-    for e in sk {
-        store.add(e).unwrap();
-    }
+    let (_, schema, store) = synced_skeleton(dir.path());
     let told = Arc::new(AtomicU64::new(0));
     let seen = told.clone();
     store.on_commit(Arc::new(move |seq| {

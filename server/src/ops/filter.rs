@@ -112,7 +112,10 @@ mod tests {
         let schema = Schema::builtin();
         assert_eq!(types(&schema, "(mail=a@b.c)"), Some(vec!["mail".into()]));
         assert_eq!(
-            types(&schema, "(&(mail=a@b.c)(!(uid=x))(|(mail=*@b.c)(objectClass=person)))"),
+            types(
+                &schema,
+                "(&(mail=a@b.c)(!(uid=x))(|(mail=*@b.c)(objectClass=person)))"
+            ),
             Some(vec!["mail".into(), "uid".into(), "objectClass".into()])
         );
         assert_eq!(
