@@ -36,7 +36,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 pub(crate) struct GroupCommit {
     state: Mutex<State>,
     changed: Condvar,
-    /// Wakes a sync thread waiting in [`GroupCommit::wait_unsynced`] for a commit.
+    /// Wakes a sync thread waiting in [`GroupCommit::wait_unreported`] for a commit.
     pending: Condvar,
     journal: ActiveJournal,
 }
@@ -54,8 +54,10 @@ struct State {
     failed: Option<String>,
     /// The change log's last sequence number at the last commit (the commit listeners').
     last_seq: u64,
-    /// A sync thread waits in [`GroupCommit::wait_unsynced`]: a commit must wake it.
+    /// A sync thread waits in [`GroupCommit::wait_unreported`]: a commit must wake it.
     sync_waiting: bool,
+    /// The last ticket a sync thread took ([`GroupCommit::take_unreported`]).
+    reported: u64,
 }
 
 /// A commit's place in the journal, to wait on.
@@ -161,15 +163,13 @@ impl GroupCommit {
         Ok(Ticket(state.committed))
     }
 
-    /// Waits up to `timeout` for a commit that is not yet synced, and returns the last commit's
-    /// ticket and change log sequence number; `None` if there was none by then. A sync thread
-    /// calls this and syncs through what it returns, so that a sync starts as soon as there is
-    /// something to sync, and the next one as soon as the last one ends if commits came
-    /// meanwhile.
-    pub(crate) fn wait_unsynced(
-        &self,
-        timeout: std::time::Duration,
-    ) -> Result<Option<(Ticket, u64)>> {
+    /// Waits up to `timeout` for a commit the sync thread has not taken yet
+    /// ([`GroupCommit::take_unreported`]); false if there was none by then. A sync thread
+    /// calls this, then takes the commits and syncs through them, so that a sync starts as
+    /// soon as there is something to sync, and the next one as soon as the last one ends if
+    /// commits came meanwhile. A commit that another writer has synced already counts too:
+    /// its deferred writes are acknowledged only through the sync thread.
+    pub(crate) fn wait_unreported(&self, timeout: std::time::Duration) -> Result<bool> {
         let deadline = std::time::Instant::now() + timeout;
         let mut state = self.lock()?;
         loop {
@@ -178,14 +178,14 @@ impl GroupCommit {
                     detail: detail.clone(),
                 });
             }
-            if state.committed > state.synced {
+            if state.committed > state.reported {
                 state.sync_waiting = false;
-                return Ok(Some((Ticket(state.committed), state.last_seq)));
+                return Ok(true);
             }
             let now = std::time::Instant::now();
             if now >= deadline {
                 state.sync_waiting = false;
-                return Ok(None);
+                return Ok(false);
             }
             state.sync_waiting = true;
             state = self
@@ -194,6 +194,17 @@ impl GroupCommit {
                 .map_err(|_| StoreError::Poisoned)?
                 .0;
         }
+    }
+
+    /// The last commit's ticket and change log sequence number, if any commit came since the
+    /// last call; the caller (the sync thread) must then sync through it and report it.
+    pub(crate) fn take_unreported(&self) -> Result<Option<(Ticket, u64)>> {
+        let mut state = self.lock()?;
+        if state.committed <= state.reported {
+            return Ok(None);
+        }
+        state.reported = state.committed;
+        Ok(Some((Ticket(state.committed), state.last_seq)))
     }
 
     /// Returns once the journal is on disk up to `ticket`, syncing it with `sync` if no other

@@ -797,23 +797,23 @@ impl Store {
         }
     }
 
-    /// Waits up to `timeout` for a durable commit that is not yet on disk, syncs the journal
-    /// through the last commit (sharing the sync with any writer syncing already), tells the
-    /// commit listeners and returns the point reached; `None` if nothing was committed by
-    /// then. A server's sync thread loops on this, so that each sync starts as soon as there
-    /// is a commit to sync, without being asked. A failed sync is fatal
-    /// ([`StoreError::JournalSync`]).
+    /// Waits up to `timeout` for a durable commit this has not returned yet, calls `before`,
+    /// syncs the journal through the last commit (sharing the sync with any writer syncing
+    /// already; nothing to do if one has synced that far), tells the commit listeners and
+    /// returns the point reached; `None` if nothing was committed by then. A server's sync
+    /// thread loops on this, so that each sync starts as soon as there is a commit to sync,
+    /// without being asked, and every point a deferred write waits for is returned once it is
+    /// on disk, whoever synced it. A failed sync is fatal ([`StoreError::JournalSync`]).
     pub fn sync_next(
         &self,
         timeout: std::time::Duration,
         before: impl FnOnce(),
     ) -> Result<Option<SyncPoint>> {
-        if self.inner.group.wait_unsynced(timeout)?.is_none() {
+        if !self.inner.group.wait_unreported(timeout)? {
             return Ok(None);
         }
         before();
-        let Some((ticket, last_seq)) = self.inner.group.wait_unsynced(std::time::Duration::ZERO)?
-        else {
+        let Some((ticket, last_seq)) = self.inner.group.take_unreported()? else {
             return Ok(None);
         };
         let point = SyncPoint { ticket, last_seq };

@@ -2227,7 +2227,12 @@ fn sync_next_wakes_for_deferred_commits() {
     store.on_commit(Arc::new(move |seq| {
         seen.fetch_max(seq, Ordering::SeqCst);
     }));
-    // Every ordinary write synced itself: nothing waits.
+    // The skeleton's writes synced themselves: the first call reports them, without a sync
+    // of its own, and then nothing is left.
+    assert!(store
+        .sync_next(Duration::from_millis(20), || ())
+        .unwrap()
+        .is_some());
     assert_eq!(
         store.sync_next(Duration::from_millis(20), || ()).unwrap(),
         None
@@ -2264,6 +2269,16 @@ fn sync_next_wakes_for_deferred_commits() {
         .unwrap()
         .unwrap();
     assert!(reached >= p1.unwrap().max(p2.unwrap()));
+
+    // A deferred write whose commit an ordinary writer's own sync covered is still reported:
+    // its session waits for the sync thread's point, not for the journal.
+    let (_, deferred) = store.deferring(|| store.add(user(&schema, 4)).unwrap());
+    store.add(user(&schema, 5)).unwrap(); // syncs through both
+    let reached = store
+        .sync_next(Duration::from_secs(10), || ())
+        .unwrap()
+        .expect("the covered write is reported");
+    assert!(reached >= deferred.unwrap());
 }
 
 /// `shared_by_dn` reads through the entry cache: a reader after a change sees the change, a
