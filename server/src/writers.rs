@@ -156,12 +156,12 @@ impl Writers {
         }
     }
 
-    /// Stops taking jobs; the threads end once the queue is empty.
     /// The count of writes under way, for the sync thread.
     pub fn in_flight(&self) -> Arc<InFlight> {
         self.in_flight.clone()
     }
 
+    /// Stops taking jobs; the threads end once the queue is empty.
     pub fn stop(&self) {
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();

@@ -250,12 +250,18 @@ impl Inner {
         let mut first = state.first_seq;
         let mut floor = None;
         while first <= last && last - first + 1 > state.max_records {
-            let old = tx
-                .reads()
-                .get(&self.changes, keys::id_bytes(first))
-                .context("read change log")?;
-            if let Some(v) = old {
-                floor = Some(decode(first, &v)?.csn);
+            if first >= state.next_seq {
+                // A record of this very write (a log kept shorter than one write's records):
+                // a batch's reads do not see it, and its CSN is the write's.
+                floor = Some(log.csn.clone());
+            } else {
+                let old = tx
+                    .reads()
+                    .get(&self.changes, keys::id_bytes(first))
+                    .context("read change log")?;
+                if let Some(v) = old {
+                    floor = Some(decode(first, &v)?.csn);
+                }
             }
             tx.remove(&self.changes, keys::id_bytes(first));
             first += 1;

@@ -53,11 +53,13 @@ pub fn elements(f: &LdapFilter) -> usize {
 /// control needs to know: no item is about a type with subtypes, and no extensible match lacks
 /// a type. `None` otherwise.
 ///
-/// A filter the store matched (True) is then True under access control exactly when the
-/// requester may search every one of these types: each item on an allowed type evaluates as it
-/// did in the store (`CompiledFilter::evaluate_with` hides only values of disallowed types and
-/// of disallowed subtypes, and there are none), so the connectives give what they gave. A search
-/// checks the rights to these types instead of evaluating the filter a second time.
+/// When the requester may search every one of these types, a filter the store matched (True)
+/// is True under access control too: each item on an allowed type evaluates as it did in the
+/// store (`CompiledFilter::evaluate_with` hides only values of disallowed types and of
+/// disallowed subtypes, and there are none), so the connectives give what they gave. A search
+/// then checks the rights to these types instead of evaluating the filter a second time; when
+/// one of them may not be searched it still evaluates the filter under the rights (an OR with
+/// an Undefined item may still be True).
 pub fn plain_item_types(schema: &Schema, f: &CompiledFilter) -> Option<Vec<AttrId>> {
     fn walk(schema: &Schema, f: &CompiledFilter, out: &mut Vec<AttrId>) -> bool {
         match f {

@@ -699,5 +699,42 @@ mod tests {
             let (got, _) = run(&d, &root, &r, None, &paged);
             assert!(got.is_empty(), "{f}");
         }
+        // An item on a hidden type is Undefined, not False: OR'd with a True one it still
+        // returns the entry (the filter is evaluated again under the rights, not dropped).
+        let all = run(
+            &d,
+            &root,
+            &req("dc=example,dc=com", "(objectClass=*)", &["1.1"]),
+            None,
+            &paged,
+        )
+        .0;
+        assert!(!all.is_empty());
+        let either = run(
+            &d,
+            &root,
+            &req(
+                "dc=example,dc=com",
+                "(|(objectClass=*)(userPassword=*))",
+                &["1.1"],
+            ),
+            None,
+            &paged,
+        )
+        .0;
+        assert_eq!(either.len(), all.len());
+        let both = run(
+            &d,
+            &root,
+            &req(
+                "dc=example,dc=com",
+                "(&(objectClass=*)(userPassword=*))",
+                &["1.1"],
+            ),
+            None,
+            &paged,
+        )
+        .0;
+        assert!(both.is_empty());
     }
 }

@@ -415,12 +415,19 @@ fn run(
         if (!requester.is_root() || dir.policy.hides_from_root())
             && (!access.allows(None, Rights::READ)
                 || match &item_types {
-                    Some(types) => !types
-                        .iter()
-                        .all(|a| access.allows(Some(*a), Rights::SEARCH)),
+                    // Every type the filter's items name may be searched: the filter is True
+                    // here as it was in the store.
+                    Some(types)
+                        if types
+                            .iter()
+                            .all(|a| access.allows(Some(*a), Rights::SEARCH)) =>
+                    {
+                        false
+                    }
                     // The store's filter, with links resolved (the original gives Undefined
-                    // for the in-chain rule).
-                    None => {
+                    // for the in-chain rule), under the requester's rights: an item it may not
+                    // search is Undefined, which an OR of it may still make True.
+                    _ => {
                         iter.resolved_filter().evaluate_with(schema, &entry, &|a| {
                             access.allows(Some(a), Rights::SEARCH)
                         }) != TriState::True
