@@ -44,6 +44,6 @@ pub use error::{Result, StoreError, UniqueConflict};
 pub use links::{Repaired, MAX_NESTED};
 pub use reader::{Reader, WalkIter};
 pub use search::{CandidateSource, IndexUse, Scope, SearchIter, SearchPlan, SharedEntry, MAX_IDS};
-pub use store::{EntryId, Inherit, Store, TakesHeir, FORMAT_VERSION};
+pub use store::{EntryId, Inherit, Store, TakesHeir, CLOSE_FLUSH_WAIT, FORMAT_VERSION};
 pub use unique::UniqueSpec;
 pub use verify::{KeyspaceCheck, VerifyReport};

@@ -146,17 +146,39 @@ impl fmt::Debug for Store {
     }
 }
 
+/// How long [`Store::close`] waits for the memtables to be flushed.
+pub const CLOSE_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Store {
     /// Flushes every memtable and syncs the journal, so that the next open replays nothing and
     /// takes milliseconds (dropping a store without closing it leaves the journal to replay).
+    /// Waits at most [`CLOSE_FLUSH_WAIT`] for the flushes.
     pub fn close(self) -> Result<()> {
+        self.close_within(CLOSE_FLUSH_WAIT)
+    }
+
+    /// [`Store::close`], waiting at most `wait` for the memtables to be flushed. A flush that
+    /// fails (the disk full, the directory gone) never ends, and fjall's own
+    /// `rotate_memtable_and_wait` would wait for it forever: past `wait`, the store logs a
+    /// warning and only syncs the journal, which the next open replays.
+    pub fn close_within(self, wait: std::time::Duration) -> Result<()> {
         let inner = &self.inner;
         let mut keyspaces = vec![&inner.meta, &inner.id2entry, &inner.dn2id, &inner.children];
         keyspaces.extend(inner.indexes.list.iter().map(|i| &i.keyspace));
-        for ks in keyspaces {
-            AsRef::<fjall::Keyspace>::as_ref(ks)
-                .rotate_memtable_and_wait()
-                .context("flush memtable")?;
+        let keyspaces: Vec<&fjall::Keyspace> = keyspaces.into_iter().map(AsRef::as_ref).collect();
+        for ks in &keyspaces {
+            ks.rotate_memtable().context("flush memtable")?;
+        }
+        let deadline = Instant::now() + wait;
+        while keyspaces.iter().any(|ks| ks.sealed_memtable_count() > 0) {
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    waited = ?wait,
+                    "memtables not flushed at close; the journal is replayed at the next start"
+                );
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
         inner
             .db

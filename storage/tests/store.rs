@@ -2083,6 +2083,33 @@ fn a_log_of_no_records_raises_its_floor_at_every_write() {
     assert_eq!(store.reader().seq_after(&before.context_csn).unwrap(), None);
 }
 
+/// A flush that cannot end (here: the store's directory removed under it) does not hold the
+/// close forever: it gives up after the wait it was given.
+#[test]
+fn close_gives_up_on_a_flush_that_cannot_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let schema = schema();
+    let store = Store::open(&config(&data, default_indexes()), schema.clone()).unwrap();
+    let mut sk = skeleton(&schema).into_iter();
+    store.add_root(sk.next().unwrap()).unwrap();
+    for e in sk {
+        store.add(e).unwrap();
+    }
+    for i in 0..50 {
+        store.add(user(&schema, i)).unwrap();
+    }
+    std::fs::remove_dir_all(&data).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Ok or an error: either way it returns.
+        let _ = store.close_within(std::time::Duration::from_millis(300));
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("close returned");
+}
+
 #[test]
 fn a_replica_store_keeps_the_csns_it_is_given() {
     let dir = tempfile::tempdir().unwrap();
