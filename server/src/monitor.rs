@@ -340,7 +340,7 @@ pub fn search(
         };
         emit(to_result(
             dir,
-            std::borrow::Cow::Borrowed(e),
+            e,
             sel,
             types_only,
             &|_| true,

@@ -1692,13 +1692,19 @@ fn synced_skeleton(dir: &std::path::Path) -> (StoreConfig, Arc<Schema>, Store) {
         durability: Durability::SyncData,
         ..config(dir, default_indexes())
     };
-    let store = Store::open(&synced, schema.clone()).unwrap();
-    let mut sk = skeleton(&schema).into_iter();
+    let store = skeleton_store(&synced, &schema);
+    (synced, schema, store)
+}
+
+/// A store opened with `cfg`, holding the skeleton.
+fn skeleton_store(cfg: &StoreConfig, schema: &Arc<Schema>) -> Store {
+    let store = Store::open(cfg, schema.clone()).unwrap();
+    let mut sk = skeleton(schema).into_iter();
     store.add_root(sk.next().unwrap()).unwrap();
     for e in sk {
         store.add(e).unwrap();
     }
-    (synced, schema, store)
+    store
 }
 
 #[test]
@@ -2068,12 +2074,7 @@ fn a_log_of_no_records_raises_its_floor_at_every_write() {
         change_log: 0,
         ..config(dir.path(), default_indexes())
     };
-    let store = Store::open(&cfg, schema.clone()).unwrap();
-    let mut sk = skeleton(&schema).into_iter();
-    store.add_root(sk.next().unwrap()).unwrap();
-    for e in sk {
-        store.add(e).unwrap();
-    }
+    let store = skeleton_store(&cfg, &schema);
     let before = store.reader().log_state().unwrap();
     store.add(user(&schema, 1)).unwrap();
     let after = store.reader().log_state().unwrap();
@@ -2090,12 +2091,7 @@ fn close_gives_up_on_a_flush_that_cannot_finish() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
     let schema = schema();
-    let store = Store::open(&config(&data, default_indexes()), schema.clone()).unwrap();
-    let mut sk = skeleton(&schema).into_iter();
-    store.add_root(sk.next().unwrap()).unwrap();
-    for e in sk {
-        store.add(e).unwrap();
-    }
+    let store = skeleton_store(&config(&data, default_indexes()), &schema);
     for i in 0..50 {
         store.add(user(&schema, i)).unwrap();
     }

@@ -100,24 +100,3 @@ pub fn select(
     }
     out
 }
-
-/// [`select`] from an entry the caller gives up: the values move instead of being copied.
-pub fn select_owned(
-    schema: &Schema,
-    entry: Entry,
-    sel: &AttrSelection,
-    types_only: bool,
-    readable: &dyn Fn(AttrId) -> bool,
-) -> Vec<LdapPartialAttribute> {
-    let mut out = Vec::with_capacity(entry.attrs.len());
-    for a in entry.attrs {
-        if !sel.includes(schema, &a.desc) || !readable(a.desc.id) {
-            continue;
-        }
-        out.push(LdapPartialAttribute {
-            atype: a.desc.to_string(schema),
-            vals: if types_only { Vec::new() } else { a.values },
-        });
-    }
-    out
-}

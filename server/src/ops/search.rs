@@ -13,7 +13,6 @@ use ldap3_proto::proto::{
 };
 use roster_schema::{AttrId, Dn, DnError, Entry, NormDn, Schema, TriState};
 use roster_storage::{EntryId, Scope};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -258,7 +257,7 @@ fn run(
         if filter.evaluate(schema, entry) == TriState::True {
             emit(ResultEntry::Built(to_result(
                 dir,
-                Cow::Borrowed(entry),
+                entry,
                 &sel,
                 req.typesonly,
                 &|_| true,
@@ -446,7 +445,7 @@ fn run(
         if sel.names_operational() {
             emit(ResultEntry::Built(to_result(
                 dir,
-                Cow::Borrowed(&entry),
+                &entry,
                 &sel,
                 req.typesonly,
                 &|a| access.allows(Some(a), Rights::READ),
@@ -678,30 +677,15 @@ pub enum ResultEntry {
 }
 
 /// Builds the search result entry: stored attributes, then the computed operational ones.
-/// An entry the caller hands over (`Cow::Owned`) gives its values to the result instead of
-/// having them copied.
 pub(crate) fn to_result(
     dir: &Directory,
-    entry: Cow<'_, Entry>,
+    entry: &Entry,
     sel: &AttrSelection,
     types_only: bool,
     readable: &dyn Fn(AttrId) -> bool,
     computed: Option<&Computed>,
 ) -> LdapSearchResultEntry {
     let dn = entry.dn.to_string();
-    to_result_named(dir, dn, entry, sel, types_only, readable, computed)
-}
-
-/// [`to_result`] with the entry's DN string already made.
-fn to_result_named(
-    dir: &Directory,
-    dn: String,
-    entry: Cow<'_, Entry>,
-    sel: &AttrSelection,
-    types_only: bool,
-    readable: &dyn Fn(AttrId) -> bool,
-    computed: Option<&Computed>,
-) -> LdapSearchResultEntry {
     let schema = &dir.schema;
     let mut list: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     // Computed attributes are operational: none is returned unless "+" or names were asked for,
@@ -758,10 +742,7 @@ fn to_result_named(
             });
         }
     }
-    let mut attributes = match entry {
-        Cow::Borrowed(e) => attrs::select(schema, e, sel, types_only, readable),
-        Cow::Owned(e) => attrs::select_owned(schema, e, sel, types_only, readable),
-    };
+    let mut attributes = attrs::select(schema, entry, sel, types_only, readable);
     attributes.extend(
         list.into_iter()
             .map(|(atype, vals)| LdapPartialAttribute { atype, vals }),

@@ -194,7 +194,7 @@ impl SyncSearch {
         }
         Ok(Some(to_result(
             dir,
-            std::borrow::Cow::Borrowed(entry),
+            entry,
             &self.sel,
             self.types_only,
             &|a| access.allows(Some(a), Rights::READ),
