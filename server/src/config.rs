@@ -336,8 +336,13 @@ pub struct ServerSection {
     /// Threads that run write operations (see `writers`).
     #[serde(default = "default_write_threads")]
     pub write_threads: usize,
-    /// How far below the server's scheduling priority writes run (a nice increment, 0-19):
-    /// on busy cores, lookups go first.
+    /// How writes are scheduled against lookups: "idle" (Linux `SCHED_IDLE`: writes get the
+    /// CPU time lookups leave, and yield it at once) or "nice" (`write_nice` steps below the
+    /// server). On busy cores, lookups go first either way.
+    #[serde(default)]
+    pub write_priority: WritePriorityName,
+    /// With `write_priority = "nice"`: how far below the server's scheduling priority writes
+    /// run (a nice increment, 0-19; 0: the same priority).
     #[serde(default = "default_write_nice")]
     pub write_nice: u8,
     /// Deepest BER nesting accepted (bounds filter nesting).
@@ -364,6 +369,7 @@ impl Default for ServerSection {
             max_concurrent_searches: default_max_concurrent_searches(),
             max_ber_depth: default_max_ber_depth(),
             write_threads: default_write_threads(),
+            write_priority: WritePriorityName::default(),
             write_nice: default_write_nice(),
             max_concurrent_binds: default_max_concurrent_binds(),
             idle_timeout_secs: default_idle_timeout_secs(),
@@ -511,6 +517,15 @@ fn default_max_concurrent_searches() -> usize {
 fn default_write_threads() -> usize {
     2
 }
+/// `[server] write_priority`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WritePriorityName {
+    #[default]
+    Idle,
+    Nice,
+}
+
 fn default_write_nice() -> u8 {
     5
 }
@@ -626,7 +641,7 @@ pub struct Settings {
     pub max_ber_depth: usize,
     pub max_concurrent_binds: usize,
     pub write_threads: usize,
-    pub write_nice: i32,
+    pub write_priority: crate::writers::WritePriority,
     pub idle_timeout: Option<Duration>,
     pub idle_timeout_unbound: Option<Duration>,
     pub suffixes: Vec<String>,
@@ -867,7 +882,12 @@ impl Settings {
             max_ber_depth: file.server.max_ber_depth.max(8),
             max_concurrent_binds: file.server.max_concurrent_binds.max(1),
             write_threads: file.server.write_threads.max(1),
-            write_nice: i32::from(file.server.write_nice.min(19)),
+            write_priority: match file.server.write_priority {
+                WritePriorityName::Idle => crate::writers::WritePriority::Idle,
+                WritePriorityName::Nice => {
+                    crate::writers::WritePriority::Nice(i32::from(file.server.write_nice.min(19)))
+                }
+            },
             idle_timeout: (file.server.idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(file.server.idle_timeout_secs)),
             idle_timeout_unbound: match (

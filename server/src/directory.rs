@@ -283,7 +283,7 @@ impl Directory {
             .collect();
         let upstreams = crate::upstream::Upstreams::new(&settings.upstreams)?;
         let replicas = crate::replica::Replicas::new(&settings.replicas, &schema, &configured)?;
-        let writers = crate::writers::Writers::start(settings.write_threads, settings.write_nice)
+        let writers = crate::writers::Writers::start(settings.write_threads, settings.write_priority)
             .map_err(|e| OpenError::Access(format!("start the write threads: {e}")))?;
         let (commits, _) = tokio::sync::watch::channel(0);
         let told = commits.clone();
@@ -312,7 +312,7 @@ impl Directory {
             password_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_binds)),
             syncer: crate::syncer::Syncer::start(
                 store.clone(),
-                settings.write_nice,
+                settings.write_priority,
                 writers.in_flight(),
             )
             .map_err(|e| OpenError::Access(format!("start the journal sync thread: {e}")))?,

@@ -16,12 +16,12 @@
 //! writers on two cores: 4.2 writes per fsync instead of 2.1, the server's CPU per add down a
 //! tenth, adds/s up 8%; waiting up to 1 ms instead was slower.
 //!
-//! The thread runs at the write threads' priority (`server.write_nice`).
+//! The thread runs at the write threads' priority (`server.write_priority`).
 //!
 //! A failed sync is fatal to the store: waiters get the error and the process exits (see
 //! `Directory::store_failed`).
 
-use crate::writers::InFlight;
+use crate::writers::{InFlight, WritePriority};
 use roster_storage::{Store, StoreError, SyncPoint};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -63,18 +63,20 @@ impl Drop for Syncer {
 }
 
 impl Syncer {
-    /// Starts the sync thread of `store`, `nice` steps below the server's priority (as the
+    /// Starts the sync thread of `store` at `priority` (as the
     /// write threads: the syncs are the writes' work too).
-    pub fn start(store: Store, nice: i32, in_flight: Arc<InFlight>) -> std::io::Result<Syncer> {
+    pub fn start(
+        store: Store,
+        priority: WritePriority,
+        in_flight: Arc<InFlight>,
+    ) -> std::io::Result<Syncer> {
         let (publish, synced) = watch::channel(Synced::default());
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("rosterd-sync".into())
             .spawn(move || {
-                if nice != 0 {
-                    crate::writers::lower_priority(nice);
-                }
+                priority.apply();
                 while !stopping.load(Ordering::Relaxed) {
                     match store.sync_next(IDLE_CHECK, || in_flight.wait_idle(GATHER)) {
                         Ok(Some(point)) => {

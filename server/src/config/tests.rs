@@ -20,6 +20,33 @@ fn overrides_win_over_file() {
 }
 
 #[test]
+fn write_priority() {
+    use crate::writers::WritePriority;
+    let settings = |text: &str| {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        Settings::from_file(file, Path::new("/etc"), &Overrides::default())
+            .map(|s| s.write_priority)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(settings("").unwrap(), WritePriority::Idle);
+    // write_nice counts only with "nice", and is capped at 19.
+    assert_eq!(
+        settings("[server]\nwrite_nice = 7\n").unwrap(),
+        WritePriority::Idle
+    );
+    assert_eq!(
+        settings("[server]\nwrite_priority = \"nice\"\nwrite_nice = 7\n").unwrap(),
+        WritePriority::Nice(7)
+    );
+    assert_eq!(
+        settings("[server]\nwrite_priority = \"nice\"\nwrite_nice = 40\n").unwrap(),
+        WritePriority::Nice(19)
+    );
+    let e = settings("[server]\nwrite_priority = \"realtime\"\n").unwrap_err();
+    assert!(e.contains("write_priority") && e.contains("idle"), "{e}");
+}
+
+#[test]
 fn bad_index_kind_is_named() {
     let file: ConfigFile =
         toml::from_str("[storage.indexes]\nmail = [\"eq\", \"subs\"]\n").unwrap();
