@@ -336,13 +336,14 @@ pub struct ServerSection {
     /// Threads that run write operations (see `writers`).
     #[serde(default = "default_write_threads")]
     pub write_threads: usize,
-    /// How writes are scheduled against lookups: "idle" (Linux `SCHED_IDLE`: writes get the
-    /// CPU time lookups leave, and yield it at once) or "nice" (`write_nice` steps below the
-    /// server). On busy cores, lookups go first either way.
+    /// How writes are scheduled against lookups: "yield" (while lookups come in, writes run in
+    /// Linux's `SCHED_IDLE` class: they get the CPU time nothing else wants, and give it up at
+    /// once; otherwise `write_nice` steps below the server) or "nice" (always `write_nice`
+    /// steps below the server).
     #[serde(default)]
     pub write_priority: WritePriorityName,
-    /// With `write_priority = "nice"`: how far below the server's scheduling priority writes
-    /// run (a nice increment, 0-19; 0: the same priority).
+    /// How far below the server's scheduling priority writes run when they do not yield (a
+    /// nice increment, 0-19; 0: the same priority).
     #[serde(default = "default_write_nice")]
     pub write_nice: u8,
     /// Deepest BER nesting accepted (bounds filter nesting).
@@ -522,7 +523,7 @@ fn default_write_threads() -> usize {
 #[serde(rename_all = "lowercase")]
 pub enum WritePriorityName {
     #[default]
-    Idle,
+    Yield,
     Nice,
 }
 
@@ -882,10 +883,11 @@ impl Settings {
             max_ber_depth: file.server.max_ber_depth.max(8),
             max_concurrent_binds: file.server.max_concurrent_binds.max(1),
             write_threads: file.server.write_threads.max(1),
-            write_priority: match file.server.write_priority {
-                WritePriorityName::Idle => crate::writers::WritePriority::Idle,
-                WritePriorityName::Nice => {
-                    crate::writers::WritePriority::Nice(i32::from(file.server.write_nice.min(19)))
+            write_priority: {
+                let nice = i32::from(file.server.write_nice.min(19));
+                match file.server.write_priority {
+                    WritePriorityName::Yield => crate::writers::WritePriority::Yield(nice),
+                    WritePriorityName::Nice => crate::writers::WritePriority::Nice(nice),
                 }
             },
             idle_timeout: (file.server.idle_timeout_secs > 0)

@@ -283,8 +283,17 @@ impl Directory {
             .collect();
         let upstreams = crate::upstream::Upstreams::new(&settings.upstreams)?;
         let replicas = crate::replica::Replicas::new(&settings.replicas, &schema, &configured)?;
-        let writers = crate::writers::Writers::start(settings.write_threads, settings.write_priority)
-            .map_err(|e| OpenError::Access(format!("start the write threads: {e}")))?;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let lookups = {
+            let metrics = metrics.clone();
+            crate::writers::Lookups(Arc::new(move || metrics.lookups_received()))
+        };
+        let writers = crate::writers::Writers::start(
+            settings.write_threads,
+            settings.write_priority,
+            lookups,
+        )
+        .map_err(|e| OpenError::Access(format!("start the write threads: {e}")))?;
         let (commits, _) = tokio::sync::watch::channel(0);
         let told = commits.clone();
         // Listeners run after each writer's fsync, so a later commit may tell first: the value
@@ -308,7 +317,7 @@ impl Directory {
             read_only: !replicas.is_empty(),
             upstreams,
             replicas,
-            metrics: std::sync::Arc::default(),
+            metrics,
             password_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_binds)),
             syncer: crate::syncer::Syncer::start(
                 store.clone(),

@@ -181,6 +181,16 @@ impl Metrics {
         })
     }
 
+    /// Lookups (binds, searches, compares) received so far.
+    pub fn lookups_received(&self) -> u64 {
+        self.ops
+            .iter()
+            .zip(OPS)
+            .filter(|(_, name)| matches!(*name, "bind" | "search" | "compare"))
+            .map(|(s, _)| s.initiated.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// (connections open now, connections accepted).
     pub fn connections(&self) -> (i64, u64) {
         (

@@ -76,7 +76,9 @@ impl Syncer {
         let thread = std::thread::Builder::new()
             .name("rosterd-sync".into())
             .spawn(move || {
-                priority.apply();
+                if priority.nice() != 0 {
+                    crate::writers::lower_priority(priority.nice());
+                }
                 while !stopping.load(Ordering::Relaxed) {
                     match store.sync_next(IDLE_CHECK, || in_flight.wait_idle(GATHER)) {
                         Ok(Some(point)) => {

@@ -4,23 +4,30 @@
 //! A write costs the server many times what a mail lookup does (schema checks, every index
 //! key, the change log, the journal), and a directory behind mail servers must keep answering
 //! lookups while an import or a sync runs. So writes run here, on `[server] write_threads`
-//! threads at the priority `[server] write_priority` names ([`WritePriority`]): when the
+//! threads per pool at the priority `[server] write_priority` names ([`WritePriority`]): when the
 //! cores are busy, the kernel gives the lookups most of the time and the writes what is left;
 //! when they are not, writes run at full speed. A write's thread is free once its commit is in
 //! the journal; the answer waits for the journal sync elsewhere (`syncer`).
 //!
-//! The default is Linux's `SCHED_IDLE` class, not a nice value. A niced thread that is running
-//! when a lookup's thread wakes up keeps the core until the scheduler's fairness says
-//! otherwise; a `SCHED_IDLE` thread is preempted at once. Measured with eight `ldapadd`
-//! writers and ldclt searching by mail on two cores (bench/RESULTS.md): searches kept 0.62-0.71
-//! of their read-only rate with nice 5 (nice 19 was no better) and 0.88-1.13 with `SCHED_IDLE`,
-//! while the writers got 750-1,400 adds/s instead of 2,700-3,400. Without lookups, writes run
-//! as fast either way.
+//! With `write_priority = "yield"` (the default) there are two pools of threads. A write
+//! handed over while lookups are coming in (the server's count of binds, searches and
+//! compares rose since the last write was handed over) runs on a thread in Linux's
+//! `SCHED_IDLE` class; any other write on a thread `write_nice` steps below the server. A
+//! niced thread that is running when a lookup's thread wakes keeps the core until the
+//! scheduler's fairness says otherwise; an idle-class thread is preempted at once. Measured
+//! with eight `ldapadd` writers and ldclt searching by mail on two cores (bench/RESULTS.md):
+//! searches kept 0.62-0.71 of their read-only rate with nice 5 (nice 19 was no better) and
+//! about 0.9 in the idle class, while the writers got about 1,000 adds/s instead of 2,700-3,400.
+//! Writes alone, all in the idle class, ran about a tenth slower (the write clients and the
+//! server's network threads preempt them), hence the second pool. A thread cannot leave
+//! `SCHED_IDLE`, or lower its nice value again, without privileges, so each pool keeps its
+//! class for good.
 //!
 //! The priority is per thread (Linux); a kernel that refuses it leaves the threads at the
 //! server's priority, with a warning.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -37,11 +44,31 @@ pub enum WriteError {
     Panicked(String),
 }
 
-/// The write threads; they end when this is dropped and their queue is empty.
+/// The write threads; they end when this is dropped and their queues are empty.
 #[derive(Debug)]
 pub struct Writers {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    jobs: Mutex<Option<Queues>>,
     in_flight: Arc<InFlight>,
+    /// With [`WritePriority::Yield`]: the lookup count and its value at the last hand-over.
+    lookups: Option<(Lookups, AtomicU64)>,
+}
+
+/// The queues of the write threads: one pool at the configured nice value and, with
+/// [`WritePriority::Yield`], one in the idle class.
+#[derive(Debug)]
+struct Queues {
+    niced: mpsc::Sender<Job>,
+    idle: Option<mpsc::Sender<Job>>,
+}
+
+/// The count of lookups (searches, binds, compares) the server has received so far.
+#[derive(Clone)]
+pub struct Lookups(pub Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl std::fmt::Debug for Lookups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lookups")
+    }
 }
 
 /// How many writes are queued or running on the write threads, for the sync thread: a sync
@@ -91,37 +118,33 @@ impl InFlight {
 }
 
 impl Writers {
-    /// Starts `threads` write threads (at least one) at `priority`.
-    pub fn start(threads: usize, priority: WritePriority) -> std::io::Result<Writers> {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for n in 0..threads.max(1) {
-            let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("rosterd-write-{n}"))
-                .spawn(move || {
-                    priority.apply();
-                    loop {
-                        // The lock is held only to take the next job.
-                        let job = match queue.lock() {
-                            Ok(q) => q.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                })?;
-        }
+    /// Starts `threads` write threads (at least one) at `priority`; with
+    /// [`WritePriority::Yield`], as many again in the idle class, which take the writes handed
+    /// over while `lookups` is rising.
+    pub fn start(
+        threads: usize,
+        priority: WritePriority,
+        lookups: Lookups,
+    ) -> std::io::Result<Writers> {
+        let threads = threads.max(1);
+        let niced = pool("rosterd-write", threads, Class::Nice(priority.nice()))?;
+        let (idle, lookups) = match priority {
+            WritePriority::Yield(_) => {
+                let idle = pool("rosterd-write-idle", threads, Class::Idle)?;
+                let seen = AtomicU64::new((lookups.0)());
+                (Some(idle), Some((lookups, seen)))
+            }
+            WritePriority::Nice(_) => (None, None),
+        };
         Ok(Writers {
-            jobs: Mutex::new(Some(jobs)),
+            jobs: Mutex::new(Some(Queues { niced, idle })),
             in_flight: Arc::default(),
+            lookups,
         })
     }
 
-    /// Runs `f` on a write thread and returns its result. Jobs start in the order they
-    /// are handed over.
+    /// Runs `f` on a write thread and returns its result. Jobs handed to the same pool start
+    /// in the order they are handed over (a session hands over one write at a time).
     pub async fn run<R: Send + 'static>(
         &self,
         f: impl FnOnce() -> R + Send + 'static,
@@ -149,8 +172,18 @@ impl Writers {
         {
             let jobs = self.jobs.lock().map_err(|_| WriteError::Stopped)?;
             let jobs = jobs.as_ref().ok_or(WriteError::Stopped)?;
+            // Lookups came in since the last write was handed over: this one goes to the
+            // idle class.
+            let yielding = self.lookups.as_ref().is_some_and(|(lookups, seen)| {
+                let now = (lookups.0)();
+                seen.swap(now, Ordering::Relaxed) != now
+            });
+            let queue = match &jobs.idle {
+                Some(idle) if yielding => idle,
+                _ => &jobs.niced,
+            };
             self.in_flight.enter();
-            if jobs.send(job).is_err() {
+            if queue.send(job).is_err() {
                 self.in_flight.leave();
                 return Err(WriteError::Stopped);
             }
@@ -179,21 +212,39 @@ impl Writers {
 /// server (`[server] write_priority`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WritePriority {
-    /// Linux's `SCHED_IDLE`: the threads run when no other thread of the machine wants the
-    /// core, and yield it as soon as one does.
-    Idle,
-    /// The server's own class, this many nice steps lower (0-19; 0: the same priority).
+    /// While lookups come in, writes run in Linux's `SCHED_IDLE` class: only when no other
+    /// thread of the machine wants the core, which they give up as soon as one does.
+    /// Otherwise this many nice steps below the server (0-19).
+    Yield(i32),
+    /// Always this many nice steps below the server (0-19; 0: the same priority).
     Nice(i32),
 }
 
 impl WritePriority {
-    /// Applies this priority to the calling thread; a refusal is logged and the thread keeps
-    /// the server's priority.
-    pub(crate) fn apply(self) {
+    /// The nice increment of the threads that do not yield.
+    pub(crate) fn nice(self) -> i32 {
         match self {
-            WritePriority::Nice(0) => {}
-            WritePriority::Nice(nice) => lower_priority(nice),
-            WritePriority::Idle => {
+            WritePriority::Yield(n) | WritePriority::Nice(n) => n,
+        }
+    }
+}
+
+/// The scheduling of one pool of write threads, fixed for their lifetime: a thread cannot
+/// leave `SCHED_IDLE` or lower its nice value again without privileges.
+#[derive(Debug, Clone, Copy)]
+enum Class {
+    Nice(i32),
+    Idle,
+}
+
+impl Class {
+    /// Applies this class to the calling thread; a refusal is logged and the thread keeps the
+    /// server's priority.
+    fn apply(self) {
+        match self {
+            Class::Nice(0) => {}
+            Class::Nice(nice) => lower_priority(nice),
+            Class::Idle => {
                 use thread_priority::unix::{
                     set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
                     ThreadSchedulePolicy,
@@ -211,8 +262,34 @@ impl WritePriority {
     }
 }
 
+/// Starts `threads` threads named `name-<n>` in `class`, taking jobs from one queue.
+fn pool(name: &str, threads: usize, class: Class) -> std::io::Result<mpsc::Sender<Job>> {
+    let (jobs, queue) = mpsc::channel::<Job>();
+    let queue = Arc::new(Mutex::new(queue));
+    for n in 0..threads {
+        let queue = queue.clone();
+        std::thread::Builder::new()
+            .name(format!("{name}-{n}"))
+            .spawn(move || {
+                class.apply();
+                loop {
+                    // The lock is held only to take the next job.
+                    let job = match queue.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            })?;
+    }
+    Ok(jobs)
+}
+
 /// Lowers the calling thread's priority by `nice` (the nice value is capped at 19).
-fn lower_priority(nice: i32) {
+pub(crate) fn lower_priority(nice: i32) {
     // On Linux the nice value belongs to the thread: "process" 0 is the calling thread.
     let lowered = rustix::process::getpriority_process(None)
         .and_then(|own| rustix::process::setpriority_process(None, (own + nice).min(19)));
@@ -228,7 +305,7 @@ mod tests {
 
     #[tokio::test]
     async fn runs_jobs_reports_panics_and_lowers_priority() {
-        let writers = Writers::start(2, WritePriority::Nice(5)).unwrap();
+        let writers = Writers::start(2, WritePriority::Nice(5), no_lookups()).unwrap();
         assert_eq!(writers.run(|| 40 + 2).await.unwrap(), 42);
         let nice = writers
             .run(|| rustix::process::getpriority_process(None).unwrap())
@@ -247,28 +324,70 @@ mod tests {
         assert!(matches!(writers.run(|| 1).await, Err(WriteError::Stopped)));
     }
 
+    /// A lookup count that never moves.
+    fn no_lookups() -> Lookups {
+        Lookups(Arc::new(|| 0))
+    }
+
     #[tokio::test]
-    async fn idle_write_threads_are_in_the_idle_class() {
+    async fn writes_yield_while_lookups_come_in() {
         use thread_priority::unix::{
             thread_schedule_policy, NormalThreadSchedulePolicy, ThreadSchedulePolicy,
         };
-        let writers = Writers::start(1, WritePriority::Idle).unwrap();
-        let policy = writers.run(|| thread_schedule_policy().unwrap()).await.unwrap();
-        assert_eq!(
-            policy,
-            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
-        );
+        let count = Arc::new(AtomicU64::new(0));
+        let lookups = {
+            let count = count.clone();
+            Lookups(Arc::new(move || count.load(Ordering::Relaxed)))
+        };
+        let writers = Writers::start(1, WritePriority::Yield(3), lookups).unwrap();
+        let class = || async {
+            writers
+                .run(|| {
+                    (
+                        thread_schedule_policy().unwrap(),
+                        rustix::process::getpriority_process(None).unwrap(),
+                    )
+                })
+                .await
+                .unwrap()
+        };
+        let own = rustix::process::getpriority_process(None).unwrap();
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        let other = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+        // No lookup since the start: the niced threads.
+        assert_eq!(class().await, (other, (own + 3).min(19)));
+        // A lookup came in: the idle class, for each write handed over while they come.
+        count.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(class().await.0, idle);
+        count.fetch_add(5, Ordering::Relaxed);
+        assert_eq!(class().await.0, idle);
+        // They stopped: niced again.
+        assert_eq!(class().await.0, other);
         // The calling thread is left alone.
-        assert_eq!(
-            thread_schedule_policy().unwrap(),
-            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other)
-        );
+        assert_eq!(thread_schedule_policy().unwrap(), other);
+        // With "nice", writes never yield.
+        let writers = Writers::start(
+            1,
+            WritePriority::Nice(0),
+            Lookups(Arc::new({
+                let count = count.clone();
+                move || count.fetch_add(1, Ordering::Relaxed)
+            })),
+        )
+        .unwrap();
+        for _ in 0..3 {
+            let policy = writers
+                .run(|| thread_schedule_policy().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(policy, other);
+        }
     }
 
     #[tokio::test]
     async fn the_sync_thread_can_wait_for_writes_under_way() {
         use std::time::{Duration, Instant};
-        let writers = Writers::start(1, WritePriority::Nice(0)).unwrap();
+        let writers = Writers::start(1, WritePriority::Nice(0), no_lookups()).unwrap();
         let in_flight = writers.in_flight();
         // Nothing under way: no wait.
         let t = Instant::now();

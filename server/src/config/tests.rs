@@ -28,11 +28,10 @@ fn write_priority() {
             .map(|s| s.write_priority)
             .map_err(|e| e.to_string())
     };
-    assert_eq!(settings("").unwrap(), WritePriority::Idle);
-    // write_nice counts only with "nice", and is capped at 19.
+    assert_eq!(settings("").unwrap(), WritePriority::Yield(5));
     assert_eq!(
         settings("[server]\nwrite_nice = 7\n").unwrap(),
-        WritePriority::Idle
+        WritePriority::Yield(7)
     );
     assert_eq!(
         settings("[server]\nwrite_priority = \"nice\"\nwrite_nice = 7\n").unwrap(),
@@ -43,7 +42,7 @@ fn write_priority() {
         WritePriority::Nice(19)
     );
     let e = settings("[server]\nwrite_priority = \"realtime\"\n").unwrap_err();
-    assert!(e.contains("write_priority") && e.contains("idle"), "{e}");
+    assert!(e.contains("write_priority") && e.contains("yield"), "{e}");
 }
 
 #[test]
