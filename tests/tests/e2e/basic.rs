@@ -434,6 +434,80 @@ fn connection_still_serves(url: &str) {
 }
 
 #[test]
+fn idle_connections_are_closed_after_their_timeout() {
+    let d = data::directory(5, 3);
+    let config = roster_tests::rosterd_config("").replacen(
+        "listen = \"127.0.0.1:0\"\n",
+        "listen = \"127.0.0.1:0\"\nidle_timeout_secs = 6\nidle_timeout_unbound_secs = 1\n",
+        1,
+    );
+    assert!(config.contains("idle_timeout_unbound_secs"), "{config}");
+    let s = Rosterd::start_with_config(Some(&d.ldif), &config);
+    std::thread::scope(|scope| {
+        // Silent and anonymous: a Notice of Disconnection after a second, then the close.
+        scope.spawn(|| {
+            let started = std::time::Instant::now();
+            let mut raw = TcpStream::connect(s.addr).unwrap();
+            raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut buf = Vec::new();
+            raw.read_to_end(&mut buf).unwrap();
+            let took = started.elapsed();
+            assert!(took >= Duration::from_millis(900), "closed after {took:?}");
+            assert!(
+                buf.windows(22).any(|w| w == b"1.3.6.1.4.1.1466.20036"),
+                "{buf:?}"
+            );
+        });
+        // Anonymous but busy: a search every 300 ms for 2.4 s keeps the connection.
+        scope.spawn(|| {
+            let mut c = LdapConn::new(&s.url()).unwrap();
+            for _ in 0..8 {
+                std::thread::sleep(Duration::from_millis(300));
+                reads_suffix(&mut c);
+            }
+        });
+        // Bound: silent for 1.6 s, past the anonymous timeout, and still served; silent for
+        // longer than its own timeout, closed.
+        scope.spawn(|| {
+            let mut c = LdapConn::new(&s.url()).unwrap();
+            c.simple_bind(ROOT_DN, ROOT_PW).unwrap().success().unwrap();
+            std::thread::sleep(Duration::from_millis(1600));
+            reads_suffix(&mut c);
+            std::thread::sleep(Duration::from_millis(7000));
+            assert!(c
+                .search(
+                    "dc=example,dc=com",
+                    Scope::Base,
+                    "(objectClass=*)",
+                    vec!["1.1"]
+                )
+                .and_then(|r| r.success())
+                .is_err());
+        });
+        // Bound past the anonymous timeout (its timer has gone off once and waits for the
+        // bound one), then anonymous again: the shorter timeout is back at once.
+        scope.spawn(|| {
+            let mut c = LdapConn::new(&s.url()).unwrap();
+            c.simple_bind(ROOT_DN, ROOT_PW).unwrap().success().unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
+            reads_suffix(&mut c);
+            c.simple_bind("", "").unwrap().success().unwrap();
+            std::thread::sleep(Duration::from_millis(2500));
+            assert!(c
+                .search(
+                    "dc=example,dc=com",
+                    Scope::Base,
+                    "(objectClass=*)",
+                    vec!["1.1"]
+                )
+                .and_then(|r| r.success())
+                .is_err());
+        });
+    });
+    connection_still_serves(&s.url());
+}
+
+#[test]
 fn hostile_bytes_end_only_their_connection() {
     let (s, _) = server();
     let mut healthy = LdapConn::new(&s.url()).unwrap();
