@@ -224,6 +224,78 @@ fn index_lists_follow_adds_and_deletes_of_values() {
 }
 
 #[test]
+fn dn_lookups_follow_adds_renames_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), crate::DEFAULT_CACHE_SIZE);
+    let schema = store.schema().clone();
+    let id_of = |reader: &Reader, dn: &str| reader.lookup(&ndn(&schema, dn)).unwrap();
+    let a = user_dn("a");
+    // Absent, the second time from the cache.
+    assert_eq!(id_of(&store.reader(), &a), None);
+    let hits = store.inner.cache.hits();
+    assert_eq!(id_of(&store.reader(), &a), None);
+    assert!(store.inner.cache.hits().1 > hits.1);
+    let added = store.add(user(&schema, "a", "a@x", "")).unwrap();
+    assert_eq!(id_of(&store.reader(), &a), Some(added));
+    assert_eq!(id_of(&store.reader(), &a), Some(added));
+    // A subtree renamed: every DN in it moves.
+    let (team, crew) = (
+        "ou=team,ou=people,dc=example,dc=com",
+        "ou=crew,ou=people,dc=example,dc=com",
+    );
+    let (in_team, in_crew) = (format!("uid=c,{team}"), format!("uid=c,{crew}"));
+    let team_id = store
+        .add(entry(
+            &schema,
+            team,
+            &[("objectClass", "organizationalUnit"), ("ou", "team")],
+        ))
+        .unwrap();
+    let c = store
+        .add(entry(
+            &schema,
+            &in_team,
+            &[("objectClass", "account"), ("uid", "c")],
+        ))
+        .unwrap();
+    for _ in 0..2 {
+        let reader = store.reader();
+        assert_eq!(id_of(&reader, team), Some(team_id));
+        assert_eq!(id_of(&reader, &in_team), Some(c));
+        assert_eq!(id_of(&reader, crew), None);
+        assert_eq!(id_of(&reader, &in_crew), None);
+    }
+    let before = store.reader();
+    store
+        .rename(
+            &ndn(&schema, team),
+            entry(
+                &schema,
+                crew,
+                &[("objectClass", "organizationalUnit"), ("ou", "crew")],
+            ),
+            None,
+            &|_| {},
+        )
+        .unwrap();
+    for _ in 0..2 {
+        let reader = store.reader();
+        assert_eq!(id_of(&reader, team), None);
+        assert_eq!(id_of(&reader, &in_team), None);
+        assert_eq!(id_of(&reader, crew), Some(team_id));
+        assert_eq!(id_of(&reader, &in_crew), Some(c));
+    }
+    // A snapshot from before keeps its view, and does not put it in the cache.
+    assert_eq!(id_of(&before, &in_team), Some(c));
+    assert_eq!(id_of(&before, &in_crew), None);
+    assert_eq!(id_of(&store.reader(), &in_crew), Some(c));
+    store.delete(&ndn(&schema, &a), &|_| {}).unwrap();
+    assert_eq!(id_of(&store.reader(), &a), None);
+    assert_eq!(id_of(&before, &a), Some(added));
+    assert_eq!(id_of(&store.reader(), &a), None);
+}
+
+#[test]
 fn a_bulk_load_is_seen() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), crate::DEFAULT_CACHE_SIZE);

@@ -50,7 +50,28 @@ impl Reader {
         self.lookup_key(&keys::dn_key(dn))
     }
 
+    /// The id of the entry whose DN key is `dn_key`, through the read cache.
     pub(crate) fn lookup_key(&self, dn_key: &[u8]) -> Result<Option<EntryId>> {
+        let cache = &self.inner.cache;
+        if !cache.lists_enabled() {
+            return self.read_dn_key(dn_key);
+        }
+        let key = crate::cache::ReadCache::dn_list_key(dn_key);
+        let seqno = self.snapshot.seqno();
+        if let Some(ids) = cache.list(&key, seqno) {
+            return Ok(ids.first().map(|id| EntryId(*id)));
+        }
+        let id = self.read_dn_key(dn_key)?;
+        let ids: crate::cache::IdList = match id {
+            Some(id) => Arc::new([id.0]),
+            None => Arc::new([]),
+        };
+        cache.fill_list(key, ids, seqno);
+        Ok(id)
+    }
+
+    /// [`Reader::lookup_key`] from the store.
+    fn read_dn_key(&self, dn_key: &[u8]) -> Result<Option<EntryId>> {
         match self
             .snapshot
             .get(&self.inner.dn2id, dn_key)

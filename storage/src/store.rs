@@ -399,6 +399,7 @@ impl Store {
         codec::set_parent(&mut record, parent);
         let id_key = keys::id_bytes(id);
         inner.cache.mark_entry(id);
+        inner.cache.mark_dn(&dn_key);
         tx.insert(&inner.id2entry, id_key, record);
         tx.insert(&inner.dn2id, dn_key.as_slice(), id_key);
         tx.insert(&inner.children, keys::child_key(parent, &dn_key), id_key);
@@ -452,6 +453,7 @@ impl Store {
         let id_key = keys::id_bytes(id);
         inner.cache.mark_entry(id);
         tx.remove(&inner.id2entry, id_key);
+        inner.cache.mark_dn(&dn_key);
         tx.remove(&inner.dn2id, dn_key.as_slice());
         tx.remove(&inner.children, keys::child_key(parent, &dn_key));
         self.write_index_keys(&mut tx, &index_keys, id, false);
@@ -677,6 +679,8 @@ impl Store {
         inner.cache.mark_entry(id);
         tx.insert(&inner.id2entry, id_key, record);
         if moved {
+            inner.cache.mark_dn(&old_key);
+            inner.cache.mark_dn(&new_key);
             tx.remove(&inner.dn2id, old_key.as_slice());
             tx.remove(&inner.children, keys::child_key(old_parent, &old_key));
             tx.insert(&inner.dn2id, new_key.as_slice(), id_key);
@@ -715,6 +719,8 @@ impl Store {
                 .encode(&inner.schema, &entry, child_parent, &child_key)?;
             let child_id = keys::id_bytes(child);
             let old_child = keys::ndn_from_key(&k)?;
+            inner.cache.mark_dn(&k);
+            inner.cache.mark_dn(&child_key);
             tx.remove(&inner.dn2id, k);
             tx.insert(&inner.dn2id, child_key, child_id);
             inner.cache.mark_entry(child);
