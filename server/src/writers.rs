@@ -16,8 +16,8 @@
 //! niced thread that is running when a lookup's thread wakes keeps the core until the
 //! scheduler's fairness says otherwise; an idle-class thread is preempted at once. Measured
 //! with eight `ldapadd` writers and ldclt searching by mail on two cores (bench/RESULTS.md):
-//! searches kept 0.62-0.71 of their read-only rate with nice 5 (nice 19 was no better) and
-//! about 0.9 in the idle class, while the writers got about 1,000 adds/s instead of 2,700-3,400.
+//! searches kept 0.62-0.70 of their read-only rate with nice 5 (nice 19 was no better) and
+//! 0.86-0.92 with the idle pool, while the writers got 1,050-1,350 adds/s instead of ~2,300.
 //! Writes alone, all in the idle class, ran about a tenth slower (the write clients and the
 //! server's network threads preempt them), hence the second pool. A thread cannot leave
 //! `SCHED_IDLE`, or lower its nice value again, without privileges, so each pool keeps its
