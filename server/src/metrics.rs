@@ -19,6 +19,9 @@ pub const OPS: [&str; 8] = [
     "bind", "search", "compare", "add", "modify", "delete", "modrdn", "extended",
 ];
 
+/// The lookups among [`OPS`]: bind, search, compare.
+const LOOKUPS: [usize; 3] = [0, 1, 2];
+
 /// The Prometheus text of the replicas' state (`[[replica]]`); empty without replicas.
 pub fn render_replicas(statuses: &[crate::replica::ReplicaStatus]) -> String {
     use std::fmt::Write;
@@ -183,11 +186,10 @@ impl Metrics {
 
     /// Lookups (binds, searches, compares) received so far.
     pub fn lookups_received(&self) -> u64 {
-        self.ops
+        LOOKUPS
             .iter()
-            .zip(OPS)
-            .filter(|(_, name)| matches!(*name, "bind" | "search" | "compare"))
-            .map(|(s, _)| s.initiated.load(Ordering::Relaxed))
+            .filter_map(|op| self.ops.get(*op))
+            .map(|s| s.initiated.load(Ordering::Relaxed))
             .sum()
     }
 
@@ -392,6 +394,17 @@ async fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookups_are_binds_searches_and_compares() {
+        assert_eq!(LOOKUPS.map(|i| OPS[i]), ["bind", "search", "compare"]);
+        let m = Metrics::default();
+        m.initiated(0);
+        m.initiated(1);
+        m.initiated(2);
+        m.initiated(3);
+        assert_eq!(m.lookups_received(), 3);
+    }
 
     #[test]
     fn operations_are_counted_by_code_and_time() {

@@ -365,7 +365,7 @@ pub fn prometheus(dir: &Directory) -> String {
          # TYPE roster_change_log_sequence counter\nroster_change_log_sequence {}\n\
          # HELP roster_context_csn_timestamp_seconds Time of the last commit (the context CSN).\n\
          # TYPE roster_context_csn_timestamp_seconds gauge\nroster_context_csn_timestamp_seconds {csn_secs}\n\
-         # HELP roster_cache_hits_total Read cache lookups answered from memory, by kind (entries, equality id lists).\n\
+         # HELP roster_cache_hits_total Read cache lookups answered from memory, by kind (entries; equality id lists and the ids of DNs).\n\
          # TYPE roster_cache_hits_total counter\n\
          roster_cache_hits_total{{kind=\"entry\"}} {}\nroster_cache_hits_total{{kind=\"list\"}} {}\n\
          # HELP roster_cache_misses_total Read cache lookups that went to the store, by kind.\n\

@@ -103,6 +103,19 @@ struct Session {
     secure: bool,
     tls: Option<Arc<Tls>>,
     certificate_subject: Option<String>,
+    /// Set while the operation being handled waits for the server's own work (a write thread,
+    /// the journal sync, a password slot) rather than for the client: that time does not
+    /// count toward [`WRITE_TIMEOUT`] ([`unless_stalled`]).
+    server_work: Arc<AtomicBool>,
+}
+
+/// Marks a session's handler as waiting for the server's own work until dropped.
+struct ServerWork<'a>(&'a AtomicBool);
+
+impl Drop for ServerWork<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 /// Serves one connection until the client unbinds or disconnects, or the server shuts down.
@@ -129,6 +142,7 @@ pub async fn serve<S>(
             secure: conn.secure,
             tls: conn.tls,
             certificate_subject: conn.certificate_subject,
+            server_work: Arc::default(),
         };
         let mut framed = Framed::new(stream, codec_for(&session.dir, &Identity::Anonymous));
         let ended = drive(&mut framed, &mut session, &mut rx, &mut shutdown).await;
@@ -204,9 +218,10 @@ where
 
 /// The message loop of a connection over one stream.
 ///
-/// No timer is created per message: the idle timer is one per connection, re-armed only when
-/// it fires (from the time of the last message), and the write timeout starts only once a
-/// write has to wait for the client ([`unless_stalled`]). A timer per message cost a few
+/// No timer is created per message: the idle timer is one per connection, re-armed when it
+/// fires (from the time of the last message, [`idle_check`]) or when a bind changes the
+/// timeout, and the write timeout starts only once a write has to wait for the client
+/// ([`unless_stalled`]). A timer per message cost a few
 /// percent of the CPU of a mail lookup (registering and cancelling it in tokio's timer wheel,
 /// and the runtime handle each timer holds, shared by every worker thread).
 async fn drive<S>(
@@ -230,12 +245,13 @@ where
     let mut armed = idle_for(session);
     let idle_sleep = tokio::time::sleep_until(last_active + armed.unwrap_or(NO_IDLE_TIMEOUT));
     tokio::pin!(idle_sleep);
+    let server_work = session.server_work.clone();
     loop {
         tokio::select! {
             biased;
             out = rx.recv() => {
                 let Some(out) = out else { return Ended::Closed };
-                match unless_stalled(write_queued(framed, rx, session, out)).await {
+                match unless_stalled(&server_work, write_queued(framed, rx, session, out)).await {
                     Some(Ok(())) => {}
                     Some(Err(e)) => {
                         debug!(error = %e, "write failed; closing");
@@ -264,7 +280,7 @@ where
                     return Ended::Closed;
                 }
                 Some(Ok(msg)) => {
-                    match unless_stalled(session.handle(msg, framed)).await {
+                    match unless_stalled(&server_work, session.handle(msg, framed)).await {
                         Some(Ok(Next::Continue)) => {}
                         Some(Ok(Next::Close)) => return Ended::Closed,
                         Some(Ok(Next::StartTls)) => return Ended::StartTls,
@@ -292,14 +308,14 @@ where
                 return Ended::Closed;
             }
             _ = &mut idle_sleep, if session.running.is_empty() => {
-                let due = last_active + armed.unwrap_or(NO_IDLE_TIMEOUT);
-                if armed.is_some() && due <= tokio::time::Instant::now() {
-                    debug!("idle timeout");
-                    let _ = tokio::time::timeout(Duration::from_secs(1), framed.send(notice(LdapResultCode::Unavailable, "idle timeout"))).await;
-                    return Ended::Closed;
+                match idle_check(armed, last_active, tokio::time::Instant::now()) {
+                    None => {
+                        debug!("idle timeout");
+                        let _ = tokio::time::timeout(Duration::from_secs(1), framed.send(notice(LdapResultCode::Unavailable, "idle timeout"))).await;
+                        return Ended::Closed;
+                    }
+                    Some(next) => idle_sleep.as_mut().reset(next),
                 }
-                // Messages came since it was armed, or no timeout applies: wait for the rest.
-                idle_sleep.as_mut().reset(due);
             }
         }
     }
@@ -308,17 +324,44 @@ where
 /// How far the idle timer is set when no idle timeout applies (it is only re-armed then).
 const NO_IDLE_TIMEOUT: Duration = Duration::from_secs(86_400);
 
+/// What the idle timer does when it fires at `now`, armed with the timeout `armed` (none: the
+/// connection never times out) and the last message at `last_active`: close the connection
+/// (`None`), or fire again at the returned time, which is always later than `now`.
+fn idle_check(
+    armed: Option<Duration>,
+    last_active: tokio::time::Instant,
+    now: tokio::time::Instant,
+) -> Option<tokio::time::Instant> {
+    match armed {
+        None => Some(now + NO_IDLE_TIMEOUT),
+        Some(idle) => {
+            let due = last_active + idle;
+            (due > now).then_some(due)
+        }
+    }
+}
+
 /// Runs `work` (which writes to the client) to its end, or gives up with `None` once it has
-/// waited [`WRITE_TIMEOUT`] in all: a client that stops reading its responses cannot hold a
-/// session forever. The timer starts only when `work` first has to wait; most messages are
-/// answered without waiting and never create one.
-async fn unless_stalled<T>(work: impl std::future::Future<Output = T>) -> Option<T> {
+/// waited [`WRITE_TIMEOUT`] for the client: a client that stops reading its responses cannot
+/// hold a session forever. The timer starts only when `work` has to wait, and starts again
+/// after any wait for the server's own work (`server_work` set: a write thread, the journal
+/// sync, a password slot), which does not count; most messages are answered without waiting
+/// and never create one.
+async fn unless_stalled<T>(
+    server_work: &AtomicBool,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
     use std::future::Future;
     let mut work = std::pin::pin!(work);
     let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     std::future::poll_fn(|cx| {
         if let std::task::Poll::Ready(out) = work.as_mut().poll(cx) {
             return std::task::Poll::Ready(Some(out));
+        }
+        if server_work.load(Ordering::Relaxed) {
+            // `work` is woken by the server's work itself.
+            timer = None;
+            return std::task::Poll::Pending;
         }
         let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_TIMEOUT)));
         timer.as_mut().poll(cx).map(|()| None)
@@ -846,7 +889,14 @@ impl Session {
         if !needed {
             return None;
         }
+        let _waiting = self.server_work();
         self.dir.password_slots.clone().acquire_owned().await.ok()
+    }
+
+    /// Marks the handler as waiting for the server's own work until the guard is dropped.
+    fn server_work(&self) -> ServerWork<'_> {
+        self.server_work.store(true, Ordering::Relaxed);
+        ServerWork(&self.server_work)
     }
 
     /// Writes the audit line of a write.
@@ -961,4 +1011,56 @@ impl Session {
 pub(crate) fn internal(detail: &str) -> LdapResult {
     tracing::error!(detail, "operation task failed");
     ldap_result(&OpError::Internal(detail.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn the_idle_timer_closes_or_fires_again_later() {
+        let start = tokio::time::Instant::now();
+        let later = |secs| start + Duration::from_secs(secs);
+        let minute = Some(Duration::from_secs(60));
+        // Idle for the whole timeout: close.
+        assert_eq!(idle_check(minute, start, later(60)), None);
+        assert_eq!(idle_check(minute, start, later(61)), None);
+        // A message came since: fire again a timeout after it.
+        assert_eq!(idle_check(minute, later(30), later(60)), Some(later(90)));
+        // No timeout: never close, and never fire again at once (a timer reset to a time
+        // already past would fire on every turn of the loop).
+        for now in [later(0), later(86_400), later(10 * 86_400)] {
+            let next = idle_check(None, start, now).unwrap();
+            assert!(next > now, "{next:?} {now:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_waiting_for_the_client_counts_toward_the_write_timeout() {
+        let server_work = AtomicBool::new(false);
+        // Answered at once: no timer at all.
+        assert_eq!(unless_stalled(&server_work, async { 7 }).await, Some(7));
+        // The client reads nothing for longer than the timeout: given up.
+        let stalled = unless_stalled(&server_work, std::future::pending::<()>());
+        assert_eq!(stalled.await, None);
+        // Waiting as long for the server's own work (a write thread, the journal sync), then
+        // a little for the client: answered.
+        let flag = Arc::new(AtomicBool::new(true));
+        let work = {
+            let flag = flag.clone();
+            async move {
+                tokio::time::sleep(WRITE_TIMEOUT * 2).await;
+                flag.store(false, Ordering::Relaxed);
+                tokio::time::sleep(WRITE_TIMEOUT / 2).await;
+                "answered"
+            }
+        };
+        assert_eq!(unless_stalled(&flag, work).await, Some("answered"));
+        // The same without the flag: given up.
+        let work = async {
+            tokio::time::sleep(WRITE_TIMEOUT * 2).await;
+        };
+        assert_eq!(unless_stalled(&server_work, work).await, None);
+    }
 }

@@ -143,10 +143,13 @@ impl Writers {
         })
     }
 
-    /// Runs `f` on a write thread and returns its result. Jobs handed to the same pool start
-    /// in the order they are handed over (a session hands over one write at a time).
+    /// Runs `f` on a write thread and returns its result: on the idle pool if `may_yield` and
+    /// lookups came in since the last write was handed over, else on the niced pool. Jobs
+    /// handed to the same pool start in the order they are handed over (a session hands over
+    /// one write at a time).
     pub async fn run<R: Send + 'static>(
         &self,
+        may_yield: bool,
         f: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, WriteError> {
         let (tx, rx) = oneshot::channel();
@@ -177,7 +180,7 @@ impl Writers {
             let yielding = self.lookups.as_ref().is_some_and(|(lookups, seen)| {
                 let now = (lookups.0)();
                 seen.swap(now, Ordering::Relaxed) != now
-            });
+            }) && may_yield;
             let queue = match &jobs.idle {
                 Some(idle) if yielding => idle,
                 _ => &jobs.niced,
@@ -244,22 +247,40 @@ impl Class {
         match self {
             Class::Nice(0) => {}
             Class::Nice(nice) => lower_priority(nice),
-            Class::Idle => {
-                use thread_priority::unix::{
-                    set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
-                    ThreadSchedulePolicy,
-                };
-                let idle = set_thread_priority_and_policy(
-                    thread_native_id(),
-                    thread_priority::ThreadPriority::Min,
-                    ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
-                );
-                if let Err(e) = idle {
-                    tracing::warn!(error = ?e, "could not move a write thread to SCHED_IDLE; it runs at the server's priority");
-                }
-            }
+            Class::Idle => idle_class(),
         }
     }
+}
+
+/// Moves the calling thread to Linux's `SCHED_IDLE` class; a refusal is logged and the thread
+/// keeps the server's priority.
+#[cfg(target_os = "linux")]
+fn idle_class() {
+    use thread_priority::unix::{
+        set_thread_priority_and_policy, thread_native_id, thread_schedule_policy,
+        NormalThreadSchedulePolicy, ThreadSchedulePolicy,
+    };
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    // The crate also sets the thread's nice value to 0 after the class, which a server started
+    // niced may not do: what counts is the class the thread ended in.
+    let set = set_thread_priority_and_policy(
+        thread_native_id(),
+        thread_priority::ThreadPriority::Min,
+        idle,
+    );
+    if let Err(e) = set {
+        if thread_schedule_policy().ok() != Some(idle) {
+            tracing::warn!(error = ?e, "could not move a write thread to SCHED_IDLE; it runs at the server's priority");
+        }
+    }
+}
+
+/// Elsewhere there is no idle class: the thread keeps the server's priority.
+#[cfg(not(target_os = "linux"))]
+fn idle_class() {
+    tracing::warn!(
+        "this system has no idle scheduling class; write threads run at the server's priority"
+    );
 }
 
 /// Starts `threads` threads named `name-<n>` in `class`, taking jobs from one queue.
@@ -306,22 +327,25 @@ mod tests {
     #[tokio::test]
     async fn runs_jobs_reports_panics_and_lowers_priority() {
         let writers = Writers::start(2, WritePriority::Nice(5), no_lookups()).unwrap();
-        assert_eq!(writers.run(|| 40 + 2).await.unwrap(), 42);
+        assert_eq!(writers.run(true, || 40 + 2).await.unwrap(), 42);
         let nice = writers
-            .run(|| rustix::process::getpriority_process(None).unwrap())
+            .run(true, || rustix::process::getpriority_process(None).unwrap())
             .await
             .unwrap();
         let own = rustix::process::getpriority_process(None).unwrap();
         // Lowered by 5 from the priority the test runs at (capped at 19).
         assert_eq!(nice, (own + 5).min(19), "write thread nice");
-        match writers.run(|| -> u32 { panic!("boom") }).await {
+        match writers.run(true, || -> u32 { panic!("boom") }).await {
             Err(WriteError::Panicked(d)) => assert!(d.contains("boom"), "{d}"),
             other => panic!("{other:?}"),
         }
         // The threads survive a panicking job.
-        assert_eq!(writers.run(|| 7).await.unwrap(), 7);
+        assert_eq!(writers.run(true, || 7).await.unwrap(), 7);
         writers.stop();
-        assert!(matches!(writers.run(|| 1).await, Err(WriteError::Stopped)));
+        assert!(matches!(
+            writers.run(true, || 1).await,
+            Err(WriteError::Stopped)
+        ));
     }
 
     /// A lookup count that never moves.
@@ -329,6 +353,7 @@ mod tests {
         Lookups(Arc::new(|| 0))
     }
 
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn writes_yield_while_lookups_come_in() {
         use thread_priority::unix::{
@@ -342,7 +367,7 @@ mod tests {
         let writers = Writers::start(1, WritePriority::Yield(3), lookups).unwrap();
         let class = || async {
             writers
-                .run(|| {
+                .run(true, || {
                     (
                         thread_schedule_policy().unwrap(),
                         rustix::process::getpriority_process(None).unwrap(),
@@ -363,6 +388,14 @@ mod tests {
         assert_eq!(class().await.0, idle);
         // They stopped: niced again.
         assert_eq!(class().await.0, other);
+        // A write that may not yield (it holds a password slot) goes to the niced pool even
+        // while lookups come in.
+        count.fetch_add(1, Ordering::Relaxed);
+        let policy = writers
+            .run(false, || thread_schedule_policy().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(policy, other);
         // The calling thread is left alone.
         assert_eq!(thread_schedule_policy().unwrap(), other);
         // With "nice", writes never yield.
@@ -377,7 +410,7 @@ mod tests {
         .unwrap();
         for _ in 0..3 {
             let policy = writers
-                .run(|| thread_schedule_policy().unwrap())
+                .run(true, || thread_schedule_policy().unwrap())
                 .await
                 .unwrap();
             assert_eq!(policy, other);
@@ -396,7 +429,7 @@ mod tests {
         // A write running: the wait ends when it does, not at the limit.
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let job = writers.run(move || {
+        let job = writers.run(true, move || {
             started_tx.send(()).unwrap();
             release_rx.recv().unwrap();
         });
@@ -424,7 +457,7 @@ mod tests {
             t.elapsed()
         });
         writers
-            .run(|| std::thread::sleep(Duration::from_millis(400)))
+            .run(true, || std::thread::sleep(Duration::from_millis(400)))
             .await
             .unwrap();
         let waited = waiter.join().unwrap();

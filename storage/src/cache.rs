@@ -3,9 +3,9 @@
 //!
 //! A `(mail=x)` search spent most of its store time scanning one index key, reading one entry
 //! record and decoding it into ~47 allocations. Both answers are kept here, bounded by memory
-//! (`StoreConfig::cache_size`), and handed out as `Arc`s. So is the id of a DN (`dn2id`), which
-//! every bind by DN reads first: with 100,000 users it missed fjall's block cache and read a
-//! block from the file on most binds (an empty list stands for a DN that does not exist).
+//! (`StoreConfig::cache_size`), and handed out as `Arc`s. So is the id of a DN that exists
+//! (`dn2id`), which every bind by DN reads first: with 100,000 users it missed fjall's block
+//! cache and read a block from the file on most binds of a fresh server.
 //!
 //! # Exactness
 //!

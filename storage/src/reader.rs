@@ -62,11 +62,11 @@ impl Reader {
             return Ok(ids.first().map(|id| EntryId(*id)));
         }
         let id = self.read_dn_key(dn_key)?;
-        let ids: crate::cache::IdList = match id {
-            Some(id) => Arc::new([id.0]),
-            None => Arc::new([]),
-        };
-        cache.fill_list(key, ids, seqno);
+        // Only DNs that exist: binds or bases naming random DNs would otherwise push the
+        // equality lists out of the cache.
+        if let Some(id) = id {
+            cache.fill_list(key, Arc::new([id.0]), seqno);
+        }
         Ok(id)
     }
 

@@ -23,10 +23,13 @@ impl Session {
         op: impl FnOnce(&Directory, &Identity) -> R + Send + 'static,
     ) -> Result<R, LdapResult> {
         let (dir, who) = (self.dir.clone(), self.who.clone());
+        let _waiting = self.server_work();
+        // A write holding a password slot does not yield to lookups: binds wait for the slot.
+        let may_yield = slot.is_none();
         let (out, point) = self
             .dir
             .writers
-            .run(move || {
+            .run(may_yield, move || {
                 let r = dir.store.deferring(|| op(&dir, &who));
                 drop(slot);
                 r
