@@ -24,7 +24,7 @@ pub mod time;
 pub use dn::{Ava, Dn, NormDn, Rdn};
 pub use entry::{AttrDesc, Attribute, Entry};
 pub use error::{DnError, EntryError, SchemaError, ValueError};
-pub use filter::{CompiledFilter, Filter, SubstringPieces, TriState};
+pub use filter::{CompiledFilter, Filter, ItemType, SubstringPieces, TriState};
 pub use model::{AttributeType, MatchingRule, ObjectClass, ObjectClassKind, Syntax, Usage};
 pub use registry::{AttrId, ClassId, Schema, SubstrPiece};
 pub use render::SubschemaValues;

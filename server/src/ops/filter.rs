@@ -1,7 +1,7 @@
 //! Converts the wire form of a search filter into the schema crate's filter.
 
 use ldap3_proto::proto::LdapFilter;
-use roster_schema::{AttrId, CompiledFilter, Filter, Schema};
+use roster_schema::{AttrId, CompiledFilter, Filter, ItemType, Schema};
 
 pub fn from_wire(f: &LdapFilter) -> Filter {
     match f {
@@ -62,33 +62,20 @@ pub fn elements(f: &LdapFilter) -> usize {
 /// an Undefined item may still be True).
 pub fn plain_item_types(schema: &Schema, f: &CompiledFilter) -> Option<Vec<AttrId>> {
     fn walk(schema: &Schema, f: &CompiledFilter, out: &mut Vec<AttrId>) -> bool {
-        match f {
-            CompiledFilter::And(parts) | CompiledFilter::Or(parts) => {
-                parts.iter().all(|p| walk(schema, p, out))
-            }
-            CompiledFilter::Not(inner) => walk(schema, inner, out),
-            CompiledFilter::Undefined => true,
-            CompiledFilter::Equality { attr, .. }
-            | CompiledFilter::Substrings { attr, .. }
-            | CompiledFilter::GreaterOrEqual { attr, .. }
-            | CompiledFilter::LessOrEqual { attr, .. }
-            | CompiledFilter::Present { attr, .. }
-            | CompiledFilter::Approx { attr, .. }
-            | CompiledFilter::InChain { attr, .. }
-            | CompiledFilter::DnIn { attr, .. }
-            | CompiledFilter::Extensible {
-                attr: Some(attr), ..
-            } => {
+        match f.item_type() {
+            ItemType::Connective => f.parts().iter().all(|p| walk(schema, p, out)),
+            ItemType::Undefined => true,
+            ItemType::Attribute(attr) => {
                 // `subtypes` lists the type itself.
-                if schema.subtypes(*attr).len() > 1 {
+                if schema.subtypes(attr).len() > 1 {
                     return false;
                 }
-                if !out.contains(attr) {
-                    out.push(*attr);
+                if !out.contains(&attr) {
+                    out.push(attr);
                 }
                 true
             }
-            CompiledFilter::Extensible { attr: None, .. } => false,
+            ItemType::Every => false,
         }
     }
     let mut out = Vec::new();
