@@ -333,7 +333,7 @@ pub struct ServerSection {
     /// once across all clients; more wait. Each argon2 check takes about 19 MiB.
     #[serde(default = "default_max_concurrent_binds")]
     pub max_concurrent_binds: usize,
-    /// Threads that run write operations (see `writers`).
+    /// Threads that run write operations, per pool (see `writers`: "yield" has two pools).
     #[serde(default = "default_write_threads")]
     pub write_threads: usize,
     /// How writes are scheduled against lookups: "yield" (while lookups come in, writes run in
