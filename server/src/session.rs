@@ -251,16 +251,8 @@ where
             biased;
             out = rx.recv() => {
                 let Some(out) = out else { return Ended::Closed };
-                match unless_stalled(&server_work, write_queued(framed, rx, session, out)).await {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => {
-                        debug!(error = %e, "write failed; closing");
-                        return Ended::Closed;
-                    }
-                    None => {
-                        info!("client stopped reading responses; closing");
-                        return Ended::Closed;
-                    }
+                if let Err(ended) = answered(unless_stalled(&server_work, write_queued(framed, rx, session, out)).await) {
+                    return ended;
                 }
                 last_active = tokio::time::Instant::now();
             }
@@ -280,18 +272,11 @@ where
                     return Ended::Closed;
                 }
                 Some(Ok(msg)) => {
-                    match unless_stalled(&server_work, session.handle(msg, framed)).await {
-                        Some(Ok(Next::Continue)) => {}
-                        Some(Ok(Next::Close)) => return Ended::Closed,
-                        Some(Ok(Next::StartTls)) => return Ended::StartTls,
-                        Some(Err(e)) => {
-                            debug!(error = %e, "write failed; closing");
-                            return Ended::Closed;
-                        }
-                        None => {
-                            info!("client stopped reading responses; closing");
-                            return Ended::Closed;
-                        }
+                    match answered(unless_stalled(&server_work, session.handle(msg, framed)).await) {
+                        Ok(Next::Continue) => {}
+                        Ok(Next::Close) => return Ended::Closed,
+                        Ok(Next::StartTls) => return Ended::StartTls,
+                        Err(ended) => return ended,
                     }
                     last_active = tokio::time::Instant::now();
                     let now_for = idle_for(session);
@@ -317,6 +302,22 @@ where
                     Some(next) => idle_sleep.as_mut().reset(next),
                 }
             }
+        }
+    }
+}
+
+/// The outcome of answering the client ([`unless_stalled`]): its value, or why the connection
+/// ends (a failed write, or a client that stopped reading), logged.
+fn answered<T>(outcome: Option<std::io::Result<T>>) -> Result<T, Ended> {
+    match outcome {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(e)) => {
+            debug!(error = %e, "write failed; closing");
+            Err(Ended::Closed)
+        }
+        None => {
+            info!("client stopped reading responses; closing");
+            Err(Ended::Closed)
         }
     }
 }
