@@ -10,6 +10,11 @@
 # read-only, then one while eight `ldapadd` writers add without pause (they are stopped when
 # the sample ends). Rounds alternate between the servers; medians of ROUNDS (default 3). The
 # clients run on the same cores as the servers.
+#
+# The ceiling: the same adds against a second rosterd that does not sync its journal at all
+# (durability = "buffer"). Eight durable writers cannot go faster than eight writers that never
+# wait for the disk, so "8 unsynced writers / 1 durable connection" is the highest the
+# "8 writers / 1 connection" ratio can reach on the machine the script runs on.
 set -euo pipefail
 N=${1:-2000}
 ROUNDS=${ROUNDS:-3}
@@ -25,12 +30,21 @@ rosterd_config "$W/rosterd-data" > "$W/rosterd.toml"
 "$ROSTERD" --config "$W/rosterd.toml" load --quiet "$W/base.ldif" 2>/dev/null
 "$ROSTERD" --config "$W/rosterd.toml" > "$W/rosterd.out" 2> "$W/rosterd.err" &
 ROSTER_PID=$!
+# The ceiling's server: the same data, no journal sync.
+rosterd_config "$W/nosync-data" | sed 's/^durability = "sync"/durability = "buffer"/' > "$W/nosync.toml"
+"$ROSTERD" --config "$W/nosync.toml" load --quiet "$W/base.ldif" 2>/dev/null
+"$ROSTERD" --config "$W/nosync.toml" > "$W/nosync.out" 2> "$W/nosync.err" &
+NOSYNC_PID=$!
 SLAPD_PORT=$(free_port)
 SLAPD_PID=$(bash "$SHARED/bench/slapd_up.sh" "$W/base.ldif" "$SLAPD_PORT" "$W/slapd")
 WRITER_PIDS=()
-trap 'kill $ROSTER_PID $SLAPD_PID "${WRITER_PIDS[@]}" 2>/dev/null || true' EXIT
-for _ in $(seq 200); do grep -q '^listening' "$W/rosterd.out" 2>/dev/null && break; sleep 0.05; done
-ROSTER_PORT=$(sed -n 's/^listening ldap:\/\/127.0.0.1://p' "$W/rosterd.out")
+trap 'kill $ROSTER_PID $NOSYNC_PID $SLAPD_PID "${WRITER_PIDS[@]}" 2>/dev/null || true' EXIT
+listening_port() { # rosterd's stdout -> its port, once it listens
+  for _ in $(seq 200); do grep -q '^listening' "$1" 2>/dev/null && break; sleep 0.05; done
+  sed -n 's/^listening ldap:\/\/127.0.0.1://p' "$1"
+}
+ROSTER_PORT=$(listening_port "$W/rosterd.out")
+NOSYNC_PORT=$(listening_port "$W/nosync.out")
 
 # Writes LDIF of `count` new users named w<tag>-<i>.
 gen() {
@@ -85,6 +99,8 @@ for r in $(seq "$ROUNDS"); do
   echo "slapd1 $(add_rate "$SLAPD_PORT" "s$r-a" 1)" >> "$W/writes.txt"
   echo "roster8 $(add_rate "$ROSTER_PORT" "r$r-b" 8)" >> "$W/writes.txt"
   echo "slapd8 $(add_rate "$SLAPD_PORT" "s$r-b" 8)" >> "$W/writes.txt"
+  echo "nosync1 $(add_rate "$NOSYNC_PORT" "n$r-a" 1)" >> "$W/writes.txt"
+  echo "nosync8 $(add_rate "$NOSYNC_PORT" "n$r-b" 8)" >> "$W/writes.txt"
   echo "rosterS0 $(search_rate "$ROSTER_PORT")" >> "$W/writes.txt"
   echo "slapdS0 $(search_rate "$SLAPD_PORT")" >> "$W/writes.txt"
   read -r sr ar cr <<< "$(search_under_writes "$ROSTER_PORT" "$ROSTER_PID" "r$r-c")"
@@ -94,6 +110,7 @@ for r in $(seq "$ROUNDS"); do
 done
 med() { awk -v who="$1" '$1 == who {print $2}' "$W/writes.txt" | median; }
 R1=$(med roster1); S1=$(med slapd1); R8=$(med roster8); S8=$(med slapd8)
+U1=$(med nosync1); U8=$(med nosync8)
 RS0=$(med rosterS0); SS0=$(med slapdS0); RS8=$(med rosterS8); SS8=$(med slapdS8)
 RA8=$(med rosterA8); SA8=$(med slapdA8); RC8=$(med rosterC8); SC8=$(med slapdC8)
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
@@ -106,6 +123,9 @@ REPORT=$(cat <<TXT
 | adds/s through one ldapadd connection | $(printf %.0f "$R1") | $(printf %.0f "$S1") | $(ratio "$R1" "$S1") |
 | adds/s with 8 concurrent ldapadd writers | $(printf %.0f "$R8") | $(printf %.0f "$S8") | $(ratio "$R8" "$S8") |
 | rosterd 8 writers / rosterd 1 connection (target >= 3) | $(ratio "$R8" "$R1") | slapd: $(ratio "$S8" "$S1") | |
+| rosterd without journal sync (durability = "buffer"): adds/s, 1 connection / 8 writers | $(printf %.0f "$U1") / $(printf %.0f "$U8") | | |
+| ceiling of the ratio above: 8 unsynced writers / 1 durable connection | $(ratio "$U8" "$R1") | | |
+| 8 durable writers / 8 unsynced writers (what the journal syncs cost under load) | $(ratio "$R8" "$U8") | | |
 | exact search by mail, ldclt 4 threads, read-only (ops/s) | $(printf %.0f "$RS0") | $(printf %.0f "$SS0") | $(ratio "$RS0" "$SS0") |
 | the same search while 8 ldapadd writers add (ops/s) | $(printf %.0f "$RS8") | $(printf %.0f "$SS8") | $(ratio "$RS8" "$SS8") |
 | search under 8 writers / read-only (target >= 0.8) | $(ratio "$RS8" "$RS0") | $(ratio "$SS8" "$SS0") | |
