@@ -9,7 +9,11 @@
 # root DN, one outstanding at a time, each for a different user (bench/searchload.py); ATTRS the
 # attributes asked for (default "": all user attributes, as ldclt in bench/run.sh asks); CYCLES
 # (default 1000) connect + bind + search + unbind cycles, one connection each, one after the
-# other (`searchload.py --cycle`: what Postfix and Dovecot do with short-lived connections).
+# other (`searchload.py --cycle`: what Postfix and Dovecot do with short-lived connections);
+# BINDS (default 5000) connections that each bind as a different user and unbind
+# (`searchload.py --user-binds`: bench/run.sh's bind rounds, Dovecot's password checks). 5000
+# is more than the names rosterd keeps parsed (4096, the oldest dropped first), so that, as in
+# run.sh's random binds over 100,000 users, each bind parses its DN while the entry is cached.
 #
 # For each server: start it under `valgrind --tool=callgrind`, run the searches once to warm it,
 # open and bind the connections of a second run, zero the counters (`callgrind_control -z`), run
@@ -24,6 +28,7 @@ set -euo pipefail
 N=${1:-20000}
 SEARCHES=${SEARCHES:-2000}
 CYCLES=${CYCLES:-1000}
+BINDS=${BINDS:-5000}
 CONNS=${CONNS:-4}
 ATTRS=${ATTRS:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -89,7 +94,10 @@ measured_load() {
   wait "$lp"
   $after
   out=$(cat "$W/load.out")
-  [ "$out" = "searches=$COUNT entries=$COUNT" ] || { echo "$name: searches did not each find one entry: $out" >&2; exit 1; }
+  case $MODE in
+    --user-binds) [ "$out" = "binds=$COUNT" ] || { echo "$name: binds failed: $out" >&2; exit 1; } ;;
+    *) [ "$out" = "searches=$COUNT entries=$COUNT" ] || { echo "$name: searches did not each find one entry: $out" >&2; exit 1; } ;;
+  esac
 }
 
 # --- instructions ----------------------------------------------------------------------------
@@ -101,7 +109,7 @@ cg_total() { # file: the instructions it counted
   [ -n "$total" ] || total=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$1")
   echo "$total"
 }
-declare -A IR IRC SYS
+declare -A IR IRC IRB SYS
 for name in rosterd slapd; do
   rm -f "$W/callgrind.$name.out"*
   start_server "$name" valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.$name.out" --trace-children=no
@@ -109,13 +117,17 @@ for name in rosterd slapd; do
   measured_load "$name" cg_zero cg_dump
   COUNT=$CYCLES MODE=--cycle
   measured_load "$name" cg_zero cg_dump
+  COUNT=$BINDS MODE=--user-binds
+  measured_load "$name" cg_zero cg_dump
   COUNT=$SEARCHES MODE=
   stop_server
-  # The dump of the search phase is the first numbered part, the cycles' the second.
+  # The dumps are numbered in phase order: searches, cycles, user binds.
   mv "$W/callgrind.$name.out.1" "$W/callgrind.$name.search.out"
   mv "$W/callgrind.$name.out.2" "$W/callgrind.$name.cycle.out"
+  mv "$W/callgrind.$name.out.3" "$W/callgrind.$name.bind.out"
   IR[$name]=$(( $(cg_total "$W/callgrind.$name.search.out") / SEARCHES ))
   IRC[$name]=$(( $(cg_total "$W/callgrind.$name.cycle.out") / CYCLES ))
+  IRB[$name]=$(( $(cg_total "$W/callgrind.$name.bind.out") / BINDS ))
 done
 
 # --- system calls ----------------------------------------------------------------------------
@@ -136,6 +148,7 @@ echo "$ENTRIES entries ($N users), $SEARCHES searches (mail=userNNNNNNN@example.
 printf '| measure | rosterd | slapd | ratio rosterd/slapd |\n|---|---|---|---|\n'
 printf '| instructions per search (callgrind Ir) | %s | %s | %.2f |\n' "${IR[rosterd]}" "${IR[slapd]}" "$(echo "${IR[rosterd]} / ${IR[slapd]}" | bc -l)"
 printf '| instructions per connect + bind + search + unbind (callgrind Ir, %s cycles) | %s | %s | %.2f |\n' "$CYCLES" "${IRC[rosterd]}" "${IRC[slapd]}" "$(echo "${IRC[rosterd]} / ${IRC[slapd]}" | bc -l)"
+printf '| instructions per connect + bind as a user + unbind (callgrind Ir, %s binds) | %s | %s | %.2f |\n' "$BINDS" "${IRB[rosterd]}" "${IRB[slapd]}" "$(echo "${IRB[rosterd]} / ${IRB[slapd]}" | bc -l)"
 printf '| system calls per search (strace -c -f) | %s | %s | %.2f |\n' "${SYS[rosterd]}" "${SYS[slapd]}" "$(echo "${SYS[rosterd]} / ${SYS[slapd]}" | bc -l)"
 for name in rosterd slapd; do
   echo; echo "$name system calls over the search phase ($W/strace.$name.out):"

@@ -16,6 +16,12 @@ before searching (so the caller can zero counters between the two). Prints one l
 With --cycle, each search gets a connection of its own, as a mail server's short-lived
 lookups do: connect, bind as the root DN, search, unbind, close, one after the other (--conns is
 not used; --wait-file is waited for before the first connection).
+
+With --user-binds, each of the --searches operations is a connection that binds as a user and
+does nothing else, as bench/run.sh's bind rounds (ldclt bindeach,bindonly) and Dovecot's
+password checks do: connect, simple bind as uid=userNNNNNNN (password pwNNNNNNN, as
+gen_ldif.py writes them), unbind, close; users spread over 0..N-1 as for the searches.
+Every bind must succeed.
 """
 import argparse
 import os
@@ -36,9 +42,10 @@ def main():
     ap.add_argument("--attrs", default="")
     ap.add_argument("--wait-file")
     ap.add_argument("--cycle", action="store_true")
+    ap.add_argument("--user-binds", action="store_true")
     a = ap.parse_args()
     attrs = a.attrs.split()
-    if a.cycle:
+    if a.cycle or a.user_binds:
         return cycles(a, attrs)
     conns = [Conn(a.port) for _ in range(a.conns)]
     for c in conns:
@@ -61,11 +68,11 @@ def main():
     print(f"searches={a.searches} entries={entries}")
 
 
-def bind(c):
-    c.s.sendall(bind_request(1, "cn=admin,dc=example,dc=com", "secret"))
+def bind(c, dn="cn=admin,dc=example,dc=com", password="secret"):
+    c.s.sendall(bind_request(1, dn, password))
     tag, content = c.read_msg()
     if tag != 0x61 or result_code(content) != 0:
-        sys.exit(f"bind failed: tag {tag:#x}")
+        sys.exit(f"bind as {dn} failed: tag {tag:#x}, code {result_code(content) if tag == 0x61 else '-'}")
 
 
 def search(c, k, user, attrs):
@@ -91,11 +98,14 @@ def cycles(a, attrs):
     for k in range(a.searches):
         user = (k * step) % a.users
         c = Conn(a.port)
-        bind(c)
-        found = search(c, k, user, attrs)
-        if found != 1:
-            sys.exit(f"search for user{user:07d} returned {found} entries")
-        entries += found
+        if a.user_binds:
+            bind(c, f"uid=user{user:07d},ou=people,dc=example,dc=com", f"pw{user:07d}")
+        else:
+            bind(c)
+            found = search(c, k, user, attrs)
+            if found != 1:
+                sys.exit(f"search for user{user:07d} returned {found} entries")
+            entries += found
         c.s.sendall(message(k + 3, b"\x42\x00"))  # unbind
         # Wait for the server to close, so that its side of the cycle is over.
         c.s.settimeout(5)
@@ -105,7 +115,10 @@ def cycles(a, attrs):
         except OSError:
             pass
         c.s.close()
-    print(f"searches={a.searches} entries={entries}")
+    if a.user_binds:
+        print(f"binds={a.searches}")
+    else:
+        print(f"searches={a.searches} entries={entries}")
 
 
 if __name__ == "__main__":

@@ -136,7 +136,13 @@ impl<'a> Parser<'a> {
     }
 
     fn value(&mut self) -> Result<Vec<u8>, DnError> {
-        let mut out = Vec::new();
+        // Sized up to the next separator: exact for a value without escapes or quotes.
+        let rest = self.s.get(self.pos..).unwrap_or_default();
+        let mut out = Vec::with_capacity(
+            rest.iter()
+                .position(|c| matches!(c, b',' | b';' | b'+'))
+                .unwrap_or(rest.len()),
+        );
         match self.peek() {
             Some(b'#') => return Err(self.err("BER-encoded (#hex) values are not supported")),
             Some(b'"') => {
@@ -245,7 +251,9 @@ impl Dn {
             return Ok(dn);
         }
         loop {
-            let mut rdn = Rdn { avas: Vec::new() };
+            let mut rdn = Rdn {
+                avas: Vec::with_capacity(1),
+            };
             loop {
                 p.skip_spaces();
                 let attr = p.attr_type()?;
@@ -307,6 +315,17 @@ impl Dn {
     pub fn normalize(&self, schema: &Schema) -> Result<NormDn, DnError> {
         let mut rdns = Vec::with_capacity(self.rdns.len());
         for rdn in &self.rdns {
+            if let [ava] = rdn.avas.as_slice() {
+                // One AVA, as nearly every RDN: no sorting, no list of parts.
+                let (id, name) = resolve(schema, &ava.attr)?;
+                let v = normalize_ava_value(schema, id, name, &ava.value)?;
+                let mut s = String::with_capacity(name.len() + 1 + v.len() + 2);
+                s.push_str(name);
+                s.push('=');
+                escape_value(&v, &mut s);
+                rdns.push(s);
+                continue;
+            }
             let mut parts: Vec<(&str, Vec<u8>)> = Vec::with_capacity(rdn.avas.len());
             for ava in &rdn.avas {
                 let (id, name) = resolve(schema, &ava.attr)?;
@@ -335,6 +354,46 @@ impl Dn {
         Ok(NormDn { rdns })
     }
 
+    /// Both forms a bind needs: `(self.normalize(schema)?, self.pretty(schema)?.to_rfc4514())`,
+    /// in one pass over the RDNs when each has one AVA and none is DN-valued (each type is
+    /// resolved and each value validated once, and no pretty `Dn` is built).
+    pub fn normalize_pretty(&self, schema: &Schema) -> Result<(NormDn, String), DnError> {
+        let mut rdns = Vec::with_capacity(self.rdns.len());
+        let mut pretty = String::with_capacity(
+            self.rdns
+                .iter()
+                .flat_map(|r| &r.avas)
+                .map(|a| a.attr.len() + a.value.len() + 2)
+                .sum(),
+        );
+        for rdn in &self.rdns {
+            let [ava] = rdn.avas.as_slice() else {
+                return Ok((self.normalize(schema)?, self.pretty(schema)?.to_rfc4514()));
+            };
+            let (id, name) = resolve(schema, &ava.attr)?;
+            if schema
+                .attr_info(id)
+                .is_some_and(|info| info.syntax_impl == rules::SyntaxImpl::Dn)
+            {
+                return Ok((self.normalize(schema)?, self.pretty(schema)?.to_rfc4514()));
+            }
+            // Validates the value as `pretty` would.
+            let v = normalize_ava_value(schema, id, name, &ava.value)?;
+            let mut s = String::with_capacity(name.len() + 1 + v.len() + 2);
+            s.push_str(name);
+            s.push('=');
+            escape_value(&v, &mut s);
+            rdns.push(s);
+            if !pretty.is_empty() {
+                pretty.push(',');
+            }
+            pretty.push_str(name);
+            pretty.push('=');
+            escape_value(&ava.value, &mut pretty);
+        }
+        Ok((NormDn { rdns }, pretty))
+    }
+
     /// The DN in slapd's "pretty" form (what it stores and returns): types by canonical name,
     /// values validated and kept as written, DN-valued values prettied in turn, the AVAs of a
     /// multi-valued RDN sorted by type name.
@@ -357,7 +416,7 @@ impl Dn {
                 })?;
                 let value = if info.syntax_impl == rules::SyntaxImpl::Dn {
                     let inner = std::str::from_utf8(&ava.value).unwrap_or_default();
-                    Dn::parse(inner)?.pretty(schema)?.to_string().into_bytes()
+                    Dn::parse(inner)?.pretty(schema)?.to_rfc4514().into_bytes()
                 } else {
                     ava.value.clone()
                 };
@@ -481,6 +540,14 @@ pub(crate) fn fast_dn_eq(schema: &Schema, raw: &[u8], key: &[u8]) -> Option<bool
 impl fmt::Display for Dn {
     /// RFC 4514 string form, escaping only what must be escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc4514())
+    }
+}
+
+impl Dn {
+    /// The RFC 4514 string form (as `Display` writes it), built in one string: `to_string`
+    /// would build it and then copy it.
+    pub fn to_rfc4514(&self) -> String {
         // Sized for the common case of nothing to escape.
         let len = self
             .rdns
@@ -502,7 +569,7 @@ impl fmt::Display for Dn {
                 escape_value(&ava.value, &mut s);
             }
         }
-        f.write_str(&s)
+        s
     }
 }
 
@@ -749,6 +816,31 @@ mod tests {
             Dn::parse("foo=bar,dc=x").unwrap().normalize(&s),
             Err(DnError::UndefinedAttribute("foo".into()))
         );
+    }
+
+    #[test]
+    fn normalize_pretty_agrees_with_the_two_forms() {
+        let s = Schema::builtin();
+        for text in [
+            "uid=jdoe,ou=users,dc=example,dc=com",
+            "UID=JDoe, OU=Users ,DC=Example,DC=COM",
+            "CN=John  Doe , OU=Users,DC=Example,DC=COM",
+            r"commonName=Foo\,Bar,o=X",
+            r"cn= lead\ ,dc=x",
+            r"cn=\ a,dc=x",
+            r"cn=\23x\00y,dc=x",
+            r"seeAlso=cn=X\,DC=Y,dc=x",
+            "sn=B+cn=A,dc=x",
+            "cn=a+cn=b,dc=x",
+            "c=USA,dc=x",
+            "nosuchtype=a,dc=x",
+            "",
+        ] {
+            let two =
+                Dn::parse(text).and_then(|d| Ok((d.normalize(&s)?, d.pretty(&s)?.to_rfc4514())));
+            let one = Dn::parse(text).and_then(|d| d.normalize_pretty(&s));
+            assert_eq!(format!("{one:?}"), format!("{two:?}"), "{text}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::error::SchemaError;
 use crate::model::{AttributeType, MatchingRule, ObjectClass, ObjectClassKind, Syntax};
 use crate::parse::{self, Item};
 use crate::rules::{self, RuleKind, RuleSpec, SyntaxImpl};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// The index of an attribute type in one [`Schema`]. Only meaningful for the schema that made it;
 /// never written to disk (the storage layer writes OIDs).
@@ -460,6 +460,9 @@ impl Schema {
         }
         for k in std::iter::once(&at.oid).chain(at.names.iter()) {
             self.attr_index.insert(key(k), id);
+            // As written too: the server names types as the schema spells them
+            // ("userPassword"), and such a lookup then needs no lowercased copy.
+            self.attr_index.insert(k.clone(), id);
         }
         match at.oid.as_str() {
             oids::ENTRY_DN => self.special.entry_dn = Some(id),
@@ -538,6 +541,7 @@ impl Schema {
         may.retain(|a| !must.contains(a));
         for k in std::iter::once(&oc.oid).chain(oc.names.iter()) {
             self.class_index.insert(key(k), id);
+            self.class_index.insert(k.clone(), id);
         }
         self.classes.push(oc);
         self.class_info.push(ClassInfo { supers, must, may });

@@ -25,7 +25,7 @@ use ipnet::IpNet;
 use roster_schema::dn::NormDn;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Lockout settings.
@@ -297,7 +297,8 @@ pub enum Name<'a> {
 
 #[derive(Debug, Default)]
 struct Tables {
-    accounts: HashMap<NormDn, AccountTracks>,
+    /// Keyed by shared DNs: an attempt keeps its account's key without copying the DN.
+    accounts: HashMap<Arc<NormDn>, AccountTracks>,
     addresses: HashMap<IpAddr, AddressTrack>,
 }
 
@@ -432,9 +433,13 @@ impl Lockout {
                 forget_stale_accounts(&mut tables.accounts, now);
             }
             if tables.accounts.len() < MAX_TRACKED || tables.accounts.contains_key(d) {
+                let key = match tables.accounts.get_key_value(d) {
+                    Some((k, _)) => k.clone(),
+                    None => Arc::new(d.clone()),
+                };
                 let a = tables
                     .accounts
-                    .entry(d.clone())
+                    .entry(key.clone())
                     .or_insert_with(|| AccountTracks {
                         all: Track::new(now),
                         from: HashMap::new(),
@@ -456,7 +461,7 @@ impl Lockout {
                     }
                 }
                 attempt.account = Some(Counted {
-                    dn: d.clone(),
+                    dn: key,
                     all: account_wide,
                     pair,
                 });
@@ -502,7 +507,7 @@ impl Lockout {
 /// What an attempt counted for its account.
 #[derive(Debug)]
 struct Counted {
-    dn: NormDn,
+    dn: Arc<NormDn>,
     /// The account-wide run.
     all: bool,
     /// The run from the attempt's address.
@@ -633,10 +638,10 @@ impl Drop for Attempt<'_> {
 }
 
 /// Drops account runs quiet for a day, then the oldest idle ones, until there is room.
-fn forget_stale_accounts(accounts: &mut HashMap<NormDn, AccountTracks>, now: Instant) {
+fn forget_stale_accounts(accounts: &mut HashMap<Arc<NormDn>, AccountTracks>, now: Instant) {
     accounts.retain(|_, a| !a.idle(now) || now.duration_since(a.last()) < FORGET_AFTER);
     if accounts.len() >= MAX_TRACKED {
-        let mut by_age: Vec<(Instant, NormDn)> = accounts
+        let mut by_age: Vec<(Instant, Arc<NormDn>)> = accounts
             .iter()
             .filter(|(_, a)| a.idle(now))
             .map(|(k, a)| (a.last(), k.clone()))

@@ -181,11 +181,8 @@ fn authenticate(
     let names = match dir.bind_dns.get(&req.dn) {
         Some(n) => n,
         None => {
-            let dn = Dn::parse(&req.dn)?;
-            let ndn = dn.normalize(&dir.schema)?;
             // The bound DN as slapd reports it (Who am I?): types canonical, values as written.
-            let pretty = dn.pretty(&dir.schema)?.to_string();
-            let n = Arc::new((ndn, pretty));
+            let n = Arc::new(Dn::parse(&req.dn)?.normalize_pretty(&dir.schema)?);
             dir.bind_dns.put(&req.dn, n.clone());
             n
         }

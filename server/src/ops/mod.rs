@@ -193,8 +193,9 @@ pub struct RecentNames<V> {
 /// The names by value, and their order of arrival for dropping the oldest.
 #[derive(Debug)]
 struct Names<V> {
-    map: HashMap<String, V>,
-    order: std::collections::VecDeque<String>,
+    /// Each name is stored once, shared by the map and the order.
+    map: HashMap<std::sync::Arc<str>, V>,
+    order: std::collections::VecDeque<std::sync::Arc<str>>,
 }
 
 impl<V: Clone> RecentNames<V> {
@@ -223,8 +224,9 @@ impl<V: Clone> RecentNames<V> {
                     names.map.remove(&oldest);
                 }
             }
-            names.order.push_back(name.to_string());
-            names.map.insert(name.to_string(), value);
+            let name: std::sync::Arc<str> = std::sync::Arc::from(name);
+            names.order.push_back(name.clone());
+            names.map.insert(name, value);
         }
     }
 }
