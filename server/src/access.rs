@@ -22,8 +22,8 @@
 //! manage their domain, global admins all domains, service accounts read what mail servers
 //! need, users read their own entry and change their own password, nobody reads a password.
 
+use crate::identity::Identity;
 use crate::naming::{Contexts, NamingContexts};
-use crate::ops::Identity;
 use roster_schema::dn::NormDn;
 use roster_schema::{AttrId, CompiledFilter, Dn, Entry, Filter, Schema, TriState};
 use roster_storage::Reader;

@@ -4,7 +4,10 @@
 
 mod peers;
 
-pub use peers::{parse_duration, ReplicaSection, UpstreamSection};
+pub use peers::{
+    check_url, parse_duration, ProviderUrl, ReplicaConfig, ReplicaSection, Transport,
+    UpstreamConfig, UpstreamSection,
+};
 use peers::{replicas, upstreams};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -674,9 +677,9 @@ pub struct Settings {
     pub access_rules: Vec<crate::access::RuleSpec>,
     pub log_level: String,
     /// The upstream directories that check mapped users' passwords (`[[upstream]]`).
-    pub upstreams: Vec<crate::upstream::UpstreamConfig>,
+    pub upstreams: Vec<UpstreamConfig>,
     /// The providers this server is a read-only replica of (`[[replica]]`).
-    pub replicas: Vec<crate::replica::ReplicaConfig>,
+    pub replicas: Vec<ReplicaConfig>,
 }
 
 impl Settings {

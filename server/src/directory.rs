@@ -80,9 +80,9 @@ pub struct Directory {
     /// The attribute types searches compute (see `ops::search`).
     pub computed_attrs: crate::ops::search::ComputedAttrs,
     /// The normalized forms of recent search bases, for every connection (see `ops::search`).
-    pub base_dns: crate::ops::RecentNames<Arc<NormDn>>,
+    pub base_dns: crate::recent::RecentNames<Arc<NormDn>>,
     /// Recent bind DNs: normalized and as slapd reports them (see `ops::bind`).
-    pub bind_dns: crate::ops::RecentNames<Arc<(NormDn, String)>>,
+    pub bind_dns: crate::recent::RecentNames<Arc<(NormDn, String)>>,
     /// Acknowledges deferred writes once the journal is on disk (see `syncer`).
     pub syncer: crate::syncer::Syncer,
     /// The threads clients' writes run on, below the lookups' priority (see `writers`).
@@ -332,8 +332,8 @@ impl Directory {
             background: tokio_util::task::TaskTracker::new(),
             selective_indexes,
             computed_attrs: crate::ops::search::ComputedAttrs::resolve(&schema),
-            base_dns: crate::ops::RecentNames::new(32),
-            bind_dns: crate::ops::RecentNames::new(4096),
+            base_dns: crate::recent::RecentNames::new(32),
+            bind_dns: crate::recent::RecentNames::new(4096),
             root_dse: std::sync::RwLock::new(Arc::new(root_dse)),
             subschema,
             policy,

@@ -253,7 +253,7 @@ fn check_local_address(a: &str, domains: &[String], catch_all: bool) -> Result<(
 
 /// True if `who` is a member of the global admin group
 /// (`access.global_admins`).
-pub fn is_global_admin(dir: &Directory, who: &crate::ops::Identity, reader: &Reader) -> bool {
+pub fn is_global_admin(dir: &Directory, who: &crate::identity::Identity, reader: &Reader) -> bool {
     dir.global_admins
         .as_ref()
         .is_some_and(|g| crate::access::Requester::new(who, reader).is_member_of(g))
@@ -267,7 +267,7 @@ pub fn is_global_admin(dir: &Directory, who: &crate::ops::Identity, reader: &Rea
 /// users' passwords to another upstream.
 pub fn check_upstream_mapping(
     dir: &Directory,
-    who: &crate::ops::Identity,
+    who: &crate::identity::Identity,
     reader: &Reader,
     entry: &Entry,
     before: Option<&Entry>,
@@ -303,12 +303,14 @@ pub fn check_upstream_mapping(
         }
         let global_admin = is_global_admin(dir, who, reader);
         let writer = match who {
-            crate::ops::Identity::Entry { ndn, .. } => upstream.config.writers.iter().any(|w| {
-                roster_schema::Dn::parse(w)
-                    .ok()
-                    .and_then(|d| d.normalize(&dir.schema).ok())
-                    .is_some_and(|w| &w == ndn)
-            }),
+            crate::identity::Identity::Entry { ndn, .. } => {
+                upstream.config.writers.iter().any(|w| {
+                    roster_schema::Dn::parse(w)
+                        .ok()
+                        .and_then(|d| d.normalize(&dir.schema).ok())
+                        .is_some_and(|w| &w == ndn)
+                })
+            }
             _ => false,
         };
         if !global_admin && !writer {
@@ -325,7 +327,7 @@ pub fn check_upstream_mapping(
 /// another naming context already serves.
 pub fn check_domain_claims(
     dir: &Directory,
-    who: &crate::ops::Identity,
+    who: &crate::identity::Identity,
     reader: &Reader,
     entry: &Entry,
     before: Option<&Entry>,
@@ -500,7 +502,7 @@ pub fn check_last_global_admin(
 /// user's domain, which the client may give addresses to. Returns its DN.
 pub fn check_heir(
     dir: &Directory,
-    who: &crate::ops::Identity,
+    who: &crate::identity::Identity,
     reader: &Reader,
     deleted: &NormDn,
     heir: &str,

@@ -19,8 +19,8 @@
 
 use crate::access::Requester;
 use crate::directory::Directory;
+use crate::identity::Identity;
 use crate::ops::search::{to_result, Computed, Stopped};
-use crate::ops::Identity;
 use ldap3_proto::proto::{LdapSearchResultEntry, LdapSearchScope};
 use roster_schema::{AttrDesc, Attribute, CompiledFilter, Dn, Entry, NormDn, TriState};
 use std::time::{SystemTime, UNIX_EPOCH};

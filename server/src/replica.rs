@@ -28,7 +28,6 @@ use apply::Applier;
 use roster_schema::{AttrDesc, Attribute, Dn, Entry, NormDn, Schema};
 use roster_storage::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -77,101 +76,7 @@ const COMPUTED: [&str; 3] = [
     "pwdAccountLockedTime",
 ];
 
-/// How the replica reaches its provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// `ldaps://`: TLS from the first byte.
-    Ldaps,
-    /// `ldap://` with StartTLS before the bind.
-    StartTls,
-    /// `ldap://` without TLS (`starttls = false`, loopback providers only).
-    Plain,
-}
-
-/// One `[[replica]]` table, validated (see `config.rs`).
-#[derive(Debug, Clone)]
-pub struct ReplicaConfig {
-    pub name: String,
-    /// The provider's URL as configured.
-    pub provider: String,
-    pub host: String,
-    pub port: u16,
-    pub transport: Transport,
-    /// The CAs to trust (PEM); the system's when `None`.
-    pub ca: Option<PathBuf>,
-    pub bind_dn: Option<String>,
-    pub bind_password: Option<crate::config::Secret>,
-    /// The naming context copied, as configured.
-    pub base: String,
-    pub filter: String,
-    pub retry: Duration,
-    pub retry_max: Duration,
-    pub timeout: Duration,
-    /// Where writes are referred.
-    pub update_referral: String,
-}
-
-/// A provider URL taken apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderUrl {
-    pub host: String,
-    pub port: u16,
-    /// `ldaps://`.
-    pub tls: bool,
-}
-
-impl ProviderUrl {
-    /// Parses `ldaps://host[:port]` or `ldap://host[:port]` (an optional trailing `/`).
-    pub fn parse(url: &str) -> Result<ProviderUrl, String> {
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("ldaps://") {
-            (true, rest)
-        } else if let Some(rest) = url.strip_prefix("ldap://") {
-            (false, rest)
-        } else {
-            return Err(format!(
-                "{url:?} must start with ldaps:// (TLS) or ldap:// (StartTLS)"
-            ));
-        };
-        let hostport = rest.strip_suffix('/').unwrap_or(rest);
-        if hostport.starts_with('[') {
-            return Err(format!(
-                "{url:?}: IPv6 address literals are not supported; use a host name that resolves to the address"
-            ));
-        }
-        if hostport.is_empty() || hostport.contains(['/', '?', '#', '@', ' ']) {
-            return Err(format!(
-                "{url:?} must be ldaps://host[:port] or ldap://host[:port], with no path, user or query"
-            ));
-        }
-        let (host, port) = match hostport.split_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse::<u16>()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| format!("{url:?}: no valid port after the host"))?,
-            ),
-            None => (hostport, if tls { 636 } else { 389 }),
-        };
-        if host.is_empty() {
-            return Err(format!("{url:?}: no host"));
-        }
-        Ok(ProviderUrl {
-            host: host.to_string(),
-            port,
-            tls,
-        })
-    }
-
-    /// True if the host is this machine: `localhost` or a loopback address.
-    pub fn is_loopback(&self) -> bool {
-        self.host.eq_ignore_ascii_case("localhost")
-            || self
-                .host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|a| a.is_loopback())
-    }
-}
+pub use crate::config::{ProviderUrl, ReplicaConfig, Transport};
 
 /// What a replica is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,6 @@
 use crate::directory::Directory;
 use roster_schema::{Entry, NormDn};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,58 +23,7 @@ pub const CHANGE_UPSTREAM: &str =
 /// Most verifiers kept per upstream; past it the oldest are forgotten.
 const MAX_VERIFIERS: usize = 100_000;
 
-/// One `[[upstream]]` table, validated (see `config.rs`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamConfig {
-    pub name: String,
-    pub url: String,
-    /// `ldap://`: StartTLS before the bind.
-    pub starttls: bool,
-    /// The CAs to trust (PEM); the system's when `None`.
-    pub ca: Option<PathBuf>,
-    pub timeout: Duration,
-    pub max_concurrent: usize,
-    /// The cached verifier's longest age; no cache when `None`.
-    pub cache_max_age: Option<Duration>,
-    /// DNs (as written) that may map entries to this upstream, besides the root DN and the
-    /// global admins.
-    pub writers: Vec<String>,
-}
-
-/// Checks an upstream URL: `ldaps://host[:port]` (false) or `ldap://host[:port]` (true:
-/// StartTLS). Passwords never travel to an upstream in clear.
-pub fn check_url(url: &str) -> Result<bool, String> {
-    let (starttls, rest) = if let Some(rest) = url.strip_prefix("ldaps://") {
-        (false, rest)
-    } else if let Some(rest) = url.strip_prefix("ldap://") {
-        (true, rest)
-    } else {
-        return Err(format!(
-            "url {url:?} must start with ldaps:// (TLS) or ldap:// (then always StartTLS): passwords never go to an upstream in clear"
-        ));
-    };
-    let hostport = rest.strip_suffix('/').unwrap_or(rest);
-    if hostport.starts_with('[') {
-        // The LDAP client cannot check a certificate against an IPv6 literal.
-        return Err(format!(
-            "url {url:?}: IPv6 address literals are not supported; use a host name that resolves to the address"
-        ));
-    }
-    let (host, port) = match hostport.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (hostport, Some("")),
-    };
-    let port_ok = port.is_some_and(|p| p.is_empty() || p.parse::<u16>().is_ok());
-    if !port_ok {
-        return Err(format!("url {url:?}: no valid port after the host"));
-    }
-    if host.is_empty() || hostport.contains(['/', '?', '#', '@', ' ']) {
-        return Err(format!(
-            "url {url:?} must be ldaps://host[:port] or ldap://host[:port], with no path, user or query"
-        ));
-    }
-    Ok(starttls)
-}
+pub use crate::config::{check_url, UpstreamConfig};
 
 /// Why the upstreams could not be set up.
 #[derive(Debug, thiserror::Error)]

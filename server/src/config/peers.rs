@@ -73,8 +73,7 @@ pub(super) fn replicas(
     specs: &[ReplicaSection],
     suffixes: &[String],
     base_dir: &Path,
-) -> Result<Vec<crate::replica::ReplicaConfig>, ConfigError> {
-    use crate::replica::{ProviderUrl, ReplicaConfig, Transport};
+) -> Result<Vec<ReplicaConfig>, ConfigError> {
     let mut out: Vec<ReplicaConfig> = Vec::new();
     for (i, r) in specs.iter().enumerate() {
         let name = r.name.trim();
@@ -304,8 +303,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub(super) fn upstreams(
     specs: &[UpstreamSection],
     base: &Path,
-) -> Result<Vec<crate::upstream::UpstreamConfig>, ConfigError> {
-    let mut out: Vec<crate::upstream::UpstreamConfig> = Vec::new();
+) -> Result<Vec<UpstreamConfig>, ConfigError> {
+    let mut out: Vec<UpstreamConfig> = Vec::new();
     for (i, u) in specs.iter().enumerate() {
         let name = u.name.trim();
         let at = if name.is_empty() {
@@ -324,7 +323,7 @@ pub(super) fn upstreams(
                 "upstream {name:?} is configured twice (names are compared without case)"
             )));
         }
-        let starttls = crate::upstream::check_url(&u.url).map_err(invalid)?;
+        let starttls = check_url(&u.url).map_err(invalid)?;
         let timeout = parse_duration(&u.timeout).map_err(|e| invalid(format!("timeout: {e}")))?;
         if timeout.is_zero() || timeout > MAX_UPSTREAM_TIMEOUT {
             return Err(invalid(format!(
@@ -355,7 +354,7 @@ pub(super) fn upstreams(
                 return Err(invalid(format!("writers: {w:?} is not a DN")));
             }
         }
-        out.push(crate::upstream::UpstreamConfig {
+        out.push(UpstreamConfig {
             writers: u.writers.clone(),
             name: name.to_string(),
             url: u.url.clone(),
@@ -367,4 +366,153 @@ pub(super) fn upstreams(
         });
     }
     Ok(out)
+}
+
+/// How the replica reaches its provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `ldaps://`: TLS from the first byte.
+    Ldaps,
+    /// `ldap://` with StartTLS before the bind.
+    StartTls,
+    /// `ldap://` without TLS (`starttls = false`, loopback providers only).
+    Plain,
+}
+
+/// One `[[replica]]` table, validated (see `config.rs`).
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    pub name: String,
+    /// The provider's URL as configured.
+    pub provider: String,
+    pub host: String,
+    pub port: u16,
+    pub transport: Transport,
+    /// The CAs to trust (PEM); the system's when `None`.
+    pub ca: Option<PathBuf>,
+    pub bind_dn: Option<String>,
+    pub bind_password: Option<Secret>,
+    /// The naming context copied, as configured.
+    pub base: String,
+    pub filter: String,
+    pub retry: Duration,
+    pub retry_max: Duration,
+    pub timeout: Duration,
+    /// Where writes are referred.
+    pub update_referral: String,
+}
+
+/// A provider URL taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderUrl {
+    pub host: String,
+    pub port: u16,
+    /// `ldaps://`.
+    pub tls: bool,
+}
+
+impl ProviderUrl {
+    /// Parses `ldaps://host[:port]` or `ldap://host[:port]` (an optional trailing `/`).
+    pub fn parse(url: &str) -> Result<ProviderUrl, String> {
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("ldaps://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("ldap://") {
+            (false, rest)
+        } else {
+            return Err(format!(
+                "{url:?} must start with ldaps:// (TLS) or ldap:// (StartTLS)"
+            ));
+        };
+        let hostport = rest.strip_suffix('/').unwrap_or(rest);
+        if hostport.starts_with('[') {
+            return Err(format!(
+                "{url:?}: IPv6 address literals are not supported; use a host name that resolves to the address"
+            ));
+        }
+        if hostport.is_empty() || hostport.contains(['/', '?', '#', '@', ' ']) {
+            return Err(format!(
+                "{url:?} must be ldaps://host[:port] or ldap://host[:port], with no path, user or query"
+            ));
+        }
+        let (host, port) = match hostport.split_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("{url:?}: no valid port after the host"))?,
+            ),
+            None => (hostport, if tls { 636 } else { 389 }),
+        };
+        if host.is_empty() {
+            return Err(format!("{url:?}: no host"));
+        }
+        Ok(ProviderUrl {
+            host: host.to_string(),
+            port,
+            tls,
+        })
+    }
+
+    /// True if the host is this machine: `localhost` or a loopback address.
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback())
+    }
+}
+
+/// One `[[upstream]]` table, validated (see `config.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub url: String,
+    /// `ldap://`: StartTLS before the bind.
+    pub starttls: bool,
+    /// The CAs to trust (PEM); the system's when `None`.
+    pub ca: Option<PathBuf>,
+    pub timeout: Duration,
+    pub max_concurrent: usize,
+    /// The cached verifier's longest age; no cache when `None`.
+    pub cache_max_age: Option<Duration>,
+    /// DNs (as written) that may map entries to this upstream, besides the root DN and the
+    /// global admins.
+    pub writers: Vec<String>,
+}
+
+/// Checks an upstream URL: `ldaps://host[:port]` (false) or `ldap://host[:port]` (true:
+/// StartTLS). Passwords never travel to an upstream in clear.
+pub fn check_url(url: &str) -> Result<bool, String> {
+    let (starttls, rest) = if let Some(rest) = url.strip_prefix("ldaps://") {
+        (false, rest)
+    } else if let Some(rest) = url.strip_prefix("ldap://") {
+        (true, rest)
+    } else {
+        return Err(format!(
+            "url {url:?} must start with ldaps:// (TLS) or ldap:// (then always StartTLS): passwords never go to an upstream in clear"
+        ));
+    };
+    let hostport = rest.strip_suffix('/').unwrap_or(rest);
+    if hostport.starts_with('[') {
+        // The LDAP client cannot check a certificate against an IPv6 literal.
+        return Err(format!(
+            "url {url:?}: IPv6 address literals are not supported; use a host name that resolves to the address"
+        ));
+    }
+    let (host, port) = match hostport.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (hostport, Some("")),
+    };
+    let port_ok = port.is_some_and(|p| p.is_empty() || p.parse::<u16>().is_ok());
+    if !port_ok {
+        return Err(format!("url {url:?}: no valid port after the host"));
+    }
+    if host.is_empty() || hostport.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!(
+            "url {url:?} must be ldaps://host[:port] or ldap://host[:port], with no path, user or query"
+        ));
+    }
+    Ok(starttls)
 }

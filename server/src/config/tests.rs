@@ -76,7 +76,7 @@ fn replicas_are_checked() {
     let [r] = s.replicas.as_slice() else {
         panic!("one replica expected");
     };
-    assert_eq!(r.transport, crate::replica::Transport::StartTls);
+    assert_eq!(r.transport, crate::config::Transport::StartTls);
     assert_eq!((r.host.as_str(), r.port), ("ldap1.example.com", 389));
     assert_eq!(r.bind_password.as_ref().map(Secret::expose), Some("s3cret"));
     assert_eq!(r.filter, "(objectClass=*)");
@@ -100,7 +100,7 @@ fn replicas_are_checked() {
     let s = replica_settings(dir.path(), &format!("{head}{plain}")).unwrap();
     assert_eq!(
         s.replicas.first().map(|r| r.transport),
-        Some(crate::replica::Transport::Plain)
+        Some(crate::config::Transport::Plain)
     );
 
     let bad = |extra: &str, want: &[&str]| {

@@ -19,9 +19,9 @@ pub mod syncprov;
 
 use crate::directory::Directory;
 use crate::error::OpError;
+pub use crate::identity::Identity;
 use ldap3_proto::proto::{LdapResult, LdapResultCode};
 use roster_schema::{AttrDesc, Attribute, Entry, NormDn, Schema};
-use std::collections::HashMap;
 
 /// Sets an operational attribute the server maintains (modifiersName, modifyTimestamp) to
 /// one value.
@@ -154,83 +154,6 @@ pub fn require_right(
     )))
 }
 
-/// Who a connection is bound as.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Identity {
-    #[default]
-    Anonymous,
-    /// The configured administrator; `dn` is as the client wrote it.
-    Root { dn: String },
-    /// An entry that authenticated with its own password.
-    Entry { dn: String, ndn: NormDn },
-}
-
-impl Identity {
-    pub fn is_root(&self) -> bool {
-        matches!(self, Identity::Root { .. })
-    }
-
-    /// The bound DN as the client wrote it; empty for anonymous.
-    pub fn dn(&self) -> &str {
-        match self {
-            Identity::Anonymous => "",
-            Identity::Root { dn } | Identity::Entry { dn, .. } => dn,
-        }
-    }
-}
-
-/// The results of recent computations from a name that depend only on the schema (the
-/// normalized forms of DNs), shared by every connection: a mail server that opens a connection
-/// per lookup binds as the same DN and searches under the same base each time. The schema does
-/// not change while the server runs, so an entry never goes stale; the oldest is dropped past
-/// `cap` names.
-#[derive(Debug)]
-pub struct RecentNames<V> {
-    names: std::sync::Mutex<Names<V>>,
-    cap: usize,
-}
-
-/// The names by value, and their order of arrival for dropping the oldest.
-#[derive(Debug)]
-struct Names<V> {
-    /// Each name is stored once, shared by the map and the order.
-    map: HashMap<std::sync::Arc<str>, V>,
-    order: std::collections::VecDeque<std::sync::Arc<str>>,
-}
-
-impl<V: Clone> RecentNames<V> {
-    pub fn new(cap: usize) -> RecentNames<V> {
-        RecentNames {
-            names: std::sync::Mutex::new(Names {
-                map: HashMap::new(),
-                order: std::collections::VecDeque::new(),
-            }),
-            cap: cap.max(1),
-        }
-    }
-
-    pub fn get(&self, name: &str) -> Option<V> {
-        let names = self.names.lock().ok()?;
-        names.map.get(name).cloned()
-    }
-
-    pub fn put(&self, name: &str, value: V) {
-        if let Ok(mut names) = self.names.lock() {
-            if names.map.contains_key(name) {
-                return;
-            }
-            if names.order.len() >= self.cap {
-                if let Some(oldest) = names.order.pop_front() {
-                    names.map.remove(&oldest);
-                }
-            }
-            let name: std::sync::Arc<str> = std::sync::Arc::from(name);
-            names.order.push_back(name.clone());
-            names.map.insert(name, value);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! The operations driven directly, with no socket: a directory in a temporary data
@@ -326,22 +249,6 @@ mod tests {
         )
         .unwrap();
         (got, done)
-    }
-
-    #[test]
-    fn recent_names_keep_the_newest_cap_names() {
-        let names = RecentNames::new(3);
-        for (i, n) in ["a", "b", "c"].iter().enumerate() {
-            names.put(n, i);
-        }
-        names.put("a", 9); // already there: kept as it was
-        assert_eq!(names.get("a"), Some(0));
-        names.put("d", 3); // drops the oldest, "a"
-        assert_eq!(names.get("a"), None);
-        assert_eq!(
-            ["b", "c", "d"].map(|n| names.get(n)),
-            [Some(1), Some(2), Some(3)]
-        );
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl PagedSearches {
     /// change while the server runs).
     fn normalized_base(
         &self,
-        shared: &super::RecentNames<Arc<NormDn>>,
+        shared: &crate::recent::RecentNames<Arc<NormDn>>,
         schema: &Schema,
         raw: &str,
     ) -> Result<Arc<NormDn>, DnError> {

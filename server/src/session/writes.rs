@@ -5,8 +5,8 @@
 use super::{internal, Session};
 use crate::audit;
 use crate::directory::Directory;
+use crate::identity::Identity;
 use crate::ops;
-use crate::ops::Identity;
 use ldap3_proto::proto::{
     LdapAddRequest, LdapExtendedRequest, LdapExtendedResponse, LdapModifyDNRequest,
     LdapModifyRequest, LdapModifyType, LdapResult,
