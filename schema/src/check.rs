@@ -142,13 +142,17 @@ impl Schema {
     /// Syntax, duplicate and single-value checks on every attribute (slapd's mods check).
     fn check_values(&self, entry: &Entry) -> Result<(), EntryError> {
         for a in &entry.attrs {
-            let name = self.attr_name(a.desc.id).to_string();
+            // Named only in an error.
+            let name = || self.attr_name(a.desc.id).to_string();
             if a.values.is_empty() {
-                return Err(EntryError::NoValues { attr: name });
+                return Err(EntryError::NoValues { attr: name() });
             }
             let info = self.attr_info(a.desc.id);
             let class_valued = info.is_some_and(|i| i.class_valued);
-            let mut keys: Vec<Vec<u8>> = Vec::with_capacity(a.values.len());
+            // Normalized values to find duplicates, kept only when there is more than one.
+            let several = a.values.len() > 1;
+            let mut keys: Vec<Vec<u8>> =
+                Vec::with_capacity(if several { a.values.len() } else { 0 });
             for (i, v) in a.values.iter().enumerate() {
                 let valid = if class_valued {
                     std::str::from_utf8(v)
@@ -165,7 +169,7 @@ impl Schema {
                         .map(|e| e.to_string())
                         .unwrap_or_default();
                     return Err(EntryError::InvalidValue {
-                        attr: name,
+                        attr: name(),
                         index: i,
                         message,
                     });
@@ -175,7 +179,7 @@ impl Schema {
                     Ok(None) => v.clone(),
                     Err(e) => {
                         return Err(EntryError::InvalidValue {
-                            attr: name,
+                            attr: name(),
                             index: i,
                             message: e.to_string(),
                         })
@@ -183,14 +187,16 @@ impl Schema {
                 };
                 if let Some(j) = keys.iter().position(|k| *k == key) {
                     return Err(EntryError::DuplicateValue {
-                        attr: name,
+                        attr: name(),
                         index: j,
                     });
                 }
-                keys.push(key);
+                if several {
+                    keys.push(key);
+                }
             }
             if self.attr(a.desc.id).is_some_and(|t| t.single_value) && a.values.len() > 1 {
-                return Err(EntryError::SingleValued { attr: name });
+                return Err(EntryError::SingleValued { attr: name() });
             }
         }
         Ok(())

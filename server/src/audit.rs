@@ -195,7 +195,10 @@ pub fn write(op: &str, who: &str, peer: IpAddr, dn: &str, changes: &str, code: u
 /// True for an attribute description that holds passwords: userPassword, authPassword,
 /// sambaNTPassword, ... (a name containing "password") and userPassword's OID.
 pub fn is_password(attr: &str) -> bool {
-    attr.to_ascii_lowercase().contains("password") || attr.starts_with("2.5.4.35")
+    attr.as_bytes()
+        .windows(8)
+        .any(|w| w.eq_ignore_ascii_case(b"password"))
+        || attr.starts_with("2.5.4.35")
 }
 
 /// A JSON array of changes: `[{"op":"replace","attr":"cn","values":["x"]}, ...]`, with the
@@ -231,6 +234,22 @@ pub fn changes<'a>(items: impl IntoIterator<Item = (&'a str, &'a str, Vec<&'a [u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn password_attributes_are_recognized() {
+        for a in [
+            "userPassword",
+            "USERPASSWORD",
+            "authPassword",
+            "sambaNTPassword",
+            "2.5.4.35",
+        ] {
+            assert!(is_password(a), "{a}");
+        }
+        for a in ["mail", "passwor", "pwdChangedTime", "cn;lang-pässword"] {
+            assert!(!is_password(a), "{a}");
+        }
+    }
 
     #[test]
     fn changes_are_json_and_secrets_redacted() {

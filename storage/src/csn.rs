@@ -41,11 +41,20 @@ impl CsnClock {
 }
 
 fn format_csn(micros: u64, count: u32) -> String {
-    let (date, time) = roster_schema::time::civil(micros / 1_000_000);
-    format!(
-        "{date}{time}.{:06}Z#{count:06x}#000#000000",
-        micros % 1_000_000
-    )
+    use roster_schema::time::{push_date_time, push_padded};
+    let mut csn = String::with_capacity(40);
+    push_date_time(&mut csn, micros / 1_000_000);
+    csn.push('.');
+    push_padded(&mut csn, micros % 1_000_000, 6);
+    csn.push_str("Z#");
+    // The change count in at least six lowercase hex digits.
+    let hex = |n: u32| char::from_digit(n & 0xf, 16).unwrap_or('0');
+    let digits = (32 - count.leading_zeros()).div_ceil(4).max(6);
+    for i in (0..digits).rev() {
+        csn.push(hex(count >> (4 * i)));
+    }
+    csn.push_str("#000#000000");
+    csn
 }
 
 /// The time of a CSN in microseconds since the Unix epoch; `None` if it is not one.
@@ -115,6 +124,12 @@ mod tests {
             format_csn(1_795_310_999_123_456, 7),
             "20261122012959.123456Z#000007#000#000000"
         );
+        for count in [0, 0xab, 0xffffff, 0x1000000, u32::MAX] {
+            assert_eq!(
+                format_csn(5_000_001, count),
+                format!("19700101000005.000001Z#{count:06x}#000#000000")
+            );
+        }
         assert_eq!(
             parse_time("20261122012959.123456Z#000007#000#000000"),
             Some((1_795_310_999_123_456, 7))

@@ -904,17 +904,17 @@ impl Store {
     /// Every index key of `entry` as (index slot, key without the id), each once.
     fn index_keys(&self, entry: &Entry) -> BTreeSet<(usize, Vec<u8>)> {
         let inner = &*self.inner;
-        let mut out = BTreeSet::new();
+        // Gathered in a list and built into the set in one go (sorted and deduplicated once),
+        // rather than inserted one by one.
+        let mut out = Vec::new();
         KeyBuilder::default().entry_keys(
             &inner.schema,
             &inner.indexes,
             None,
             entry,
-            &mut |slot, key| {
-                out.insert((slot, key.to_vec()));
-            },
+            &mut |slot, key| out.push((slot, key.to_vec())),
         );
-        out
+        out.into_iter().collect()
     }
 
     /// Inserts (or, with `insert` false, removes) the index keys `keys` of entry `id`.
@@ -926,15 +926,18 @@ impl Store {
         insert: bool,
     ) {
         let id_key = keys::id_bytes(id);
+        // fjall copies each key into its own storage: one buffer serves for all.
+        let mut full = Vec::new();
         for (slot, key) in keys {
             if let Some(ix) = self.inner.indexes.list.get(*slot) {
                 self.inner.cache.mark_index_key(*slot, key);
-                let mut key = key.clone();
-                key.extend_from_slice(&id_key);
+                full.clear();
+                full.extend_from_slice(key);
+                full.extend_from_slice(&id_key);
                 if insert {
-                    tx.insert(&ix.keyspace, key, []);
+                    tx.insert(&ix.keyspace, full.as_slice(), []);
                 } else {
-                    tx.remove(&ix.keyspace, key);
+                    tx.remove(&ix.keyspace, full.as_slice());
                 }
             }
         }

@@ -147,17 +147,20 @@ pub(crate) fn generalized_time(v: &[u8]) -> Result<Vec<u8>, String> {
     if p != v.len() {
         return Err(bad());
     }
-    let mut out = format!(
-        "{:02}{:02}{:02}{:02}{:02}{:02}{:02}",
+    let mut out = String::with_capacity(16 + fraction.len());
+    for n in [
         parts[0],
         parts[1],
         parts[2] + 1,
         parts[3] + 1,
         parts[4],
         parts[5],
-        parts[6]
-    )
-    .into_bytes();
+        parts[6],
+    ] {
+        // Every part is in range here (0..=99).
+        crate::time::push_padded(&mut out, u64::try_from(n).unwrap_or(0), 2);
+    }
+    let mut out = out.into_bytes();
     if !fraction.is_empty() {
         out.push(b'.');
         out.extend_from_slice(fraction);
