@@ -153,8 +153,21 @@ impl Schema {
             let several = a.values.len() > 1;
             let mut keys: Vec<Vec<u8>> =
                 Vec::with_capacity(if several { a.values.len() } else { 0 });
+            // A DN under distinguishedNameMatch is parsed and normalized by its syntax check
+            // and again by its normalization: when the normalization succeeds, the syntax
+            // check would too, so it is skipped (members of large groups, the server's own
+            // creatorsName and modifiersName). When it fails, the syntax check runs as for any
+            // value and gives its message.
+            let dn_valued = info.is_some_and(|inf| {
+                inf.syntax_impl == rules::SyntaxImpl::Dn
+                    && inf.equality.and_then(|r| self.rule_spec(r)).map(|r| r.imp)
+                        == Some(rules::RuleImpl::DistinguishedName)
+            });
             for (i, v) in a.values.iter().enumerate() {
-                let valid = if class_valued {
+                let early = dn_valued.then(|| self.normalize_eq(a.desc.id, v));
+                let valid = if let Some(Ok(Some(_))) = &early {
+                    true
+                } else if class_valued {
                     std::str::from_utf8(v)
                         .ok()
                         .and_then(|s| self.class_id(s.trim()))
@@ -174,7 +187,7 @@ impl Schema {
                         message,
                     });
                 }
-                let key = match self.normalize_eq(a.desc.id, v) {
+                let key = match early.unwrap_or_else(|| self.normalize_eq(a.desc.id, v)) {
                     Ok(Some(k)) => k,
                     Ok(None) => v.clone(),
                     Err(e) => {
@@ -355,6 +368,29 @@ mod tests {
             ),
             "cn: value #0 provided more than once (20)"
         );
+        // DN values: checked by their normalization alone when it succeeds.
+        let person: (&str, &[&str]) = ("objectClass", &["inetOrgPerson"]);
+        let named: [(&str, &[&str]); 3] = [("uid", &["t"]), ("cn", &["T"]), ("sn", &["S"])];
+        for (values, want) in [
+            (&["cn=A,dc=x", "cn=B,dc=x"][..], "ok"),
+            (
+                &["not a dn"][..],
+                "seeAlso: value #0 invalid per syntax (21)",
+            ),
+            (
+                &["cn=A,dc=x", "nosuchtype=b"][..],
+                "seeAlso: value #1 invalid per syntax (21)",
+            ),
+            (
+                &["cn=A,dc=x", "CN=a, DC=X"][..],
+                "seeAlso: value #0 provided more than once (20)",
+            ),
+        ] {
+            let mut attrs = vec![person];
+            attrs.extend(named);
+            attrs.push(("seeAlso", values));
+            assert_eq!(check(&s, dn, &attrs), want, "{values:?}");
+        }
     }
 
     #[test]
