@@ -15,6 +15,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The most a connection or concurrency limit can be: what a tokio semaphore holds. A larger
+/// configured value means no limit, and is taken as this.
+const MAX_SLOTS: usize = tokio::sync::Semaphore::MAX_PERMITS;
+
 /// The configuration file as written, every section optional.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -878,13 +882,13 @@ impl Settings {
             data_dir,
             change_log: file.storage.change_log,
             cache_size: file.storage.cache_size,
-            max_connections: file.server.max_connections.max(1),
+            max_connections: file.server.max_connections.clamp(1, MAX_SLOTS),
             max_connections_per_address: file.server.max_connections_per_address,
             max_message_bytes: file.server.max_message_bytes,
             max_message_bytes_anonymous: file.server.max_message_bytes_anonymous,
-            max_concurrent_searches: file.server.max_concurrent_searches.max(1),
+            max_concurrent_searches: file.server.max_concurrent_searches.clamp(1, MAX_SLOTS),
             max_ber_depth: file.server.max_ber_depth.max(8),
-            max_concurrent_binds: file.server.max_concurrent_binds.max(1),
+            max_concurrent_binds: file.server.max_concurrent_binds.clamp(1, MAX_SLOTS),
             write_threads: file.server.write_threads.max(1),
             write_priority: {
                 let nice = i32::from(file.server.write_nice.min(19));

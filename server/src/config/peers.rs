@@ -361,7 +361,7 @@ pub(super) fn upstreams(
             starttls,
             ca: u.ca.as_ref().map(|p| base.join(p)),
             timeout,
-            max_concurrent: u.max_concurrent,
+            max_concurrent: u.max_concurrent.min(tokio::sync::Semaphore::MAX_PERMITS),
             cache_max_age,
         });
     }

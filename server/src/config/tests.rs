@@ -7,6 +7,20 @@ fn unknown_keys_are_rejected() {
 }
 
 #[test]
+fn limits_too_large_for_a_semaphore_mean_no_limit() {
+    let file: ConfigFile = toml::from_str(
+        "[server]\nmax_connections = 4000000000000000000\nmax_concurrent_searches = 0\nmax_concurrent_binds = 9223372036854775807\n",
+    )
+    .unwrap();
+    let s = Settings::from_file(file, Path::new("/etc"), &Overrides::default()).unwrap();
+    assert_eq!(s.max_connections, tokio::sync::Semaphore::MAX_PERMITS);
+    assert_eq!(s.max_concurrent_searches, 1);
+    assert_eq!(s.max_concurrent_binds, tokio::sync::Semaphore::MAX_PERMITS);
+    // What the server builds from them.
+    let _ = tokio::sync::Semaphore::new(s.max_connections);
+}
+
+#[test]
 fn overrides_win_over_file() {
     let file: ConfigFile = toml::from_str("[server]\nlisten = \"127.0.0.1:1\"\n").unwrap();
     let o = Overrides {
