@@ -394,6 +394,9 @@ mod tests {
             "ldaps://user@dc1",
             "ldap://[2001:db8::1]:389",
             "ldaps://[2001:db8::1]",
+            "ldaps://dc1:",
+            "ldaps://dc1:0",
+            "ldaps://:636",
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }

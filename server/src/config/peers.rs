@@ -485,34 +485,13 @@ pub struct UpstreamConfig {
 /// Checks an upstream URL: `ldaps://host[:port]` (false) or `ldap://host[:port]` (true:
 /// StartTLS). Passwords never travel to an upstream in clear.
 pub fn check_url(url: &str) -> Result<bool, String> {
-    let (starttls, rest) = if let Some(rest) = url.strip_prefix("ldaps://") {
-        (false, rest)
-    } else if let Some(rest) = url.strip_prefix("ldap://") {
-        (true, rest)
-    } else {
+    if !(url.starts_with("ldaps://") || url.starts_with("ldap://")) {
         return Err(format!(
             "url {url:?} must start with ldaps:// (TLS) or ldap:// (then always StartTLS): passwords never go to an upstream in clear"
         ));
-    };
-    let hostport = rest.strip_suffix('/').unwrap_or(rest);
-    if hostport.starts_with('[') {
-        // The LDAP client cannot check a certificate against an IPv6 literal.
-        return Err(format!(
-            "url {url:?}: IPv6 address literals are not supported; use a host name that resolves to the address"
-        ));
     }
-    let (host, port) = match hostport.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (hostport, Some("")),
-    };
-    let port_ok = port.is_some_and(|p| p.is_empty() || p.parse::<u16>().is_ok());
-    if !port_ok {
-        return Err(format!("url {url:?}: no valid port after the host"));
-    }
-    if host.is_empty() || hostport.contains(['/', '?', '#', '@', ' ']) {
-        return Err(format!(
-            "url {url:?} must be ldaps://host[:port] or ldap://host[:port], with no path, user or query"
-        ));
-    }
-    Ok(starttls)
+    // The same form as a replica's provider; its messages start with the URL.
+    ProviderUrl::parse(url)
+        .map(|u| !u.tls)
+        .map_err(|e| format!("url {e}"))
 }
